@@ -1,0 +1,77 @@
+# The two commands:  make repro   (reproduce every report)   and   make test   (run the tests).
+# Both create .venv and install the pinned dependencies (requirements.lock) when needed.
+#
+#   make repro                       run `dvc repro` with the profiles selected in params.yaml
+#   make repro PROFILE=smoke         switch every section to a profile (dvc exp run -S ...)
+#   make repro PAPER=deep_compression  only that paper's stages (and what they depend on)
+#   make test                        the test suite
+#   make bench                       training-loop overhead benchmark
+#   make ui                          MLflow UI on http://127.0.0.1:5000
+#   make verify                      check reports/*/claims.json (STRICT=1: fail on any miss)
+#   make lint / make lock / make clean
+
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed
+PROFILE ?=
+PAPER ?=
+STRICT ?=
+UI_PORT ?= 5000
+
+export PATH := $(BIN):$(PATH)
+export DVC_NO_ANALYTICS := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export HF_HUB_OFFLINE := 1
+export MPLBACKEND := Agg
+
+.PHONY: repro test bench ui verify lint lock clean venv
+
+venv: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
+	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
+	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	@touch $@
+
+DVC_TARGETS := $(if $(PAPER),--glob '$(PAPER)*',)
+
+repro: $(STAMP)
+	@test -d .dvc || { echo "error: no .dvc directory: run make from the repository root" >&2; exit 2; }
+ifeq ($(PROFILE),)
+	$(BIN)/dvc repro $(DVC_TARGETS)
+else
+	$(BIN)/dvc exp run $$($(BIN)/python -m common.config profile-args $(PROFILE)) $(DVC_TARGETS)
+endif
+	@echo ""
+	@echo "Reports: reports/README.md (index), reports/<paper>/README.md, reports/<paper>/claims.json"
+	@echo "Runs:    make ui  (MLflow on http://127.0.0.1:$(UI_PORT))"
+
+test: $(STAMP)
+	$(BIN)/python -m pytest
+
+bench: $(STAMP)
+	$(BIN)/python -m common.bench
+
+ui: $(STAMP)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+
+verify: $(STAMP)
+	$(BIN)/python -m common.report.verify $(if $(STRICT),--strict,) reports/*/claims.json
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+# Regenerate the pinned lock file from pyproject.toml (needs network access to PyPI).
+lock: $(STAMP)
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+		--python-platform x86_64-manylinux_2_28 -o requirements.lock
+
+clean:
+	rm -rf .pytest_cache .ruff_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,139 @@
+"""Checkpoints that survive interruption and load safely.
+
+* :func:`atomic_save` writes to a temporary file in the same directory and renames it over the
+  target, so a process killed mid-write leaves the previous checkpoint intact.
+* :func:`safe_load` always uses ``weights_only=True``: a checkpoint can never execute code.
+* Finished models are stored as *architecture config (JSON) + weights (safetensors)*
+  (:func:`save_model` / :func:`load_model`), the format every paper ships.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint is missing, unreadable or does not match the model."""
+
+
+def atomic_write_bytes(data: bytes, path: str | Path) -> Path:
+    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def atomic_save(obj: Any, path: str | Path) -> Path:
+    """``torch.save`` to ``path`` atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        torch.save(obj, tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
+    """``torch.load(..., weights_only=True)`` with an error that names the file."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as exc:  # corrupt, truncated, or holding pickled code
+        raise CheckpointError(
+            f"cannot load checkpoint {path} safely ({type(exc).__name__}: {exc}); "
+            "delete it to start that run afresh"
+        ) from exc
+
+
+def save_model(
+    model: nn.Module, path: str | Path, *, arch: dict[str, Any], extra: dict[str, Any] | None = None
+) -> Path:
+    """Save ``model`` as ``<path>`` (safetensors weights) + ``<path>.json`` (architecture config).
+
+    Args:
+        model: the model; its ``state_dict`` is saved (shared tensors are de-duplicated).
+        path: weights file, conventionally ``model.safetensors``.
+        arch: what is needed to rebuild the model, e.g. ``{"name": "lenet5", "kwargs": {}}``.
+        extra: more JSON metadata (resolved config, metrics) stored beside the architecture.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    os.close(fd)
+    try:
+        save_file(state, tmp, metadata={"arch": json.dumps(arch)})
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    meta = {"arch": arch, **(extra or {})}
+    atomic_write_bytes((json.dumps(meta, indent=2) + "\n").encode(), model_config_path(path))
+    return path
+
+
+def model_config_path(weights: str | Path) -> Path:
+    weights = Path(weights)
+    return weights.with_name(weights.name + ".json")
+
+
+def load_model(path: str | Path, *, build: Any = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Rebuild a model saved by :func:`save_model`.
+
+    Args:
+        path: the safetensors file.
+        build: ``build(arch) -> nn.Module``; defaults to the model registry's ``create_model``.
+
+    Returns:
+        ``(model, metadata)`` with the model in eval mode.
+    """
+    path = Path(path)
+    cfg_path = model_config_path(path)
+    if not path.is_file() or not cfg_path.is_file():
+        raise CheckpointError(f"model {path} (and its {cfg_path.name}) not found")
+    meta = json.loads(cfg_path.read_text())
+    if build is None:
+        from common.models import create_model
+
+        def build(arch: dict[str, Any]) -> nn.Module:
+            return create_model(arch["name"], **arch.get("kwargs", {}))
+
+    model = build(meta["arch"])
+    try:
+        state = load_file(path)
+    except Exception as exc:
+        raise CheckpointError(f"cannot read weights {path}: {exc}") from exc
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise CheckpointError(
+            f"{path} does not match architecture {meta['arch']}: "
+            f"missing {missing[:5]}, unexpected {unexpected[:5]}"
+        )
+    return model.eval(), meta

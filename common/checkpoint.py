@@ -130,7 +130,10 @@ def load_model(path: str | Path, *, build: Any = None) -> tuple[nn.Module, dict[
         state = load_file(path)
     except Exception as exc:
         raise CheckpointError(f"cannot read weights {path}: {exc}") from exc
-    missing, unexpected = model.load_state_dict(state, strict=False)
+    try:
+        missing, unexpected = model.load_state_dict(state, strict=False)
+    except RuntimeError as exc:  # shape mismatches
+        raise CheckpointError(f"{path} does not match architecture {meta['arch']}: {exc}") from None
     if missing or unexpected:
         raise CheckpointError(
             f"{path} does not match architecture {meta['arch']}: "

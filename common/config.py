@@ -135,7 +135,10 @@ def _convert(tp: Any, value: Any, key: str, file: str | None) -> Any:
                 raise ConfigError(
                     f"{_where(file, key)}: expected a list of {len(args)} items, got {len(value)}"
                 )
-            items = [_convert(a, v, f"{key}[{i}]", file) for i, (a, v) in enumerate(zip(args, value, strict=True))]
+            items = [
+                _convert(a, v, f"{key}[{i}]", file)
+                for i, (a, v) in enumerate(zip(args, value, strict=True))
+            ]
         else:
             item_tp = args[0] if args else Any
             items = [_convert(item_tp, v, f"{key}[{i}]", file) for i, v in enumerate(value)]
@@ -159,7 +162,7 @@ def _convert(tp: Any, value: Any, key: str, file: str | None) -> Any:
             raise ConfigError(f"{_where(file, key)}: expected a finite float, got {value!r}")
         return float(value)
     if tp in (int, str, bool):
-        if isinstance(value, bool) and tp is not bool or not isinstance(value, tp):
+        if (isinstance(value, bool) and tp is not bool) or not isinstance(value, tp):
             raise ConfigError(
                 f"{_where(file, key)}: expected {tp.__name__}, got {type(value).__name__} ({value!r})"
             )

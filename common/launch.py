@@ -18,9 +18,15 @@ import sys
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.launch", description=__doc__.split("\n")[0])
-    parser.add_argument("--nproc", type=int, default=1, help="processes on this machine (default 1)")
-    parser.add_argument("module", help="the stage module, e.g. papers.deep_compression.train_baseline")
+    parser = argparse.ArgumentParser(
+        prog="python -m common.launch", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument(
+        "--nproc", type=int, default=1, help="processes on this machine (default 1)"
+    )
+    parser.add_argument(
+        "module", help="the stage module, e.g. papers.deep_compression.train_baseline"
+    )
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the module")
     args = parser.parse_args(argv)
     if args.nproc < 1:
@@ -33,8 +39,14 @@ def main(argv: list[str] | None = None) -> int:
             return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
         return 0
     cmd = [
-        sys.executable, "-m", "torch.distributed.run", "--standalone",
-        f"--nproc_per_node={args.nproc}", "-m", args.module, *args.args,
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc_per_node={args.nproc}",
+        "-m",
+        args.module,
+        *args.args,
     ]
     os.execv(sys.executable, cmd)
     return 0  # unreachable

@@ -35,7 +35,9 @@ def count_parameters(model: nn.Module, *, nonzero: bool = False) -> int:
     return int(sum(p.numel() for p in model.parameters()))
 
 
-def model_size_bytes(model: nn.Module, *, bits: int | None = None, include_buffers: bool = False) -> int:
+def model_size_bytes(
+    model: nn.Module, *, bits: int | None = None, include_buffers: bool = False
+) -> int:
     """Bytes needed to store the parameters at their dtype (or at ``bits`` per value)."""
     tensors = list(model.parameters()) + (list(model.buffers()) if include_buffers else [])
     if bits is not None:
@@ -109,7 +111,7 @@ class _MacCounter(TorchDispatchMode):
         self.per_module: dict[str, int] = defaultdict(int)
         self.total = 0
 
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         out = func(*args, **(kwargs or {}))
         macs = _macs_of(func, args, out)
         if macs:
@@ -139,6 +141,7 @@ def count_macs(model: nn.Module, *inputs: Any, **kwargs: Any) -> MacReport:
     counter = _MacCounter()
     handles = []
     for name, module in model.named_modules():
+
         def pre(_m: nn.Module, _a: Any, _name: str = name) -> None:
             counter.stack.append(_name)
 
@@ -199,7 +202,12 @@ def measure_latency(
         torch.set_num_threads(previous)
     qs = statistics.quantiles(samples, n=10) if len(samples) > 1 else [samples[0]] * 9
     return LatencyReport(
-        median_ms=statistics.median(samples), p10_ms=qs[0], p90_ms=qs[-1], repeats=repeats, threads=used, samples_ms=samples
+        median_ms=statistics.median(samples),
+        p10_ms=qs[0],
+        p90_ms=qs[-1],
+        repeats=repeats,
+        threads=used,
+        samples_ms=samples,
     )
 
 
@@ -207,11 +215,43 @@ def measure_latency(
 # Modules and functions that a deployment engine runs in place or fuses into the producer of
 # their input, so their output shares the input's buffer.
 _INPLACE_MODULES = (
-    nn.ReLU, nn.ReLU6, nn.LeakyReLU, nn.Hardswish, nn.Hardsigmoid, nn.Sigmoid, nn.SiLU, nn.GELU,
-    nn.Tanh, nn.Identity, nn.Dropout, nn.BatchNorm1d, nn.BatchNorm2d,
+    nn.ReLU,
+    nn.ReLU6,
+    nn.LeakyReLU,
+    nn.Hardswish,
+    nn.Hardsigmoid,
+    nn.Sigmoid,
+    nn.SiLU,
+    nn.GELU,
+    nn.Tanh,
+    nn.Identity,
+    nn.Dropout,
+    nn.BatchNorm1d,
+    nn.BatchNorm2d,
 )
-_VIEW_METHODS = {"view", "reshape", "flatten", "squeeze", "unsqueeze", "contiguous", "relu", "relu_", "clamp", "clamp_"}
-_VIEW_FUNCTIONS = {torch.flatten, torch.reshape, torch.squeeze, torch.unsqueeze, torch.relu, nn.functional.relu, nn.functional.relu6, nn.functional.hardswish, nn.functional.dropout}
+_VIEW_METHODS = {
+    "view",
+    "reshape",
+    "flatten",
+    "squeeze",
+    "unsqueeze",
+    "contiguous",
+    "relu",
+    "relu_",
+    "clamp",
+    "clamp_",
+}
+_VIEW_FUNCTIONS = {
+    torch.flatten,
+    torch.reshape,
+    torch.squeeze,
+    torch.unsqueeze,
+    torch.relu,
+    nn.functional.relu,
+    nn.functional.relu6,
+    nn.functional.hardswish,
+    nn.functional.dropout,
+}
 
 
 @dataclass
@@ -231,7 +271,9 @@ class ActivationMemoryReport:
     steps: list[MemoryStep] = field(default_factory=list)
 
 
-def peak_activation_memory(model: nn.Module, example: Tensor, *, bytes_per_element: int = 1) -> ActivationMemoryReport:
+def peak_activation_memory(
+    model: nn.Module, example: Tensor, *, bytes_per_element: int = 1
+) -> ActivationMemoryReport:
     """Peak activation memory of a layer-by-layer (sequential) execution.
 
     The model is traced with ``torch.fx`` and run once on ``example`` (batch size 1 recommended)
@@ -292,10 +334,15 @@ def peak_activation_memory(model: nn.Module, example: Tensor, *, bytes_per_eleme
         if n.op in ("placeholder", "get_attr") or buffer_of[n] is not n:
             continue
         i = order[n]
-        live = sum(
-            size for b, size in size_of.items() if order[b] < i and last_use.get(b, -1) >= i
-        ) + size_of[n]
-        op = type(modules[n.target]).__name__ if n.op == "call_module" else str(getattr(n.target, "__name__", n.target))
+        live = (
+            sum(size for b, size in size_of.items() if order[b] < i and last_use.get(b, -1) >= i)
+            + size_of[n]
+        )
+        op = (
+            type(modules[n.target]).__name__
+            if n.op == "call_module"
+            else str(getattr(n.target, "__name__", n.target))
+        )
         steps.append(MemoryStep(name=n.name, op=op, output_bytes=size_of[n], live_bytes=live))
         if live > peak:
             peak, peak_step = live, n.name

@@ -174,8 +174,11 @@ def epoch_logger(run: StageRun | None):
     from common.train.trainer import TrainHook
 
     class MlflowEpochLogger(TrainHook):
-        def on_epoch_end(self, trainer, record):  # noqa: ANN001
+        def on_epoch_end(self, trainer, record):
             if run is not None:
-                run.log_metrics({f"epoch/{k}": v for k, v in record.items() if k != "epoch"}, step=int(record["epoch"]))
+                run.log_metrics(
+                    {f"epoch/{k}": v for k, v in record.items() if k != "epoch"},
+                    step=int(record["epoch"]),
+                )
 
     return MlflowEpochLogger()

@@ -58,7 +58,9 @@ class ArrayDataset(Dataset):
         transform: Callable[[Tensor, torch.Generator | None], Tensor] | None = None,
     ) -> None:
         if images.dtype != torch.uint8 or images.ndim != 4:
-            raise ValueError(f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}")
+            raise ValueError(
+                f"images must be uint8 (N, C, H, W), got {images.dtype} {tuple(images.shape)}"
+            )
         if labels.shape[0] != images.shape[0]:
             raise ValueError(f"{images.shape[0]} images but {labels.shape[0]} labels")
         self.images = images
@@ -209,9 +211,7 @@ def load_prepared(
                 f"{manifest['sha256'][:16]}.... Fix: {fix}"
             )
     if split not in manifest["splits"]:
-        raise DataError(
-            f"{root} has no split {split!r}; it has {', '.join(manifest['splits'])}"
-        )
+        raise DataError(f"{root} has no split {split!r}; it has {', '.join(manifest['splits'])}")
     with np.load(path, allow_pickle=False) as npz:
         images = torch.from_numpy(npz[f"{split}_images"].copy())
         labels = torch.from_numpy(npz[f"{split}_labels"].copy())

@@ -109,7 +109,11 @@ def build_loader(
         world_size=world_size,
         pad=shuffle,
     )
-    common = {"num_workers": num_workers, "pin_memory": pin_memory, "persistent_workers": num_workers > 0}
+    common = {
+        "num_workers": num_workers,
+        "pin_memory": pin_memory,
+        "persistent_workers": num_workers > 0,
+    }
     if getattr(dataset, "supports_batch_indexing", False):
         # The sampler's index list goes straight to dataset[indices] -> one vectorised batch.
         loader = DataLoader(dataset, sampler=sampler, batch_size=None, **common)

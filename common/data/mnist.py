@@ -38,7 +38,9 @@ def read_mnist_raw(root: str | Path, split: str) -> tuple[np.ndarray, np.ndarray
     images = read_idx(root / FILES[split][0])
     labels = read_idx(root / FILES[split][1]).astype(np.int64)
     if images.shape[0] != labels.shape[0] or images.shape[1:] != (28, 28):
-        raise DataError(f"{root}: unexpected MNIST shapes {images.shape} / {labels.shape}. Fix: {RAW_FIX}")
+        raise DataError(
+            f"{root}: unexpected MNIST shapes {images.shape} / {labels.shape}. Fix: {RAW_FIX}"
+        )
     return images, labels
 
 

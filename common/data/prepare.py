@@ -62,7 +62,10 @@ def _sample_grid(images: np.ndarray, labels: np.ndarray, path: Path, title: str)
         for r, i in enumerate(idx):
             ax = axes[r, k]
             img = images[i].transpose(1, 2, 0)
-            ax.imshow(img[..., 0] if img.shape[-1] == 1 else img, cmap="gray" if img.shape[-1] == 1 else None)
+            ax.imshow(
+                img[..., 0] if img.shape[-1] == 1 else img,
+                cmap="gray" if img.shape[-1] == 1 else None,
+            )
             ax.set_xticks([])
             ax.set_yticks([])
             if r == 0:
@@ -78,7 +81,9 @@ def prepare_mnist(raw: Path, out: Path) -> dict:
     for split in ("train", "test"):
         images, labels = read_mnist_raw(raw, split)
         if images.shape[0] != MNIST_COUNTS[split]:
-            raise DataError(f"{raw}: {split} has {images.shape[0]} images, MNIST has {MNIST_COUNTS[split]}")
+            raise DataError(
+                f"{raw}: {split} has {images.shape[0]} images, MNIST has {MNIST_COUNTS[split]}"
+            )
         splits[split] = (images[:, None], labels)
     manifest = save_prepared(
         out,
@@ -103,7 +108,9 @@ def prepare_colour_digits(mnist_dir: Path, out: Path, cfg: ColourDigitsConfig) -
         rng = np.random.default_rng([cfg.seed, salt])
         keep = np.sort(rng.choice(len(ds), size=n, replace=False))
         digits = ds.images[keep, 0].numpy()
-        images, _ = blend_digits(digits, [p for _, p in photos], seed=cfg.seed * 1000 + salt + 1, size=cfg.size)
+        images, _ = blend_digits(
+            digits, [p for _, p in photos], seed=cfg.seed * 1000 + salt + 1, size=cfg.size
+        )
         splits[split] = (images, ds.labels[keep].numpy())
     manifest = save_prepared(
         out,
@@ -113,14 +120,25 @@ def prepare_colour_digits(mnist_dir: Path, out: Path, cfg: ColourDigitsConfig) -
         provenance={
             "recipe": "MNIST digits blended over natural-photo patches, out = |patch - digit| "
             "(after Ganin & Lempitsky 2015, MNIST-M)",
-            "config": {"n_train": cfg.n_train, "n_test": cfg.n_test, "size": cfg.size, "seed": cfg.seed},
+            "config": {
+                "n_train": cfg.n_train,
+                "n_test": cfg.n_test,
+                "size": cfg.size,
+                "seed": cfg.seed,
+            },
             "photos": [
-                {"name": name, "shape": list(p.shape), "sha256": hashlib.sha256(p.tobytes()).hexdigest()}
+                {
+                    "name": name,
+                    "shape": list(p.shape),
+                    "sha256": hashlib.sha256(p.tobytes()).hexdigest(),
+                }
                 for name, p in photos
             ],
         },
     )
-    _sample_grid(splits["train"][0], splits["train"][1], out / "samples.png", "Colour digits (train)")
+    _sample_grid(
+        splits["train"][0], splits["train"][1], out / "samples.png", "Colour digits (train)"
+    )
     return manifest
 
 
@@ -134,10 +152,14 @@ def _metrics(name: str, manifest: dict) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     configure_environment()
-    parser = argparse.ArgumentParser(prog="python -m common.data.prepare", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m common.data.prepare", description=__doc__.split("\n")[0]
+    )
     sub = parser.add_subparsers(dest="dataset", required=True)
     p = sub.add_parser("mnist", help="verify and decode the committed MNIST files")
-    p.add_argument("--raw", type=Path, required=True, help="directory with the IDX files and SHA256SUMS")
+    p.add_argument(
+        "--raw", type=Path, required=True, help="directory with the IDX files and SHA256SUMS"
+    )
     p.add_argument("--out", type=Path, required=True, help="prepared output directory")
     p.add_argument("--metrics", type=Path, required=True, help="flat JSON metrics file")
     c = sub.add_parser("colour_digits", help="generate the MNIST-M-style colour-digit set")
@@ -156,7 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                 run.log_artifact(args.out / "samples.png")
         else:
             profile, cfg = load_profile(DataProfile, args.params, "data")
-            with stage_run(experiment="data", stage="prepare_colour_digits", config=cfg, profile=profile) as run:
+            with stage_run(
+                experiment="data", stage="prepare_colour_digits", config=cfg, profile=profile
+            ) as run:
                 save_resolved(cfg.colour_digits, args.out / "config.json", profile=profile)
                 manifest = prepare_colour_digits(args.mnist, args.out, cfg.colour_digits)
                 metrics = _metrics("colour_digits", manifest)
@@ -168,7 +192,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     args.metrics.parent.mkdir(parents=True, exist_ok=True)
     args.metrics.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
-    print(f"wrote {args.out} ({', '.join(f'{k}={v['count']}' for k, v in manifest['splits'].items())})")
+    counts = ", ".join(f"{k}={v['count']}" for k, v in manifest["splits"].items())
+    print(f"wrote {args.out} ({counts})")
     return 0
 
 

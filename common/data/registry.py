@@ -17,7 +17,9 @@ class DatasetBuilder(Protocol):
 DATASETS: Registry[DatasetBuilder] = Registry("dataset")
 
 
-def build_dataset(name: str, split: str, *, root: str | Path | None = None, **kwargs: Any) -> Dataset:
+def build_dataset(
+    name: str, split: str, *, root: str | Path | None = None, **kwargs: Any
+) -> Dataset:
     """Build split ``split`` of the registered dataset ``name``.
 
     Args:

@@ -42,7 +42,9 @@ def _missing(name: str, where: Path, how: str) -> DataError:
     )
 
 
-def cifar_transform(train: bool, mean: tuple[float, ...] = CIFAR_MEAN, std: tuple[float, ...] = CIFAR_STD):
+def cifar_transform(
+    train: bool, mean: tuple[float, ...] = CIFAR_MEAN, std: tuple[float, ...] = CIFAR_STD
+):
     """Random crop with 4-pixel padding and horizontal flip for training; normalisation only for test."""
     import torch
     from torchvision.transforms import v2
@@ -61,9 +63,14 @@ def imagenet_transform(train: bool, resolution: int = 224):
     if train:
         ops: list[Any] = [v2.RandomResizedCrop(resolution), v2.RandomHorizontalFlip()]
     else:
-        ops = [v2.Resize(int(round(resolution / 0.875))), v2.CenterCrop(resolution)]
+        ops = [v2.Resize(round(resolution / 0.875)), v2.CenterCrop(resolution)]
     return v2.Compose(
-        [*ops, v2.ToImage(), v2.ToDtype(torch.float32, scale=True), v2.Normalize(IMAGENET_MEAN, IMAGENET_STD)]
+        [
+            *ops,
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(IMAGENET_MEAN, IMAGENET_STD),
+        ]
     )
 
 
@@ -80,18 +87,30 @@ def build_cifar10(split: str, *, root: str | Path | None = None, download: bool 
     root = Path(root) if root else data_root() / "cifar10"
     if not download and not (root / "cifar-10-batches-py").is_dir():
         raise _missing("CIFAR-10", root, "run `python -m common.data download cifar10`")
-    ds = CIFAR10(str(root), train=split == "train", download=download, transform=cifar_transform(split == "train"))
+    ds = CIFAR10(
+        str(root),
+        train=split == "train",
+        download=download,
+        transform=cifar_transform(split == "train"),
+    )
     return _tag(ds, 10, (3, 32, 32))
 
 
 @DATASETS.register("cifar100")
-def build_cifar100(split: str, *, root: str | Path | None = None, download: bool = False) -> Dataset:
+def build_cifar100(
+    split: str, *, root: str | Path | None = None, download: bool = False
+) -> Dataset:
     from torchvision.datasets import CIFAR100
 
     root = Path(root) if root else data_root() / "cifar100"
     if not download and not (root / "cifar-100-python").is_dir():
         raise _missing("CIFAR-100", root, "run `python -m common.data download cifar100`")
-    ds = CIFAR100(str(root), train=split == "train", download=download, transform=cifar_transform(split == "train"))
+    ds = CIFAR100(
+        str(root),
+        train=split == "train",
+        download=download,
+        transform=cifar_transform(split == "train"),
+    )
     return _tag(ds, 100, (3, 32, 32))
 
 
@@ -103,7 +122,9 @@ def build_svhn(split: str, *, root: str | Path | None = None, download: bool = F
     if not download and not (root / f"{split}_32x32.mat").is_file():
         raise _missing("SVHN", root, "run `python -m common.data download svhn`")
     mean, std = (0.4377, 0.4438, 0.4728), (0.1980, 0.2010, 0.1970)
-    ds = SVHN(str(root), split=split, download=download, transform=cifar_transform(False, mean, std))
+    ds = SVHN(
+        str(root), split=split, download=download, transform=cifar_transform(False, mean, std)
+    )
     return _tag(ds, 10, (3, 32, 32))
 
 
@@ -120,7 +141,9 @@ def build_imagefolder(
         raise DataError("imagefolder datasets cannot be downloaded")
     where = Path(root) / split
     if not where.is_dir():
-        raise _missing(f"ImageFolder split {split!r}", Path(root), f"create {where}/<class>/<image> files")
+        raise _missing(
+            f"ImageFolder split {split!r}", Path(root), f"create {where}/<class>/<image> files"
+        )
     ds = ImageFolder(str(where), transform=imagenet_transform(split == "train", resolution))
     return _tag(ds, len(ds.classes), (3, resolution, resolution))
 
@@ -146,7 +169,9 @@ def build_imagenet(
 def download(name: str, root: str | Path | None = None) -> Path:
     """Download a torchvision dataset on request (both splits)."""
     if name not in {"cifar10", "cifar100", "svhn"}:
-        raise DataError(f"{name} cannot be downloaded by this tool; downloadable: cifar10, cifar100, svhn")
+        raise DataError(
+            f"{name} cannot be downloaded by this tool; downloadable: cifar10, cifar100, svhn"
+        )
     where = Path(root) if root else data_root() / name
     for split in ("train", "test"):
         DATASETS.get(name)(split, root=where, download=True)

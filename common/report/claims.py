@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -130,21 +130,26 @@ def _reason(claim: Claim, ours: float) -> str:
 
 
 def evaluate_claims(
-    claims: list[Claim], metrics: Mapping[str, float], *, scale: str = ""
+    claims: list[Claim],
+    metrics: Mapping[str, float],
+    *,
+    scale: str | Callable[[Claim], str] = "",
 ) -> list[ClaimResult]:
     """Compare each claim with ``metrics[claim.metric]``.
 
     Args:
         claims: the paper's claims.
         metrics: flat metrics produced by the pipeline.
-        scale: a description of the run's profile, prefixed to each claim's own ``scale`` note.
+        scale: how the run differs from the paper (generated from the resolved profile), as text
+            or as a function of the claim; prefixed to the claim's own ``scale`` note.
 
     A claim whose metric is absent is reported as not reproduced, saying so.
     """
     results = []
     for c in claims:
         value = metrics.get(c.metric)
-        scale_text = "; ".join(s for s in (scale, c.scale) if s)
+        run_scale = scale(c) if callable(scale) else scale
+        scale_text = "; ".join(s for s in (run_scale, c.scale) if s)
         if value is None or (isinstance(value, float) and math.isnan(value)):
             results.append(
                 ClaimResult(

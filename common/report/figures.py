@@ -13,7 +13,9 @@ def pyplot() -> Any:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    plt.rcParams.update({"figure.dpi": 100, "savefig.bbox": "tight", "axes.grid": True, "grid.alpha": 0.3})
+    plt.rcParams.update(
+        {"figure.dpi": 100, "savefig.bbox": "tight", "axes.grid": True, "grid.alpha": 0.3}
+    )
     return plt
 
 

@@ -41,7 +41,9 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | No
     ]
     for row in rows:
         cells = [c if isinstance(c, str) else fmt(c) for c in row]
-        lines.append("| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |")
+        lines.append(
+            "| " + " | ".join(cell.replace("|", "\\|").replace("\n", " ") for cell in cells) + " |"
+        )
     return "\n".join(lines)
 
 
@@ -69,7 +71,16 @@ def claims_table(results: Sequence[ClaimResult]) -> str:
             ]
         )
     return table(
-        ["Claim", "Source", "Paper", "Ours", "Ours − paper", "Tolerance", "Verdict", "Scale and notes"],
+        [
+            "Claim",
+            "Source",
+            "Paper",
+            "Ours",
+            "Ours − paper",
+            "Tolerance",
+            "Verdict",
+            "Scale and notes",
+        ],
         rows,
         align="llrrrrll",
     )

@@ -38,7 +38,9 @@ def check_file(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
     for i, rec in enumerate(records):
         where = f"{path}: claim {rec.get('id', i)!r}"
         if set(rec) != set(RECORD_FIELDS):
-            problems.append(f"{where}: fields {sorted(set(rec) ^ set(RECORD_FIELDS))} differ from the schema")
+            problems.append(
+                f"{where}: fields {sorted(set(rec) ^ set(RECORD_FIELDS))} differ from the schema"
+            )
             continue
         if not isinstance(rec["paper"], _NUMBER) or not isinstance(rec["tolerance"], _NUMBER):
             problems.append(f"{where}: paper and tolerance must be numbers")
@@ -52,16 +54,24 @@ def check_file(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
             continue
         expected = is_reproduced(rec["check"], rec["paper"], rec["ours"], rec["tolerance"])
         if expected != rec["reproduced"]:
-            problems.append(f"{where}: reproduced={rec['reproduced']} but paper/ours/tolerance say {expected}")
-        if rec["difference"] is None or abs(rec["difference"] - (rec["ours"] - rec["paper"])) > 1e-9 * max(1, abs(rec["paper"])):
+            problems.append(
+                f"{where}: reproduced={rec['reproduced']} but paper/ours/tolerance say {expected}"
+            )
+        if rec["difference"] is None or abs(
+            rec["difference"] - (rec["ours"] - rec["paper"])
+        ) > 1e-9 * max(1, abs(rec["paper"])):
             problems.append(f"{where}: difference {rec['difference']} != ours - paper")
     return problems, records
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m common.report.verify", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m common.report.verify", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("files", nargs="+", type=Path)
-    parser.add_argument("--strict", action="store_true", help="also fail when a claim is not reproduced")
+    parser.add_argument(
+        "--strict", action="store_true", help="also fail when a claim is not reproduced"
+    )
     args = parser.parse_args(argv)
     all_problems: list[str] = []
     failed_claims = 0
@@ -73,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{path}: {ok}/{len(records)} claims reproduced")
         for r in records:
             if not r.get("reproduced"):
-                print(f"  not reproduced: {r.get('id')}: paper {r.get('paper')} ours {r.get('ours')} {r.get('unit', '')} ({r.get('note', '')})")
+                print(
+                    f"  not reproduced: {r.get('id')}: paper {r.get('paper')} ours {r.get('ours')} {r.get('unit', '')} ({r.get('note', '')})"
+                )
     for p in all_problems:
         print(f"error: {p}", file=sys.stderr)
     if all_problems:

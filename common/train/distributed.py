@@ -33,7 +33,9 @@ class DistContext:
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     """``auto`` picks CUDA when available; ``cuda`` without a GPU is an error that says so."""
     if preference == "cuda" and not torch.cuda.is_available():
-        raise RuntimeError("device: cuda was requested but no CUDA device is visible; use device: auto or cpu")
+        raise RuntimeError(
+            "device: cuda was requested but no CUDA device is visible; use device: auto or cpu"
+        )
     if preference in ("auto", "cuda") and torch.cuda.is_available():
         return torch.device("cuda", local_rank % max(torch.cuda.device_count(), 1))
     return torch.device("cpu")

@@ -12,7 +12,11 @@ from common.train.distributed import DistContext, all_reduce_sum
 
 @torch.inference_mode()
 def evaluate_classifier(
-    model: nn.Module, loader: DataLoader, *, device: torch.device | str = "cpu", ctx: DistContext | None = None
+    model: nn.Module,
+    loader: DataLoader,
+    *,
+    device: torch.device | str = "cpu",
+    ctx: DistContext | None = None,
 ) -> dict[str, float]:
     """Top-1 ``error`` and ``accuracy`` (both in %) and mean cross-entropy ``loss``.
 
@@ -23,7 +27,10 @@ def evaluate_classifier(
     model.eval()
     sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, count
     for inputs, targets in loader:
-        inputs, targets = inputs.to(device, non_blocking=True), targets.to(device, non_blocking=True)
+        inputs, targets = (
+            inputs.to(device, non_blocking=True),
+            targets.to(device, non_blocking=True),
+        )
         logits = model(inputs)
         sums[0] += nn.functional.cross_entropy(logits, targets, reduction="sum").double()
         sums[1] += (logits.argmax(dim=1) == targets).sum()
@@ -36,7 +43,9 @@ def evaluate_classifier(
     return {"loss": sums[0].item() / count, "accuracy": accuracy, "error": 100.0 - accuracy}
 
 
-def evaluate_dataset(model: nn.Module, dataset: Dataset, *, batch_size: int = 1000, device: str = "cpu") -> dict[str, float]:
+def evaluate_dataset(
+    model: nn.Module, dataset: Dataset, *, batch_size: int = 1000, device: str = "cpu"
+) -> dict[str, float]:
     """Convenience wrapper: evaluate ``model`` on a whole dataset in one process."""
     loader = build_loader(dataset, batch_size=batch_size, shuffle=False)
     return evaluate_classifier(model.to(device), loader, device=device)

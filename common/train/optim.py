@@ -19,16 +19,22 @@ def build_optimizer(params: Iterable[Any], cfg: OptimizerConfig) -> torch.optim.
     """``params`` may be parameters or param-group dicts (e.g. no weight decay on biases)."""
     if cfg.name == "sgd":
         return torch.optim.SGD(
-            params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay, nesterov=cfg.nesterov
+            params,
+            lr=cfg.lr,
+            momentum=cfg.momentum,
+            weight_decay=cfg.weight_decay,
+            nesterov=cfg.nesterov,
         )
     if cfg.name == "adam":
         return torch.optim.Adam(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
     return torch.optim.AdamW(params, lr=cfg.lr, betas=cfg.betas, weight_decay=cfg.weight_decay)
 
 
-def lr_factor(cfg: ScheduleConfig, step: int, *, steps_per_epoch: int, total_steps: int, base_lr: float) -> float:
+def lr_factor(
+    cfg: ScheduleConfig, step: int, *, steps_per_epoch: int, total_steps: int, base_lr: float
+) -> float:
     """Multiplier of the base learning rate at global ``step`` (0-based)."""
-    warmup = int(round(cfg.warmup_epochs * steps_per_epoch))
+    warmup = round(cfg.warmup_epochs * steps_per_epoch)
     epoch = step // max(steps_per_epoch, 1)
     if cfg.name == "constant":
         factor = 1.0

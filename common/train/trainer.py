@@ -8,7 +8,8 @@ What it guarantees:
 * **Resumable**: after every epoch the model, optimizer, step counter, history and hook states are
   written atomically to ``<checkpoint_dir>/last.pt``. Starting the same run again picks up after
   the last finished epoch. A checkpoint from a *different* configuration is moved aside, never
-  silently mixed in.
+  silently mixed in
+  (it is kept as ``last.pt.stale``).
 * **Extensible through hooks** (:class:`TrainHook`): extra losses (knowledge distillation),
   gradient surgery (pruning masks, weight sharing), per-epoch logging. Papers subclass the hook,
   never copy the loop.
@@ -54,7 +55,9 @@ class TrainHook:
     def on_fit_start(self, trainer: Trainer) -> None:
         """Before the first epoch (also after a resume)."""
 
-    def extra_loss(self, trainer: Trainer, inputs: Tensor, targets: Tensor, outputs: Tensor) -> Tensor | dict[str, Tensor] | None:
+    def extra_loss(
+        self, trainer: Trainer, inputs: Tensor, targets: Tensor, outputs: Tensor
+    ) -> Tensor | dict[str, Tensor] | None:
         """A term (or named terms) added to the task loss, e.g. a distillation loss."""
         return None
 
@@ -87,7 +90,9 @@ class TrainResult:
 Evaluator = Callable[[nn.Module, Any, torch.device, DistContext], dict[str, float]]
 
 
-def _default_evaluator(model: nn.Module, loader: Any, device: torch.device, ctx: DistContext) -> dict[str, float]:
+def _default_evaluator(
+    model: nn.Module, loader: Any, device: torch.device, ctx: DistContext
+) -> dict[str, float]:
     return evaluate_classifier(model, loader, device=device, ctx=ctx)
 
 
@@ -96,7 +101,9 @@ def fingerprint_of(config: Any, model: nn.Module, extra: Any = None) -> str:
     payload = {"config": to_dict(config), "model": type(model).__name__, "extra": to_dict(extra)}
     shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
     payload["shapes"] = shapes
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
+        :16
+    ]
 
 
 class Trainer:
@@ -180,9 +187,12 @@ class Trainer:
         state = safe_load(path, map_location=self.ctx.device)
         if state.get("fingerprint") != self.fingerprint:
             if self.ctx.is_main:
-                stale = path.with_name(f"{path.name}.stale-{state.get('fingerprint', 'unknown')}")
+                # One stale copy is kept (nothing lost by accident), older ones are replaced.
+                stale = path.with_name(f"{path.name}.stale")
                 path.replace(stale)
-                self.log(f"checkpoint {path} belongs to a different configuration; moved to {stale.name}, starting afresh")
+                self.log(
+                    f"checkpoint {path} belongs to a different configuration; moved to {stale.name}, starting afresh"
+                )
             barrier(self.ctx)
             return []
         self.model.load_state_dict(state["model"])
@@ -203,7 +213,9 @@ class Trainer:
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
         if cfg.batch_size % ctx.world_size:
-            raise ValueError(f"batch_size {cfg.batch_size} is not divisible by the {ctx.world_size} processes")
+            raise ValueError(
+                f"batch_size {cfg.batch_size} is not divisible by the {ctx.world_size} processes"
+            )
         device = ctx.device
         self.model.to(device)
         params = self.param_groups if self.param_groups is not None else self.model.parameters()
@@ -262,7 +274,13 @@ class Trainer:
             for inputs, targets in train_loader:
                 lr = set_lr(
                     self.optimizer,
-                    lr_factor(cfg.schedule, self.step, steps_per_epoch=steps_per_epoch, total_steps=total_steps, base_lr=cfg.optimizer.lr),
+                    lr_factor(
+                        cfg.schedule,
+                        self.step,
+                        steps_per_epoch=steps_per_epoch,
+                        total_steps=total_steps,
+                        base_lr=cfg.optimizer.lr,
+                    ),
                 )
                 inputs = inputs.to(device, non_blocking=True)
                 targets = targets.to(device, non_blocking=True)
@@ -276,7 +294,9 @@ class Trainer:
                     named = extra if isinstance(extra, dict) else {type(hook).__name__: extra}
                     for name, value in named.items():
                         total = total + value
-                        extra_sums[name] = extra_sums.get(name, 0) + value.detach().double() * targets.shape[0]
+                        extra_sums[name] = (
+                            extra_sums.get(name, 0) + value.detach().double() * targets.shape[0]
+                        )
                 self.optimizer.zero_grad(set_to_none=True)
                 total.backward()
                 for hook in self.hooks:
@@ -305,9 +325,13 @@ class Trainer:
                 "train_error": 100.0 - 100.0 * sums[1].item() / count,
             }
             for name, value in extra_sums.items():
-                record[f"train_{name}"] = float(all_reduce_sum(torch.as_tensor(value, device=device), ctx)) / count
+                record[f"train_{name}"] = (
+                    float(all_reduce_sum(torch.as_tensor(value, device=device), ctx)) / count
+                )
             last = epoch + 1 == cfg.epochs
-            if eval_loader is not None and (last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)):
+            if eval_loader is not None and (
+                last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)
+            ):
                 for key, value in self.evaluator(self.model, eval_loader, device, ctx).items():
                     record[f"eval_{key}"] = value
             record["epoch_seconds"] = time.perf_counter() - t0
@@ -321,7 +345,9 @@ class Trainer:
                 shown = "  ".join(
                     f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch", "epoch_seconds")
                 )
-                self.log(f"epoch {epoch + 1}/{cfg.epochs}  {shown}  ({record['epoch_seconds']:.1f}s)")
+                self.log(
+                    f"epoch {epoch + 1}/{cfg.epochs}  {shown}  ({record['epoch_seconds']:.1f}s)"
+                )
         seconds = time.perf_counter() - start
         return TrainResult(
             model=self.model,

@@ -23,7 +23,9 @@ class BaselineConfig:
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:
-            raise ConfigError(f"model: {self.model!r} is not a registered model; known: {', '.join(MODELS.names())}")
+            raise ConfigError(
+                f"model: {self.model!r} is not a registered model; known: {', '.join(MODELS.names())}"
+            )
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,16 @@ from pathlib import Path
 
 from common.config import ConfigError, load_profile
 from common.env import configure_environment
-from common.report import Section, evaluate_claims, fmt, load_claims, load_metrics, render_page, table, write_claims_json
+from common.report import (
+    Section,
+    evaluate_claims,
+    fmt,
+    load_claims,
+    load_metrics,
+    render_page,
+    table,
+    write_claims_json,
+)
 from common.report.figures import pyplot, save
 from common.tracking import stage_run
 from papers.deep_compression.config import BaselineConfig, DeepCompressionProfile
@@ -50,16 +59,46 @@ def describe(name: str, cfg: BaselineConfig, metrics: dict[str, float]) -> str:
     )
 
 
-def training_figure(histories: dict[str, list[dict[str, float]]], paper_ref: dict[str, float], path: Path) -> Path:
+def claim_scale(
+    metric: str, profile: str, cfg: DeepCompressionProfile, metrics: dict[str, float]
+) -> str:
+    """How the run behind ``metric`` differs from the paper, generated from the resolved config."""
+    name = metric.split("/")[0]
+    if name not in cfg.baseline:
+        return f"{profile} profile"
+    n_train = int(metrics.get(f"{name}/baseline/train_samples", 0))
+    n_test = int(metrics.get(f"{name}/baseline/test_samples", 0))
+    data = (
+        "full MNIST"
+        if (n_train, n_test) == (60000, 10000)
+        else f"{n_train:,}/{n_test:,} of MNIST's 60,000/10,000 images"
+    )
+    return f"{profile} profile: {data}, {cfg.baseline[name].train.epochs} epochs"
+
+
+def training_figure(
+    histories: dict[str, list[dict[str, float]]], paper_ref: dict[str, float], path: Path
+) -> Path:
     plt = pyplot()
     fig, axes = plt.subplots(1, len(histories), figsize=(5 * len(histories), 3.6), squeeze=False)
     for ax, (name, hist) in zip(axes[0], histories.items(), strict=True):
         epochs = [r["epoch"] for r in hist if "eval_error" in r]
         errors = [r["eval_error"] for r in hist if "eval_error" in r]
-        ax.plot([r["epoch"] for r in hist], [r["train_error"] for r in hist], label="train error (ours)", color="tab:blue", alpha=0.6)
+        ax.plot(
+            [r["epoch"] for r in hist],
+            [r["train_error"] for r in hist],
+            label="train error (ours)",
+            color="tab:blue",
+            alpha=0.6,
+        )
         ax.plot(epochs, errors, marker="o", label="test error (ours)", color="tab:blue")
         if name in paper_ref:
-            ax.axhline(paper_ref[name], color="tab:red", linestyle="--", label=f"paper ({paper_ref[name]:g}%)")
+            ax.axhline(
+                paper_ref[name],
+                color="tab:red",
+                linestyle="--",
+                label=f"paper ({paper_ref[name]:g}%)",
+            )
         ax.set_title(LABELS.get(name, name))
         ax.set_xlabel("epoch")
         ax.set_ylabel("top-1 error (%)")
@@ -73,12 +112,19 @@ def build_report(args: argparse.Namespace) -> None:
     profile, cfg = load_profile(DeepCompressionProfile, args.params, "deep_compression")
     metrics = load_metrics(args.metrics)
     claims = load_claims(args.claims)
-    results = evaluate_claims(claims, metrics, scale=f"{profile} profile")
+    results = evaluate_claims(
+        claims, metrics, scale=lambda c: claim_scale(c.metric, profile, cfg, metrics)
+    )
     out: Path = args.out
     figures = out / "figures"
-    histories = {Path(p).stem.removeprefix("baseline_").removesuffix("_history"): read_history(Path(p)) for p in args.history}
+    histories = {
+        Path(p).stem.removeprefix("baseline_").removesuffix("_history"): read_history(Path(p))
+        for p in args.history
+    }
     # The paper's reference errors, read from the claims (never restated here).
-    paper_ref = {c.metric.split("/")[0]: c.paper for c in claims if c.metric.endswith("/baseline/test_error")}
+    paper_ref = {
+        c.metric.split("/")[0]: c.paper for c in claims if c.metric.endswith("/baseline/test_error")
+    }
     fig_path = training_figure(histories, paper_ref, figures / "baseline_training.png")
 
     rows = []
@@ -100,7 +146,17 @@ def build_report(args: argparse.Namespace) -> None:
             ]
         )
     baseline_table = table(
-        ["Network", "Test error (ours)", "Paper (Table 1)", "Parameters", "Size (fp32)", "MACs", "Peak act. (int8)", "CPU latency, batch 1", "Train time"],
+        [
+            "Network",
+            "Test error (ours)",
+            "Paper (Table 1)",
+            "Parameters",
+            "Size (fp32)",
+            "MACs",
+            "Peak act. (int8)",
+            "CPU latency, batch 1",
+            "Train time",
+        ],
         rows,
     )
     sections = [
@@ -119,14 +175,24 @@ def build_report(args: argparse.Namespace) -> None:
         ),
     ]
     scaled = [describe(name, c, metrics) for name, c in cfg.baseline.items()]
-    scaled.append("compute: CPU only; measurements at batch size 1 on the machine that ran `dvc repro`")
+    scaled.append(
+        "compute: CPU only; measurements at batch size 1 on the machine that ran `dvc repro`"
+    )
     page = render_page(
-        title=TITLE, stage=STAGE, intro=INTRO, profile=profile, results=results, sections=sections, scaled_down=scaled
+        title=TITLE,
+        stage=STAGE,
+        intro=INTRO,
+        profile=profile,
+        results=results,
+        sections=sections,
+        scaled_down=scaled,
     )
     out.mkdir(parents=True, exist_ok=True)
     (out / "README.md").write_text(page)
-    write_claims_json(results, out / "claims.json", paper="deep_compression", profile=profile, generated_by=STAGE)
-    with stage_run(experiment="deep_compression", stage=STAGE, profile=profile) as run:
+    write_claims_json(
+        results, out / "claims.json", paper="deep_compression", profile=profile, generated_by=STAGE
+    )
+    with stage_run(experiment="deep_compression", stage=STAGE, config=cfg, profile=profile) as run:
         run.log_metrics({f"claims/{r.id}/reproduced": float(r.reproduced) for r in results})
         run.log_artifact(out / "README.md")
         run.log_artifact(out / "claims.json")
@@ -137,11 +203,13 @@ def build_report(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     configure_environment()
-    parser = argparse.ArgumentParser(prog="python -m papers.deep_compression.report", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m papers.deep_compression.report", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     parser.add_argument("--claims", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, nargs="+", required=True)
-    parser.add_argument("--history", type=Path, nargs="+", required=True)
+    parser.add_argument("--metric-files", dest="metrics", type=Path, nargs="+", required=True)
+    parser.add_argument("--history-files", dest="history", type=Path, nargs="+", required=True)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args(argv)
     try:

@@ -28,7 +28,13 @@ from common.checkpoint import save_model
 from common.config import ConfigError, load_profile, save_resolved, to_dict
 from common.data import DataError, build_dataset
 from common.env import configure_environment
-from common.measure import count_macs, count_parameters, measure_latency, model_size_bytes, peak_activation_memory
+from common.measure import (
+    count_macs,
+    count_parameters,
+    measure_latency,
+    model_size_bytes,
+    peak_activation_memory,
+)
 from common.models import create_model
 from common.seed import seed_everything
 from common.tracking import epoch_logger, stage_run
@@ -71,12 +77,18 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         )
     cfg: BaselineConfig = cfg_all.baseline[args.name]
     ctx = init_distributed(cfg.train.device)
-    train = build_dataset(cfg.dataset, "train", root=args.data, subset=cfg.train_subset, seed=cfg.train.seed)
-    test = build_dataset(cfg.dataset, "test", root=args.data, subset=cfg.test_subset, seed=cfg.train.seed)
+    train = build_dataset(
+        cfg.dataset, "train", root=args.data, subset=cfg.train_subset, seed=cfg.train.seed
+    )
+    test = build_dataset(
+        cfg.dataset, "test", root=args.data, subset=cfg.test_subset, seed=cfg.train.seed
+    )
     seed_everything(cfg.train.seed)
     model = create_model(cfg.model, num_classes=train.num_classes)
     stage = f"deep_compression_baseline@{args.name}"
-    with stage_run(experiment=EXPERIMENT, stage=stage, config=cfg, profile=profile, enabled=ctx.is_main) as mlrun:
+    with stage_run(
+        experiment=EXPERIMENT, stage=stage, config=cfg, profile=profile, enabled=ctx.is_main
+    ) as mlrun:
         result = Trainer(
             model,
             cfg.train,
@@ -84,7 +96,11 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             eval_data=test,
             checkpoint_dir=args.checkpoints,
             hooks=[epoch_logger(mlrun)],
-            fingerprint_extra={"model": cfg.model, "dataset": cfg.dataset, "subsets": [cfg.train_subset, cfg.test_subset]},
+            fingerprint_extra={
+                "model": cfg.model,
+                "dataset": cfg.dataset,
+                "subsets": [cfg.train_subset, cfg.test_subset],
+            },
             dist_context=ctx,
         ).fit()
         if not ctx.is_main:
@@ -97,10 +113,18 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             f"{prefix}/epochs": float(cfg.train.epochs),
             f"{prefix}/train_samples": float(len(train)),
             f"{prefix}/test_samples": float(len(test)),
-            **{f"{prefix}/{k}": v for k, v in measure(model, tuple(train.input_shape), cfg.latency_repeats).items()},
+            **{
+                f"{prefix}/{k}": v
+                for k, v in measure(model, tuple(train.input_shape), cfg.latency_repeats).items()
+            },
         }
         arch = {"name": cfg.model, "kwargs": {"num_classes": train.num_classes}}
-        save_model(model, args.out / "model.safetensors", arch=arch, extra={"profile": profile, "config": to_dict(cfg)})
+        save_model(
+            model,
+            args.out / "model.safetensors",
+            arch=arch,
+            extra={"profile": profile, "config": to_dict(cfg)},
+        )
         save_resolved(cfg, args.out / "config.json", profile=profile, stage=stage)
         write_history(result.history, args.history)
         args.metrics.parent.mkdir(parents=True, exist_ok=True)
@@ -116,12 +140,18 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     configure_environment()
-    parser = argparse.ArgumentParser(prog="python -m papers.deep_compression.train_baseline", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m papers.deep_compression.train_baseline", description=__doc__.split("\n")[0]
+    )
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument("--name", required=True, help="key under deep_compression.profiles.<p>.baseline")
+    parser.add_argument(
+        "--name", required=True, help="key under deep_compression.profiles.<p>.baseline"
+    )
     parser.add_argument("--data", type=Path, required=True, help="prepared MNIST directory")
     parser.add_argument("--out", type=Path, required=True, help="output directory for the model")
-    parser.add_argument("--checkpoints", type=Path, required=True, help="resumable checkpoint directory")
+    parser.add_argument(
+        "--checkpoints", type=Path, required=True, help="resumable checkpoint directory"
+    )
     parser.add_argument("--metrics", type=Path, required=True, help="flat metrics JSON")
     parser.add_argument("--history", type=Path, required=True, help="per-epoch history CSV")
     args = parser.parse_args(argv)
@@ -131,7 +161,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if metrics:
-        print(f"{args.name}: test error {metrics[f'{args.name}/baseline/test_error']:.2f}%  -> {args.metrics}")
+        print(
+            f"{args.name}: test error {metrics[f'{args.name}/baseline/test_error']:.2f}%  -> {args.metrics}"
+        )
     return 0
 
 

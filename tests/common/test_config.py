@@ -1,0 +1,141 @@
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+import pytest
+import yaml
+
+from common.config import ConfigError, bounds, from_dict, load_profile, profile_overrides, to_dict
+from common.train import TrainConfig
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Inner:
+    lr: float = field(default=0.1, metadata=bounds(gt=0))
+    name: Literal["sgd", "adam"] = "sgd"
+
+
+@dataclass(frozen=True)
+class Outer:
+    epochs: int = field(metadata=bounds(ge=1))
+    inner: Inner = Inner()
+    sizes: list[int] = field(default_factory=list)
+    maybe: int | None = None
+    flag: bool = False
+
+
+def test_valid_config_round_trips() -> None:
+    cfg = from_dict(
+        Outer, {"epochs": 3, "inner": {"lr": 1, "name": "adam"}, "sizes": [1, 2], "maybe": None}
+    )
+    assert cfg == Outer(epochs=3, inner=Inner(lr=1.0, name="adam"), sizes=[1, 2])
+    assert isinstance(cfg.inner.lr, float)
+    assert from_dict(Outer, to_dict(cfg)) == cfg
+
+
+def test_unknown_key_names_key_file_and_allowed_keys() -> None:
+    with pytest.raises(ConfigError) as exc:
+        from_dict(
+            Outer,
+            {"epochs": 3, "inner": {"lrr": 0.1}},
+            file="params.yaml",
+            prefix="paper.profiles.default",
+        )
+    msg = str(exc.value)
+    assert "params.yaml" in msg
+    assert "paper.profiles.default.inner.lrr" in msg
+    assert "unknown key" in msg
+    assert "lr, name" in msg
+
+
+def test_wrong_type_is_rejected_with_expected_type() -> None:
+    with pytest.raises(ConfigError) as exc:
+        from_dict(Outer, {"epochs": "ten"}, file="params.yaml")
+    assert "params.yaml: epochs: expected int, got str ('ten')" in str(exc.value)
+
+
+def test_bool_is_not_an_int_and_int_is_a_float() -> None:
+    with pytest.raises(ConfigError, match="expected int, got bool"):
+        from_dict(Outer, {"epochs": True})
+    assert from_dict(Inner, {"lr": 2}).lr == 2.0
+
+
+def test_out_of_range_names_the_allowed_range() -> None:
+    with pytest.raises(ConfigError) as exc:
+        from_dict(Outer, {"epochs": 0}, file="f.yaml")
+    assert "f.yaml: epochs: 0 is out of range; allowed: >= 1" in str(exc.value)
+
+
+def test_literal_lists_allowed_values() -> None:
+    with pytest.raises(ConfigError) as exc:
+        from_dict(Inner, {"name": "sgdd"})
+    assert "'sgdd' is not allowed; allowed values: 'sgd', 'adam'" in str(exc.value)
+
+
+def test_missing_required_key() -> None:
+    with pytest.raises(ConfigError, match="epochs: missing required key"):
+        from_dict(Outer, {})
+
+
+def test_list_must_be_a_yaml_list_not_a_string() -> None:
+    with pytest.raises(ConfigError, match="expected a YAML list"):
+        from_dict(Outer, {"epochs": 1, "sizes": "3,5,7"})
+
+
+def test_cross_field_check_mentions_file() -> None:
+    with pytest.raises(ConfigError) as exc:
+        from_dict(
+            TrainConfig,
+            {"epochs": 2, "schedule": {"warmup_epochs": 3}},
+            file="p.yaml",
+            prefix="x.train",
+        )
+    assert "p.yaml: x.train" in str(exc.value) and "warmup_epochs" in str(exc.value)
+
+
+def _params_copy(tmp_path: Path) -> Path:
+    dst = tmp_path / "params.yaml"
+    shutil.copy(REPO / "params.yaml", dst)
+    return dst
+
+
+def test_typo_in_real_params_fails_before_work(tmp_path: Path) -> None:
+    from papers.deep_compression.config import DeepCompressionProfile
+
+    path = _params_copy(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["deep_compression"]["profile"] = "default"
+    data["deep_compression"]["profiles"]["default"]["baseline"]["lenet5"]["train"]["epochz"] = 3
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(ConfigError) as exc:
+        load_profile(DeepCompressionProfile, path, "deep_compression")
+    assert str(path) in str(exc.value)
+    assert "deep_compression.profiles.default.baseline.lenet5.train.epochz: unknown key" in str(
+        exc.value
+    )
+
+
+def test_bad_profile_name_lists_profiles(tmp_path: Path) -> None:
+    from papers.deep_compression.config import DeepCompressionProfile
+
+    path = _params_copy(tmp_path)
+    data = yaml.safe_load(path.read_text())
+    data["deep_compression"]["profile"] = "fast"
+    path.write_text(yaml.safe_dump(data))
+    with pytest.raises(
+        ConfigError, match="'fast' is not allowed; allowed values: 'smoke', 'default', 'paper'"
+    ):
+        load_profile(DeepCompressionProfile, path, "deep_compression")
+
+
+def test_profile_overrides_cover_every_section() -> None:
+    overrides = profile_overrides(REPO / "params.yaml", "smoke")
+    assert "data.profile=smoke" in overrides
+    assert "deep_compression.profile=smoke" in overrides
+    with pytest.raises(ConfigError):
+        profile_overrides(REPO / "params.yaml", "fast")

@@ -1,0 +1,48 @@
+"""Shared fixtures. Every test runs against a temporary MLflow database, never the repo's."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _isolated_tracking(tmp_path_factory: pytest.TempPathFactory) -> None:
+    db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
+    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{db}"
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    os.environ.setdefault("DVC_NO_ANALYTICS", "1")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+@pytest.fixture(autouse=True)
+def _seeded() -> None:
+    torch.manual_seed(0)
+
+
+@pytest.fixture
+def fake_mnist(tmp_path: Path) -> Path:
+    from common.data.fixtures import write_fake_mnist
+
+    return write_fake_mnist(tmp_path / "mnist", n_train=256, n_test=64)
+
+
+@pytest.fixture
+def prepared_fake_mnist(tmp_path: Path, fake_mnist: Path) -> Path:
+    """A prepared-format directory built from the fake MNIST (as the prepare stage would)."""
+    from common.data.arrays import save_prepared
+    from common.data.mnist import read_mnist_raw
+
+    splits = {
+        s: (lambda a: (a[0][:, None], a[1]))(read_mnist_raw(fake_mnist, s))
+        for s in ("train", "test")
+    }
+    out = tmp_path / "prepared_mnist"
+    save_prepared(out, splits, name="mnist", num_classes=10)
+    return out

@@ -1,0 +1,177 @@
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from common.checkpoint import load_model
+from common.data import build_dataset
+from common.train import evaluate_dataset
+from papers.deep_compression import report, train_baseline
+from tests.papers.deep_compression.conftest import REPO, write_params
+
+
+def _stage_args(params: Path, data: Path, out: Path, name: str) -> list[str]:
+    return [
+        "--params",
+        str(params),
+        "--name",
+        name,
+        "--data",
+        str(data),
+        "--out",
+        str(out / "runs" / name),
+        "--checkpoints",
+        str(out / "ckpt" / name),
+        "--metrics",
+        str(out / "metrics" / f"baseline_{name}.json"),
+        "--history",
+        str(out / "metrics" / f"baseline_{name}_history.csv"),
+    ]
+
+
+def test_stage_trains_saves_and_reports(
+    tmp_path: Path, dc_params: Path, prepared_fake_mnist: Path
+) -> None:
+    for name in ("lenet300", "lenet5"):
+        assert train_baseline.main(_stage_args(dc_params, prepared_fake_mnist, tmp_path, name)) == 0
+    metrics = json.loads((tmp_path / "metrics" / "baseline_lenet5.json").read_text())
+    assert metrics["lenet5/baseline/params"] == 431080
+    assert metrics["lenet5/baseline/size_kb"] == pytest.approx(1724.32)
+    assert metrics["lenet5/baseline/macs"] == 2293000
+    assert metrics["lenet5/baseline/train_samples"] == 256
+    # The saved model reproduces the reported test error.
+    model, meta = load_model(tmp_path / "runs" / "lenet5" / "model.safetensors")
+    assert meta["profile"] == "smoke"
+    test = build_dataset("mnist", "test", root=prepared_fake_mnist)
+    assert evaluate_dataset(model, test)["error"] == pytest.approx(
+        metrics["lenet5/baseline/test_error"]
+    )
+    assert (
+        json.loads((tmp_path / "runs" / "lenet5" / "config.json").read_text())["profile"] == "smoke"
+    )
+
+    out = tmp_path / "report"
+    rc = report.main(
+        [
+            "--params",
+            str(dc_params),
+            "--claims",
+            str(REPO / "papers" / "deep_compression" / "claims.yaml"),
+            "--metric-files",
+            *(str(tmp_path / "metrics" / f"baseline_{n}.json") for n in ("lenet300", "lenet5")),
+            "--history-files",
+            *(
+                str(tmp_path / "metrics" / f"baseline_{n}_history.csv")
+                for n in ("lenet300", "lenet5")
+            ),
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 0
+    claims = {c["id"]: c for c in json.loads((out / "claims.json").read_text())["claims"]}
+    assert claims["table1.lenet5.ref_size"]["reproduced"] is True
+    assert claims["table1.lenet5.ref_error"]["ours"] == pytest.approx(
+        metrics["lenet5/baseline/test_error"]
+    )
+    page = (out / "README.md").read_text()
+    assert "LeNet-300-100" in page and "LeNet-5" in page and "figures/baseline_training.png" in page
+    assert "256/64 of MNIST's 60,000/10,000 images" in page
+    assert (out / "figures" / "baseline_training.png").stat().st_size > 5000
+
+
+def test_bad_params_fail_before_any_work(
+    tmp_path: Path, prepared_fake_mnist: Path, capsys: pytest.CaptureFixture
+) -> None:
+    params = write_params(tmp_path / "params.yaml")
+    params.write_text(params.read_text().replace("weight_decay: 0.0005", "weight_decay: -1"))
+    rc = train_baseline.main(_stage_args(params, prepared_fake_mnist, tmp_path, "lenet5"))
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "weight_decay: -1.0 is out of range; allowed: >= 0" in err and str(params) in err
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "ckpt").exists()
+
+
+def test_missing_data_names_the_fix(
+    tmp_path: Path, dc_params: Path, capsys: pytest.CaptureFixture
+) -> None:
+    rc = train_baseline.main(_stage_args(dc_params, tmp_path / "nothing", tmp_path, "lenet5"))
+    assert rc == 2
+    assert "Fix:" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_killed_stage_resumes_to_the_same_weights(
+    tmp_path: Path, prepared_fake_mnist: Path
+) -> None:
+    """SIGKILL the real stage process mid-run; re-running it loses no finished epoch and ends
+    with exactly the weights of an uninterrupted run."""
+    from common.data.fixtures import write_fake_mnist
+    from common.data.prepare import prepare_mnist
+
+    # A larger fake set so an epoch lasts long enough to be interrupted.
+    raw = write_fake_mnist(tmp_path / "raw", n_train=3000, n_test=200)
+    data = tmp_path / "prepared"
+    from common.data.arrays import save_prepared
+    from common.data.mnist import read_mnist_raw
+
+    save_prepared(
+        data,
+        {
+            s: (read_mnist_raw(raw, s)[0][:, None], read_mnist_raw(raw, s)[1])
+            for s in ("train", "test")
+        },
+        name="mnist",
+        num_classes=10,
+    )
+    del prepare_mnist
+    params = write_params(tmp_path / "params.yaml", epochs=5)
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cmd = [sys.executable, "-m", "papers.deep_compression.train_baseline"]
+
+    reference = subprocess.run(
+        cmd + _stage_args(params, data, tmp_path / "ref", "lenet5"),
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert reference.returncode == 0, reference.stderr[-2000:]
+
+    run_args = _stage_args(params, data, tmp_path / "run", "lenet5")
+    proc = subprocess.Popen(
+        cmd + run_args,
+        cwd=REPO,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    for line in proc.stdout:  # type: ignore[union-attr]
+        seen.append(line)
+        if line.startswith("epoch 2/5"):
+            proc.send_signal(signal.SIGKILL)
+            break
+    proc.wait(timeout=60)
+    assert proc.returncode == -signal.SIGKILL, "".join(seen)
+    assert not (tmp_path / "run" / "runs" / "lenet5" / "model.safetensors").exists()
+
+    resumed = subprocess.run(
+        cmd + run_args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600
+    )
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert "resuming from" in resumed.stdout
+    assert "epoch 1/5" not in resumed.stdout  # finished epochs are not redone
+    a = load_file(tmp_path / "ref" / "runs" / "lenet5" / "model.safetensors")
+    b = load_file(tmp_path / "run" / "runs" / "lenet5" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

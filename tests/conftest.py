@@ -46,3 +46,13 @@ def prepared_fake_mnist(tmp_path: Path, fake_mnist: Path) -> Path:
     out = tmp_path / "prepared_mnist"
     save_prepared(out, splits, name="mnist", num_classes=10)
     return out
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """``gpu`` tests are skipped (with the reason shown) where no CUDA device is visible."""
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA device")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)

@@ -11,10 +11,16 @@ Differences from MNIST-M, all deliberate:
 * the digit keeps its grey levels (MNIST-M binarised it first), so strokes are anti-aliased;
 * each 28x28 digit is zero-padded to 32x32 (MNIST-M also used 28x28 digits on 32x32 patches);
 * the photo pool differs (9 photos instead of BSDS500's 200 training photos), so backgrounds repeat
-  more; train and test patches come from the same photos at different random positions.
+  more; train and test patches come from the same photos at different random positions;
+* to keep the task from saturating with so few backgrounds, the pipeline's default also shifts
+  each digit by up to 2 pixels, lowers its contrast by a random factor in [0.5, 1] and tints it
+  per channel (``jitter``, ``min_contrast``, ``tint`` in params.yaml; 0 / 1.0 / false gives
+  MNIST-M's recipe).
 
-The result is a colour task that is not saturated for small networks (a LeNet-5 stays well below
-MNIST accuracy), which is what later papers need for MCU-scale and NAS experiments.
+Measured while choosing these defaults: a LeNet-5 trained 5 epochs on 20,000 images erred on
+about 7% of the test images with the default recipe and about 2.5% with MNIST-M's, against 0.7%
+for the same network on MNIST: a colour task small networks do not saturate, as the MCU-scale
+and NAS papers need.
 """
 
 from __future__ import annotations
@@ -66,14 +72,23 @@ def blend_digits(
     *,
     seed: int,
     size: int = 32,
+    jitter: int = 0,
+    min_contrast: float = 1.0,
+    tint: bool = False,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Blend grey digits over random photo patches.
+    """Blend grey digits over random photo patches: ``out = |patch - digit|`` per channel.
 
     Args:
         digits: ``(N, 28, 28)`` uint8 MNIST digits.
         photos: ``(H, W, 3)`` uint8 photos, each at least ``size`` pixels on each side.
-        seed: seed of the patch sampler (same seed, same images).
+        seed: seed of every random choice (same seed, same images).
         size: output side; digits are zero-padded to it.
+        jitter: shift each digit by up to this many pixels from the centre (within the padding).
+        min_contrast: scale each digit's intensity by a factor drawn from ``[min_contrast, 1]``.
+        tint: scale the digit per colour channel by factors drawn from ``[0.5, 1]``, so the
+            inverted stroke takes a random hue instead of the photo's complement.
+
+    With the defaults (no jitter, full contrast, no tint) this is MNIST-M's recipe.
 
     Returns:
         ``(images (N, 3, size, size) uint8, photo_index (N,) int64)``.
@@ -81,19 +96,26 @@ def blend_digits(
     n, h, w = digits.shape
     if h > size or w > size:
         raise ValueError(f"digits of {h}x{w} do not fit in {size}x{size}")
+    pad_t, pad_l = (size - h) // 2, (size - w) // 2
+    if jitter > min(pad_t, pad_l):
+        raise ValueError(f"jitter {jitter} exceeds the {min(pad_t, pad_l)}-pixel padding")
     rng = np.random.default_rng(seed)
     which = rng.integers(len(photos), size=n)
-    pad_t, pad_l = (size - h) // 2, (size - w) // 2
-    padded = np.zeros((n, size, size), dtype=np.int16)
-    padded[:, pad_t : pad_t + h, pad_l : pad_l + w] = digits
+    shifts = rng.integers(-jitter, jitter + 1, size=(n, 2))
+    contrast = rng.uniform(min_contrast, 1.0, size=n)
+    tints = rng.uniform(0.5, 1.0, size=(n, 3)) if tint else np.ones((n, 3))
     out = np.empty((n, 3, size, size), dtype=np.uint8)
     for i in range(n):
+        top, left = pad_t + shifts[i, 0], pad_l + shifts[i, 1]
+        digit = np.zeros((size, size, 1), dtype=np.float32)
+        digit[top : top + h, left : left + w, 0] = digits[i]
+        digit = digit * (contrast[i] * tints[i])  # (S, S, 3)
         photo = photos[which[i]]
-        top = rng.integers(photo.shape[0] - size + 1)
-        left = rng.integers(photo.shape[1] - size + 1)
-        patch = photo[top : top + size, left : left + size].astype(np.int16)  # (S, S, 3)
-        # |patch - digit| per channel: the digit inverts the photo's colours where it is bright.
-        out[i] = np.abs(patch - padded[i][..., None]).transpose(2, 0, 1).astype(np.uint8)
+        y = rng.integers(photo.shape[0] - size + 1)
+        x = rng.integers(photo.shape[1] - size + 1)
+        patch = photo[y : y + size, x : x + size].astype(np.float32)  # (S, S, 3)
+        # |patch - digit| per channel: where the digit is bright, the photo's colours invert.
+        out[i] = np.rint(np.abs(patch - digit)).transpose(2, 0, 1).astype(np.uint8)
     return out, which.astype(np.int64)
 
 

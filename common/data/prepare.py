@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.config import ConfigError, bounds, load_profile, save_resolved
+from common.config import ConfigError, bounds, load_profile, save_resolved, to_dict
 from common.data.arrays import load_prepared, save_prepared
 from common.data.checksums import DataError
 from common.data.colour_digits import blend_digits, load_photos
@@ -40,6 +40,9 @@ class ColourDigitsConfig:
     n_train: int = field(default=60000, metadata=bounds(ge=10, le=60000))
     n_test: int = field(default=10000, metadata=bounds(ge=10, le=10000))
     size: int = field(default=32, metadata=bounds(ge=28, le=64))
+    jitter: int = field(default=2, metadata=bounds(ge=0, le=18))
+    min_contrast: float = field(default=0.5, metadata=bounds(gt=0, le=1))
+    tint: bool = True
     seed: int = 0
 
 
@@ -109,7 +112,13 @@ def prepare_colour_digits(mnist_dir: Path, out: Path, cfg: ColourDigitsConfig) -
         keep = np.sort(rng.choice(len(ds), size=n, replace=False))
         digits = ds.images[keep, 0].numpy()
         images, _ = blend_digits(
-            digits, [p for _, p in photos], seed=cfg.seed * 1000 + salt + 1, size=cfg.size
+            digits,
+            [p for _, p in photos],
+            seed=cfg.seed * 1000 + salt + 1,
+            size=cfg.size,
+            jitter=cfg.jitter,
+            min_contrast=cfg.min_contrast,
+            tint=cfg.tint,
         )
         splits[split] = (images, ds.labels[keep].numpy())
     manifest = save_prepared(
@@ -120,12 +129,7 @@ def prepare_colour_digits(mnist_dir: Path, out: Path, cfg: ColourDigitsConfig) -
         provenance={
             "recipe": "MNIST digits blended over natural-photo patches, out = |patch - digit| "
             "(after Ganin & Lempitsky 2015, MNIST-M)",
-            "config": {
-                "n_train": cfg.n_train,
-                "n_test": cfg.n_test,
-                "size": cfg.size,
-                "seed": cfg.seed,
-            },
+            "config": to_dict(cfg),
             "photos": [
                 {
                     "name": name,

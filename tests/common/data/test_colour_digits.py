@@ -44,3 +44,17 @@ def test_generation_is_deterministic(tmp_path: Path, prepared_fake_mnist: Path) 
             build_dataset("colour_digits", "train", root=tmp_path / "b").images.numpy().tobytes()
         ).hexdigest()
     )
+
+
+def test_jitter_contrast_and_tint_change_only_the_digit() -> None:
+    digit = np.zeros((1, 28, 28), dtype=np.uint8)
+    digit[0, 10:18, 10:18] = 255
+    photo = np.full((32, 32, 3), 40, dtype=np.uint8)
+    plain, _ = blend_digits(digit, [photo], seed=5)
+    varied, _ = blend_digits(digit, [photo], seed=5, jitter=2, min_contrast=0.5, tint=True)
+    assert plain[0, :, 0, 0].tolist() == varied[0, :, 0, 0].tolist() == [40, 40, 40]
+    # Full-contrast white stroke on grey 40 gives 215 in every channel; a dimmed, tinted one less.
+    assert plain[0, :, 16, 16].tolist() == [215, 215, 215]
+    stroke = varied[0][:, 12:20, 12:20]  # the stroke's core, inside any 2-pixel shift
+    assert varied[0].max() < 215  # dimmer than a full-contrast stroke
+    assert len(set(stroke[:, 4, 4].tolist())) > 1  # tinted: the channels differ

@@ -197,3 +197,23 @@ def test_batch_size_must_divide_across_processes() -> None:
         Trainer(
             create_model("lenet300"), _config(), train_data=tiny_array_dataset(10), dist_context=ctx
         ).fit()
+
+
+@pytest.mark.gpu
+def test_trainer_runs_on_cuda(tmp_path: Path) -> None:
+    result = Trainer(
+        create_model("lenet5"),
+        _config(epochs=2, device="cuda"),
+        train_data=tiny_array_dataset(128, seed=1),
+        eval_data=tiny_array_dataset(64, seed=2),
+        checkpoint_dir=tmp_path,
+        progress=False,
+        log=lambda _m: None,
+    ).fit()
+    assert next(result.model.parameters()).is_cuda
+    assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
+    resumed = Trainer(
+        create_model("lenet5"), _config(epochs=2, device="cuda"), train_data=tiny_array_dataset(128, seed=1),
+        checkpoint_dir=tmp_path, progress=False, log=lambda _m: None,
+    ).fit()
+    assert resumed.resumed_from_epoch == 2

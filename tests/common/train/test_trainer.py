@@ -213,7 +213,11 @@ def test_trainer_runs_on_cuda(tmp_path: Path) -> None:
     assert next(result.model.parameters()).is_cuda
     assert result.history[-1]["train_loss"] < result.history[0]["train_loss"]
     resumed = Trainer(
-        create_model("lenet5"), _config(epochs=2, device="cuda"), train_data=tiny_array_dataset(128, seed=1),
-        checkpoint_dir=tmp_path, progress=False, log=lambda _m: None,
+        create_model("lenet5"),
+        _config(epochs=2, device="cuda"),
+        train_data=tiny_array_dataset(128, seed=1),
+        checkpoint_dir=tmp_path,
+        progress=False,
+        log=lambda _m: None,
     ).fit()
     assert resumed.resumed_from_epoch == 2

@@ -34,8 +34,8 @@ venv: $(STAMP)
 $(STAMP): requirements.lock pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
-	$(BIN)/uv pip install --python $(BIN)/python --quiet -r requirements.lock
-	$(BIN)/uv pip install --python $(BIN)/python --quiet --no-deps -e .
+	$(BIN)/uv pip install --system-certs --python $(BIN)/python --quiet -r requirements.lock
+	$(BIN)/uv pip install --system-certs --python $(BIN)/python --quiet --no-deps -e .
 	@touch $@
 
 DVC_TARGETS := $(if $(PAPER),--glob '$(PAPER)*',)
@@ -69,7 +69,7 @@ lint: $(STAMP)
 
 # Regenerate the pinned lock file from pyproject.toml (needs network access to PyPI).
 lock: $(STAMP)
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 \
+	$(BIN)/uv pip compile --system-certs pyproject.toml --extra dev --python-version 3.11 \
 		--python-platform x86_64-manylinux_2_28 -o requirements.lock
 
 clean:

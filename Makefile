@@ -58,7 +58,7 @@ bench: $(STAMP)
 	$(BIN)/python -m common.bench
 
 ui: $(STAMP)
-	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT)
+	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 verify: $(STAMP)
 	$(BIN)/python -m common.report.verify $(if $(STRICT),--strict,) reports/*/claims.json

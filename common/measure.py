@@ -54,16 +54,14 @@ def _prod(xs: Any) -> int:
 
 
 def _conv_macs(args: tuple, out: Tensor) -> int:
+    # aten.convolution(input, weight, bias, stride, padding, dilation, transposed, output_padding, groups)
     x, w = args[0], args[1]
     transposed = bool(args[6]) if len(args) > 6 else False
-    groups = int(args[8]) if len(args) > 8 else 1
     if transposed:
-        # Every input element meets (C_out / groups) * k_h * k_w weights.
-        c_out_per_group = w.shape[1]
-        return x.numel() * c_out_per_group * _prod(w.shape[2:])
-    c_in_per_group = w.shape[1]
-    del groups  # already folded into w.shape[1]
-    return out.numel() * c_in_per_group * _prod(w.shape[2:])
+        # weight is (C_in, C_out / groups, k...): every input element meets C_out/groups * k weights.
+        return x.numel() * w.shape[1] * _prod(w.shape[2:])
+    # weight is (C_out, C_in / groups, k...): every output element takes C_in/groups * k MACs.
+    return out.numel() * w.shape[1] * _prod(w.shape[2:])
 
 
 def _mm_macs(a: Tensor, b: Tensor) -> int:
@@ -84,7 +82,7 @@ def _sdpa_macs(args: tuple) -> int:
 
 def _macs_of(func: Any, args: tuple, out: Any) -> int:
     packet = getattr(func, "overloadpacket", None)
-    if packet in (aten.convolution, aten._convolution, aten.mkldnn_convolution):
+    if packet in (aten.convolution, aten._convolution):
         return _conv_macs(args, out)
     if packet is aten.mm:
         return _mm_macs(args[0], args[1])

@@ -18,6 +18,6 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return MODELS.get(name)(**kwargs)
 
 
-from common.models import lenet  # noqa: E402,F401  (registers models)
+from common.models import lenet, vgg  # noqa: E402,F401  (registers models)
 
 __all__ = ["MODELS", "create_model"]

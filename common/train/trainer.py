@@ -218,7 +218,12 @@ class Trainer:
             )
         device = ctx.device
         self.model.to(device)
-        params = self.param_groups if self.param_groups is not None else self.model.parameters()
+        # Frozen tensors (requires_grad=False, e.g. a re-parametrised original weight) are skipped.
+        params = (
+            self.param_groups
+            if self.param_groups is not None
+            else [p for p in self.model.parameters() if p.requires_grad]
+        )
         self.optimizer = build_optimizer(params, cfg.optimizer)
         history = self._try_resume()
         resumed_from = self.epoch

@@ -18,6 +18,14 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return MODELS.get(name)(**kwargs)
 
 
+def input_shape(name: str) -> tuple[int, ...]:
+    """The ``(C, H, W)`` input a registered model expects with its default arguments.
+
+    Builders declare it as an ``input_shape`` attribute; tests use it to run every model.
+    """
+    return tuple(MODELS.get(name).input_shape)
+
+
 from common.models import lenet, vgg  # noqa: E402,F401  (registers models)
 
-__all__ = ["MODELS", "create_model"]
+__all__ = ["MODELS", "create_model", "input_shape"]

@@ -58,7 +58,13 @@ def lenet300(num_classes: int = 10, in_features: int = 784) -> LeNet300100:
     return LeNet300100(num_classes, in_features)
 
 
+lenet300.input_shape = (1, 28, 28)
+
+
 @MODELS.register("lenet5")
 def lenet5(num_classes: int = 10, in_channels: int = 1, input_size: int = 28) -> LeNet5:
     """LeNet-5 (Caffe variant)."""
     return LeNet5(num_classes, in_channels, input_size)
+
+
+lenet5.input_shape = (1, 28, 28)

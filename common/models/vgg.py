@@ -73,3 +73,6 @@ def vgg_small(
         input_size=input_size,
         hidden=hidden,
     )
+
+
+vgg_small.input_shape = (3, 32, 32)

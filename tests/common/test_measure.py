@@ -12,7 +12,7 @@ from common.measure import (
     model_size_bytes,
     peak_activation_memory,
 )
-from common.models import MODELS, create_model
+from common.models import MODELS, create_model, input_shape
 
 
 def _fvcore_macs(model: nn.Module, x: torch.Tensor) -> int:
@@ -68,7 +68,7 @@ def test_macs_match_fvcore_on_torchvision_models(name: str) -> None:
 @pytest.mark.parametrize("name", list(MODELS))
 def test_macs_match_fvcore_on_registered_models(name: str) -> None:
     model = create_model(name)
-    x = torch.randn(2, 1, 28, 28)
+    x = torch.randn(2, *input_shape(name))
     assert count_macs(model, x).total == _fvcore_macs(model, x)
 
 

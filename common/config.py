@@ -207,7 +207,12 @@ def from_dict(cls: type[C], data: Any, *, file: str | None = None, prefix: str =
         value = _convert(hints[fname], data[fname], key, file)
         spec = f.metadata.get("bounds")
         if spec and value is not None:
-            values = value if isinstance(value, (list, tuple)) else [value]
+            if isinstance(value, Mapping):
+                values = list(value.values())
+            elif isinstance(value, (list, tuple)):
+                values = list(value)
+            else:
+                values = [value]
             for v in values:
                 if not _in_range(v, spec):
                     raise ConfigError(

@@ -18,29 +18,35 @@ def evaluate_classifier(
     device: torch.device | str = "cpu",
     ctx: DistContext | None = None,
 ) -> dict[str, float]:
-    """Top-1 ``error`` and ``accuracy`` (both in %) and mean cross-entropy ``loss``.
+    """Top-1 ``error`` and ``accuracy``, top-5 ``error5`` (all in %) and mean cross-entropy ``loss``.
 
-    Under DDP each rank evaluates its shard and the sums are all-reduced, so every rank returns the
-    metrics of the whole set.
+    ``error5`` is reported only when there are more than five classes. Under DDP each rank
+    evaluates its shard and the sums are all-reduced, so every rank returns the metrics of the
+    whole set.
     """
     was_training = model.training
     model.eval()
-    sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss, correct, count
+    sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss, top-1, top-5 correct, count
+    classes = 0
     for inputs, targets in loader:
-        inputs, targets = (
-            inputs.to(device, non_blocking=True),
-            targets.to(device, non_blocking=True),
-        )
+        inputs = inputs.to(device, non_blocking=True)
+        targets = targets.to(device, non_blocking=True)
         logits = model(inputs)
+        classes = logits.shape[1]
         sums[0] += nn.functional.cross_entropy(logits, targets, reduction="sum").double()
         sums[1] += (logits.argmax(dim=1) == targets).sum()
-        sums[2] += targets.numel()
+        top5 = logits.topk(min(5, classes), dim=1).indices
+        sums[2] += (top5 == targets[:, None]).any(dim=1).sum()
+        sums[3] += targets.numel()
     if ctx is not None:
         all_reduce_sum(sums, ctx)
     model.train(was_training)
-    count = max(sums[2].item(), 1.0)
+    count = max(sums[3].item(), 1.0)
     accuracy = 100.0 * sums[1].item() / count
-    return {"loss": sums[0].item() / count, "accuracy": accuracy, "error": 100.0 - accuracy}
+    out = {"loss": sums[0].item() / count, "accuracy": accuracy, "error": 100.0 - accuracy}
+    if classes > 5:
+        out["error5"] = 100.0 - 100.0 * sums[2].item() / count
+    return out
 
 
 def evaluate_dataset(

@@ -1,4 +1,4 @@
-"""Stage ``deep_compression_baseline@<model>``: train a Table 1 reference network on MNIST.
+"""Stage ``deep_compression_baseline@<network>``: train a Table 1 reference network.
 
 Deep Compression starts from LeNet-300-100 (1.64% top-1 error, 1070 KB) and LeNet-5 (0.80%,
 1720 KB) trained with Caffe (paper, Table 1). This stage trains the same architectures with the
@@ -17,8 +17,6 @@ next run resumes after the last finished epoch.
 from __future__ import annotations
 
 import argparse
-import csv
-import json
 import sys
 from pathlib import Path
 
@@ -28,6 +26,7 @@ from common.checkpoint import save_model
 from common.config import ConfigError, load_profile, save_resolved, to_dict
 from common.data import DataError, build_dataset
 from common.env import configure_environment
+from common.io import write_history, write_metrics
 from common.measure import (
     count_macs,
     count_parameters,
@@ -58,16 +57,6 @@ def measure(model: torch.nn.Module, input_shape: tuple[int, ...], repeats: int) 
     }
 
 
-def write_history(history: list[dict[str, float]], path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    keys = sorted({k for rec in history for k in rec}, key=lambda k: (k != "epoch", k))
-    with open(path, "w", newline="") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys)
-        writer.writeheader()
-        for rec in history:
-            writer.writerow({k: (int(v) if k == "epoch" else round(v, 6)) for k, v in rec.items()})
-
-
 def run(args: argparse.Namespace) -> dict[str, float]:
     profile, cfg_all = load_profile(DeepCompressionProfile, args.params, "deep_compression")
     if args.name not in cfg_all.baseline:
@@ -84,7 +73,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         cfg.dataset, "test", root=args.data, subset=cfg.test_subset, seed=cfg.train.seed
     )
     seed_everything(cfg.train.seed)
-    model = create_model(cfg.model, num_classes=train.num_classes)
+    model = create_model(cfg.model, num_classes=train.num_classes, **cfg.model_kwargs)
     stage = f"deep_compression_baseline@{args.name}"
     with stage_run(
         experiment=EXPERIMENT, stage=stage, config=cfg, profile=profile, enabled=ctx.is_main
@@ -118,7 +107,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 for k, v in measure(model, tuple(train.input_shape), cfg.latency_repeats).items()
             },
         }
-        arch = {"name": cfg.model, "kwargs": {"num_classes": train.num_classes}}
+        arch = {"name": cfg.model, "kwargs": {"num_classes": train.num_classes, **cfg.model_kwargs}}
         save_model(
             model,
             args.out / "model.safetensors",
@@ -127,8 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         )
         save_resolved(cfg, args.out / "config.json", profile=profile, stage=stage)
         write_history(result.history, args.history)
-        args.metrics.parent.mkdir(parents=True, exist_ok=True)
-        args.metrics.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+        write_metrics(metrics, args.metrics)
         if mlrun is not None:
             mlrun.log_metrics(metrics)
             mlrun.log_artifact(args.out / "config.json")
@@ -147,7 +135,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--name", required=True, help="key under deep_compression.profiles.<p>.baseline"
     )
-    parser.add_argument("--data", type=Path, required=True, help="prepared MNIST directory")
+    parser.add_argument("--data", type=Path, required=True, help="prepared dataset directory")
     parser.add_argument("--out", type=Path, required=True, help="output directory for the model")
     parser.add_argument(
         "--checkpoints", type=Path, required=True, help="resumable checkpoint directory"

@@ -1,0 +1,111 @@
+"""Stage ``deep_compression_bitwidth``: bits per layer type (Table 6) and centroid initialisation (Figure 8).
+
+Table 6 quantizes the pruned AlexNet with (conv bits, fc bits) of 8/5, 8/4 and 4/2 and reports
+the loss of top-1 accuracy against the unquantized network (32/32). Figure 8 compares the three
+k-means initialisations (linear, density, random) across bit widths; linear wins except at
+3 bits. Both are measured here on the pruned network named in params.yaml (LeNet-5 by default),
+each point quantizing a fresh copy and fine-tuning its centroids for the same budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+from pathlib import Path
+
+from common.compress import KMeansQuantConfig
+from common.config import save_resolved
+from common.io import load_masks, write_json, write_metrics
+from common.tracking import stage_run
+from papers.deep_compression import stage
+from papers.deep_compression.method import quantize_and_finetune
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    profile, cfg = stage.load_config(args.params)
+    bc = cfg.bitwidth
+    train, test = stage.datasets(
+        stage.network_config(args.params, cfg, "baseline", args.name), args.data
+    )
+    if bc.train_subset is not None:
+        train = train.subset(bc.train_subset, seed=0)
+    pruned, _ = stage.load_network(args.pruned)
+    masks = load_masks(args.pruned / "masks.safetensors")
+    ref_error = stage.test_error(pruned, test)
+    name = "deep_compression_bitwidth"
+
+    def point(conv_bits: int, fc_bits: int, init: str, tag: str) -> float:
+        model = copy.deepcopy(pruned)
+        quantize_and_finetune(
+            model,
+            KMeansQuantConfig(conv_bits=conv_bits, fc_bits=fc_bits, init=init),
+            masks=masks,
+            finetune=bc.finetune,
+            train_data=train,
+            checkpoint_dir=args.checkpoints / tag,
+            log=lambda _m: None,
+        )
+        error = stage.test_error(model, test)
+        print(
+            f"{tag:<16} conv {conv_bits} / fc {fc_bits} bits, {init:<8} init: error {error:.2f}% ({error - ref_error:+.2f})"
+        )
+        return error
+
+    p = args.name
+    metrics: dict[str, float] = {f"{p}/bitwidth/ref_error": ref_error}
+    table, curves = [], []
+    with stage_run(experiment=stage.EXPERIMENT, stage=name, config=bc, profile=profile) as mlrun:
+        for conv_bits, fc_bits in bc.sweep:
+            error = point(conv_bits, fc_bits, "linear", f"sweep_{conv_bits}_{fc_bits}")
+            table.append(
+                {
+                    "conv_bits": conv_bits,
+                    "fc_bits": fc_bits,
+                    "error": error,
+                    "delta": error - ref_error,
+                }
+            )
+            metrics[f"{p}/bitwidth/{conv_bits}_{fc_bits}/test_error"] = error
+            metrics[f"{p}/bitwidth/{conv_bits}_{fc_bits}/delta_error"] = error - ref_error
+        by_bits: dict[int, dict[str, float]] = {}
+        for init in bc.inits:
+            for b in bc.init_bits:
+                error = point(b, b, init, f"init_{init}_{b}")
+                curves.append({"init": init, "bits": b, "error": error})
+                by_bits.setdefault(b, {})[init] = error
+                metrics[f"{p}/init/{init}/{b}/test_error"] = error
+        if "linear" in bc.inits and len(bc.inits) > 1:
+            wins = [all(errs["linear"] <= e for e in errs.values()) for errs in by_bits.values()]
+            metrics[f"{p}/init/linear_best_fraction"] = sum(wins) / len(wins)
+            metrics[f"{p}/init/linear_best_count"] = float(sum(wins))
+        write_json(
+            {"network": args.name, "ref_error": ref_error, "sweep": table, "init": curves}, args.out
+        )
+        save_resolved(
+            bc, args.out.with_name(args.out.stem + "_config.json"), profile=profile, stage=name
+        )
+        write_metrics(metrics, args.metrics)
+        mlrun.log_metrics(metrics)
+        mlrun.log_artifact(args.out)
+    return metrics
+
+
+def _args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--name", required=True, help="network (a key of the profile's baseline section)"
+    )
+    parser.add_argument(
+        "--pruned", type=Path, required=True, help="directory of the pruned network"
+    )
+    parser.add_argument("--data", type=Path, required=True, help="prepared dataset directory")
+    parser.add_argument("--out", type=Path, required=True, help="JSON file of the results")
+    parser.add_argument("--checkpoints", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage.run_main(__doc__.split("\n")[0], _args, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

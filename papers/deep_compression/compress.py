@@ -1,0 +1,135 @@
+"""Stage ``deep_compression_compress@<network>``: trained quantization and Huffman coding.
+
+Loads the pruned network and its masks, shares each layer's surviving weights by k-means
+(Section 3; linear initialisation by default), fine-tunes the centroids, and writes two files:
+
+* ``model.dcmp``: Huffman-coded (P+Q+H), the compressed model whose size Table 1 reports;
+* ``model_pq.dcmp``: the same with fixed-width codes (P+Q), for the tables' P+Q columns.
+
+The compressed file is then decoded into a fresh model and evaluated: the error reported is the
+decoded file's, and it must equal the in-memory model's. ``storage.json`` holds the per-layer
+accounting of Tables 2 and 3.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from common.compress import read_compressed
+from common.config import save_resolved, to_dict
+from common.io import load_masks, write_history, write_json, write_metrics
+from common.tracking import epoch_logger, stage_run
+from papers.deep_compression import stage
+from papers.deep_compression.method import encode, quantize_and_finetune, storage_rows
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    profile, cfg = stage.load_config(args.params)
+    comp = stage.network_config(args.params, cfg, "compress", args.name)
+    base = stage.network_config(args.params, cfg, "baseline", args.name)
+    train, test = stage.datasets(base, args.data)
+    model, meta = stage.load_network(args.pruned)
+    masks = load_masks(args.pruned / "masks.safetensors")
+    original_bytes = stage.dense_bytes(model)
+    name = f"deep_compression_compress@{args.name}"
+    with stage_run(experiment=stage.EXPERIMENT, stage=name, config=comp, profile=profile) as mlrun:
+        quant = quantize_and_finetune(
+            model,
+            comp.quantization,
+            masks=masks,
+            finetune=comp.finetune,
+            train_data=train,
+            eval_data=test,
+            checkpoint_dir=args.checkpoints,
+            hooks=[epoch_logger(mlrun)],
+        )
+        error_memory = stage.test_error(model, test)
+        file_meta = {"profile": profile, "network": args.name, "config": to_dict(comp)}
+        codec = encode(
+            model,
+            quant,
+            args.out / "model.dcmp",
+            index_bits=comp.index_bits,
+            arch=meta["arch"],
+            meta=file_meta,
+        )
+        codec_pq = encode(
+            model,
+            quant,
+            args.out / "model_pq.dcmp",
+            index_bits=comp.index_bits,
+            arch=meta["arch"],
+            meta=file_meta,
+            use_huffman=False,
+        )
+        decoded, _ = read_compressed(args.out / "model.dcmp")
+        error_file = stage.test_error(decoded, test)
+        rows = storage_rows(codec)
+        rows_pq = storage_rows(codec_pq)
+        for row, row_pq in zip(rows, rows_pq, strict=True):
+            # The fixed-width file measures the P+Q columns; the Huffman file the P+Q+H ones.
+            row["rate_pq_pct"] = row_pq["rate_pq_pct"]
+        write_json(
+            {"rows": rows, "codec": codec.to_dict(), "codec_pq": codec_pq.to_dict()},
+            args.out / "storage.json",
+        )
+        save_resolved(comp, args.out / "config.json", profile=profile, stage=name)
+        write_history(quant.history, args.history)
+        p = f"{args.name}/compressed"
+        metrics = {
+            f"{p}/test_error": error_file,
+            f"{p}/test_error_in_memory": error_memory,
+            f"{p}/original_kb": original_bytes / 1000,
+            f"{p}/size_kb": codec.file_bytes / 1000,
+            f"{p}/size_pq_kb": codec_pq.file_bytes / 1000,
+            f"{p}/rate": original_bytes / codec.file_bytes,
+            f"{p}/rate_pq": original_bytes / codec_pq.file_bytes,
+        }
+        for row in rows:
+            for key in (
+                "weights",
+                "kept_pct",
+                "w_bits_pq",
+                "w_bits_pqh",
+                "idx_bits_pq",
+                "idx_bits_pqh",
+                "rate_pq_pct",
+                "rate_pqh_pct",
+            ):
+                metrics[f"{p}/{row['layer']}/{key}"] = float(row[key])
+        write_metrics(metrics, args.metrics)
+        mlrun.log_metrics(metrics)
+        mlrun.log_artifact(args.out / "storage.json")
+        mlrun.log_artifact(args.out / "model.dcmp")
+    if error_file != error_memory:
+        raise RuntimeError(
+            f"decoded model errs {error_file}% but the in-memory model {error_memory}%: codec bug"
+        )
+    print(
+        f"{args.name}: {codec.file_bytes / 1000:.1f} KB ({metrics[f'{p}/rate']:.1f}x smaller than {original_bytes / 1000:.0f} KB), "
+        f"test error {error_file:.2f}%"
+    )
+    return metrics
+
+
+def _args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--name", required=True, help="network: a key of the profile's compress section"
+    )
+    parser.add_argument(
+        "--pruned", type=Path, required=True, help="directory of the pruned network"
+    )
+    parser.add_argument("--data", type=Path, required=True, help="prepared dataset directory")
+    parser.add_argument("--out", type=Path, required=True)
+    parser.add_argument("--checkpoints", type=Path, required=True)
+    parser.add_argument("--metrics", type=Path, required=True)
+    parser.add_argument("--history", type=Path, required=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    return stage.run_main(__doc__.split("\n")[0], _args, run, argv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

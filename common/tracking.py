@@ -95,7 +95,7 @@ class StageRun:
 
 
 def _metric_key(key: str) -> str:
-    # MLflow allows alphanumerics, _ - . space / ; anything else becomes "_".
+    # MLflow allows alphanumerics, _ - . space / (and : in params); anything else becomes "_".
     return "".join(c if c.isalnum() or c in "_-. /" else "_" for c in key)
 
 
@@ -144,7 +144,9 @@ def stage_run(
             params = flatten(to_dict(config))
             items = list(params.items())
             for start in range(0, len(items), 100):  # MLflow caps a batch at 100 params
-                mlflow.log_params({k: _param_value(v) for k, v in items[start : start + 100]})
+                mlflow.log_params(
+                    {_metric_key(k): _param_value(v) for k, v in items[start : start + 100]}
+                )
         yield handle
 
 

@@ -3,28 +3,34 @@
 Deep Compression's reference repository only ships a decoder for one pre-compressed AlexNet;
 this module writes and reads such files for any model. Layout (little-endian)::
 
-    b"DCMP" | u8 version | u32 header length | header (UTF-8 JSON) | blobs...
+    b"DCMP" | u8 version | u16 n | JSON (n bytes: architecture + metadata) | u16 tensor count
+    per tensor:  u16 name length | name | u8 kind | u8 ndim | u32 x ndim shape | kind fields |
+                 u8 blob count | u32 x blob count blob lengths
+    then every tensor's blobs, in order, and a u32 CRC-32 of everything before it.
 
-The header names the architecture (rebuilt through the model registry) and lists every
-``state_dict`` tensor in order with the byte length of each of its blobs:
+Kinds and their blobs:
 
-* ``sparse``: a pruned, weight-shared tensor: codebook (float32; code 0 is the zero of pruned
-  weights and fillers), the code lengths of the weight-code alphabet and of the relative-index
-  alphabet (one byte per symbol), then the two bit streams (weight codes, relative indices; see
-  :mod:`common.compress.sparse`);
-* ``shared``: a weight-shared tensor without pruning: codebook, code lengths, weight-code stream;
-* ``dense``: any other tensor (biases, batch-norm statistics), raw bytes in its dtype.
+* ``sparse`` (2): a pruned, weight-shared tensor. Fields: ``u8 bits, u8 index_bits, u32 entries,
+  u32 weight-stream bits, u32 index-stream bits``. Blobs: codebook (float32; code 0 is the zero
+  of pruned weights and fillers), the weight-code and the relative-index Huffman tables (code
+  lengths, 4 bits each), the weight-code stream, the relative-index stream (see
+  :mod:`common.compress.sparse`).
+* ``shared`` (1): weight sharing without pruning. Fields: ``u8 bits, u32 entries, u32 stream
+  bits``. Blobs: codebook, Huffman table, weight-code stream.
+* ``dense`` (0): any other tensor (biases, batch-norm statistics). Field: ``u8 dtype``. Blob: raw
+  little-endian values.
 
-With ``huffman=True`` the streams use optimal canonical Huffman codes; with ``huffman=False`` every
+With ``use_huffman=True`` the streams use optimal canonical Huffman codes; with ``False`` every
 symbol gets the fixed width (``bits`` / ``index_bits``), which is the same canonical code with all
 lengths equal, so one decoder reads both. The size of the file is the size we report: it holds
-every byte needed to rebuild the model, headers included.
+every byte needed to rebuild the model, headers, biases and code tables included.
 """
 
 from __future__ import annotations
 
 import json
 import struct
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -39,8 +45,9 @@ from common.compress.quantize import SharedLayer
 from common.compress.sparse import decode_positions, encode_positions
 
 MAGIC = b"DCMP"
-VERSION = 1
-_PREFIX = struct.Struct("<4sBI")  # magic, version, header length
+VERSION = 2
+KINDS = {"dense": 0, "shared": 1, "sparse": 2}
+DTYPES = ["float32", "float16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool"]
 
 
 class CodecError(ValueError):
@@ -164,10 +171,8 @@ def _encode_layer(
         "bits": layer.bits,
         "index_bits": index_bits,
         "entries": entries,
-        "table_len": int(table.size),
         "weight_stream_bits": wbits,
         "index_stream_bits": ibits,
-        "blobs": [len(b) for b in blobs],
     }
     storage = LayerStorage(
         name=name,
@@ -183,6 +188,77 @@ def _encode_layer(
         code_table_bytes=sum(len(b) for b in blobs[1 : 3 if kind == "sparse" else 2]),
     )
     return meta, blobs, storage
+
+
+def _pack_tensor_header(meta: dict[str, Any], blobs: list[bytes]) -> bytes:
+    name = meta["name"].encode()
+    out = (
+        struct.pack("<H", len(name))
+        + name
+        + struct.pack("<BB", KINDS[meta["kind"]], len(meta["shape"]))
+    )
+    out += struct.pack(f"<{len(meta['shape'])}I", *meta["shape"])
+    if meta["kind"] == "dense":
+        out += struct.pack("<B", DTYPES.index(meta["dtype"]))
+    elif meta["kind"] == "shared":
+        out += struct.pack("<BII", meta["bits"], meta["entries"], meta["weight_stream_bits"])
+    else:
+        out += struct.pack(
+            "<BBIII",
+            meta["bits"],
+            meta["index_bits"],
+            meta["entries"],
+            meta["weight_stream_bits"],
+            meta["index_stream_bits"],
+        )
+    return out + struct.pack(f"<B{len(blobs)}I", len(blobs), *[len(b) for b in blobs])
+
+
+class _Reader:
+    def __init__(self, data: bytes, offset: int = 0) -> None:
+        self.data, self.pos = data, offset
+
+    def take(self, fmt: str) -> tuple:
+        size = struct.calcsize(fmt)
+        if self.pos + size > len(self.data):
+            raise CodecError("file truncated inside the header")
+        out = struct.unpack_from(fmt, self.data, self.pos)
+        self.pos += size
+        return out
+
+    def raw(self, n: int) -> bytes:
+        if self.pos + n > len(self.data):
+            raise CodecError("file truncated")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+
+def _unpack_tensor_header(r: _Reader) -> tuple[dict[str, Any], list[int]]:
+    (name_len,) = r.take("<H")
+    name = r.raw(name_len).decode()
+    kind_code, ndim = r.take("<BB")
+    kinds = {v: k for k, v in KINDS.items()}
+    if kind_code not in kinds:
+        raise CodecError(f"{name}: unknown tensor kind {kind_code}")
+    meta: dict[str, Any] = {
+        "name": name,
+        "kind": kinds[kind_code],
+        "shape": list(r.take(f"<{ndim}I")),
+    }
+    if meta["kind"] == "dense":
+        (dtype,) = r.take("<B")
+        if dtype >= len(DTYPES):
+            raise CodecError(f"{name}: unknown dtype code {dtype}")
+        meta["dtype"] = DTYPES[dtype]
+    elif meta["kind"] == "shared":
+        meta["bits"], meta["entries"], meta["weight_stream_bits"] = r.take("<BII")
+        meta["index_bits"], meta["index_stream_bits"] = 0, 0
+    else:
+        keys = ("bits", "index_bits", "entries", "weight_stream_bits", "index_stream_bits")
+        meta.update(zip(keys, r.take("<BBIII"), strict=True))
+    (n_blobs,) = r.take("<B")
+    return meta, list(r.take(f"<{n_blobs}I"))
 
 
 def write_compressed(
@@ -206,12 +282,13 @@ def write_compressed(
         meta: free JSON metadata stored in the header.
         use_huffman: Huffman-code the streams (else fixed-width codes).
     """
-    tensors: list[dict[str, Any]] = []
+    headers: list[bytes] = []
     blobs: list[bytes] = []
     storages: list[LayerStorage] = []
     dense_bytes = 0
+    state = model.state_dict()
     # Sorted by name: the bytes must not depend on how the state_dict came to be ordered.
-    for key, value in sorted(model.state_dict().items()):
+    for key, value in sorted(state.items()):
         fqn, _, pname = key.rpartition(".")
         if pname == "weight" and fqn in shared:
             bits = index_bits if isinstance(index_bits, int) else index_bits[fqn]
@@ -224,91 +301,104 @@ def write_compressed(
             storages.append(storage)
         else:
             arr = value.detach().cpu().contiguous().numpy()
+            if str(arr.dtype) not in DTYPES:
+                raise CodecError(f"{key}: dtype {arr.dtype} cannot be stored")
             t_blobs = [arr.astype(arr.dtype.newbyteorder("<")).tobytes()]
             t_meta = {
                 "name": key,
                 "kind": "dense",
                 "shape": list(arr.shape),
                 "dtype": str(arr.dtype),
-                "blobs": [len(t_blobs[0])],
             }
             dense_bytes += len(t_blobs[0])
-        tensors.append(t_meta)
+        headers.append(_pack_tensor_header(t_meta, t_blobs))
         blobs.extend(t_blobs)
-    header = json.dumps(
-        {"arch": arch, "meta": meta or {}, "tensors": tensors},
-        separators=(",", ":"),
-        sort_keys=True,
+    info = json.dumps(
+        {"arch": arch, "meta": meta or {}}, separators=(",", ":"), sort_keys=True
     ).encode()
-    payload = _PREFIX.pack(MAGIC, VERSION, len(header)) + header + b"".join(blobs)
+    header = (
+        MAGIC
+        + struct.pack("<BH", VERSION, len(info))
+        + info
+        + struct.pack("<H", len(headers))
+        + b"".join(headers)
+    )
+    payload = header + b"".join(blobs)
+    payload += struct.pack("<I", zlib.crc32(payload))
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(payload)
     tmp.replace(path)
     return CodecReport(
-        file_bytes=len(payload),
-        header_bytes=_PREFIX.size + len(header),
-        dense_bytes=dense_bytes,
-        layers=storages,
+        file_bytes=len(payload), header_bytes=len(header), dense_bytes=dense_bytes, layers=storages
     )
 
 
-def read_header(data: bytes) -> tuple[dict[str, Any], int]:
-    if len(data) < _PREFIX.size:
-        raise CodecError("file too short")
-    magic, version, header_len = _PREFIX.unpack_from(data)
-    if magic != MAGIC:
-        raise CodecError(f"not a compressed model (magic {magic!r})")
+def read_header(data: bytes) -> tuple[dict[str, Any], list[tuple[dict[str, Any], list[int]]], int]:
+    """Parse the header: ``(info, [(tensor meta, blob lengths)], offset of the first blob)``."""
+    if len(data) < 11 or data[:4] != MAGIC:
+        raise CodecError(f"not a compressed model (magic {data[:4]!r})")
+    (crc,) = struct.unpack_from("<I", data, len(data) - 4)
+    if crc != zlib.crc32(data[:-4]):
+        raise CodecError("checksum mismatch: the file is corrupt or truncated")
+    r = _Reader(data, 4)
+    version, info_len = r.take("<BH")
     if version != VERSION:
         raise CodecError(f"format version {version} is not supported (this reader: {VERSION})")
     try:
-        header = json.loads(data[_PREFIX.size : _PREFIX.size + header_len])
-    except json.JSONDecodeError as exc:
+        info = json.loads(r.raw(info_len))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise CodecError(f"corrupt header: {exc}") from None
-    return header, _PREFIX.size + header_len
+    (count,) = r.take("<H")
+    tensors = [_unpack_tensor_header(r) for _ in range(count)]
+    return info, tensors, r.pos
 
 
 def decode_state(
     data: bytes, *, shared: dict[str, SharedLayer] | None = None
 ) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
-    """Decode every tensor of a compressed file: ``(state_dict, header)``.
+    """Decode every tensor of a compressed file: ``(state_dict, header info)``.
 
     If ``shared`` is a dict, it is filled with the codes and table of every compressed layer
     (keyed by module fqn), which is what :func:`write_compressed` needs to write the file again.
     """
-    header, offset = read_header(data)
+    info, tensors, offset = read_header(data)
+    r = _Reader(data[:-4], offset)  # the CRC trailer was checked by read_header
     state: dict[str, torch.Tensor] = {}
-    for t in header["tensors"]:
-        parts = []
-        for n in t["blobs"]:
-            parts.append(data[offset : offset + n])
-            offset += n
-        if len(parts[-1]) != t["blobs"][-1]:
-            raise CodecError(f"file truncated inside {t['name']}")
+    for t, lengths in tensors:
+        parts = [r.raw(n) for n in lengths]
         shape = tuple(t["shape"])
+        numel = int(np.prod(shape))
         if t["kind"] == "dense":
-            arr = np.frombuffer(parts[0], dtype=np.dtype(t["dtype"]).newbyteorder("<")).reshape(
-                shape
-            )
-            state[t["name"]] = torch.from_numpy(arr.astype(np.dtype(t["dtype"])).copy())
+            dtype = np.dtype(t["dtype"])
+            if len(parts[0]) != numel * dtype.itemsize:
+                raise CodecError(
+                    f"{t['name']}: {len(parts[0])} bytes for {numel} values of {dtype}"
+                )
+            arr = np.frombuffer(parts[0], dtype=dtype.newbyteorder("<")).reshape(shape)
+            state[t["name"]] = torch.from_numpy(arr.astype(dtype).copy())
             continue
         table = np.frombuffer(parts[0], dtype="<f4")
-        wcode = huffman.HuffmanCode.from_bytes(parts[1])
-        numel = int(np.prod(shape))
-        if t["kind"] == "sparse":
-            icode = huffman.HuffmanCode.from_bytes(parts[2])
-            symbols = huffman.decode(parts[3], t["weight_stream_bits"], t["entries"], wcode)
-            relative = huffman.decode(parts[4], t["index_stream_bits"], t["entries"], icode)
-            positions = decode_positions(relative)
-            if positions.size and positions[-1] >= numel:
-                raise CodecError(f"{t['name']}: sparse positions run past the tensor")
-            codes = np.zeros(numel, dtype=np.int64)
-            codes[positions] = symbols
-        else:
-            codes = huffman.decode(parts[2], t["weight_stream_bits"], t["entries"], wcode)
-        if codes.size and codes.max() >= table.size:
-            raise CodecError(f"{t['name']}: a code points past its {table.size}-entry table")
+        try:
+            wcode = huffman.HuffmanCode.from_bytes(parts[1], 1 << t["bits"])
+            if t["kind"] == "sparse":
+                icode = huffman.HuffmanCode.from_bytes(parts[2], 1 << t["index_bits"])
+                symbols = huffman.decode(parts[3], t["weight_stream_bits"], t["entries"], wcode)
+                relative = huffman.decode(parts[4], t["index_stream_bits"], t["entries"], icode)
+                positions = decode_positions(relative)
+                if positions.size and positions[-1] >= numel:
+                    raise CodecError(f"{t['name']}: sparse positions run past the tensor")
+                codes = np.zeros(numel, dtype=np.int64)
+                codes[positions] = symbols
+            else:
+                codes = huffman.decode(parts[2], t["weight_stream_bits"], t["entries"], wcode)
+        except (ValueError, IndexError) as exc:
+            raise CodecError(f"{t['name']}: corrupt stream ({exc})") from None
+        if codes.size != numel or (codes.size and codes.max() >= table.size):
+            raise CodecError(
+                f"{t['name']}: codes do not fit the tensor or its {table.size}-entry table"
+            )
         state[t["name"]] = torch.from_numpy(table[codes].astype(np.float32).reshape(shape))
         if shared is not None:
             shared[t["name"].rpartition(".")[0]] = SharedLayer(
@@ -317,9 +407,9 @@ def decode_state(
                 zero_code=t["kind"] == "sparse",
                 bits=t["bits"],
             )
-    if offset != len(data):
-        raise CodecError(f"{len(data) - offset} unexpected trailing bytes")
-    return state, header
+    if r.pos != len(data) - 4:
+        raise CodecError(f"{len(data) - 4 - r.pos} unexpected trailing bytes")
+    return state, info
 
 
 def read_compressed(

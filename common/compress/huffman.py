@@ -8,7 +8,8 @@ next ``max_length`` bits.
 
 A stream with a single distinct symbol gets a zero-length code (the symbol and the count suffice),
 so the mean code length ``L`` always satisfies ``H <= L < H + 1`` for the empirical entropy ``H``.
-A code is stored as one byte per symbol of the alphabet (its code length).
+A code is stored as its code lengths, 4 bits per symbol of the alphabet (see
+:meth:`HuffmanCode.to_bytes`).
 """
 
 from __future__ import annotations
@@ -38,22 +39,44 @@ class HuffmanCode:
         return int(self.lengths.max()) if self.lengths.size else 0
 
     def to_bytes(self) -> bytes:
-        """One byte per symbol: its code length (``SINGLE`` marks a one-symbol stream)."""
-        out = self.lengths.astype(np.uint8).copy()
+        """The code as stored in a file: its code lengths, one per symbol of the alphabet.
+
+        Layout: a format byte, then either 4-bit lengths packed two per byte (format 0, when every
+        length is at most 14; 15 marks the only symbol of a one-symbol stream) or one byte per
+        length (format 1; 255 marks that symbol).
+        """
+        lengths = self.lengths.astype(np.uint8).copy()
+        if int(lengths.max(initial=0)) <= 14:
+            if self.single is not None:
+                lengths[self.single] = 15
+            if lengths.size % 2:
+                lengths = np.append(lengths, 0)
+            return bytes([0]) + ((lengths[0::2] << 4) | lengths[1::2]).astype(np.uint8).tobytes()
         if self.single is not None:
-            out[self.single] = SINGLE
-        return out.tobytes()
+            lengths[self.single] = SINGLE
+        return bytes([1]) + lengths.tobytes()
 
     @classmethod
-    def from_bytes(cls, data: bytes) -> HuffmanCode:
-        lengths = np.frombuffer(data, dtype=np.uint8).copy()
-        single = np.flatnonzero(lengths == SINGLE)
+    def from_bytes(cls, data: bytes, alphabet: int) -> HuffmanCode:
+        """Inverse of :meth:`to_bytes`."""
+        fmt, body = data[0], np.frombuffer(data[1:], dtype=np.uint8)
+        if fmt == 0:
+            lengths = np.empty(body.size * 2, dtype=np.uint8)
+            lengths[0::2], lengths[1::2] = body >> 4, body & 0x0F
+            lengths, marker = lengths[:alphabet].copy(), 15
+        elif fmt == 1:
+            lengths, marker = body[:alphabet].copy(), SINGLE
+        else:
+            raise ValueError(f"unknown code-table format {fmt}")
+        if lengths.size != alphabet:
+            raise ValueError(
+                f"code table holds {lengths.size} lengths, the alphabet has {alphabet}"
+            )
+        single = np.flatnonzero(lengths == marker)
         if single.size:
             lengths[single] = 0
             return cls(
-                lengths=lengths,
-                codes=np.zeros(lengths.size, dtype=np.uint64),
-                single=int(single[0]),
+                lengths=lengths, codes=np.zeros(alphabet, dtype=np.uint64), single=int(single[0])
             )
         return canonical(lengths)
 

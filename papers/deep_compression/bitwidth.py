@@ -3,7 +3,7 @@
 Table 6 quantizes the pruned AlexNet with (conv bits, fc bits) of 8/5, 8/4 and 4/2 and reports
 the loss of top-1 accuracy against the unquantized network (32/32). Figure 8 compares the three
 k-means initialisations (linear, density, random) across bit widths; linear wins except at
-3 bits. Both are measured here on the pruned network named in params.yaml (LeNet-5 by default),
+3 bits. Both are measured here on the pruned network dvc.yaml names (LeNet-5),
 each point quantizing a fresh copy and fine-tuning its centroids for the same budget.
 """
 

@@ -17,7 +17,7 @@ import argparse
 from pathlib import Path
 
 from common.compress import read_compressed
-from common.config import save_resolved, to_dict
+from common.config import save_resolved
 from common.io import load_masks, write_history, write_json, write_metrics
 from common.tracking import epoch_logger, stage_run
 from papers.deep_compression import stage
@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             hooks=[epoch_logger(mlrun)],
         )
         error_memory = stage.test_error(model, test)
-        file_meta = {"profile": profile, "network": args.name, "config": to_dict(comp)}
+        file_meta = {"network": args.name, "profile": profile}  # the full config is in config.json
         codec = encode(
             model,
             quant,

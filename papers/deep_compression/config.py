@@ -15,7 +15,7 @@ from common.compress import KMeansQuantConfig, MagnitudePruneConfig
 from common.compress.kmeans import Init
 from common.config import ConfigError, bounds
 from common.models import MODELS
-from common.train import TrainConfig
+from common.train import OptimizerConfig, TrainConfig
 
 
 @dataclass(frozen=True)
@@ -75,6 +75,11 @@ class TradeoffConfig:
     combined: list[tuple[float, int]] = field(default_factory=list)
     index_bits: int = field(default=5, metadata=bounds(ge=1, le=16))
     retrain: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1))
+    # Centroid fine-tuning gets its own (smaller) learning rate: a centroid's gradient is the
+    # *sum* over its cluster (Eq. 3), thousands of weights in an unpruned layer.
+    finetune: TrainConfig = field(
+        default_factory=lambda: TrainConfig(epochs=1, optimizer=OptimizerConfig(lr=1e-4))
+    )
     train_subset: int | None = field(default=None, metadata=bounds(ge=1))
     no_loss_tolerance: float = field(default=0.1, metadata=bounds(ge=0))
 

@@ -20,7 +20,7 @@ from torch.utils.data import Subset
 
 from common.checkpoint import save_model
 from common.compress import read_compressed
-from common.config import save_resolved, to_dict
+from common.config import save_resolved
 from common.data import build_dataset
 from common.io import save_masks, write_json, write_metrics
 from common.models import create_model

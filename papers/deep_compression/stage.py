@@ -71,6 +71,8 @@ def run_main(
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
     add_args(parser)
     args = parser.parse_args(argv)
+    if getattr(args, "checkpoints", None) is not None:
+        args.checkpoints.mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing trains
     try:
         run(args)
     except (ConfigError, DataError, CheckpointError) as exc:

@@ -2,13 +2,14 @@
 
 The paper (Figure 6, AlexNet) compares pruning only, quantization only and both: each alone
 loses accuracy below about 8% of the original size, together they reach about 3% without loss.
-Here the same three curves are measured on the network named in params.yaml (LeNet-300-100 by
-default, where a point costs seconds). Every point starts from the trained baseline and is
+Here the same three curves are measured on the network dvc.yaml names (LeNet-300-100, where a
+point costs seconds). Every point starts from the trained baseline and is
 retrained for the same number of epochs:
 
 * pruning only: one prune to the density, retraining with masks; size = stored entries x
   (32-bit weight + relative index), fillers included;
-* quantization only: k-means weight sharing of every layer at ``bits``, centroid fine-tuning;
+* quantization only: k-means weight sharing of every layer at ``bits``, centroid fine-tuning
+  (``finetune``, a smaller learning rate than ``retrain``: a centroid's gradient sums its cluster);
   size = ``bits`` per weight plus the codebook;
 * both: pruning, then quantization of the survivors; size = the fixed-width (P+Q) file's layers.
 
@@ -90,7 +91,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 model,
                 KMeansQuantConfig(conv_bits=b, fc_bits=b),
                 masks=None,
-                finetune=tc.retrain,
+                finetune=tc.finetune,
                 train_data=train,
                 checkpoint_dir=args.checkpoints / f"quant_{b}",
                 log=lambda _m: None,
@@ -123,7 +124,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 model,
                 KMeansQuantConfig(conv_bits=b, fc_bits=b),
                 masks=result.masks,
-                finetune=tc.retrain,
+                finetune=tc.finetune,
                 train_data=train,
                 checkpoint_dir=args.checkpoints / f"both_{d:g}_{b}_quant",
                 log=lambda _m: None,

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import struct
 from pathlib import Path
 
 import pytest
@@ -82,8 +81,26 @@ def test_file_size_is_exactly_streams_plus_tables_plus_header(tmp_path: Path) ->
         + (layer.index_stream_bits + 7) // 8
         for layer in codec.layers
     )
-    assert size == codec.header_bytes + layer_bytes + codec.dense_bytes
+    assert size == codec.header_bytes + layer_bytes + codec.dense_bytes + 4  # + CRC-32 trailer
     assert codec.dense_bytes == 4 * (20 + 50 + 500 + 10)  # the float32 biases
+    # Codebooks are float32 with 2^bits entries; a Huffman table is a format byte plus 4 bits a symbol.
+    conv1 = next(x for x in codec.layers if x.name == "conv1.weight")
+    assert conv1.table_bytes == 4 * 256 and conv1.code_table_bytes == (1 + 128) + (1 + 16)
+    assert codec.header_bytes < 400  # a compact binary header
+
+
+def test_long_code_lengths_use_the_byte_format() -> None:
+    import numpy as np
+
+    from common.compress import huffman
+
+    counts = np.array([2**i for i in range(20)])  # Fibonacci-like skew: codes longer than 14 bits
+    symbols = np.repeat(np.arange(20), counts)
+    code = huffman.build_code(symbols, 32)
+    assert code.max_length > 14 and code.to_bytes()[0] == 1
+    again = huffman.HuffmanCode.from_bytes(code.to_bytes(), 32)
+    data, n = huffman.encode(symbols, code)
+    assert np.array_equal(huffman.decode(data, n, symbols.size, again), symbols)
 
 
 def test_huffman_beats_fixed_width(tmp_path: Path) -> None:
@@ -103,8 +120,10 @@ def test_corrupt_files_are_rejected(tmp_path: Path) -> None:
         decode_state(b"XXXX" + data[4:])
     with pytest.raises(CodecError):
         decode_state(data[:-3])
-    with pytest.raises(CodecError, match="version"):
-        decode_state(data[:4] + struct.pack("<B", 9) + data[5:])
+    flipped = bytearray(data)
+    flipped[-20] ^= 0x01  # one bit inside the last stream
+    with pytest.raises(CodecError, match="checksum"):
+        decode_state(bytes(flipped))
 
 
 @pytest.mark.slow

@@ -114,7 +114,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             args.out / "model.dcmp",
             index_bits=ic.index_bits,
             arch=arch,
-            meta={"profile": profile, "config": to_dict(ic)},
+            meta={"network": args.name, "profile": profile},
         )
         codec_pq = encode(
             model,

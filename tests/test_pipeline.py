@@ -17,6 +17,7 @@ PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
 # Every params.yaml section with profiles, and the class that validates a profile of it.
 SECTION_CLASSES = {"data": DataProfile, "deep_compression": DeepCompressionProfile}
+_MISSING = object()
 
 
 def test_every_section_with_profiles_has_a_validator() -> None:
@@ -36,50 +37,79 @@ def test_every_profile_validates(section: str, profile: str) -> None:
     )
 
 
-def _lookup(data: dict, dotted: str) -> object:
+def _lookup(data: object, dotted: str) -> object:
     for part in dotted.split("."):
-        assert isinstance(data, dict) and part in data, f"params.yaml has no {dotted}"
+        if not isinstance(data, dict) or part not in data:
+            return _MISSING
         data = data[part]
     return data
 
 
-def _stages() -> list[tuple[str, dict, str | None]]:
+def _expand(text: str, key: str | None, item: object) -> str:
+    """Substitute DVC's foreach variables (``${item}``, ``${key}``, ``${item.field}``)."""
+    if key is None:
+        return text
+    text = text.replace("${key}", key)
+    if isinstance(item, dict):
+        for field, value in item.items():
+            text = text.replace("${item." + field + "}", str(value))
+        return text
+    return text.replace("${item}", str(item))
+
+
+def _stages() -> list[tuple[str, dict, str | None, object]]:
     out = []
     for name, stage in DVC["stages"].items():
-        if "foreach" in stage:
-            out += [(f"{name}@{item}", stage["do"], item) for item in stage["foreach"]]
+        foreach = stage.get("foreach")
+        if isinstance(foreach, dict):
+            out += [(f"{name}@{k}", stage["do"], k, v) for k, v in foreach.items()]
+        elif isinstance(foreach, list):
+            out += [(f"{name}@{k}", stage["do"], k, k) for k in foreach]
         else:
-            out.append((name, stage, None))
+            out.append((name, stage, None, None))
     return out
 
 
 @pytest.mark.parametrize("profile", PROFILES)
 def test_dvc_params_exist_in_every_profile(profile: str) -> None:
-    for name, stage, item in _stages():
-        for key in stage.get("params", []):
-            key = key.replace("${item}", item or "")
-            key = re.sub(r"\$\{[a-z_]+\.profile\}", profile, key)
-            _lookup(PARAMS, key), name
+    for name, stage, key, item in _stages():
+        for param in stage.get("params", []):
+            param = re.sub(r"\$\{[a-z_]+\.profile\}", profile, _expand(param, key, item))
+            assert _lookup(PARAMS, param) is not _MISSING, (name, param)
 
 
-def test_dvc_commands_pass_paths_they_declare() -> None:
-    """Outputs named in a command are declared as outputs (convention: paths live in dvc.yaml)."""
-    for name, stage, item in _stages():
-        cmd = stage["cmd"].replace("${item}", item or "")
+def test_dvc_commands_pass_the_paths_they_declare() -> None:
+    """Paths a command writes are declared outputs and paths it reads are declared dependencies."""
+    for name, stage, key, item in _stages():
+        cmd = _expand(stage["cmd"], key, item)
         declared = []
         for kind in ("outs", "metrics", "plots"):
             for entry in stage.get(kind, []):
-                declared.append(next(iter(entry)) if isinstance(entry, dict) else entry)
+                declared.append(
+                    _expand(next(iter(entry)) if isinstance(entry, dict) else entry, key, item)
+                )
+        deps = [_expand(d, key, item) for d in stage.get("deps", [])]
         for flag in ("--out", "--metrics", "--history", "--checkpoints"):
             m = re.search(rf"{flag} (\S+)", cmd)
             if m:
                 path = m.group(1)
-                declared_paths = [d.replace("${item}", item or "") for d in declared]
-                assert any(d == path or d.startswith(path + "/") for d in declared_paths), (
+                assert any(d == path or d.startswith(path + "/") for d in declared), (
                     name,
                     flag,
                     path,
                 )
+        for flag in (
+            "--data",
+            "--baseline",
+            "--pruned",
+            "--raw",
+            "--mnist",
+            "--claims",
+            "--metrics-dir",
+        ):
+            m = re.search(rf"{flag} (\S+)", cmd)
+            if m:
+                assert m.group(1) in deps, (name, flag, m.group(1))
 
 
 def test_the_two_commands_and_ci() -> None:

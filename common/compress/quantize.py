@@ -9,7 +9,11 @@ paper's centroid gradient (Eq. 3),
     dL/dC_k = sum_ij dL/dW_ij * 1(I_ij = k),
 
 i.e. the gradients of the weights of one cluster are summed and the shared value moves; the
-indices stay fixed. Pruned weights keep code 0, which decodes to 0.0 and never moves: with
+indices stay fixed. ``centroid_grad: mean`` (the default) divides that sum by the cluster's size
+before the optimizer sees it: a per-centroid learning rate of ``lr / n_k``, so a centroid moves
+like the average of its weights would under plain SGD. With the raw sum (``centroid_grad: sum``)
+the step grows with the cluster, and a learning rate that suits a pruned layer (hundreds of
+weights per cluster) makes an unpruned one (tens of thousands) diverge. Pruned weights keep code 0, which decodes to 0.0 and never moves: with
 pruning, one of the ``2^bits`` codes is this zero (used by the sparse format's filler entries), so
 k-means forms ``2^bits - 1`` clusters; without pruning, all ``2^bits`` codes are clusters.
 """
@@ -18,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import Tensor, nn
@@ -48,28 +52,53 @@ class KMeansQuantConfig:
     init: Init = "linear"
     max_iter: int = field(default=100, metadata=bounds(ge=1))
     seed: int = 0
+    centroid_grad: Literal["mean", "sum"] = "mean"
 
     def bits_for(self, fqn: str, module: nn.Module) -> int:
         return override(fqn, self.layers, self.conv_bits if is_conv(module) else self.fc_bits)
+
+
+class _ScaleGrad(torch.autograd.Function):
+    """Identity forward; multiplies the incoming gradient by ``scale`` on the way back."""
+
+    @staticmethod
+    def forward(ctx: Any, x: Tensor, scale: Tensor) -> Tensor:
+        ctx.save_for_backward(scale)
+        return x.view_as(x)
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, None]:
+        (scale,) = ctx.saved_tensors
+        return grad * scale, None
 
 
 class SharedWeights(nn.Module):
     """Parametrization ``W = table[codes]`` with trainable centroids and fixed codes.
 
     ``table`` is ``[0, *centroids]`` when ``zero_code`` (code 0 is a pruned weight) and
-    ``centroids`` otherwise.
+    ``centroids`` otherwise. With ``mean_grad`` each centroid's gradient is divided by the size of
+    its cluster (see the module docstring).
     """
 
-    def __init__(self, centroids: Tensor, codes: Tensor, *, zero_code: bool) -> None:
+    def __init__(
+        self, centroids: Tensor, codes: Tensor, *, zero_code: bool, mean_grad: bool = True
+    ) -> None:
         super().__init__()
         self.centroids = nn.Parameter(centroids.float().clone())
         self.register_buffer("codes", codes.to(torch.int64))
         self.zero_code = zero_code
+        counts = torch.bincount(
+            self.codes.flatten(), minlength=centroids.numel() + int(zero_code)
+        ).float()
+        counts = counts[1:] if zero_code else counts
+        scale = 1.0 / counts.clamp(min=1) if mean_grad else torch.ones_like(counts)
+        self.register_buffer("grad_scale", scale, persistent=False)
 
     def table(self) -> Tensor:
+        centroids = _ScaleGrad.apply(self.centroids, self.grad_scale)
         if self.zero_code:
-            return torch.cat([self.centroids.new_zeros(1), self.centroids])
-        return self.centroids
+            return torch.cat([centroids.new_zeros(1), centroids])
+        return centroids
 
     def forward(self, original: Tensor) -> Tensor:
         return self.table()[self.codes]
@@ -134,7 +163,12 @@ def kmeans_quantize_(
         )
         codes = torch.zeros_like(w, dtype=torch.int64)
         codes[keep] = assignment.to(w.device) + (1 if zero_code else 0)
-        shared = SharedWeights(centroids.to(w.device), codes, zero_code=zero_code)
+        shared = SharedWeights(
+            centroids.to(w.device),
+            codes,
+            zero_code=zero_code,
+            mean_grad=config.centroid_grad == "mean",
+        )
         parametrize.register_parametrization(module, "weight", shared, unsafe=True)
         module.parametrizations.weight.original.requires_grad_(False)
         rows.append(

@@ -96,11 +96,34 @@ def _default_evaluator(
     return evaluate_classifier(model, loader, device=device, ctx=ctx)
 
 
-def fingerprint_of(config: Any, model: nn.Module, extra: Any = None) -> str:
-    """Hash of what defines a run: a checkpoint is only resumed under the same fingerprint."""
-    payload = {"config": to_dict(config), "model": type(model).__name__, "extra": to_dict(extra)}
-    shapes = {k: list(v.shape) for k, v in model.state_dict().items()}
-    payload["shapes"] = shapes
+def _dataset_signature(data: Any) -> Any:
+    if data is None:
+        return None
+    sig: dict[str, Any] = {"type": type(data).__name__, "len": len(data)}
+    labels = getattr(data, "labels", None)
+    if isinstance(labels, Tensor):  # in-memory datasets: which samples, not just how many
+        sig["labels"] = hashlib.sha256(labels.cpu().numpy().tobytes()).hexdigest()[:16]
+    return sig
+
+
+def fingerprint_of(config: Any, model: nn.Module, extra: Any = None, *, data: Any = None) -> str:
+    """Hash of what defines a run: a checkpoint is only resumed under the same fingerprint.
+
+    It covers the config, the architecture, the *starting* weights (a run that starts from a
+    different model, e.g. another profile's baseline, must not resume this one's checkpoint),
+    the data and ``extra``.
+    """
+    h = hashlib.sha256()
+    for key, value in model.state_dict().items():
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    payload = {
+        "config": to_dict(config),
+        "model": type(model).__name__,
+        "weights": h.hexdigest(),
+        "data": data,
+        "extra": to_dict(extra),
+    }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
         :16
     ]
@@ -153,7 +176,12 @@ class Trainer:
         self.hooks = list(hooks)
         self.param_groups = param_groups
         self.progress = progress
-        self.fingerprint = fingerprint_of(config, model, fingerprint_extra)
+        self.fingerprint = fingerprint_of(
+            config,
+            model,
+            fingerprint_extra,
+            data={"train": _dataset_signature(train_data), "eval": _dataset_signature(eval_data)},
+        )
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stdout))
         self.ctx = dist_context
         self.epoch = 0

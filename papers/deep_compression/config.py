@@ -75,10 +75,9 @@ class TradeoffConfig:
     combined: list[tuple[float, int]] = field(default_factory=list)
     index_bits: int = field(default=5, metadata=bounds(ge=1, le=16))
     retrain: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=1))
-    # Centroid fine-tuning gets its own (smaller) learning rate: a centroid's gradient is the
-    # *sum* over its cluster (Eq. 3), thousands of weights in an unpruned layer.
+    # Centroid fine-tuning of the quantized points (retraining is for the pruned ones).
     finetune: TrainConfig = field(
-        default_factory=lambda: TrainConfig(epochs=1, optimizer=OptimizerConfig(lr=1e-4))
+        default_factory=lambda: TrainConfig(epochs=1, optimizer=OptimizerConfig(lr=0.01))
     )
     train_subset: int | None = field(default=None, metadata=bounds(ge=1))
     no_loss_tolerance: float = field(default=0.1, metadata=bounds(ge=0))

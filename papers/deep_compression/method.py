@@ -203,3 +203,27 @@ def masks_of(model: nn.Module, names: list[str]) -> dict[str, Tensor]:
     """Keep-masks (``weight != 0``) of the named layers of a pruned model read from disk."""
     modules = dict(model.named_modules())
     return {n: modules[n].weight != 0 for n in names}
+
+
+def tune_index_bits(
+    model: nn.Module,
+    quant: QuantResult,
+    *,
+    arch: dict[str, Any],
+    scratch: Path,
+    candidates: range = range(2, 13),
+) -> dict[str, int]:
+    """Per layer, the relative-index width that makes its Huffman-coded streams smallest.
+
+    Beyond the paper, which fixes one width per network: a narrow index needs many fillers, a wide
+    one a larger code table; with Huffman coding the best width is usually wider than 5 bits.
+    """
+    best: dict[str, tuple[int, int]] = {}
+    for width in candidates:
+        codec = encode(model, quant, scratch, index_bits=width, arch=arch)
+        for layer in codec.layers:
+            fqn = layer.name.removesuffix(".weight")
+            if fqn not in best or layer.pqh_bits < best[fqn][0]:
+                best[fqn] = (layer.pqh_bits, width)
+    scratch.unlink(missing_ok=True)
+    return {fqn: width for fqn, (_bits, width) in best.items()}

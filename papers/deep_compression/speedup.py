@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -54,7 +55,9 @@ def _median_us(fns: dict[str, object], repeats: int, warmup: int) -> dict[str, f
 def time_layer(layer: FcLayer, cfg: SpeedupConfig) -> dict[str, float]:
     w = _matrix(layer, cfg.seed)
     x = torch.randn(layer.in_features, generator=torch.Generator().manual_seed(cfg.seed + 1))
-    w_csr = w.to_sparse_csr()
+    with warnings.catch_warnings():  # torch calls CSR support "beta"; the product is checked below
+        warnings.simplefilter("ignore", UserWarning)
+        w_csr = w.to_sparse_csr()
     w_np, x_np = w.numpy(), x.numpy()
     w_sp = scipy.sparse.csr_matrix(w_np)
     if not torch.allclose(torch.mv(w_csr, x), torch.mv(w, x), atol=1e-3, rtol=1e-4):

@@ -9,7 +9,7 @@ retrained for the same number of epochs:
 * pruning only: one prune to the density, retraining with masks; size = stored entries x
   (32-bit weight + relative index), fillers included;
 * quantization only: k-means weight sharing of every layer at ``bits``, centroid fine-tuning
-  (``finetune``, a smaller learning rate than ``retrain``: a centroid's gradient sums its cluster);
+  (``finetune``);
   size = ``bits`` per weight plus the codebook;
 * both: pruning, then quantization of the survivors; size = the fixed-width (P+Q) file's layers.
 

@@ -51,11 +51,13 @@ def test_unpruned_layer_uses_every_code_for_clusters() -> None:
     )
 
 
-def test_centroid_gradient_is_the_sum_of_its_weights_gradients() -> None:
+@pytest.mark.parametrize("mode", ["sum", "mean"])
+def test_centroid_gradient_is_the_sum_of_its_weights_gradients(mode: str) -> None:
+    """Eq. 3: dL/dC_k = sum over the weights of cluster k (``mean`` divides it by the cluster size)."""
     torch.manual_seed(0)
     model = create_model("lenet300")
     masks, _ = prune_(model, MagnitudePruneConfig("density", 0.5))
-    kmeans_quantize_(model, KMeansQuantConfig(fc_bits=3), masks=masks)
+    kmeans_quantize_(model, KMeansQuantConfig(fc_bits=3, centroid_grad=mode), masks=masks)
     x = torch.randn(8, 1, 28, 28)
     # Gradient w.r.t. the effective weight, computed separately as a reference.
     w = model.ip1.weight.detach().clone().requires_grad_(True)
@@ -68,6 +70,10 @@ def test_centroid_gradient_is_the_sum_of_its_weights_gradients() -> None:
     codes = shared.codes
     expected = torch.zeros(shared.centroids.numel())
     expected.index_add_(0, (codes[codes > 0] - 1).flatten(), w.grad[codes > 0].flatten())
+    if mode == "mean":
+        expected /= torch.bincount(
+            (codes[codes > 0] - 1).flatten(), minlength=expected.numel()
+        ).clamp(min=1)
     assert torch.allclose(shared.centroids.grad, expected, atol=1e-6)
 
 

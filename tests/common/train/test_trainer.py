@@ -71,8 +71,7 @@ def test_interrupted_and_resumed_run_is_bitwise_identical(tmp_path: Path) -> Non
 
     with pytest.raises(KeyboardInterrupt):
         _train(tmp_path / "b", hooks=[_Interrupt(at_epoch=3)]).fit()
-    torch.manual_seed(123)  # a different fresh init: everything must come from the checkpoint
-    resumed = _train(tmp_path / "b", model=_Dropout300()).fit()
+    resumed = _train(tmp_path / "b").fit()  # the stage run again: same config, same starting model
 
     assert resumed.resumed_from_epoch == 2
     assert len(resumed.history) == 4
@@ -87,6 +86,32 @@ def test_finished_run_is_not_retrained(tmp_path: Path) -> None:
     first = _train(tmp_path).fit()
     again = _train(tmp_path).fit()
     assert again.resumed_from_epoch == 4 and again.history == first.history
+
+
+def test_checkpoint_from_other_starting_weights_or_data_is_not_resumed(tmp_path: Path) -> None:
+    _train(tmp_path).fit()
+    torch.manual_seed(123)
+    other_start = Trainer(
+        _Dropout300(),
+        _config(),
+        train_data=tiny_array_dataset(96, seed=1),
+        eval_data=tiny_array_dataset(40, seed=2),
+        checkpoint_dir=tmp_path,
+        progress=False,
+        log=lambda _m: None,
+    )
+    assert other_start.fit().resumed_from_epoch == 0
+    torch.manual_seed(0)
+    other_data = Trainer(
+        _Dropout300(),
+        _config(),
+        train_data=tiny_array_dataset(96, seed=5),
+        eval_data=tiny_array_dataset(40, seed=2),
+        checkpoint_dir=tmp_path,
+        progress=False,
+        log=lambda _m: None,
+    )
+    assert other_data.fit().resumed_from_epoch == 0
 
 
 def test_checkpoint_of_another_config_is_moved_aside(tmp_path: Path) -> None:

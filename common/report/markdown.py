@@ -25,9 +25,9 @@ def fmt(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         if value != value:  # NaN
             return "–"
-        if value == int(value) and abs(value) >= 1e4:
-            return f"{int(value):,}"
-        return f"{value:.{digits}g}" if abs(value) < 1e6 else f"{value:.3e}"
+        if abs(value) >= 10**digits:
+            return f"{value:,.0f}"  # no exponent notation in tables
+        return f"{value:.{digits}g}"
     return str(value)
 
 

@@ -83,8 +83,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         )
         decoded, _ = read_compressed(args.out / "model.dcmp")
         error_file = stage.test_error(decoded, test)
-        rows = storage_rows(codec)
-        rows_pq = storage_rows(codec_pq)
+        order = [name for name, _ in model.named_modules()]
+        rows = storage_rows(codec, order)
+        rows_pq = storage_rows(codec_pq, order)
         for row, row_pq in zip(rows, rows_pq, strict=True):
             # The fixed-width file measures the P+Q columns; the Huffman file the P+Q+H ones.
             row["rate_pq_pct"] = row_pq["rate_pq_pct"]

@@ -129,7 +129,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         save_model(model, args.out / "model.safetensors", arch=arch, extra={"profile": profile})
         save_masks(pruned.masks, args.out / "masks.safetensors")
         save_resolved(ic, args.out / "config.json", profile=profile, stage=name)
-        rows = storage_rows(codec)
+        rows = storage_rows(codec, [name for name, _ in model.named_modules()])
         write_json(
             {"rows": rows, "codec": codec.to_dict(), "codec_pq": codec_pq.to_dict()},
             args.out / "storage.json",
@@ -146,6 +146,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             f"{p}/rate": original_bytes / codec.file_bytes,
             f"{p}/rate_pq": original_bytes / codec_pq.file_bytes,
             f"{p}/kept_pct": 100 * pruned.report.density,
+            f"{p}/total/kept_pct": rows[-1]["kept_pct"],
+            f"{p}/total/rate_pq_pct": storage_rows(codec_pq)[-1]["rate_pq_pct"],
+            f"{p}/total/rate_pqh_pct": rows[-1]["rate_pqh_pct"],
         }
         write_metrics(metrics, args.metrics)
         if mlrun is not None:

@@ -155,7 +155,7 @@ def encode(
     )
 
 
-def storage_rows(codec: CodecReport) -> list[dict[str, Any]]:
+def storage_rows(codec: CodecReport, order: list[str] | None = None) -> list[dict[str, Any]]:
     """Tables 2-5, per layer and in total, from the encoded streams.
 
     Columns as in the paper: weights, percentage kept after pruning, weight bits after P+Q and
@@ -164,7 +164,11 @@ def storage_rows(codec: CodecReport) -> list[dict[str, Any]]:
     entries too, which are stored like any other. The total row weighs layers by their entries.
     """
     rows = []
-    for layer in codec.layers:
+    layers = list(codec.layers)
+    if order is not None:  # the model's module order instead of the file's (alphabetical) one
+        rank = {name: i for i, name in enumerate(order)}
+        layers.sort(key=lambda x: rank.get(x.name.removesuffix(".weight"), len(rank)))
+    for layer in layers:
         d = layer.to_dict()
         rows.append(
             {
@@ -179,7 +183,6 @@ def storage_rows(codec: CodecReport) -> list[dict[str, Any]]:
                 "rate_pqh_pct": 100 * d["rate_pqh"],
             }
         )
-    layers = codec.layers
     entries = sum(x.entries for x in layers) or 1
     numel = sum(x.numel for x in layers) or 1
     rows.append(

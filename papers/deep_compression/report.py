@@ -176,7 +176,9 @@ def table1(metrics: dict[str, float], claims: dict[str, Any]) -> str:
         "Each cell: ours (paper). *Size* and *rate* are those of the compressed file: every byte "
         "needed to rebuild the model (header, codebooks, Huffman code tables, bit streams, float32 "
         "biases, checksum); the compressed error is that of the model decoded from that file. The "
-        "paper's sizes match its weight-only accounting (LeNet-300-100: 2.49% of 1070 KB = 27 KB), "
+        "paper's sizes match its weight-only accounting (LeNet-300-100: "
+        f"{fmt(pv('table2.lenet300.total.rate_pqh'))}% of {fmt(pv('table1.lenet300.ref_size'))} KB = "
+        f"{fmt(pv('table2.lenet300.total.rate_pqh') * pv('table1.lenet300.ref_size') / 100, 3)} KB), "
         "which the last column applies to ours: the compressed layers' streams, codebooks and code "
         "tables only. AlexNet and VGG-16 run only at the `paper` profile (ImageNet); a dash means "
         "not run at this profile. The *italic* rows are the laptop-scale analogue, a VGG-style "
@@ -190,8 +192,9 @@ def table1(metrics: dict[str, float], claims: dict[str, Any]) -> str:
     ]
     if tuned:
         note += (
-            "\n\n*Beyond the paper*: the paper fixes one relative-index width per network (5 bits "
-            "for the LeNets). With Huffman coding a wider index is usually cheaper (fewer filler "
+            "\n\n*Beyond the paper*: the paper fixes one relative-index width per network "
+            f"({fmt(paper_value(claims, 'table2.lenet300.total.idx_bits_pq'))} bits for "
+            "LeNet-300-100). With Huffman coding a wider index is usually cheaper (fewer filler "
             "entries outweigh longer codes); choosing the width per layer gives files of "
             + ", ".join(tuned)
             + " (`model_tuned.dcmp`; not used for any claim)."
@@ -260,7 +263,9 @@ def paper_total_check(net: str, source: str, claims: dict[str, Any]) -> str:
     )
 
 
-def staged_table(metrics: dict[str, float], storages: dict[str, Any]) -> str:
+def staged_table(
+    metrics: dict[str, float], storages: dict[str, Any], claims: dict[str, Any]
+) -> str:
     rows = []
     for net, st in storages.items():
         if st is None:
@@ -294,9 +299,22 @@ def staged_table(metrics: dict[str, float], storages: dict[str, Any]) -> str:
     ) + (
         "\n\nPercentages are of the dense 32-bit weights of the compressed layers (the paper's "
         "rates, P counting only the weights kept, as its tables do); the last column is the real "
-        "files, P+Q with fixed-width codes and P+Q+H with Huffman codes. The paper's VGG-16 goes "
-        "7.5% (13×) → 3.2% (31×) → 2.05% (49×) and AlexNet 11% (9×) → 3.7% (27×) → 2.88% (35×)."
+        "files, P+Q with fixed-width codes and P+Q+H with Huffman codes." + _paper_stages(claims)
     )
+
+
+def _paper_stages(claims: dict[str, Any]) -> str:
+    """The paper's staged rates of its ImageNet networks (Tables 4 and 5), read from the claims."""
+    parts = []
+    for table_id, net in (("table4", "alexnet"), ("table5", "vgg16")):
+        vals = [
+            paper_value(claims, f"{table_id}.{net}.total.{k}")
+            for k in ("kept_pct", "rate_pq", "rate_pqh")
+        ]
+        if None not in vals:
+            stages = " → ".join(f"{v:g}% ({100 / v:.0f}×)" for v in vals)
+            parts.append(f"{LABELS[net]} (Table {table_id[-1]}) goes {stages}")
+    return (" For comparison, the paper's " + "; ".join(parts) + ".") if parts else ""
 
 
 # ---------------------------------------------------------------------------- figures
@@ -560,7 +578,7 @@ def build_report(args: argparse.Namespace) -> None:
         ),
         Section(
             "The three stages, P → P+Q → P+Q+H (Tables 4-5 style)",
-            staged_table(metrics, storages)
+            staged_table(metrics, storages, by_id)
             + "\n\n"
             + (
                 layer_table("vgg", "analogue", storages.get("vgg"), {})
@@ -575,7 +593,8 @@ def build_report(args: argparse.Namespace) -> None:
             "Each layer pruned alone to a fraction of its weights, by magnitude, without retraining "
             "(on a subset of the test set; analysis only, nothing is selected with it). Fully "
             "connected layers tolerate far more pruning than the first convolution, which is why the "
-            "paper keeps 66% of LeNet-5's conv1 but 8% of ip1.\n\n"
+            f"paper keeps {fmt(paper_value(by_id, 'table3.lenet5.conv1.kept_pct'))}% of LeNet-5's conv1 "
+            f"but {fmt(paper_value(by_id, 'table3.lenet5.ip1.kept_pct'))}% of ip1.\n\n"
             + img(fig_sensitivity(args.runs, figs / "sensitivity.png"), "sensitivity"),
         ),
         Section(

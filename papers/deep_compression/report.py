@@ -357,9 +357,12 @@ def fig_training(metrics_dir: Path, out: Path) -> Path | None:
         ax.set_title(LABELS[net])
         ax.set_xlabel("epoch (all stages in sequence)")
         ax.set_ylabel("test error (%)")
-        ax.set_yscale("log")
+        lows = [line.get_ydata() for line in ax.get_lines()]
+        floor = min(min(y) for y in lows)
+        ax.set_ylim(0, 4 * floor)  # the first epochs are off the chart; the stages are what matter
         ax.legend(fontsize=8)
-    fig.suptitle("Test error through the pipeline")
+    fig.suptitle("Test error through the pipeline", y=1.02)
+    fig.tight_layout()
     return save(fig, out)
 
 
@@ -375,13 +378,13 @@ def fig_sensitivity(runs: Path, out: Path) -> Path | None:
     for ax, (net, curves) in zip(axes[0], data.items(), strict=True):
         for layer, pts in curves.items():
             ax.plot([100 * d for d, _ in pts], [e for _, e in pts], marker="o", label=layer)
-        ax.set_xscale("log")
         ax.invert_xaxis()
         ax.set_xlabel("weights kept in that layer (%)")
         ax.set_ylabel("test error (%), no retraining")
         ax.set_title(LABELS[net])
         ax.legend(fontsize=7)
-    fig.suptitle("Sensitivity to pruning one layer at a time")
+    fig.suptitle("Sensitivity to pruning one layer at a time", y=1.02)
+    fig.tight_layout()
     return save(fig, out)
 
 
@@ -446,8 +449,9 @@ def fig_tradeoff(data: dict[str, Any] | None, out: Path) -> Path | None:
         label="'no loss' limit",
     )
     ax.set_xscale("log")
+    ax.set_yscale("log")
     ax.set_xlabel("model size (% of dense 32-bit weights)")
-    ax.set_ylabel("test error (%)")
+    ax.set_ylabel("test error (%, log scale)")
     ax.set_title(f"Figure 6 analogue: {LABELS.get(data['network'], data['network'])}")
     ax.legend(fontsize=8)
     return save(fig, out)
@@ -464,7 +468,6 @@ def fig_init(data: dict[str, Any] | None, out: Path) -> Path | None:
     ax.axhline(data["ref_error"], color="gray", ls="--", label="unquantized")
     ax.set_xlabel("bits per weight (every layer)")
     ax.set_ylabel("test error (%)")
-    ax.set_yscale("log")
     ax.set_title(
         f"Figure 8 analogue: centroid initialisation, {LABELS.get(data['network'], data['network'])}"
     )
@@ -605,13 +608,13 @@ def build_report(args: argparse.Namespace) -> None:
         ),
         Section(
             "Table 6: bits for convolution and fully connected layers",
-            _bitwidth_text(bitwidth, by_id),
+            _bitwidth_text(bitwidth, by_id, int(metrics.get("lenet5/baseline/test_samples", 0))),
         ),
         Section(
             "Figure 8: centroid initialisation",
             img(fig_init(bitwidth, figs / "init.png"), "initialisation comparison")
             + "\n\n"
-            + _init_text(bitwidth),
+            + _init_text(bitwidth, int(metrics.get("lenet5/baseline/test_samples", 0))),
         ),
         Section(
             "Figures 9-10: pruned layers run faster at batch size 1",
@@ -669,7 +672,7 @@ def _tradeoff_text(data: dict[str, Any] | None) -> str:
     )
 
 
-def _bitwidth_text(data: dict[str, Any] | None, claims: dict[str, Any]) -> str:
+def _bitwidth_text(data: dict[str, Any] | None, claims: dict[str, Any], n_test: int = 0) -> str:
     if not data:
         return "(the bitwidth stage did not run)"
     rows = [["32 / 32 (pruned, unquantized)", f"{fmt(data['ref_error'])}%", "–", "–"]]
@@ -695,18 +698,34 @@ def _bitwidth_text(data: dict[str, Any] | None, claims: dict[str, Any]) -> str:
             ],
             rows,
         )
-        + "\n\nTop-5 error is not meaningful on a 10-class task and is not reported."
+        + "\n\nTop-5 error is not meaningful on a 10-class task and is not reported. "
+        + _noise_note(data["ref_error"], n_test)
     )
 
 
-def _init_text(data: dict[str, Any] | None) -> str:
+def _noise_note(error_pct: float, n: int) -> str:
+    """One binomial standard deviation of a test error, to read small differences against."""
+    if n <= 0:
+        return ""
+    sd = 100 * (error_pct / 100 * (1 - error_pct / 100) / n) ** 0.5
+    return (
+        f"With {n:,} test images, one binomial standard deviation of an error near {fmt(error_pct)}% "
+        f"is {sd:.2f} points: smaller differences between rows are noise."
+    )
+
+
+def _init_text(data: dict[str, Any] | None, n_test: int = 0) -> str:
     if not data or not data.get("init"):
         return ""
     bits = sorted({p["bits"] for p in data["init"]})
     inits = sorted({p["init"] for p in data["init"]})
     err = {(p["init"], p["bits"]): p["error"] for p in data["init"]}
     rows = [[init, *[f"{fmt(err[(init, b)])}%" for b in bits]] for init in inits]
-    return table(["Initialisation", *[f"{b} bits" for b in bits]], rows)
+    return (
+        table(["Initialisation", *[f"{b} bits" for b in bits]], rows)
+        + "\n\n"
+        + _noise_note(data["ref_error"], n_test)
+    )
 
 
 def _speedup_text(data: dict[str, Any] | None) -> str:

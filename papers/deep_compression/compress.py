@@ -16,7 +16,6 @@ accounting of Tables 2 and 3.
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from common.compress import read_compressed
 from common.config import save_resolved
@@ -140,22 +139,13 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     return metrics
 
 
-def _args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--name", required=True, help="network: a key of the profile's compress section"
-    )
-    parser.add_argument(
-        "--pruned", type=Path, required=True, help="directory of the pruned network"
-    )
-    parser.add_argument("--data", type=Path, required=True, help="prepared dataset directory")
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--checkpoints", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, required=True)
-    parser.add_argument("--history", type=Path, required=True)
-
-
 def main(argv: list[str] | None = None) -> int:
-    return stage.run_main(__doc__.split("\n")[0], _args, run, argv)
+    return stage.run_main(
+        __doc__.split("\n")[0],
+        ["name", "pruned", "data", "out", "checkpoints", "metrics", "history"],
+        run,
+        argv,
+    )
 
 
 if __name__ == "__main__":

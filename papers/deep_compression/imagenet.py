@@ -54,7 +54,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     ic = stage.network_config(args.params, cfg, "imagenet", args.name)
     name = f"deep_compression_imagenet@{args.name}"
     if ic is None:
-        with stage_run(experiment=stage.EXPERIMENT, stage=name, profile=profile, tags={"status": "not run"}):
+        with stage_run(
+            experiment=stage.EXPERIMENT, stage=name, profile=profile, tags={"status": "not run"}
+        ):
             pass  # recorded, so every stage of a pipeline run shows up in MLflow
         write_metrics({}, args.metrics)
         write_json(
@@ -170,9 +172,8 @@ def _args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--data", type=Path, default=None, help="ImageNet root (default: $EFFML_DATA_ROOT/imagenet)"
     )
-    parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--checkpoints", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, required=True)
+    for flag in ("out", "checkpoints", "metrics"):
+        parser.add_argument(f"--{flag}", **stage.FLAGS[flag])
 
 
 def main(argv: list[str] | None = None) -> int:

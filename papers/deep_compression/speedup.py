@@ -16,7 +16,6 @@ import argparse
 import statistics
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 import scipy.sparse
@@ -133,13 +132,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     return metrics
 
 
-def _args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--out", type=Path, required=True, help="JSON file of the timings")
-    parser.add_argument("--metrics", type=Path, required=True)
-
-
 def main(argv: list[str] | None = None) -> int:
-    return stage.run_main(__doc__.split("\n")[0], _args, run, argv)
+    return stage.run_main(__doc__.split("\n")[0], ["out", "metrics"], run, argv)
 
 
 if __name__ == "__main__":

@@ -59,17 +59,35 @@ def test_error(model: nn.Module, data: Dataset) -> float:
     return evaluate_dataset(model.eval(), data)["error"]
 
 
+# The stages' command-line flags; dvc.yaml passes every path through them.
+FLAGS: dict[str, dict[str, Any]] = {
+    "name": {"required": True, "help": "network: a key of the profile's section for this stage"},
+    "baseline": {"type": Path, "required": True, "help": "directory of the trained baseline"},
+    "pruned": {"type": Path, "required": True, "help": "directory of the pruned network"},
+    "data": {"type": Path, "required": True, "help": "prepared dataset directory"},
+    "out": {"type": Path, "required": True, "help": "output directory or file"},
+    "checkpoints": {"type": Path, "required": True, "help": "resumable checkpoint directory"},
+    "metrics": {"type": Path, "required": True, "help": "flat metrics JSON"},
+    "history": {"type": Path, "required": True, "help": "per-epoch history CSV"},
+}
+
+
 def run_main(
     description: str,
-    add_args: Callable[[argparse.ArgumentParser], None],
+    flags: list[str] | Callable[[argparse.ArgumentParser], None],
     run: Callable[[argparse.Namespace], Any],
     argv: list[str] | None,
 ) -> int:
-    """Parse arguments and run a stage; known failure kinds become one clear line and exit code 2."""
+    """Parse ``--params`` and ``flags`` (names from :data:`FLAGS`, or a function adding arguments),
+    run the stage; known failure kinds become one clear line and exit code 2."""
     configure_environment()
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    add_args(parser)
+    if callable(flags):
+        flags(parser)
+    else:
+        for flag in flags:
+            parser.add_argument(f"--{flag}", **FLAGS[flag])
     args = parser.parse_args(argv)
     if getattr(args, "checkpoints", None) is not None:
         args.checkpoints.mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing trains

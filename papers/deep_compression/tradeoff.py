@@ -170,21 +170,13 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     return metrics
 
 
-def _args(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--name", required=True, help="network (a key of the profile's baseline section)"
-    )
-    parser.add_argument(
-        "--baseline", type=Path, required=True, help="directory of the trained baseline"
-    )
-    parser.add_argument("--data", type=Path, required=True, help="prepared dataset directory")
-    parser.add_argument("--out", type=Path, required=True, help="JSON file of the curves' points")
-    parser.add_argument("--checkpoints", type=Path, required=True)
-    parser.add_argument("--metrics", type=Path, required=True)
-
-
 def main(argv: list[str] | None = None) -> int:
-    return stage.run_main(__doc__.split("\n")[0], _args, run, argv)
+    return stage.run_main(
+        __doc__.split("\n")[0],
+        ["name", "baseline", "data", "out", "checkpoints", "metrics"],
+        run,
+        argv,
+    )
 
 
 if __name__ == "__main__":

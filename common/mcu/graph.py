@@ -1,0 +1,135 @@
+"""The int8 graph every MCU tool in this package reads: converter output, TF-Lite import/export,
+reference executor, memory planners and C code generator.
+
+Layout follows TF-Lite: activations are NHWC with batch 1; convolution weights are
+``(out, kh, kw, in)``, depthwise weights ``(1, kh, kw, channels)``, fully connected weights
+``(out, in)``. Weights are symmetric per-channel int8 (zero point 0), biases int32 with scale
+``input_scale * weight_scale``, activations asymmetric per-tensor int8.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SUPPORTED_OPS = (
+    "conv2d",
+    "depthwise_conv2d",
+    "fully_connected",
+    "add",
+    "avg_pool2d",
+    "max_pool2d",
+    "reshape",
+    "pad",
+    "softmax",
+)
+
+
+class UnsupportedOperatorError(ValueError):
+    """A model uses an operator the engine cannot run; the message names it."""
+
+
+@dataclass
+class Tensor:
+    """A quantized tensor: an activation (``data is None``) or a constant (weights, bias)."""
+
+    name: str
+    shape: tuple[int, ...]
+    dtype: str  # "int8" or "int32"
+    scale: np.ndarray  # float32, one value (per tensor) or one per channel
+    zero_point: np.ndarray  # int64, same length as scale
+    data: np.ndarray | None = None
+    quantized_dim: int = 0
+
+    @property
+    def is_constant(self) -> bool:
+        return self.data is not None
+
+    @property
+    def nbytes(self) -> int:
+        return int(np.prod(self.shape)) * (1 if self.dtype == "int8" else 4)
+
+    @property
+    def s(self) -> float:
+        """The per-tensor scale (activations)."""
+        return float(self.scale.reshape(-1)[0])
+
+    @property
+    def zp(self) -> int:
+        """The per-tensor zero point (activations)."""
+        return int(self.zero_point.reshape(-1)[0])
+
+
+@dataclass
+class Op:
+    """One operator: ``kind`` from :data:`SUPPORTED_OPS`, tensor names, and its options.
+
+    Options: ``stride`` (h, w), ``padding`` ("same"/"valid"), ``activation``
+    ("none"/"relu"/"relu6"), ``filter`` (h, w) for pools, ``depth_multiplier``,
+    ``paddings`` ((top, bottom), (left, right)) for pad, ``beta`` for softmax.
+    """
+
+    kind: str
+    inputs: list[str]
+    outputs: list[str]
+    options: dict[str, Any] = field(default_factory=dict)
+    name: str = ""
+
+
+@dataclass
+class Graph:
+    tensors: dict[str, Tensor]
+    ops: list[Op]
+    inputs: list[str]
+    outputs: list[str]
+
+    def validate(self) -> None:
+        for op in self.ops:
+            if op.kind not in SUPPORTED_OPS:
+                raise UnsupportedOperatorError(
+                    f"operator {op.kind!r} ({op.name or 'unnamed'}) is not supported; supported: {', '.join(SUPPORTED_OPS)}"
+                )
+            for t in op.inputs + op.outputs:
+                if t not in self.tensors:
+                    raise ValueError(f"{op.kind} {op.name}: unknown tensor {t!r}")
+
+    def activations(self) -> list[str]:
+        """Names of every non-constant tensor, in order of first appearance."""
+        seen: list[str] = [n for n in self.inputs]
+        for op in self.ops:
+            for t in op.inputs + op.outputs:
+                if t not in seen and not self.tensors[t].is_constant:
+                    seen.append(t)
+        return seen
+
+    def weight_bytes(self) -> int:
+        return sum(t.nbytes for t in self.tensors.values() if t.is_constant)
+
+    def macs(self) -> int:
+        total = 0
+        for op in self.ops:
+            out = self.tensors[op.outputs[0]]
+            if op.kind == "conv2d":
+                w = self.tensors[op.inputs[1]]
+                total += int(np.prod(out.shape)) * int(np.prod(w.shape[1:]))
+            elif op.kind == "depthwise_conv2d":
+                w = self.tensors[op.inputs[1]]
+                total += int(np.prod(out.shape)) * w.shape[1] * w.shape[2]
+            elif op.kind == "fully_connected":
+                w = self.tensors[op.inputs[1]]
+                total += int(np.prod(w.shape))
+        return total
+
+
+def conv_output_size(
+    size: int, kernel: int, stride: int, padding: str, dilation: int = 1
+) -> tuple[int, int]:
+    """``(output size, padding before)`` with TF-Lite's rule (SAME: pad_before = total // 2)."""
+    effective = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        return (size - effective) // stride + 1, 0
+    out = -(-size // stride)
+    total = max((out - 1) * stride + effective - size, 0)
+    return out, total // 2

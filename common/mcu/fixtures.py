@@ -156,6 +156,14 @@ class GraphBuilder:
         self.last = out
         return out
 
+    def softmax(self, beta: float = 1.0) -> str:
+        x = self.g.tensors[self.last]
+        name = self._name("softmax")
+        out = self._act(f"{name}/out", x.shape, 1.0 / 256.0, -128)  # TF-Lite's fixed output qparams
+        self.g.ops.append(Op("softmax", [self.last], [out], {"beta": beta}, name))
+        self.last = out
+        return out
+
     def build(self) -> Graph:
         self.g.outputs = [self.last]
         self.g.validate()

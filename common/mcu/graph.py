@@ -133,3 +133,55 @@ def conv_output_size(
     out = -(-size // stride)
     total = max((out - 1) * stride + effective - size, 0)
     return out, total // 2
+
+
+def resolve_padding(
+    h: int, w: int, kh: int, kw: int, stride: tuple[int, int], padding: Any
+) -> tuple[int, int, int, int, int, int]:
+    """``(out_h, out_w, pad_top, pad_bottom, pad_left, pad_right)`` for ``padding`` given as
+    "same", "valid" or explicit ``((top, bottom), (left, right))`` (a PAD fused into the op)."""
+    if isinstance(padding, str):
+        oh, pt = conv_output_size(h, kh, stride[0], padding)
+        ow, pl = conv_output_size(w, kw, stride[1], padding)
+        pb = max((oh - 1) * stride[0] + kh - h - pt, 0)
+        pr = max((ow - 1) * stride[1] + kw - w - pl, 0)
+        return oh, ow, pt, pb, pl, pr
+    (pt, pb), (pl, pr) = padding
+    oh = (h + pt + pb - kh) // stride[0] + 1
+    ow = (w + pl + pr - kw) // stride[1] + 1
+    return oh, ow, pt, pb, pl, pr
+
+
+def fuse_pad(g: Graph) -> Graph:
+    """Fold every PAD whose only consumer is a VALID convolution into that convolution.
+
+    TF-Lite has only SAME and VALID padding, so a PyTorch convolution with stride 2 and padding 1
+    becomes PAD + VALID conv, and the padded copy costs a whole tensor of SRAM. TinyEngine fuses
+    padding into the kernel; so does this pass (the convolution gets explicit padding). The result
+    computes exactly the same values (the pad value is the input's zero point, i.e. real 0).
+    """
+    import copy
+
+    g = copy.deepcopy(g)
+    consumers: dict[str, list[Op]] = {}
+    for op in g.ops:
+        for t in op.inputs:
+            consumers.setdefault(t, []).append(op)
+    keep: list[Op] = []
+    for op in g.ops:
+        nxt = consumers.get(op.outputs[0], [])
+        if (
+            op.kind == "pad"
+            and op.outputs[0] not in g.outputs
+            and len(nxt) == 1
+            and nxt[0].kind in ("conv2d", "depthwise_conv2d")
+            and nxt[0].options["padding"] == "valid"
+        ):
+            conv = nxt[0]
+            conv.inputs[0] = op.inputs[0]
+            conv.options["padding"] = op.options["paddings"]
+            del g.tensors[op.outputs[0]]
+            continue
+        keep.append(op)
+    g.ops = keep
+    return g

@@ -9,10 +9,17 @@ int8 values; the tests check all three against each other.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
-from common.mcu.graph import Graph, Op, Tensor, UnsupportedOperatorError, conv_output_size
-from common.mcu.quant import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
+from common.mcu.graph import Graph, Op, Tensor, UnsupportedOperatorError, resolve_padding
+from common.mcu.quant import (
+    activation_range,
+    multiply_by_quantized_multiplier,
+    quantize_multiplier,
+    softmax_int8,
+)
 
 
 def requant_params(
@@ -29,12 +36,11 @@ def requant_params(
 
 
 def _patches(
-    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: str, pad_value: int
+    x: np.ndarray, kh: int, kw: int, stride: tuple[int, int], padding: Any, pad_value: int
 ) -> tuple[np.ndarray, int, int]:
     """``(out_h, out_w, kh, kw, C)`` windows of ``x`` (H, W, C), padded with ``pad_value``."""
     h, w, c = x.shape
-    oh, pt = conv_output_size(h, kh, stride[0], padding)
-    ow, pl = conv_output_size(w, kw, stride[1], padding)
+    oh, ow, pt, _pb, pl, _pr = resolve_padding(h, w, kh, kw, stride, padding)
     need_h = (oh - 1) * stride[0] + kh
     need_w = (ow - 1) * stride[1] + kw
     padded = np.full((max(need_h, h + pt), max(need_w, w + pl), c), pad_value, dtype=x.dtype)
@@ -140,6 +146,14 @@ def pad(g: Graph, op: Op, x: np.ndarray) -> np.ndarray:
     return np.pad(x, ((0, 0), (t, b_), (left, r), (0, 0)), constant_values=out.zp).astype(np.int8)
 
 
+def softmax(g: Graph, op: Op, x: np.ndarray) -> np.ndarray:
+    """TF-Lite's int8 softmax over the last axis (output scale 1/256, zero point -128)."""
+    inp, out = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if out.zp != -128 or abs(out.s - 1 / 256) > 1e-9:
+        raise ValueError(f"softmax {op.name}: TF-Lite needs output scale 1/256 and zero point -128")
+    return softmax_int8(x, float(op.options.get("beta", 1.0)), inp.s)
+
+
 def run(g: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
     """Execute ``g`` on the int8 input ``x``; returns every activation by name."""
     g.validate()
@@ -164,6 +178,8 @@ def run(g: Graph, x: np.ndarray) -> dict[str, np.ndarray]:
             y = args[0].reshape(g.tensors[op.outputs[0]].shape)
         elif op.kind == "pad":
             y = pad(g, op, args[0])
+        elif op.kind == "softmax":
+            y = softmax(g, op, args[0])
         else:
             raise UnsupportedOperatorError(f"the reference executor has no {op.kind!r} kernel")
         expected = g.tensors[op.outputs[0]].shape

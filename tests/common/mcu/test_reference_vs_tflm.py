@@ -66,6 +66,28 @@ def test_stride_and_valid_padding_variants() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("seed", "beta", "in_scale"), [(0, 1.0, 0.05), (1, 1.0, 0.2), (2, 0.5, 0.01), (3, 2.0, 0.1)]
+)
+def test_softmax_matches_tflite_micro(seed: int, beta: float, in_scale: float) -> None:
+    """Int8 softmax (gemmlowp fixed-point exp and reciprocal) on wide and narrow input ranges."""
+    b = GraphBuilder((1, 40), seed=seed)
+    b.g.tensors["input"].scale[:] = in_scale
+    b.softmax(beta)
+    g = b.build()
+    rng = np.random.default_rng(seed)
+    for x in (
+        rng.integers(-128, 128, size=(1, 40)),
+        rng.integers(-10, 10, size=(1, 40)),
+        np.full((1, 40), 7),
+    ):
+        x = x.astype(np.int8)
+        ours = reference.run(g, x)[g.outputs[0]]
+        assert np.array_equal(ours.reshape(-1), tflm.run(export_tflite(g), x).reshape(-1))
+    # The probabilities sum to about one (256 in the output's units).
+    assert abs(int(ours.astype(np.int64).sum()) + 128 * 40 - 256) <= 40
+
+
 def test_unsupported_operator_is_named() -> None:
     g = random_graph(0)
     g.ops[0].kind = "conv3d"

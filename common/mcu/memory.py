@@ -1,0 +1,324 @@
+"""Activation memory plans: where every tensor lives in the SRAM arena, and the peak.
+
+Two planners over the same lifetimes (a tensor lives from the operator that writes it to the last
+one that reads it; graph inputs from the start, graph outputs to the end):
+
+* :func:`plan_tflm` behaves like TF-Lite Micro's ``GreedyMemoryPlanner``: every tensor gets its
+  own buffer, aligned to 16 bytes; buffers are placed largest first at the lowest offset that does
+  not overlap a buffer alive at the same time. No tensor is ever computed in place.
+* :func:`plan_tinyengine` adds what TinyEngine (MCUNet, Section 3.2) does: **in-place depthwise
+  convolution**, where the output overwrites the input channel by channel and needs one channel of
+  temporary space instead of a second tensor ("2N -> N + 1"), in-place add when an operand dies
+  there, reshape as a view, and the same lifetime-based reuse with 4-byte alignment.
+
+:func:`patch_plan` (MCUNetV2) computes the peak of running the first stage of a network patch by
+patch, from receptive fields, and the MACs that the overlapping halos recompute.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from common.mcu.graph import Graph, Op, fuse_pad, resolve_padding
+
+
+@dataclass
+class Buffer:
+    tensor: str
+    size: int
+    first: int  # index of the producing op (-1 for graph inputs)
+    last: int  # index of the last consumer (len(ops) for graph outputs)
+    offset: int = -1
+
+
+@dataclass
+class MemoryPlan:
+    """Offsets of every activation buffer and the arena they need."""
+
+    buffers: list[Buffer]
+    arena_bytes: int
+    scratch_bytes: int = 0
+    aliases: dict[str, str] = field(default_factory=dict)  # tensor -> tensor whose buffer it reuses
+
+    @property
+    def peak_bytes(self) -> int:
+        return self.arena_bytes + self.scratch_bytes
+
+    def offset(self, tensor: str) -> int:
+        root = tensor
+        while root in self.aliases:
+            root = self.aliases[root]
+        return next(b.offset for b in self.buffers if b.tensor == root)
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def lifetimes(g: Graph, aliases: dict[str, str] | None = None) -> list[Buffer]:
+    """One buffer per activation (aliased tensors extend their root's lifetime)."""
+    aliases = aliases or {}
+
+    def root(t: str) -> str:
+        while t in aliases:
+            t = aliases[t]
+        return t
+
+    first: dict[str, int] = {root(t): -1 for t in g.inputs}
+    last: dict[str, int] = {}
+    for i, op in enumerate(g.ops):
+        for t in op.inputs:
+            if not g.tensors[t].is_constant:
+                last[root(t)] = max(last.get(root(t), -1), i)
+        for t in op.outputs:
+            first.setdefault(root(t), i)
+            last[root(t)] = max(last.get(root(t), i), i)
+    for t in g.outputs:
+        last[root(t)] = len(g.ops)
+    return [Buffer(t, g.tensors[t].nbytes, first[t], last[t]) for t in first]
+
+
+def _place_greedy(buffers: list[Buffer], align: int) -> int:
+    """Largest first, lowest offset that overlaps no placed buffer alive at the same time."""
+    placed: list[Buffer] = []
+    for b in sorted(buffers, key=lambda b: (-b.size, b.first)):
+        size = _align(b.size, align)
+        busy = sorted(
+            (p.offset, p.offset + _align(p.size, align))
+            for p in placed
+            if not (p.last < b.first or b.last < p.first)
+        )
+        offset = 0
+        for start, end in busy:
+            if offset + size <= start:
+                break
+            offset = max(offset, end)
+        b.offset = offset
+        placed.append(b)
+    return max((b.offset + _align(b.size, align) for b in buffers), default=0)
+
+
+def plan_tflm(g: Graph) -> MemoryPlan:
+    """TF-Lite Micro's plan: a buffer per tensor, 16-byte aligned, greedy by size."""
+    buffers = lifetimes(g)
+    return MemoryPlan(buffers, _place_greedy(buffers, 16))
+
+
+def inplace_aliases(g: Graph) -> tuple[dict[str, str], int]:
+    """Which outputs reuse their input's buffer in TinyEngine, and the scratch that needs.
+
+    Returns ``(aliases, scratch_bytes)``: in-place depthwise needs one output channel
+    (``out_h * out_w`` bytes) of scratch, shared by all of them.
+    """
+    last_use: dict[str, int] = {}
+    for i, op in enumerate(g.ops):
+        for t in op.inputs:
+            last_use[t] = i
+    for t in g.outputs:
+        last_use[t] = len(g.ops)
+    aliases: dict[str, str] = {}
+    scratch = 0
+    for i, op in enumerate(g.ops):
+        out = op.outputs[0]
+        if op.kind == "reshape":
+            aliases[out] = op.inputs[0]
+        elif op.kind == "depthwise_conv2d":
+            x = op.inputs[0]
+            if (
+                last_use.get(x) == i
+                and x not in g.inputs
+                and g.tensors[out].nbytes <= g.tensors[x].nbytes
+            ):
+                aliases[out] = x
+                _, oh, ow, _ = g.tensors[out].shape
+                scratch = max(scratch, oh * ow)
+        elif op.kind == "add":
+            for x in op.inputs:
+                if (
+                    last_use.get(x) == i
+                    and x not in g.inputs
+                    and g.tensors[x].nbytes == g.tensors[out].nbytes
+                ):
+                    aliases[out] = x
+                    break
+    return aliases, scratch
+
+
+def plan_tinyengine(g: Graph) -> MemoryPlan:
+    """TinyEngine's plan for ``fuse_pad(g)``: PAD fused into convolutions, in-place depthwise and
+    add, reshape as a view, lifetime-based reuse with 4-byte alignment.
+
+    The greedy placement is a heuristic, so the plan without in-place reuse is computed too and
+    the smaller arena kept (in-place never loses by more than its scratch, but packing can).
+    """
+    g = fuse_pad(g)
+    aliases, scratch = inplace_aliases(g)
+    with_inplace = lifetimes(g, aliases)
+    arena = _place_greedy(with_inplace, 4)
+    plain = lifetimes(g)
+    arena_plain = _place_greedy(plain, 4)
+    if arena + scratch <= arena_plain:
+        return MemoryPlan(with_inplace, arena, scratch_bytes=scratch, aliases=aliases)
+    return MemoryPlan(plain, arena_plain)
+
+
+def live_peak(g: Graph, plan_aliases: dict[str, str] | None = None) -> tuple[int, int]:
+    """Lower bound of any plan: the most bytes alive during one operator, and that operator."""
+    buffers = lifetimes(g, plan_aliases)
+    best, at = 0, -1
+    for i in range(len(g.ops)):
+        live = sum(b.size for b in buffers if b.first <= i <= b.last)
+        if live > best:
+            best, at = live, i
+    return best, at
+
+
+# ------------------------------------------------------------------ patch-based inference
+@dataclass
+class PatchPlan:
+    """MCUNetV2: the first ``n_ops`` operators run on a ``p x p`` grid of output patches."""
+
+    n_ops: int
+    patches: int
+    peak_bytes: int  # the larger of the patch stage's and the rest's peak
+    patch_stage_peak: int
+    rest_peak: int
+    macs: int  # with the recomputed halo
+    base_macs: int
+
+    @property
+    def mac_overhead(self) -> float:
+        return self.macs / self.base_macs - 1.0
+
+
+def _window(op: Op, g: Graph) -> tuple[int, int, int, int, int, int, int, int]:
+    """``(kh, kw, sh, sw, pad_top, pad_left, in_h, in_w)`` of a spatial op (1x1 for the rest)."""
+    x = g.tensors[op.inputs[0]]
+    in_h, in_w = x.shape[1], x.shape[2]
+    if op.kind in ("conv2d", "depthwise_conv2d"):
+        w = g.tensors[op.inputs[1]]
+        kh, kw = w.shape[1], w.shape[2]
+    elif op.kind in ("avg_pool2d", "max_pool2d"):
+        kh, kw = op.options["filter"]
+    elif op.kind == "pad":
+        (t, _b), (left, _r) = op.options["paddings"]
+        return 1, 1, 1, 1, t, left, in_h, in_w
+    else:
+        return 1, 1, 1, 1, 0, 0, in_h, in_w
+    sh, sw = op.options.get("stride", (1, 1))
+    _, _, pt, _, pl, _ = resolve_padding(
+        in_h, in_w, kh, kw, (sh, sw), op.options.get("padding", "valid")
+    )
+    return kh, kw, sh, sw, pt, pl, in_h, in_w
+
+
+def patch_plan(g: Graph, n_ops: int, patches: int) -> PatchPlan:
+    """Peak memory and MACs when ops ``[0, n_ops)`` run patch by patch (MCUNetV2).
+
+    The output of op ``n_ops - 1`` is cut into ``patches x patches`` tiles. For each tile, the
+    region every tensor of the stage must hold is found by walking the receptive field backwards
+    (a tensor read by several ops, as in a residual block, holds the union); the stage then runs
+    on those regions, keeping only one tile's tensors alive plus the assembled stage output.
+    MACs count every tile's work, so the overlapping halos show up as overhead.
+    """
+    g = fuse_pad(g)
+    stage = g.ops[:n_ops]
+    stage_out = stage[-1].outputs[0]
+    # The input is read tile by tile (from the camera or a flash-resident image, as MCUNetV2
+    # assumes), so it may not be read again after the stage either.
+    produced = {op.outputs[0] for op in stage} | set(g.inputs)
+    for op in g.ops[n_ops:]:
+        if any(t in produced and t != stage_out for t in op.inputs):
+            raise ValueError(
+                "a tensor inside the patch stage is read after it: choose another split"
+            )
+    out_t = g.tensors[stage_out]
+    _, oh, ow, _ = out_t.shape
+    edges_h = np.linspace(0, oh, patches + 1).round().astype(int)
+    edges_w = np.linspace(0, ow, patches + 1).round().astype(int)
+    stage_graph = Graph(g.tensors, stage, [g.inputs[0]], [stage_out])
+    lives = lifetimes(stage_graph)
+    total_macs = 0
+    stage_peak = 0
+    for i in range(patches):
+        for j in range(patches):
+            region: dict[str, tuple[int, int, int, int]] = {
+                stage_out: (edges_h[i], edges_h[i + 1], edges_w[j], edges_w[j + 1])
+            }
+            for op in reversed(stage):
+                h0, h1, w0, w1 = region[op.outputs[0]]
+                kh, kw, sh, sw, pt, pl, in_h, in_w = _window(op, g)
+                need = (
+                    max(h0 * sh - pt, 0),
+                    min((h1 - 1) * sh - pt + kh, in_h),
+                    max(w0 * sw - pl, 0),
+                    min((w1 - 1) * sw - pl + kw, in_w),
+                )
+                for t in op.inputs:
+                    if g.tensors[t].is_constant:
+                        continue
+                    if op.kind in ("add", "reshape"):
+                        need = (h0, h1, w0, w1)
+                    old = region.get(t)
+                    region[t] = (
+                        need
+                        if old is None
+                        else (
+                            min(old[0], need[0]),
+                            max(old[1], need[1]),
+                            min(old[2], need[2]),
+                            max(old[3], need[3]),
+                        )
+                    )
+
+            def tile_bytes(t: str, region: dict = region) -> int:
+                h0, h1, w0, w1 = region[t]
+                return (h1 - h0) * (w1 - w0) * g.tensors[t].shape[3]
+
+            for k, op in enumerate(stage):
+                live = sum(tile_bytes(b.tensor) for b in lives if b.first <= k <= b.last)
+                stage_peak = max(stage_peak, live + out_t.nbytes)
+                h0, h1, w0, w1 = region[op.outputs[0]]
+                cout = g.tensors[op.outputs[0]].shape[3]
+                if op.kind == "conv2d":
+                    total_macs += (
+                        (h1 - h0)
+                        * (w1 - w0)
+                        * cout
+                        * int(np.prod(g.tensors[op.inputs[1]].shape[1:]))
+                    )
+                elif op.kind == "depthwise_conv2d":
+                    wt = g.tensors[op.inputs[1]]
+                    total_macs += (h1 - h0) * (w1 - w0) * cout * wt.shape[1] * wt.shape[2]
+    rest = Graph(g.tensors, g.ops[n_ops:], [stage_out], g.outputs)
+    rest_peak = plan_tinyengine(rest).peak_bytes if rest.ops else 0
+    rest_macs = Graph(g.tensors, g.ops[n_ops:], [], []).macs()
+    return PatchPlan(
+        n_ops,
+        patches,
+        max(stage_peak, rest_peak),
+        stage_peak,
+        rest_peak,
+        total_macs + rest_macs,
+        g.macs(),
+    )
+
+
+def best_patch_plan(
+    g: Graph, patches: tuple[int, ...] = (2, 3, 4), max_overhead: float = 0.3
+) -> PatchPlan | None:
+    """The split and grid with the lowest peak among those within ``max_overhead`` extra MACs."""
+    best = None
+    for n in range(1, len(fuse_pad(g).ops)):
+        for p in patches:
+            try:
+                plan = patch_plan(g, n, p)
+            except ValueError:
+                continue
+            if plan.mac_overhead <= max_overhead and (
+                best is None or plan.peak_bytes < best.peak_bytes
+            ):
+                best = plan
+    return best

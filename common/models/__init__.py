@@ -26,6 +26,6 @@ def input_shape(name: str) -> tuple[int, ...]:
     return tuple(MODELS.get(name).input_shape)
 
 
-from common.models import lenet, torchvision_models, vgg  # noqa: E402,F401  (registers models)
+from common.models import lenet, mbconv, torchvision_models, vgg  # noqa: E402,F401  (registers models)
 
 __all__ = ["MODELS", "create_model", "input_shape"]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,8 +13,8 @@ from torch.utils.data import Dataset
 
 from common.checkpoint import CheckpointError, load_model
 from common.config import ConfigError, load_profile
-from common.data import DataError, build_dataset
-from common.env import configure_environment
+from common.data import build_dataset
+from common.stage import run_stage
 from common.train import evaluate_dataset
 from papers.deep_compression.config import BaselineConfig, DeepCompressionProfile
 
@@ -78,25 +77,8 @@ def run_main(
     run: Callable[[argparse.Namespace], Any],
     argv: list[str] | None,
 ) -> int:
-    """Parse ``--params`` and ``flags`` (names from :data:`FLAGS`, or a function adding arguments),
-    run the stage; known failure kinds become one clear line and exit code 2."""
-    configure_environment()
-    parser = argparse.ArgumentParser(description=description)
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    if callable(flags):
-        flags(parser)
-    else:
-        for flag in flags:
-            parser.add_argument(f"--{flag}", **FLAGS[flag])
-    args = parser.parse_args(argv)
-    if getattr(args, "checkpoints", None) is not None:
-        args.checkpoints.mkdir(parents=True, exist_ok=True)  # a DVC output even when nothing trains
-    try:
-        run(args)
-    except (ConfigError, DataError, CheckpointError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    return 0
+    """:func:`common.stage.run_stage` with this paper's flag catalogue."""
+    return run_stage(description, flags, run, argv, catalogue=FLAGS)
 
 
 @torch.no_grad()

@@ -1,0 +1,73 @@
+"""Typed configuration of the MCUNet stages (``mcunet.profiles.<name>`` in params.yaml).
+
+``models`` lists the networks of the deployment tables: each is trained here on the colour-digit
+set at its deployment resolution (``train`` section) or taken from another paper's stage
+(``source: deep_compression/lenet5``: Deep Compression's LeNet-5 on MNIST). ``deploy`` holds what
+every deployment measures; ``ablation`` names the network of the optimisation breakdown.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from common.config import ConfigError, bounds
+from common.models import MODELS
+from common.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """One network of the tables."""
+
+    model: str
+    resolution: int = field(metadata=bounds(ge=8, le=512))
+    label: str = ""
+    model_kwargs: dict[str, float] = field(default_factory=dict)
+    dataset: Literal["mnist", "colour_digits"] = "colour_digits"
+    train: TrainConfig | None = None  # None: trained by another stage (see dvc.yaml)
+    train_subset: int | None = field(default=None, metadata=bounds(ge=1))
+    test_subset: int | None = field(default=None, metadata=bounds(ge=1))
+
+    def __post_init__(self) -> None:
+        if self.model not in MODELS:
+            raise ConfigError(
+                f"model: {self.model!r} is not a registered model; known: {', '.join(MODELS.names())}"
+            )
+
+
+@dataclass(frozen=True)
+class DeployConfig:
+    """What the deploy stage measures for every model."""
+
+    target: str = "stm32f746"
+    calibration_samples: int = field(default=256, metadata=bounds(ge=1))
+    eval_samples: int = field(default=1000, metadata=bounds(ge=1))  # int8 accuracy, host C build
+    check_samples: int = field(default=2, metadata=bounds(ge=1))  # bit-exact in all four executors
+    emulate: bool = True  # Cortex-M7 build + emulation (instruction counts)
+    reference_kernels: bool = True  # also emulate the reference-kernel build (the slow baseline)
+    patches: list[int] = field(default_factory=lambda: [2, 3, 4], metadata=bounds(ge=1, le=16))
+    max_patch_overhead: float = field(default=0.3, metadata=bounds(ge=0))
+    stack_bytes: int = field(default=16384, metadata=bounds(ge=1024))
+    opt: str = "-O2"
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """Instructions as TinyEngine's optimisations are switched on one by one (MCUNet Fig. 4-7)."""
+
+    model: str = "mbv2_w035"
+
+
+@dataclass(frozen=True)
+class MCUNetProfile:
+    models: dict[str, ModelConfig]
+    deploy: DeployConfig = DeployConfig()
+    ablation: AblationConfig = AblationConfig()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.ablation.model not in self.models:
+            raise ConfigError(
+                f"ablation.model: {self.ablation.model!r} is not one of the models ({', '.join(self.models)})"
+            )

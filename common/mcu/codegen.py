@@ -1,0 +1,656 @@
+"""C code generation for int8 graphs: a TinyEngine-style generator and a TF-Lite Micro baseline.
+
+:func:`generate` writes a self-contained, freestanding C project for one :class:`~common.mcu.graph.Graph`:
+
+* ``model.h`` / ``model.c``: the contract with any runner. ``model.h`` defines
+  ``MODEL_INPUT_BYTES``, ``MODEL_OUTPUT_BYTES``, ``MODEL_ARENA_BYTES`` and declares
+  ``model_input()`` (where the caller writes the input, inside the arena), ``model_output()`` and
+  ``model_invoke()``. ``model.c`` holds weights, biases and per-channel requantization multipliers
+  and shifts as ``static const`` arrays (flash), one 8-byte aligned static arena holding every
+  activation at its memory-plan offset plus the kernels' scratch, and the operator sequence.
+* kernel sources (``kernels_ref.c/.h``, ``kernels_te.h``, ``te_common.h``, ``arm_simd.h`` and the
+  generated ``te_dw_unrolled.h``): only ``<stdint.h>``/``<stddef.h>``, no libc calls, no floating
+  point; everything numeric is precomputed here in Python.
+* ``main_host.c`` (stdin -> model -> stdout harness, the only file using libc) and a ``Makefile``.
+
+Every kernel is bit-exact with :func:`common.mcu.reference.run` (TF-Lite integer semantics).
+
+``kernels="reference"`` mirrors TF-Lite Micro's portable reference kernels
+(``reference_integer_ops::ConvPerChannel``, ``DepthwiseConvPerChannel``, ``FullyConnected``,
+``AddElementwise``, ``AveragePool``/``MaxPool``, ``reference::Pad``): run-time shapes in
+parameter structs, the TFLM loop order (out_y, out_x, out_channel, filter_y, filter_x, in_channel)
+with the is-point-inside-image test inside the filter loops, the input offset added to every input
+value, one requantization per output, PAD kept as its own operator, RESHAPE as a copy, and the
+:func:`~common.mcu.memory.plan_tflm` arena (a buffer per tensor, nothing in place).
+
+``kernels="specialized"`` implements TinyEngine's (MCUNet, Section 3.2) code-generation
+optimisations, each behind a :class:`CodegenOptions` switch for ablations:
+
+* **specialization** (``specialize``): per-layer shapes, strides, paddings, offsets and activation
+  bounds are literal constants at each call site and the kernels are forced inline, so the
+  compiler emits per-layer code with static loop bounds.
+* **fused padding** (``fuse_pad``): PAD + VALID convolution becomes one convolution with explicit
+  padding (:func:`~common.mcu.graph.fuse_pad`); no padded copy is ever materialised.
+* **1x1 convolution without im2col**: a 1x1 stride-1 convolution is a GEMM over the input pixels
+  read in place; other convolutions gather two pixels at a time into a small im2col buffer.
+  Both compute a 2-pixel x 2-output-channel register block.
+* **SIMD** (``simd``): ``SXTB16`` splits four int8 values into two halfword pairs, ``SMLAD`` does
+  two MACs per instruction (``arm_simd.h``; bit-identical portable C on the host).
+* **input offset folding** (``fold_offset``): for convolutions and fully connected layers the
+  input zero point's contribution ``-zp * sum(w)`` is folded into the bias (im2col pads with the
+  zero point, which then contributes exactly zero), removing the per-MAC offset add; without it the
+  offset is added to pairs with ``SADD16``.
+* **in-place depthwise** (``inplace``): the output overwrites the input channel by channel via a
+  one-channel scratch buffer, and ADD writes into a dying operand, as planned by
+  :func:`~common.mcu.memory.plan_tinyengine`; RESHAPE is a view.
+* **unrolled depthwise** (``unroll``): 3x3, 5x5 and 7x7 taps are fully unrolled for windows inside
+  the image (the input offset term precomputed per channel); border windows use a checked loop.
+* fused requantization + activation clamp in every kernel's epilogue.
+
+The arena is the real SRAM for activations: ``MODEL_ARENA_BYTES`` = the plan's activation bytes
+(8-byte aligned) + the scratch (the largest im2col buffer or in-place depthwise channel).
+"""
+
+from __future__ import annotations
+
+import copy
+import shutil
+import subprocess
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from common.mcu.graph import Graph, Op, UnsupportedOperatorError, fuse_pad, resolve_padding
+from common.mcu.memory import (
+    MemoryPlan,
+    _place_greedy,
+    inplace_aliases,
+    lifetimes,
+    plan_tflm,
+    plan_tinyengine,
+)
+from common.mcu.quant import activation_range, quantize_multiplier, softmax_params
+from common.mcu.reference import requant_params
+
+CSRC = Path(__file__).with_name("csrc")
+COMMON_FILES = ("arm_simd.h", "te_common.h", "softmax.h", "main_host.c")
+REFERENCE_FILES = ("kernels_ref.h", "kernels_ref.c")
+SPECIALIZED_FILES = ("kernels_te.h",)
+HOST_CFLAGS = ("-std=c99", "-Wall", "-Wextra")
+ARM_CFLAGS = (
+    "-mcpu=cortex-m7",
+    "-mthumb",
+    "-mfpu=fpv5-d16",
+    "-mfloat-abi=hard",
+    "-ffreestanding",
+    "-std=c99",
+    "-Wall",
+    "-Wextra",
+)
+UNROLLED_DW = (3, 5, 7)
+INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
+
+
+@dataclass(frozen=True)
+class CodegenOptions:
+    """What the generator emits; every TinyEngine optimisation can be switched off for ablations.
+
+    Attributes:
+        kernels: ``"specialized"`` (TinyEngine-style) or ``"reference"`` (TF-Lite Micro's
+            portable kernels, PAD kept, TFLM memory plan). The other switches only affect
+            specialized code.
+        simd: SXTB16/SMLAD dual-MAC inner products for convolutions and fully connected layers.
+        unroll: fully unrolled 3x3/5x5/7x7 depthwise taps.
+        inplace: in-place depthwise and ADD, RESHAPE as a view (``plan_tinyengine``); ``False``
+            gives every tensor its own buffer (reshape copies).
+        specialize: shapes as compile-time constants (kernels forced inline at each layer);
+            ``False`` compiles each kernel once with run-time arguments.
+        fuse_pad: fold PAD into the following VALID convolution.
+        fold_offset: fold the input zero point's contribution into convolution / FC biases.
+    """
+
+    kernels: str = "specialized"
+    simd: bool = True
+    unroll: bool = True
+    inplace: bool = True
+    specialize: bool = True
+    fuse_pad: bool = True
+    fold_offset: bool = True
+
+    def __post_init__(self) -> None:
+        if self.kernels not in ("specialized", "reference"):
+            raise ValueError(f"kernels must be 'specialized' or 'reference', not {self.kernels!r}")
+
+
+@dataclass
+class CProject:
+    """A generated C project and what it needs at run time.
+
+    Attributes:
+        out_dir: the project directory.
+        sources: the ``.c`` files (``main_host.c`` included; an MCU runner compiles the others).
+        headers: the ``.h`` files.
+        options: the options it was generated with.
+        graph: the graph the code runs (after PAD fusion in specialized mode).
+        plan: the activation memory plan (offsets into the arena).
+        arena_bytes: ``MODEL_ARENA_BYTES``: activations + scratch, the SRAM the model needs.
+        activation_bytes: the plan's activation part of the arena.
+        scratch_bytes: kernel scratch (im2col columns, in-place depthwise channel).
+        weight_bytes: bytes of ``static const`` data (weights, biases, requantization params).
+        input_bytes: ``MODEL_INPUT_BYTES``.
+        output_bytes: ``MODEL_OUTPUT_BYTES``.
+    """
+
+    out_dir: Path
+    sources: list[Path]
+    headers: list[Path]
+    options: CodegenOptions
+    graph: Graph
+    plan: MemoryPlan
+    arena_bytes: int
+    activation_bytes: int
+    scratch_bytes: int
+    weight_bytes: int
+    input_bytes: int
+    output_bytes: int
+    inplace_ops: list[str] = field(default_factory=list)
+
+    @property
+    def mcu_sources(self) -> list[Path]:
+        """The ``.c`` files an MCU build compiles (all but the host harness)."""
+        return [p for p in self.sources if p.name != "main_host.c"]
+
+
+def _align(n: int, a: int) -> int:
+    return (n + a - 1) // a * a
+
+
+def _cident(name: str) -> str:
+    out = "".join(ch if ch.isalnum() else "_" for ch in name)
+    return out if out and not out[0].isdigit() else f"t_{out}"
+
+
+class _Emitter:
+    """Accumulates ``static const`` arrays and ``model_invoke`` statements."""
+
+    def __init__(self) -> None:
+        self.consts: list[str] = []
+        self.body: list[str] = []
+        self.weight_bytes = 0
+
+    def array(self, name: str, ctype: str, values: np.ndarray) -> str:
+        flat = np.asarray(values).reshape(-1)
+        size = {"int8_t": 1, "int32_t": 4}[ctype]
+        lo, hi = (-128, 127) if ctype == "int8_t" else (INT32_MIN, INT32_MAX)
+        if flat.size and (flat.min() < lo or flat.max() > hi):
+            raise ValueError(f"{name}: values do not fit {ctype}")
+        self.weight_bytes += flat.size * size
+        items = [str(int(v)) for v in flat.tolist()] or ["0"]
+        if ctype == "int32_t":  # INT32_MIN cannot be written as a literal
+            items = [f"(-{INT32_MAX} - 1)" if v == str(INT32_MIN) else v for v in items]
+        lines = [", ".join(items[i : i + 24]) for i in range(0, len(items), 24)]
+        self.consts.append(
+            f"static const {ctype} {name}[{max(flat.size, 1)}] __attribute__((aligned(4))) = {{\n    "
+            + ",\n    ".join(lines)
+            + "\n};"
+        )
+        return name
+
+
+def _requant(g: Graph, op: Op, n_out: int) -> tuple[np.ndarray, np.ndarray]:
+    inp, w, out = (g.tensors[n] for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    mult, shift = requant_params(inp.s, w.scale, out.s)
+    return np.broadcast_to(mult, (n_out,)), np.broadcast_to(shift, (n_out,))
+
+
+def _plan(g: Graph, options: CodegenOptions) -> tuple[Graph, MemoryPlan]:
+    """The graph the code runs and its memory plan for ``options``."""
+    if options.kernels == "reference":
+        return g, plan_tflm(g)
+    run_graph = fuse_pad(g) if options.fuse_pad else copy.deepcopy(g)
+    if options.inplace and options.fuse_pad:
+        return run_graph, plan_tinyengine(g)
+    aliases = inplace_aliases(run_graph)[0] if options.inplace else {}
+    buffers = lifetimes(run_graph, aliases)
+    return run_graph, MemoryPlan(buffers, _place_greedy(buffers, 4), aliases=aliases)
+
+
+def _dw_unrolled_header() -> str:
+    """Fully unrolled depthwise taps: sum of x[ky*row + kx*col] * w[ky*k + kx] for k in 3, 5, 7."""
+    parts = [
+        "/* Generated: fully unrolled depthwise taps (k x k window, NHWC: row = W*C, col = C). */",
+        "#ifndef TE_DW_UNROLLED_H",
+        "#define TE_DW_UNROLLED_H",
+        "",
+        "#include <stdint.h>",
+    ]
+    for k in UNROLLED_DW:
+        parts += [
+            "",
+            f"static inline __attribute__((always_inline)) int32_t te_dw_taps_{k}("
+            "const int8_t *x, const int32_t *w, int32_t row, int32_t col) {",
+            "    int32_t acc = 0;",
+        ]
+        for ky in range(k):
+            for kx in range(k):
+                parts.append(f"    acc += x[{ky} * row + {kx} * col] * w[{ky * k + kx}];")
+        parts += ["    return acc;", "}"]
+    parts += ["", "#endif /* TE_DW_UNROLLED_H */", ""]
+    return "\n".join(parts)
+
+
+def _emit_specialized(
+    g: Graph, plan: MemoryPlan, options: CodegenOptions, em: _Emitter, scratch_off: int
+) -> tuple[int, list[str]]:
+    """Emit the TinyEngine-style operator sequence; returns (scratch bytes, in-place op names)."""
+    scratch = 0
+    inplace: list[str] = []
+
+    def ptr(t: str) -> str:
+        return f"(arena + {plan.offset(t)})"
+
+    for i, op in enumerate(g.ops):
+        label = f"l{i}"
+        out = g.tensors[op.outputs[0]]
+        em.body.append(f"    /* {i}: {op.kind} {op.name} */")
+        if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            inp, w, b = (g.tensors[n] for n in op.inputs[:3])
+            off = -inp.zp
+            lo, hi = activation_range(op.options.get("activation", "none"), out.s, out.zp)
+            n_out = out.shape[-1]
+            mult, shift = _requant(g, op, n_out)
+            em.array(f"{label}_mult", "int32_t", mult)
+            em.array(f"{label}_shift", "int32_t", shift)
+            bias = b.data.astype(np.int64)
+        if op.kind == "conv2d":
+            _, h, wd, cin = inp.shape
+            _, oh, ow, cout = out.shape
+            kh, kw = w.shape[1], w.shape[2]
+            sh, sw = op.options["stride"]
+            *_, pt, _pb, pl, _pr = resolve_padding(h, wd, kh, kw, (sh, sw), op.options["padding"])
+            wdata = w.data.reshape(cout, -1)
+            if options.fold_offset:
+                bias = bias + off * wdata.astype(np.int64).sum(axis=1)
+                off = 0
+            em.array(f"{label}_w", "int8_t", wdata)
+            em.array(f"{label}_b", "int32_t", bias)
+            direct = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and (oh, ow) == (h, wd)
+            col = "(int8_t *)0"
+            if not direct:
+                scratch = max(scratch, 2 * kh * kw * cin)
+                col = f"(arena + {scratch_off})"
+            em.body.append(
+                f"    te_conv2d({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {col}, {h}, {wd}, "
+                f"{cin}, {oh}, {ow}, {cout}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {label}_w, "
+                f"{label}_b, {label}_mult, {label}_shift, {off}, {inp.zp}, {out.zp}, {lo}, {hi});"
+            )
+        elif op.kind == "depthwise_conv2d":
+            if op.options.get("depth_multiplier", 1) != 1:
+                raise UnsupportedOperatorError("depthwise_conv2d with depth_multiplier != 1")
+            _, h, wd, c = inp.shape
+            _, oh, ow, _ = out.shape
+            kh, kw = w.shape[1], w.shape[2]
+            sh, sw = op.options["stride"]
+            *_, pt, _pb, pl, _pr = resolve_padding(h, wd, kh, kw, (sh, sw), op.options["padding"])
+            em.array(f"{label}_w", "int8_t", np.transpose(w.data[0], (2, 0, 1)))  # (C, kh, kw)
+            em.array(f"{label}_b", "int32_t", bias)
+            sc = "(int8_t *)0"
+            if plan.aliases.get(op.outputs[0]) == op.inputs[0]:
+                scratch = max(scratch, oh * ow)
+                sc = f"(arena + {scratch_off})"
+                inplace.append(op.name or label)
+            em.body.append(
+                f"    te_depthwise_conv2d({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {sc}, {h}, "
+                f"{wd}, {c}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {label}_w, "
+                f"{label}_b, {label}_mult, {label}_shift, {off}, {out.zp}, {lo}, {hi});"
+            )
+        elif op.kind == "fully_connected":
+            n_in = int(np.prod(inp.shape[1:]))
+            if options.fold_offset:
+                bias = bias + off * w.data.astype(np.int64).sum(axis=1)
+                off = 0
+            em.array(f"{label}_w", "int8_t", w.data)
+            em.array(f"{label}_b", "int32_t", bias)
+            em.body.append(
+                f"    te_fully_connected({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {n_in}, "
+                f"{n_out}, {label}_w, {label}_b, {label}_mult, {label}_shift, {off}, {out.zp}, "
+                f"{lo}, {hi});"
+            )
+        elif op.kind == "add":
+            (a_off, am, ash), (b_off, bm, bsh), (om, osh) = _add_params(g, op)
+            lo, hi = activation_range(op.options.get("activation", "none"), out.s, out.zp)
+            if plan.aliases.get(op.outputs[0]) in op.inputs:
+                inplace.append(op.name or label)
+            em.body.append(
+                f"    te_add({ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {ptr(op.outputs[0])}, "
+                f"{out.nbytes}, {a_off}, {am}, {ash}, {b_off}, {bm}, {bsh}, {om}, {osh}, "
+                f"{out.zp}, {lo}, {hi});"
+            )
+        elif op.kind in ("avg_pool2d", "max_pool2d"):
+            inp = g.tensors[op.inputs[0]]
+            _, h, wd, c = inp.shape
+            _, oh, ow, _ = out.shape
+            fh, fw = op.options["filter"]
+            sh, sw = op.options["stride"]
+            *_, pt, _pb, pl, _pr = resolve_padding(h, wd, fh, fw, (sh, sw), op.options["padding"])
+            lo, hi = activation_range(op.options.get("activation", "none"), out.s, out.zp)
+            is_max = int(op.kind == "max_pool2d")
+            em.body.append(
+                f"    te_pool({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {h}, {wd}, {c}, {oh}, "
+                f"{ow}, {fh}, {fw}, {sh}, {sw}, {pt}, {pl}, {lo}, {hi}, {is_max});"
+            )
+        elif op.kind == "reshape":
+            if plan.offset(op.outputs[0]) != plan.offset(op.inputs[0]):
+                em.body.append(
+                    f"    te_copy({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {out.nbytes});"
+                )
+            else:
+                em.body.append("    /* a view of its input: no code */")
+        elif op.kind == "pad":
+            inp = g.tensors[op.inputs[0]]
+            _, h, wd, c = inp.shape
+            _, oh, ow, _ = out.shape
+            (pt, _pb), (pl, _pr) = op.options["paddings"]
+            em.body.append(
+                f"    te_pad({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {h}, {wd}, {c}, {oh}, "
+                f"{ow}, {pt}, {pl}, {out.zp});"
+            )
+        elif op.kind == "softmax":
+            em.body.append(_softmax_call(g, op, ptr))
+        else:
+            raise UnsupportedOperatorError(f"the C code generator has no {op.kind!r} kernel")
+    return scratch, inplace
+
+
+def _add_params(
+    g: Graph, op: Op
+) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int]]:
+    """TF-Lite's ADD parameters: ((offset, multiplier, shift) per input, output (mult, shift))."""
+    a, b, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    twice_max = 2 * max(a.s, b.s)
+    m1, s1 = quantize_multiplier(a.s / twice_max)
+    m2, s2 = quantize_multiplier(b.s / twice_max)
+    mo, so = quantize_multiplier(twice_max / ((1 << 20) * out.s))
+    return (-a.zp, m1, s1), (-b.zp, m2, s2), (mo, so)
+
+
+def _softmax_call(g: Graph, op: Op, ptr: Callable[[str], str]) -> str:
+    """``te_softmax`` over the last axis with TF-Lite's PreprocessSoftmaxScaling parameters."""
+    inp, out = g.tensors[op.inputs[0]], g.tensors[op.outputs[0]]
+    if out.zp != -128 or abs(out.s - 1 / 256) > 1e-9:
+        raise ValueError(f"softmax {op.name}: TF-Lite needs output scale 1/256 and zero point -128")
+    mult, shift, diff_min = softmax_params(float(op.options.get("beta", 1.0)), inp.s)
+    depth = inp.shape[-1]
+    rows = inp.nbytes // depth
+    return (
+        f"    te_softmax({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {rows}, {depth}, {mult}, "
+        f"{shift}, {diff_min});"
+    )
+
+
+def _emit_reference(g: Graph, plan: MemoryPlan, em: _Emitter) -> None:
+    """Emit calls to the TF-Lite Micro style reference kernels (run-time shapes in structs)."""
+
+    def ptr(t: str) -> str:
+        return f"(arena + {plan.offset(t)})"
+
+    def shape(t: str) -> str:
+        s = g.tensors[t].shape
+        return f"(ref_shape){{{s[1]}, {s[2]}, {s[3]}}}"
+
+    for i, op in enumerate(g.ops):
+        label = f"l{i}"
+        out = g.tensors[op.outputs[0]]
+        lo, hi = activation_range(op.options.get("activation", "none"), out.s, out.zp)
+        inp = g.tensors[op.inputs[0]]
+        em.body.append(f"    /* {i}: {op.kind} {op.name} */")
+        if op.kind in ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"):
+            _, h, wd, _ = inp.shape
+            if op.kind in ("avg_pool2d", "max_pool2d"):
+                kh, kw = op.options["filter"]
+            else:
+                kh, kw = g.tensors[op.inputs[1]].shape[1:3]
+            sh, sw = op.options["stride"]
+            *_, pt, _pb, pl, _pr = resolve_padding(h, wd, kh, kw, (sh, sw), op.options["padding"])
+            params = f"{{{sh}, {sw}, {pt}, {pl}, {-inp.zp}, {out.zp}, {lo}, {hi}}}"
+        elif op.kind == "fully_connected":
+            params = f"{{1, 1, 0, 0, {-inp.zp}, {out.zp}, {lo}, {hi}}}"
+        if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected", "avg_pool2d", "max_pool2d"):
+            em.consts.append(f"static const ref_params {label}_params = {params};")
+        if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
+            w, b = g.tensors[op.inputs[1]], g.tensors[op.inputs[2]]
+            mult, shift = _requant(g, op, out.shape[-1])
+            em.array(f"{label}_mult", "int32_t", mult)
+            em.array(f"{label}_shift", "int32_t", shift)
+            em.array(f"{label}_w", "int8_t", w.data)
+            em.array(f"{label}_b", "int32_t", b.data)
+            args = f"&{label}_params, {label}_mult, {label}_shift"
+        if op.kind == "conv2d":
+            em.body.append(
+                f"    ref_conv2d({args}, {shape(op.inputs[0])}, {ptr(op.inputs[0])}, {kh}, {kw}, "
+                f"{label}_w, {label}_b, {shape(op.outputs[0])}, {ptr(op.outputs[0])});"
+            )
+        elif op.kind == "depthwise_conv2d":
+            if op.options.get("depth_multiplier", 1) != 1:
+                raise UnsupportedOperatorError("depthwise_conv2d with depth_multiplier != 1")
+            em.body.append(
+                f"    ref_depthwise_conv2d({args}, {shape(op.inputs[0])}, {ptr(op.inputs[0])}, "
+                f"{kh}, {kw}, {label}_w, {label}_b, {shape(op.outputs[0])}, "
+                f"{ptr(op.outputs[0])});"
+            )
+        elif op.kind == "fully_connected":
+            n_in = int(np.prod(inp.shape[1:]))
+            em.body.append(
+                f"    ref_fully_connected({args}, {n_in}, {ptr(op.inputs[0])}, {label}_w, "
+                f"{label}_b, {out.shape[-1]}, {ptr(op.outputs[0])});"
+            )
+        elif op.kind == "add":
+            (a_off, am, ash), (b_off, bm, bsh), (om, osh) = _add_params(g, op)
+            em.consts.append(
+                f"static const ref_add_params {label}_params = {{20, {a_off}, {am}, {ash}, "
+                f"{b_off}, {bm}, {bsh}, {out.zp}, {om}, {osh}, {lo}, {hi}}};"
+            )
+            em.body.append(
+                f"    ref_add(&{label}_params, {out.nbytes}, {ptr(op.inputs[0])}, "
+                f"{ptr(op.inputs[1])}, {ptr(op.outputs[0])});"
+            )
+        elif op.kind in ("avg_pool2d", "max_pool2d"):
+            fn = "ref_avg_pool2d" if op.kind == "avg_pool2d" else "ref_max_pool2d"
+            em.body.append(
+                f"    {fn}(&{label}_params, {shape(op.inputs[0])}, {ptr(op.inputs[0])}, {kh}, "
+                f"{kw}, {shape(op.outputs[0])}, {ptr(op.outputs[0])});"
+            )
+        elif op.kind == "reshape":
+            em.body.append(
+                f"    ref_copy({out.nbytes}, {ptr(op.inputs[0])}, {ptr(op.outputs[0])});"
+            )
+        elif op.kind == "pad":
+            (pt, _pb), (pl, _pr) = op.options["paddings"]
+            em.body.append(
+                f"    ref_pad({shape(op.inputs[0])}, {ptr(op.inputs[0])}, {pt}, {pl}, "
+                f"{out.zp}, {shape(op.outputs[0])}, {ptr(op.outputs[0])});"
+            )
+        elif op.kind == "softmax":
+            em.body.append(_softmax_call(g, op, ptr))
+        else:
+            raise UnsupportedOperatorError(f"the C code generator has no {op.kind!r} kernel")
+
+
+MAKEFILE = """\
+# Host build of the generated model (an MCU build compiles every .c but main_host.c).
+CC ?= gcc
+CFLAGS ?= -O2 -std=c99 -Wall -Wextra
+SRCS := $(wildcard *.c)
+HDRS := $(wildcard *.h)
+
+model_host: $(SRCS) $(HDRS)
+\t$(CC) $(CFLAGS) -o $@ $(SRCS)
+
+clean:
+\trm -f model_host
+
+.PHONY: clean
+"""
+
+
+def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOptions()) -> CProject:
+    """Write a self-contained C project computing ``g`` into ``out_dir``.
+
+    Args:
+        g: a validated int8 graph with one input and one output.
+        out_dir: the project directory (created; generated files are overwritten).
+        options: kernel flavour and optimisation switches.
+
+    Returns:
+        The :class:`CProject` (files, arena / scratch / weight bytes, the plan).
+
+    Raises:
+        UnsupportedOperatorError: an operator has no C kernel (depthwise with depth multiplier != 1).
+    """
+    g.validate()
+    if len(g.inputs) != 1 or len(g.outputs) != 1:
+        raise ValueError("the code generator handles graphs with one input and one output")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    run_graph, plan = _plan(g, options)
+    activation_bytes = _align(plan.arena_bytes, 8)
+    em = _Emitter()
+    inplace: list[str] = []
+    files = list(COMMON_FILES)
+    if options.kernels == "reference":
+        files += REFERENCE_FILES
+        _emit_reference(run_graph, plan, em)
+        scratch = 0
+        config = ['#include "kernels_ref.h"', '#include "softmax.h"']
+    else:
+        files += SPECIALIZED_FILES
+        scratch, inplace = _emit_specialized(run_graph, plan, options, em, activation_bytes)
+        taps = [
+            int(np.prod(run_graph.tensors[op.inputs[1]].shape[1:3]))
+            for op in run_graph.ops
+            if op.kind == "depthwise_conv2d"
+        ]
+        config = [
+            f"#define TE_SPECIALIZE {int(options.specialize)}",
+            f"#define TE_SIMD {int(options.simd)}",
+            f"#define TE_UNROLL {int(options.unroll)}",
+            f"#define TE_DW_MAX_TAPS {max([49, *taps])}",
+            '#include "kernels_te.h"',
+            '#include "softmax.h"',
+        ]
+        (out_dir / "te_dw_unrolled.h").write_text(_dw_unrolled_header())
+    for name in files:
+        shutil.copyfile(CSRC / name, out_dir / name)
+    scratch = _align(scratch, 8)
+    arena = activation_bytes + scratch
+    x_t, y_t = run_graph.tensors[g.inputs[0]], run_graph.tensors[g.outputs[0]]
+
+    header = f"""\
+/* Generated model interface ({options.kernels} kernels). */
+#ifndef MODEL_H
+#define MODEL_H
+
+#include <stdint.h>
+
+#define MODEL_INPUT_BYTES {x_t.nbytes}
+#define MODEL_OUTPUT_BYTES {y_t.nbytes}
+#define MODEL_ARENA_BYTES {max(arena, 8)}
+#define MODEL_ACTIVATION_BYTES {activation_bytes}
+#define MODEL_SCRATCH_BYTES {scratch}
+
+/* Where the caller writes the int8 input (NHWC), inside the arena. */
+int8_t *model_input(void);
+/* Where the int8 output is after model_invoke(). */
+const int8_t *model_output(void);
+/* Run the network once. */
+void model_invoke(void);
+
+#endif /* MODEL_H */
+"""
+    (out_dir / "model.h").write_text(header)
+    source = "\n".join(
+        [
+            f"/* Generated model: {len(run_graph.ops)} operators, {options}. */",
+            *config,
+            '#include "model.h"',
+            "",
+            *em.consts,
+            "",
+            "static int8_t arena[MODEL_ARENA_BYTES] __attribute__((aligned(8)));",
+            "",
+            f"int8_t *model_input(void) {{ return arena + {plan.offset(g.inputs[0])}; }}",
+            "",
+            f"const int8_t *model_output(void) {{ return arena + {plan.offset(g.outputs[0])}; }}",
+            "",
+            "void model_invoke(void) {",
+            *em.body,
+            "}",
+            "",
+        ]
+    )
+    (out_dir / "model.c").write_text(source)
+    (out_dir / "Makefile").write_text(MAKEFILE)
+    sources = sorted(p for p in out_dir.glob("*.c"))
+    headers = sorted(p for p in out_dir.glob("*.h"))
+    return CProject(
+        out_dir=out_dir,
+        sources=sources,
+        headers=headers,
+        options=options,
+        graph=run_graph,
+        plan=plan,
+        arena_bytes=max(arena, 8),
+        activation_bytes=activation_bytes,
+        scratch_bytes=scratch,
+        weight_bytes=em.weight_bytes,
+        input_bytes=x_t.nbytes,
+        output_bytes=y_t.nbytes,
+        inplace_ops=inplace,
+    )
+
+
+def build_host(
+    project: CProject, *, opt: str = "-O2", cc: str = "gcc", werror: bool = True
+) -> Path:
+    """Compile the host harness with ``cc`` (warnings are errors by default); returns the exe."""
+    exe = project.out_dir / "model_host"
+    cmd = [cc, opt, *HOST_CFLAGS, *(["-Werror"] if werror else []), "-o", str(exe)]
+    cmd += [str(p) for p in project.sources]
+    result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"host build failed:\n{' '.join(cmd)}\n{result.stderr}")
+    return exe
+
+
+def build_arm(
+    project: CProject, *, cc: str = "arm-none-eabi-gcc", opt: str = "-O2", werror: bool = True
+) -> list[Path]:
+    """Cross-compile every MCU source for Cortex-M7 (``-c``, freestanding); returns the objects."""
+    objects = []
+    for src in project.mcu_sources:
+        obj = src.with_suffix(".o")
+        cmd = [cc, *ARM_CFLAGS, opt, *(["-Werror"] if werror else []), "-c", str(src)]
+        cmd += ["-o", str(obj)]
+        result = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if result.returncode != 0:
+            raise RuntimeError(f"ARM build failed:\n{' '.join(cmd)}\n{result.stderr}")
+        objects.append(obj)
+    return objects
+
+
+def run_host(exe: Path, x: np.ndarray) -> np.ndarray:
+    """Run a host build on the int8 input ``x``; returns the int8 output, flattened (NHWC)."""
+    data = np.ascontiguousarray(x, dtype=np.int8).tobytes()
+    result = subprocess.run([str(exe)], input=data, capture_output=True, check=False)
+    if result.returncode != 0:
+        raise RuntimeError(f"{exe} failed: {result.stderr.decode(errors='replace')}")
+    return np.frombuffer(result.stdout, dtype=np.int8).copy()
+
+
+def time_host(exe: Path, x: np.ndarray, repeat: int = 100) -> float:
+    """Mean host seconds per inference over ``repeat`` runs (CPU time measured in the harness)."""
+    data = np.ascontiguousarray(x, dtype=np.int8).tobytes()
+    result = subprocess.run([str(exe), str(repeat)], input=data, capture_output=True, check=True)
+    return float(result.stderr.decode().strip().splitlines()[-1])

@@ -1,0 +1,64 @@
+/* Dual 16-bit MAC helpers (ARMv7E-M DSP extension) with bit-identical portable fallbacks.
+ *
+ * On a core with the DSP extension (__ARM_FEATURE_DSP, e.g. Cortex-M4/M7) these map to the ACLE
+ * intrinsics SXTB16, SADD16 and SMLAD from <arm_acle.h>; elsewhere (the host build) they are plain
+ * C with exactly the same results, so the host harness exercises the very same SIMD code path.
+ */
+#ifndef ARM_SIMD_H
+#define ARM_SIMD_H
+
+#include <stdint.h>
+
+#if defined(__ARM_FEATURE_DSP) && __ARM_FEATURE_DSP
+#include <arm_acle.h>
+#define TE_HAVE_DSP 1
+#else
+#define TE_HAVE_DSP 0
+#endif
+
+/* Rotate right by n (1..31); compilers turn this into a single ROR. */
+static inline uint32_t te_ror(uint32_t x, uint32_t n) { return (x >> n) | (x << (32u - n)); }
+
+/* A 4-byte load from any address (Cortex-M7 and x86 allow unaligned word loads). */
+struct te_unaligned_u32 {
+    uint32_t v;
+} __attribute__((packed));
+
+static inline uint32_t te_read_u32(const int8_t *p) {
+    return ((const struct te_unaligned_u32 *)(const void *)p)->v;
+}
+
+#if TE_HAVE_DSP
+/* Sign-extend bytes 0 and 2 into two halfwords. */
+static inline uint32_t te_sxtb16(uint32_t x) { return __sxtb16(x); }
+/* Halfword-wise add (wrapping). */
+static inline uint32_t te_sadd16(uint32_t a, uint32_t b) { return __sadd16(a, b); }
+/* acc + a.lo * b.lo + a.hi * b.hi (signed halfwords). */
+static inline int32_t te_smlad(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)__smlad(a, b, (uint32_t)acc);
+}
+#else
+static inline uint32_t te_sxtb16(uint32_t x) {
+    uint32_t lo = (uint32_t)(int32_t)(int8_t)(x & 0xffu) & 0xffffu;
+    uint32_t hi = (uint32_t)(int32_t)(int8_t)((x >> 16) & 0xffu) & 0xffffu;
+    return lo | (hi << 16);
+}
+static inline uint32_t te_sadd16(uint32_t a, uint32_t b) {
+    uint32_t lo = (a + b) & 0xffffu;
+    uint32_t hi = ((a >> 16) + (b >> 16)) & 0xffffu;
+    return lo | (hi << 16);
+}
+static inline int32_t te_smlad(uint32_t a, uint32_t b, int32_t acc) {
+    int32_t p0 = (int32_t)(int16_t)(a & 0xffffu) * (int32_t)(int16_t)(b & 0xffffu);
+    int32_t p1 = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
+    return (int32_t)((uint32_t)acc + (uint32_t)p0 + (uint32_t)p1);
+}
+#endif
+
+/* Two halfwords both equal to v (for adding an input offset to a pair). */
+static inline uint32_t te_pack_pair(int32_t v) {
+    uint32_t h = (uint32_t)v & 0xffffu;
+    return h | (h << 16);
+}
+
+#endif /* ARM_SIMD_H */

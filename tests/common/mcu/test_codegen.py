@@ -1,0 +1,289 @@
+"""Generated C (reference and TinyEngine-style kernels) is bit-exact with the numpy reference."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from common.mcu import UnsupportedOperatorError, reference
+from common.mcu.codegen import CodegenOptions, CProject, build_arm, build_host, generate, run_host
+from common.mcu.fixtures import GraphBuilder, random_graph
+from common.mcu.graph import Graph
+
+pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (apt: gcc)")
+
+CONFIGS = {
+    "reference": CodegenOptions(kernels="reference"),
+    "specialized": CodegenOptions(),
+    "no_simd": CodegenOptions(simd=False),
+    # SIMD with the input offset added to pairs (SADD16) instead of folded into the bias
+    "no_inplace": CodegenOptions(inplace=False, fold_offset=False),
+    "generic": CodegenOptions(
+        simd=False, unroll=False, inplace=False, specialize=False, fuse_pad=False, fold_offset=False
+    ),
+}
+
+
+def explicit_pad_graph() -> Graph:
+    """PAD + VALID conv / depthwise, as the converter emits for PyTorch stride-2 layers."""
+    b = GraphBuilder((1, 11, 10, 5), seed=3)
+    b.pad(1, 1, 1, 1)
+    b.conv(12, 3, stride=2, padding="valid")
+    b.pad(0, 1, 0, 1)
+    b.conv(0, 3, stride=2, padding="valid", depthwise=True)
+    b.pad(2, 1, 0, 2)
+    b.conv(6, 2, padding="valid", activation="none")
+    return b.build()
+
+
+def depthwise_graph() -> Graph:
+    """Depthwise 3x3/5x5/7x7 with strides 1 and 2, SAME and VALID, in an inverted bottleneck."""
+    b = GraphBuilder((1, 15, 14, 6), seed=4)
+    b.conv(24, 1)
+    b.conv(0, 3, depthwise=True)
+    b.conv(0, 5, stride=2, depthwise=True)
+    b.conv(0, 7, depthwise=True, activation="relu")
+    b.conv(0, 3, stride=2, padding="valid", depthwise=True, activation="none")
+    b.conv(0, 7, stride=2, depthwise=True)
+    b.conv(7, 1, activation="none")
+    return b.build()
+
+
+def residual_graph() -> Graph:
+    """MobileNetV2 blocks with residual adds (one with a fused ReLU), odd channel counts."""
+    b = GraphBuilder((1, 9, 9, 7), seed=5)
+    skip = b.conv(7, 3, activation="relu")
+    b.conv(21, 1)
+    b.conv(0, 3, depthwise=True)
+    b.conv(7, 1, activation="none")
+    skip = b.add(skip)
+    b.conv(15, 1)
+    b.conv(0, 5, depthwise=True)
+    b.conv(7, 1, activation="none")
+    b.add(skip, activation="relu")
+    return b.build()
+
+
+def pool_fc_graph() -> Graph:
+    """Max / average pools (SAME, VALID, global), reshape and fully connected layers."""
+    b = GraphBuilder((1, 13, 12, 9), seed=6)
+    b.conv(10, 3, stride=1)
+    b.pool("max_pool2d", 3, 2, padding="same")
+    b.pool("avg_pool2d", 3, 1, padding="same")
+    b.pool("max_pool2d", 2, 2)
+    b.pool("avg_pool2d", 3, 3)
+    x = b.g.tensors[b.last]
+    b.reshape((1, int(np.prod(x.shape[1:]))))
+    b.fc(33, activation="relu")
+    b.fc(5)
+    return b.build()
+
+
+def softmax_graph() -> Graph:
+    """Softmax over channels of a feature map, then over FC logits (wide and narrow inputs)."""
+    b = GraphBuilder((1, 5, 4, 6), seed=8)
+    b.conv(12, 3, activation="none")
+    b.softmax(beta=1.0)
+    b.reshape((1, 5 * 4 * 12))
+    b.fc(10)
+    b.g.tensors[b.last].scale[:] = 0.4  # wide logits: exps underflow past diff_min
+    b.softmax(beta=0.5)
+    return b.build()
+
+
+GRAPHS: dict[str, Callable[[], Graph]] = {
+    "random0": lambda: random_graph(0),
+    "random1": lambda: random_graph(1, size=15),
+    "random2": lambda: random_graph(2),
+    "explicit_pad": explicit_pad_graph,
+    "depthwise": depthwise_graph,
+    "residual": residual_graph,
+    "pool_fc": pool_fc_graph,
+    "softmax": softmax_graph,
+}
+
+
+def _inputs(g: Graph, seed: int) -> list[np.ndarray]:
+    shape = g.tensors[g.inputs[0]].shape
+    rng = np.random.default_rng(seed)
+    xs = [rng.integers(-128, 128, size=shape, dtype=np.int8) for _ in range(3)]
+    return [*xs, np.full(shape, -128, np.int8), np.full(shape, 127, np.int8)]
+
+
+class Builds:
+    """Generates and compiles each (graph, config) once per session."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.cache: dict[tuple[str, str], tuple[CProject, Path]] = {}
+
+    def get(self, name: str, g: Graph, config: str) -> tuple[CProject, Path]:
+        key = (name, config)
+        if key not in self.cache:
+            project = generate(g, self.root / f"{name}_{config}", CONFIGS[config])
+            self.cache[key] = (project, build_host(project))
+        return self.cache[key]
+
+
+@pytest.fixture(scope="module")
+def builds(tmp_path_factory: pytest.TempPathFactory) -> Builds:
+    return Builds(tmp_path_factory.mktemp("codegen"))
+
+
+@pytest.fixture(scope="module")
+def graphs() -> dict[str, Graph]:
+    return {name: make() for name, make in GRAPHS.items()}
+
+
+def _check(g: Graph, exe: Path, xs: list[np.ndarray]) -> None:
+    for x in xs:
+        want = reference.run(g, x)[g.outputs[0]].ravel()
+        got = run_host(exe, x)
+        assert got.shape == want.shape
+        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+
+
+@pytest.mark.parametrize("config", list(CONFIGS))
+@pytest.mark.parametrize("name", list(GRAPHS))
+def test_host_build_is_bit_exact(
+    builds: Builds, graphs: dict[str, Graph], name: str, config: str
+) -> None:
+    g = graphs[name]
+    project, exe = builds.get(name, g, config)
+    _check(g, exe, _inputs(g, seed=len(name)))
+    assert project.arena_bytes == project.activation_bytes + project.scratch_bytes
+    assert project.arena_bytes >= project.plan.arena_bytes
+
+
+def test_inplace_depthwise_and_add_are_used_and_save_memory(
+    builds: Builds, graphs: dict[str, Graph]
+) -> None:
+    on, _ = builds.get("depthwise", graphs["depthwise"], "specialized")
+    off, _ = builds.get("depthwise", graphs["depthwise"], "no_inplace")
+    assert len(on.inplace_ops) >= 4  # every depthwise after the expansion runs in place
+    assert on.plan.aliases and not off.plan.aliases
+    assert on.arena_bytes < off.arena_bytes
+    res, _ = builds.get("residual", graphs["residual"], "specialized")
+    assert any(n.startswith("add") for n in res.inplace_ops) or not res.plan.aliases
+
+
+def test_fused_pad_removes_pad_ops(builds: Builds, graphs: dict[str, Graph]) -> None:
+    fused, _ = builds.get("explicit_pad", graphs["explicit_pad"], "specialized")
+    kept, _ = builds.get("explicit_pad", graphs["explicit_pad"], "reference")
+    assert [op.kind for op in fused.graph.ops].count("pad") == 0
+    assert [op.kind for op in kept.graph.ops].count("pad") == 3
+    assert fused.activation_bytes < kept.activation_bytes
+
+
+def test_project_layout_is_the_runner_contract(builds: Builds, graphs: dict[str, Graph]) -> None:
+    for config in ("reference", "specialized"):
+        project, _ = builds.get("random0", graphs["random0"], config)
+        names = {p.name for p in project.sources + project.headers}
+        assert {"model.h", "model.c", "main_host.c", "arm_simd.h"} <= names
+        assert (project.out_dir / "Makefile").exists()
+        header = (project.out_dir / "model.h").read_text()
+        for macro in ("MODEL_INPUT_BYTES", "MODEL_OUTPUT_BYTES", "MODEL_ARENA_BYTES"):
+            assert f"#define {macro} " in header
+        assert f"#define MODEL_ARENA_BYTES {project.arena_bytes}\n" in header
+        model_c = (project.out_dir / "model.c").read_text()
+        assert "static const int8_t" in model_c and "aligned(8)" in model_c
+        for src in project.mcu_sources + project.headers:
+            text = src.read_text()
+            includes = {
+                line.split()[1] for line in text.splitlines() if line.startswith("#include <")
+            }
+            assert includes <= {"<stdint.h>", "<stddef.h>", "<arm_acle.h>"}, src.name
+            assert "float" not in text and "double" not in text, src.name
+
+
+def test_depth_multiplier_is_reported_unsupported(tmp_path: Path) -> None:
+    b = GraphBuilder((1, 6, 6, 3), seed=0)
+    b.conv(0, 3, depthwise=True)
+    g = b.build()
+    g.ops[0].options["depth_multiplier"] = 2
+    with pytest.raises(UnsupportedOperatorError, match="depth_multiplier"):
+        generate(g, tmp_path, CodegenOptions())
+
+
+def test_every_kernel_cross_compiles_for_cortex_m7(tmp_path: Path) -> None:
+    if shutil.which("arm-none-eabi-gcc") is None:
+        pytest.skip("arm-none-eabi-gcc not found (apt: gcc-arm-none-eabi)")
+    b = GraphBuilder((1, 12, 12, 4), seed=7)
+    b.pad(1, 0, 1, 0)
+    b.conv(8, 3, stride=2, padding="valid")
+    skip = b.conv(8, 1)
+    for k in (3, 5, 7):
+        b.conv(0, k, depthwise=True)
+    b.conv(8, 1, activation="none")
+    b.add(skip)
+    b.pool("max_pool2d", 2, 2)
+    b.pool("avg_pool2d", 3, 1, padding="same")
+    x = b.g.tensors[b.last]
+    b.reshape((1, int(np.prod(x.shape[1:]))))
+    b.fc(10)
+    b.softmax()
+    g = b.build()
+    variants = {
+        "reference": CodegenOptions(kernels="reference"),
+        "specialized": CodegenOptions(),
+        "generic_simd": CodegenOptions(specialize=False, fuse_pad=False, fold_offset=False),
+        "generic_scalar": CodegenOptions(specialize=False, simd=False, unroll=False, inplace=False),
+    }
+    for name, options in variants.items():
+        project = generate(g, tmp_path / name, options)
+        objects = build_arm(project)
+        nm = shutil.which("arm-none-eabi-nm")
+        if nm is not None:  # nothing may be left for libc / libgcc (the target links -nostdlib)
+            undefined = set(_nm(nm, objects, "-u"))
+            defined = set(_nm(nm, objects, "--defined-only"))
+            assert undefined <= defined, f"{name}: unresolved {sorted(undefined - defined)}"
+        objdump = shutil.which("arm-none-eabi-objdump")
+        if objdump is not None and options.kernels == "specialized" and options.simd:
+            asm = subprocess.run(
+                [objdump, "-d", str(project.out_dir / "model.o")], capture_output=True, text=True
+            ).stdout
+            assert "smlad" in asm and "sxtb16" in asm, name
+
+
+def _nm(nm: str, objects: list[Path], flag: str) -> list[str]:
+    out = subprocess.run([nm, flag, *map(str, objects)], capture_output=True, text=True).stdout
+    return [line.split()[-1] for line in out.splitlines() if line.strip() and ":" not in line]
+
+
+def _converted(kind: str) -> tuple[Graph, list[np.ndarray]]:
+    torch = pytest.importorskip("torch")
+    from common.mcu.convert import convert, quantize_input
+
+    torch.manual_seed(0)
+    if kind == "lenet5":
+        from common.models import create_model
+
+        model, shape = create_model("lenet5"), (1, 28, 28)
+    else:
+        torchvision = pytest.importorskip("torchvision")
+        setting = [[1, 8, 1, 1], [6, 8, 2, 2], [6, 16, 2, 2]]
+        model = torchvision.models.mobilenet_v2(
+            width_mult=0.35, num_classes=10, inverted_residual_setting=setting
+        )
+        shape = (3, 32, 32)
+    model.eval()
+    g = convert(model, [torch.randn(16, *shape)])
+    xs = [
+        quantize_input(g, torch.randn(1, *shape, generator=torch.Generator().manual_seed(s)))
+        for s in range(3)
+    ]
+    return g, xs
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["lenet5", "mobilenet_v2"])
+def test_converted_models_are_bit_exact(builds: Builds, kind: str) -> None:
+    g, xs = _converted(kind)
+    for config in ("reference", "specialized", "no_inplace"):
+        _, exe = builds.get(kind, g, config)
+        _check(g, exe, xs)

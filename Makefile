@@ -8,7 +8,14 @@
 #   make bench                       training-loop overhead benchmark
 #   make ui                          MLflow UI on http://127.0.0.1:5000
 #   make verify                      check reports/*/claims.json (STRICT=1: fail on any miss)
+#   make setup                       only the set-up: .venv, plus the microcontroller toolchain
+#   make toolchain                   only the Arm GCC + QEMU check/install (see below)
 #   make lint / make lock / make clean
+#
+# Set-up also needs the microcontroller toolchain (arm-none-eabi-gcc, qemu-system-arm) for the
+# MCU deployment work (papers/mcunet). `make toolchain` (run by every target that sets up .venv)
+# does nothing when both are on PATH, installs the Debian packages when run as root, and otherwise
+# prints the install command and carries on: the MCU tests then skip and everything else works.
 
 SHELL := /bin/bash
 PYTHON ?= python3
@@ -27,11 +34,32 @@ export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: repro test bench ui verify lint lock clean venv
+.PHONY: repro test bench ui verify lint lock clean venv setup toolchain
 
 venv: $(STAMP)
 
-$(STAMP): requirements.lock pyproject.toml
+setup: venv
+
+# Keep in step with common/mcu/toolchain.py (APT_PACKAGES, the tools it looks for).
+MCU_TOOLS := arm-none-eabi-gcc qemu-system-arm
+MCU_APT_PACKAGES := gcc-arm-none-eabi binutils-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+MCU_INSTALL := apt-get update && apt-get install -y --no-install-recommends $(MCU_APT_PACKAGES)
+MCU_HINT := the MCU tests will be skipped. Install it with:  sudo sh -c '$(MCU_INSTALL)'
+
+toolchain:
+	@missing=""; \
+	for t in $(MCU_TOOLS); do command -v $$t >/dev/null 2>&1 || missing="$$missing $$t"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "Installing the microcontroller toolchain (missing:$$missing)"; \
+		export DEBIAN_FRONTEND=noninteractive; \
+		$(MCU_INSTALL) || echo "warning: installing the microcontroller toolchain failed; $(MCU_HINT)" >&2; \
+	else \
+		echo "warning: missing microcontroller toolchain:$$missing not found on PATH; $(MCU_HINT)" >&2; \
+	fi
+
+# `toolchain` is order-only: it runs on every set-up but never makes the stamp out of date.
+$(STAMP): requirements.lock pyproject.toml | toolchain
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(BIN)/uv pip install --system-certs --python $(BIN)/python --quiet -r requirements.lock

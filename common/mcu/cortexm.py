@@ -126,6 +126,17 @@ TARGETS: dict[str, Target] = {
         assumed_ipc_estimate=1.0,
         cflags=("-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"),
     ),
+    # The same core with the 4 MB + 4 MB memories of QEMU's MPS2-AN500 board: code that does not
+    # fit the STM32F746 is built for it to count its instructions (same flags, same code).
+    "mps2-an500": Target(
+        name="mps2-an500",
+        core="cortex-m7",
+        flash_bytes=4 * 1024 * 1024,
+        sram_bytes=4 * 1024 * 1024,
+        clock_hz=216_000_000,
+        assumed_ipc_estimate=1.0,
+        cflags=("-mcpu=cortex-m7", "-mthumb", "-mfpu=fpv5-d16", "-mfloat-abi=hard"),
+    ),
 }
 
 

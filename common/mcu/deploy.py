@@ -1,0 +1,252 @@
+"""Deploy one int8 graph end to end and measure it: the engine behind the ``deploy`` command and
+the MCUNet tables.
+
+:func:`deploy` takes a :class:`~common.mcu.graph.Graph` (from a ``.tflite`` file or the PyTorch
+converter) and
+
+1. exports it to ``model.tflite`` and asks the real TF-Lite Micro interpreter for its arena
+   (activation "head" bytes, measured) and its output on the check inputs;
+2. plans memory three ways: TF-Lite Micro's arena (:func:`~common.mcu.memory.plan_tflm`),
+   TinyEngine's in-place plan, and the best MCUNetV2 patch-based plan (with its MAC overhead);
+3. generates two C projects, TinyEngine-style specialized kernels and TF-Lite Micro-style
+   reference kernels, builds both for the host and checks them against the numpy reference;
+4. builds both for the target (a linker script with the target's flash and SRAM: a model that
+   does not fit fails at link time and is reported as such) and runs them on the emulated
+   Cortex-M7, reading back the outputs and counting instructions exactly.
+
+Every output is compared bit for bit: numpy reference, host C, emulated Cortex-M7, tflite-micro.
+A mismatch raises :class:`MismatchError` (it is a bug, never a number to report).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from common.mcu import cortexm, reference, tflm
+from common.mcu.codegen import CodegenOptions, build_host, generate, run_host
+from common.mcu.graph import Graph
+from common.mcu.memory import best_patch_plan, plan_tflm, plan_tinyengine
+from common.mcu.tflite_io import export_tflite
+
+ENGINES = {
+    "tinyengine": CodegenOptions(kernels="specialized"),
+    "reference": CodegenOptions(kernels="reference"),
+}
+
+
+class MismatchError(AssertionError):
+    """Two executors disagree on an int8 output (a bug in one of them)."""
+
+
+@dataclass
+class DeployOptions:
+    target: str = "stm32f746"
+    lab_target: str = "mps2-an500"  # same core, 4 MB memories: measures what does not fit
+    engines: dict[str, CodegenOptions] = field(default_factory=lambda: dict(ENGINES))
+    emulate: bool = True  # build for the target and run on the emulator
+    emulate_engines: tuple[str, ...] = ("tinyengine", "reference")
+    patches: tuple[int, ...] = (2, 3, 4)
+    max_patch_overhead: float = 0.3
+    stack_bytes: int = cortexm.DEFAULT_STACK_BYTES
+    opt: str = "-O2"
+
+
+def _check(name: str, expected: np.ndarray, got: np.ndarray, what: str) -> None:
+    if not np.array_equal(np.asarray(expected).reshape(-1), np.asarray(got).reshape(-1)):
+        diff = int((np.asarray(expected).reshape(-1) != np.asarray(got).reshape(-1)).sum())
+        raise MismatchError(f"{name}: {what} differs from the numpy reference in {diff} outputs")
+
+
+def deploy(
+    g: Graph,
+    out_dir: str | Path,
+    check_inputs: Sequence[np.ndarray],
+    options: DeployOptions | None = None,
+    *,
+    name: str = "model",
+    log: Callable[[str], None] = print,
+) -> dict[str, float]:
+    """Deploy ``g`` into ``out_dir`` and return flat measurements (bytes, instructions, flags).
+
+    ``check_inputs`` are int8 inputs (NHWC) run through every executor; the first one is also
+    the input of the emulated runs whose instructions are reported.
+    """
+    options = options or DeployOptions()
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    target = cortexm.get_target(options.target)
+    g.validate()
+    m: dict[str, float] = {}
+    tfl = export_tflite(g, description=name)
+    (out_dir / "model.tflite").write_bytes(tfl)
+    m["macs"] = float(g.macs())
+    m["weight_bytes"] = float(g.weight_bytes())
+    m["tflite_bytes"] = float(len(tfl))
+
+    # ---------------------------------------------------------------- memory plans
+    t0 = time.perf_counter()
+    head = tflm.arena_report(tfl)["head"]
+    ours_tflm = plan_tflm(g).arena_bytes
+    if head != ours_tflm:
+        log(
+            f"note: our TF-Lite Micro plan ({ours_tflm} B) differs from the interpreter's ({head} B)"
+        )
+    te = plan_tinyengine(g)
+    patch = best_patch_plan(g, tuple(options.patches), options.max_patch_overhead)
+    m.update(
+        {
+            "tflm/arena_head_bytes": float(head),
+            "tflm/plan_bytes": float(ours_tflm),
+            "tinyengine/plan_bytes": float(te.peak_bytes),
+            "tinyengine/inplace_scratch_bytes": float(te.scratch_bytes),
+            "patch/peak_bytes": float(patch.peak_bytes if patch else te.peak_bytes),
+            "patch/mac_overhead": float(patch.mac_overhead if patch else 0.0),
+            "patch/n_ops": float(patch.n_ops if patch else 0),
+            "patch/patches": float(patch.patches if patch else 1),
+            "patch/patch_stage_peak_bytes": float(patch.patch_stage_peak if patch else 0),
+            "patch/rest_peak_bytes": float(patch.rest_peak if patch else 0),
+        }
+    )
+    log(
+        f"{name}: memory plans in {time.perf_counter() - t0:.1f}s (TF-Lite Micro {head} B, TinyEngine {te.peak_bytes} B)"
+    )
+
+    # ---------------------------------------------------------------- reference outputs
+    xs = [np.asarray(x, dtype=np.int8).reshape(g.tensors[g.inputs[0]].shape) for x in check_inputs]
+    expected = [reference.run(g, x)[g.outputs[0]] for x in xs]
+    for x, y in zip(xs, expected, strict=True):
+        _check(name, y, tflm.run(tfl, x), "tflite-micro")
+
+    # ---------------------------------------------------------------- C projects
+    for engine, cg in options.engines.items():
+        project = generate(g, out_dir / f"c_{engine}", cg)
+        exe = build_host(project, opt=options.opt)
+        for x, y in zip(xs, expected, strict=True):
+            _check(name, y, run_host(exe, x), f"host C ({engine})")
+        m[f"{engine}/arena_bytes"] = float(project.arena_bytes)
+        m[f"{engine}/activation_bytes"] = float(project.activation_bytes)
+        m[f"{engine}/scratch_bytes"] = float(project.scratch_bytes)
+        m[f"{engine}/const_bytes"] = float(project.weight_bytes)
+        if not options.emulate:
+            continue
+        try:
+            built = cortexm.build(
+                project.out_dir,
+                target,
+                out_dir=out_dir / f"elf_{engine}",
+                opt=options.opt,
+                stack_bytes=options.stack_bytes,
+            )
+            m[f"{engine}/fits"] = 1.0
+        except cortexm.DoesNotFitError as exc:
+            log(f"{name} ({engine}): does not fit: {exc}")
+            m[f"{engine}/fits"] = 0.0
+            for region, over in exc.overflows.items():
+                m[f"{engine}/overflow_{region.lower()}_bytes"] = float(over)
+            # The same code for the same core with 4 MB memories, to measure what it would take.
+            built = cortexm.build(
+                project.out_dir,
+                options.lab_target,
+                out_dir=out_dir / f"elf_{engine}_lab",
+                opt=options.opt,
+                stack_bytes=options.stack_bytes,
+            )
+        m[f"{engine}/flash_bytes"] = float(built.flash_bytes)
+        m[f"{engine}/static_sram_bytes"] = float(built.static_sram_bytes)
+        if engine not in options.emulate_engines:
+            continue
+        t0 = time.perf_counter()
+        result = None
+        for i, (x, y) in enumerate(zip(xs, expected, strict=True)):
+            r = cortexm.run(built, x)
+            _check(name, y, r.output, f"Cortex-M7 ({engine})")
+            if i == 0:
+                result = r
+        assert result is not None
+        m[f"{engine}/instructions"] = float(result.instructions)
+        m[f"{engine}/stack_high_water_bytes"] = float(result.stack_high_water_bytes)
+        m[f"{engine}/sram_bytes"] = float(built.static_sram_bytes + result.stack_high_water_bytes)
+        m[f"{engine}/latency_ms_estimate"] = float(result.latency_ms_estimate)
+        log(
+            f"{name} ({engine}): {result.instructions:,} instructions, flash {built.flash_bytes:,} B, "
+            f"SRAM {built.static_sram_bytes + result.stack_high_water_bytes:,} B "
+            f"(emulated in {time.perf_counter() - t0:.1f}s)"
+        )
+    m["bitexact"] = 1.0  # every comparison above passed (a mismatch raises)
+    m["check_inputs"] = float(len(xs))
+    m["assumed_ipc_estimate"] = float(target.assumed_ipc_estimate)
+    m["clock_hz"] = float(target.clock_hz)
+    (out_dir / "deploy.json").write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
+    return m
+
+
+def table(m: dict[str, float], target: str = "stm32f746") -> str:
+    """A plain-text table of :func:`deploy`'s measurements for the command line."""
+    tgt = cortexm.get_target(target)
+
+    def kb(v: float | None) -> str:
+        return "-" if v is None else f"{v / 1024:,.1f} kB"
+
+    rows = [("", "TF-Lite Micro (ref. kernels)", "TinyEngine-style (ours)")]
+    rows.append(
+        (
+            "activation SRAM (plan)",
+            kb(m.get("tflm/arena_head_bytes")),
+            kb(m.get("tinyengine/arena_bytes")),
+        )
+    )
+    rows.append(
+        (
+            "SRAM (static + stack)",
+            kb(m.get("reference/sram_bytes")),
+            kb(m.get("tinyengine/sram_bytes")),
+        )
+    )
+    rows.append(
+        (
+            "flash (text+rodata+data)",
+            kb(m.get("reference/flash_bytes")),
+            kb(m.get("tinyengine/flash_bytes")),
+        )
+    )
+
+    def n(v: float | None) -> str:
+        return "-" if v is None else f"{v:,.0f}"
+
+    rows.append(
+        ("instructions", n(m.get("reference/instructions")), n(m.get("tinyengine/instructions")))
+    )
+    rows.append(
+        (
+            f"latency @ {tgt.clock_hz / 1e6:.0f} MHz (estimate, IPC {tgt.assumed_ipc_estimate:g})",
+            "-"
+            if "reference/latency_ms_estimate" not in m
+            else f"{m['reference/latency_ms_estimate']:.1f} ms",
+            "-"
+            if "tinyengine/latency_ms_estimate" not in m
+            else f"{m['tinyengine/latency_ms_estimate']:.1f} ms",
+        )
+    )
+    fits = {0.0: "no", 1.0: "yes"}
+    rows.append(
+        (
+            f"fits {tgt.sram_bytes // 1024} kB SRAM / {tgt.flash_bytes // 1024} kB flash",
+            fits.get(m.get("reference/fits", -1), "-"),
+            fits.get(m.get("tinyengine/fits", -1), "-"),
+        )
+    )
+    width = [max(len(r[i]) for r in rows) for i in range(3)]
+    lines = ["  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)) for r in rows]
+    lines.insert(1, "  ".join("-" * w for w in width))
+    extra = (
+        f"MACs {m['macs']:,.0f}; patch-based peak {kb(m['patch/peak_bytes'])} "
+        f"({m['patch/patches']:.0f}x{m['patch/patches']:.0f} patches over the first {m['patch/n_ops']:.0f} ops, "
+        f"+{100 * m['patch/mac_overhead']:.1f}% MACs); outputs bit-exact across numpy, host C, Cortex-M7 and tflite-micro."
+    )
+    return "\n".join(lines) + "\n" + extra

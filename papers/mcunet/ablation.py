@@ -1,0 +1,125 @@
+"""Stage ``mcunet_ablation``: instructions as TinyEngine's optimisations are switched on.
+
+MCUNet (Section 3.2, Figs. 4-7) breaks TinyEngine's speed-up down into code generation,
+model-adaptive im2col, kernel specialisation (unrolling, fusion) and in-place depthwise
+convolution. Here the same int8 model (the ``ablation.model`` network's ``model.tflite`` from its
+deploy stage) is compiled with :class:`~common.mcu.codegen.CodegenOptions` switches turned on one
+after the other, each build run on the emulated Cortex-M7 with the same input: the instruction
+count and the arena of every step are measured, and every step's output is checked bit for bit
+against the numpy reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from common.checkpoint import CheckpointError
+from common.io import write_metrics
+from common.mcu import cortexm, reference
+from common.mcu.codegen import CodegenOptions, generate
+from common.mcu.deploy import MismatchError
+from common.mcu.tflite_io import load_tflite
+from common.mcu.toolchain import ToolchainMissingError
+from common.stage import run_stage
+from common.tracking import stage_run
+from papers.mcunet.stage import EXPERIMENT, load_config
+
+OFF = {
+    "simd": False,
+    "unroll": False,
+    "inplace": False,
+    "specialize": False,
+    "fuse_pad": False,
+    "fold_offset": False,
+}
+# (key, label, options): each step adds one optimisation to the previous one.
+STEPS: list[tuple[str, str, CodegenOptions]] = [
+    ("reference", "TF-Lite Micro-style reference kernels", CodegenOptions(kernels="reference"))
+]
+_on: dict[str, bool] = {}
+for _key, _label in [
+    ("generic", "generated code, generic kernels (1x1 without im2col, 2x2 register blocks)"),
+    ("specialize", "+ specialisation (shapes as compile-time constants)"),
+    ("fuse_pad", "+ padding fused into convolutions"),
+    ("fold_offset", "+ input offset folded into the bias"),
+    ("simd", "+ SIMD (SXTB16 / SMLAD)"),
+    ("unroll", "+ unrolled depthwise 3x3 / 5x5 / 7x7"),
+    ("inplace", "+ in-place depthwise (memory)"),
+]:
+    if _key != "generic":
+        _on[_key] = True
+    STEPS.append((_key, _label, CodegenOptions(kernels="specialized", **{**OFF, **_on})))
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    profile, cfg = load_config(args.params)
+    name = cfg.ablation.model
+    tfl = args.deployed / "model.tflite"
+    if not tfl.is_file():
+        raise CheckpointError(
+            f"{tfl} not found: run mcunet_deploy@{name} first (`dvc repro` runs it for you)"
+        )
+    g = load_tflite(tfl)
+    rng = np.random.default_rng(cfg.seed)
+    x = rng.integers(-128, 128, size=g.tensors[g.inputs[0]].shape).astype(np.int8)
+    expected = reference.run(g, x)[g.outputs[0]].reshape(-1)
+    metrics: dict[str, float] = {}
+    rows = []
+    with stage_run(
+        experiment=EXPERIMENT, stage="mcunet_ablation", config=cfg.ablation, profile=profile
+    ) as mlrun:
+        for key, label, opts in STEPS:
+            project = generate(g, args.out / key, opts)
+            built = cortexm.build(
+                project.out_dir,
+                "mps2-an500",
+                out_dir=args.out / f"elf_{key}",
+                opt=cfg.deploy.opt,
+                stack_bytes=cfg.deploy.stack_bytes,
+            )
+            r = cortexm.run(built, x)
+            if not np.array_equal(r.output.reshape(-1), expected):
+                raise MismatchError(
+                    f"ablation step {key}: Cortex-M7 output differs from the numpy reference"
+                )
+            metrics[f"ablation/{key}/instructions"] = float(r.instructions)
+            metrics[f"ablation/{key}/arena_bytes"] = float(project.arena_bytes)
+            rows.append(
+                {
+                    "key": key,
+                    "label": label,
+                    "instructions": r.instructions,
+                    "arena_bytes": project.arena_bytes,
+                }
+            )
+            print(
+                f"{label:<75} {r.instructions:>13,} instructions  arena {project.arena_bytes:>9,} B"
+            )
+        metrics["ablation/macs"] = float(g.macs())
+        write_metrics(metrics, args.metrics)
+        (args.out / "steps.json").write_text(
+            json.dumps({"model": name, "steps": rows}, indent=2) + "\n"
+        )
+        if mlrun is not None:
+            mlrun.log_metrics(metrics)
+    return metrics
+
+
+def _flags(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--deployed", type=Path, required=True, help="deploy stage output of the ablation model"
+    )
+    p.add_argument("--out", type=Path, required=True, help="output directory (C projects, images)")
+    p.add_argument("--metrics", type=Path, required=True, help="flat metrics JSON")
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(__doc__.split("\n")[0], _flags, run, argv, errors=(ToolchainMissingError,))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,112 @@
+"""Stage ``mcunet_deploy@<model>``: int8 deployment of one table network on the STM32F746.
+
+MCUNet's TinyEngine (Section 3.2) and MCUNetV2's patch-based inference are compared with TF-Lite
+Micro on the *same* int8 model: the network is converted with TF-Lite's post-training recipe
+(:mod:`common.mcu.convert`), exported to ``model.tflite`` and handed to
+:func:`common.mcu.deploy.deploy`, which measures the real tflite-micro interpreter's arena, our
+memory plans, and two generated C projects (TinyEngine-style and TF-Lite Micro-style reference
+kernels) built for the Cortex-M7 and run under emulation. Outputs are bit-exact across all four
+executors on ``check_samples`` test images (the stage fails otherwise). The int8 accuracy is the
+accuracy of the generated C code itself (host build) on ``eval_samples`` test images.
+
+Outputs: ``<out>/model.tflite``, ``<out>/c_tinyengine/`` and ``<out>/c_reference/`` (the C
+projects, buildable with ``make``), the ELF images, and the flat metrics JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from common.checkpoint import CheckpointError, load_model
+from common.io import write_metrics
+from common.mcu.codegen import run_host
+from common.mcu.convert import convert, quantize_input
+from common.mcu.deploy import DeployOptions, deploy, table
+from common.mcu.toolchain import ToolchainMissingError
+from common.stage import run_stage
+from common.tracking import stage_run
+from papers.mcunet.stage import EXPERIMENT, FLAGS, datasets, load_config, model_config
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    profile, cfg = load_config(args.params)
+    m = model_config(args.params, cfg, args.name)
+    d = cfg.deploy
+    path = args.model / "model.safetensors"
+    if not path.is_file():
+        raise CheckpointError(
+            f"{path} not found: run the training stage first (`dvc repro` runs it for you)"
+        )
+    model, _meta = load_model(path)
+    train, test = datasets(m, args.data, cfg.seed)
+    stage = f"mcunet_deploy@{args.name}"
+    t_start = time.perf_counter()
+    with stage_run(experiment=EXPERIMENT, stage=stage, config=cfg.deploy, profile=profile) as mlrun:
+        calib, _ = train[torch.arange(min(d.calibration_samples, len(train)))]
+        g = convert(model.eval(), [calib], name=args.name)
+        n_eval = min(d.eval_samples, len(test))
+        xs, ys = test[torch.arange(n_eval)]
+        check = [quantize_input(g, xs[i : i + 1]) for i in range(min(d.check_samples, n_eval))]
+        opts = DeployOptions(
+            target=d.target,
+            emulate=d.emulate,
+            emulate_engines=("tinyengine", "reference") if d.reference_kernels else ("tinyengine",),
+            patches=tuple(d.patches),
+            max_patch_overhead=d.max_patch_overhead,
+            stack_bytes=d.stack_bytes,
+            opt=d.opt,
+        )
+        measured = deploy(g, args.out, check, opts, name=args.name)
+        # Accuracy: the float model, and the generated C code (host build) on the same images.
+        with torch.no_grad():
+            float_pred = model(xs).argmax(1)
+        exe = args.out / "c_tinyengine" / "model_host"
+        if not exe.is_file():
+            raise CheckpointError(f"{exe} missing after deployment")
+        int8_pred = []
+        for i in tqdm(range(n_eval), desc=f"{args.name}: int8 accuracy (host C)", leave=False):
+            out = run_host(exe, quantize_input(g, xs[i : i + 1]))
+            int8_pred.append(int(np.argmax(out)))
+        prefix = args.name
+        metrics = {f"{prefix}/{k}": v for k, v in measured.items()}
+        metrics.update(
+            {
+                f"{prefix}/resolution": float(m.resolution),
+                f"{prefix}/params": float(sum(p.numel() for p in model.parameters())),
+                f"{prefix}/float_accuracy": 100.0 * float((float_pred == ys).float().mean()),
+                f"{prefix}/int8_accuracy": 100.0
+                * float(np.mean(np.array(int8_pred) == ys.numpy())),
+                f"{prefix}/eval_samples": float(n_eval),
+                f"{prefix}/deploy_seconds": time.perf_counter() - t_start,
+            }
+        )
+        write_metrics(metrics, args.metrics)
+        if mlrun is not None:
+            mlrun.log_metrics(metrics)
+            mlrun.log_artifact(args.metrics)
+            mlrun.log_artifact(args.out / "model.tflite")
+    print(table(measured, d.target))
+    print(
+        f"{args.name}: float {metrics[f'{prefix}/float_accuracy']:.2f}%, int8 (C) {metrics[f'{prefix}/int8_accuracy']:.2f}% on {n_eval} test images"
+    )
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(
+        __doc__.split("\n")[0],
+        ["name", "model", "data", "out", "metrics"],
+        run,
+        argv,
+        catalogue=FLAGS,
+        errors=(ToolchainMissingError,),
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -2,8 +2,8 @@
 
 MCUNet (Section 3.2, Figs. 4-7) breaks TinyEngine's speed-up down into code generation,
 model-adaptive im2col, kernel specialisation (unrolling, fusion) and in-place depthwise
-convolution. Here the same int8 model (the ``ablation.model`` network's ``model.tflite`` from its
-deploy stage) is compiled with :class:`~common.mcu.codegen.CodegenOptions` switches turned on one
+convolution. Here the same int8 model (``model.tflite`` from a deploy stage; dvc.yaml picks
+MobileNetV2-w0.35) is compiled with :class:`~common.mcu.codegen.CodegenOptions` switches turned on one
 after the other, each build run on the emulated Cortex-M7 with the same input: the instruction
 count and the arena of every step are measured, and every step's output is checked bit for bit
 against the numpy reference.
@@ -57,7 +57,7 @@ for _key, _label in [
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     profile, cfg = load_config(args.params)
-    name = cfg.ablation.model
+    name = args.deployed.name
     tfl = args.deployed / "model.tflite"
     if not tfl.is_file():
         raise CheckpointError(
@@ -70,7 +70,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     metrics: dict[str, float] = {}
     rows = []
     with stage_run(
-        experiment=EXPERIMENT, stage="mcunet_ablation", config=cfg.ablation, profile=profile
+        experiment=EXPERIMENT, stage="mcunet_ablation", config=cfg.deploy, profile=profile
     ) as mlrun:
         for key, label, opts in STEPS:
             project = generate(g, args.out / key, opts)

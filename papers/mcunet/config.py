@@ -3,7 +3,7 @@
 ``models`` lists the networks of the deployment tables: each is trained here on the colour-digit
 set at its deployment resolution (``train`` section) or taken from another paper's stage
 (``source: deep_compression/lenet5``: Deep Compression's LeNet-5 on MNIST). ``deploy`` holds what
-every deployment measures; ``ablation`` names the network of the optimisation breakdown.
+every deployment measures; ``patch`` the analytic MCUNetV2 Table 1 row.
 """
 
 from __future__ import annotations
@@ -53,21 +53,22 @@ class DeployConfig:
 
 
 @dataclass(frozen=True)
-class AblationConfig:
-    """Instructions as TinyEngine's optimisations are switched on one by one (MCUNet Fig. 4-7)."""
+class PatchConfig:
+    """MCUNetV2 Table 1's setting: MobileNetV2 (width 1.0, 1000 classes) at 224 px, 4x4 patches.
 
-    model: str = "mbv2_w035"
+    Peak memory and MACs do not depend on the weights, so this analytic row needs no ImageNet.
+    """
+
+    width: float = field(default=1.0, metadata=bounds(gt=0))
+    resolution: int = field(default=224, metadata=bounds(ge=32))
+    num_classes: int = field(default=1000, metadata=bounds(ge=2))
+    patches: int = field(default=4, metadata=bounds(ge=1))
+    max_overhead: float = field(default=0.3, metadata=bounds(ge=0))
 
 
 @dataclass(frozen=True)
 class MCUNetProfile:
     models: dict[str, ModelConfig]
     deploy: DeployConfig = DeployConfig()
-    ablation: AblationConfig = AblationConfig()
+    patch: PatchConfig = PatchConfig()
     seed: int = 0
-
-    def __post_init__(self) -> None:
-        if self.ablation.model not in self.models:
-            raise ConfigError(
-                f"ablation.model: {self.ablation.model!r} is not one of the models ({', '.join(self.models)})"
-            )

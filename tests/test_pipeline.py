@@ -11,12 +11,17 @@ import yaml
 from common.config import PROFILES, from_dict
 from common.data.prepare import DataProfile
 from papers.deep_compression.config import DeepCompressionProfile
+from papers.mcunet.config import MCUNetProfile
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
 # Every params.yaml section with profiles, and the class that validates a profile of it.
-SECTION_CLASSES = {"data": DataProfile, "deep_compression": DeepCompressionProfile}
+SECTION_CLASSES = {
+    "data": DataProfile,
+    "deep_compression": DeepCompressionProfile,
+    "mcunet": MCUNetProfile,
+}
 _MISSING = object()
 
 

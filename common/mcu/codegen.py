@@ -40,15 +40,20 @@ optimisations, each behind a :class:`CodegenOptions` switch for ablations:
   input zero point's contribution ``-zp * sum(w)`` is folded into the bias (im2col pads with the
   zero point, which then contributes exactly zero), removing the per-MAC offset add; without it the
   offset is added to pairs with ``SADD16``.
-* **in-place depthwise** (``inplace``): the output overwrites the input channel by channel via a
-  one-channel scratch buffer, and ADD writes into a dying operand, as planned by
-  :func:`~common.mcu.memory.plan_tinyengine`; RESHAPE is a view.
-* **unrolled depthwise** (``unroll``): 3x3, 5x5 and 7x7 taps are fully unrolled for windows inside
-  the image (the input offset term precomputed per channel); border windows use a checked loop.
-* fused requantization + activation clamp in every kernel's epilogue.
+* **in-place depthwise** (``inplace``): the output overwrites the input channel by channel (each
+  channel is first copied into a zero-padded plane in scratch), and ADD writes into a dying
+  operand, as planned by :func:`~common.mcu.memory.plan_tinyengine`; RESHAPE is a view.
+* **depthwise on a padded channel plane**: every depthwise layer gathers one channel at a time into
+  a ``PH x PW`` plane bordered with the input zero point, so no tap is bounds-checked; with
+  ``unroll`` the 3x3/5x5/7x7 taps are fully unrolled (offset term precomputed per channel), and
+  with ``simd`` as well a 3x3 window uses SMLAD on tap pairs (two outputs at a time for stride 1).
+* fused requantization + activation clamp in every kernel's epilogue; where it is provably exact
+  (right shift >= 1, ``|acc| < 2^30`` from the weights and bias, no int32 overflow) a short
+  SMMULR-based sequence (``te_output_fast``, per-channel ``{multiplier, e, r}`` arrays) replaces
+  the 64-bit MultiplyByQuantizedMultiplier.
 
 The arena is the real SRAM for activations: ``MODEL_ARENA_BYTES`` = the plan's activation bytes
-(8-byte aligned) + the scratch (the largest im2col buffer or in-place depthwise channel).
+(8-byte aligned) + the scratch (the largest im2col buffer or padded depthwise channel plane).
 """
 
 from __future__ import annotations
@@ -102,7 +107,7 @@ class CodegenOptions:
             portable kernels, PAD kept, TFLM memory plan). The other switches only affect
             specialized code.
         simd: SXTB16/SMLAD dual-MAC inner products for convolutions and fully connected layers.
-        unroll: fully unrolled 3x3/5x5/7x7 depthwise taps.
+        unroll: fully unrolled 3x3/5x5/7x7 depthwise taps (with ``simd``: SMLAD 3x3 taps).
         inplace: in-place depthwise and ADD, RESHAPE as a view (``plan_tinyengine``); ``False``
             gives every tensor its own buffer (reshape copies).
         specialize: shapes as compile-time constants (kernels forced inline at each layer);
@@ -137,7 +142,7 @@ class CProject:
         plan: the activation memory plan (offsets into the arena).
         arena_bytes: ``MODEL_ARENA_BYTES``: activations + scratch, the SRAM the model needs.
         activation_bytes: the plan's activation part of the arena.
-        scratch_bytes: kernel scratch (im2col columns, in-place depthwise channel).
+        scratch_bytes: kernel scratch (im2col columns, padded depthwise channel plane).
         weight_bytes: bytes of ``static const`` data (weights, biases, requantization params).
         input_bytes: ``MODEL_INPUT_BYTES``.
         output_bytes: ``MODEL_OUTPUT_BYTES``.
@@ -205,6 +210,34 @@ def _requant(g: Graph, op: Op, n_out: int) -> tuple[np.ndarray, np.ndarray]:
     return np.broadcast_to(mult, (n_out,)), np.broadcast_to(shift, (n_out,))
 
 
+def _fast_requant(
+    mult: np.ndarray, shift: np.ndarray, out_zp: int, acc_bound: np.ndarray
+) -> np.ndarray | None:
+    """Per-channel ``{multiplier, e, r}`` for ``te_output_fast``, or None where it is not exact.
+
+    ``te_output_fast`` computes ``SMMULR(2 * acc, mult)`` (exact only for ``|acc| < 2^30``), then
+    ``(h - (h < 0) + r) >> e`` with ``e = -shift >= 1`` and ``r = 2^(e-1) + out_zp * 2^e`` (no
+    int32 overflow allowed). ``acc_bound`` bounds ``|acc|`` per channel.
+    """
+    rows = []
+    for m, s, bound in zip(mult.tolist(), shift.tolist(), acc_bound.tolist(), strict=True):
+        e = -int(s)
+        if m <= 0 or e < 1 or e > 31 or bound >= 1 << 30:
+            return None
+        r = (1 << (e - 1)) + out_zp * (1 << e)
+        h_bound = (2 * bound * m + (1 << 31)) // (1 << 32) + 1
+        if h_bound + 1 + abs(r) >= 1 << 31:
+            return None
+        rows.append((int(m), e, r))
+    return np.asarray(rows, dtype=np.int64)
+
+
+def _acc_bound(bias: np.ndarray, wsum_abs: np.ndarray, off: int) -> np.ndarray:
+    """A bound on ``|bias + sum (x + off) * w|`` for int8 ``x``, per output channel."""
+    xmax = max(abs(-128 + off), abs(127 + off))
+    return np.abs(bias.astype(np.int64)) + xmax * wsum_abs.astype(np.int64)
+
+
 def _plan(g: Graph, options: CodegenOptions) -> tuple[Graph, MemoryPlan]:
     """The graph the code runs and its memory plan for ``options``."""
     if options.kernels == "reference":
@@ -251,6 +284,11 @@ def _emit_specialized(
     def ptr(t: str) -> str:
         return f"(arena + {plan.offset(t)})"
 
+    def rq_arg(rows: np.ndarray | None) -> str:
+        if rows is None:
+            return "(const int32_t *)0"
+        return em.array(f"{label}_rq", "int32_t", rows)
+
     for i, op in enumerate(g.ops):
         label = f"l{i}"
         out = g.tensors[op.outputs[0]]
@@ -276,6 +314,8 @@ def _emit_specialized(
                 off = 0
             em.array(f"{label}_w", "int8_t", wdata)
             em.array(f"{label}_b", "int32_t", bias)
+            wabs = np.abs(wdata.astype(np.int64)).sum(axis=1)
+            rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
             direct = kh == kw == 1 and sh == sw == 1 and pt == pl == 0 and (oh, ow) == (h, wd)
             col = "(int8_t *)0"
             if not direct:
@@ -284,7 +324,8 @@ def _emit_specialized(
             em.body.append(
                 f"    te_conv2d({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {col}, {h}, {wd}, "
                 f"{cin}, {oh}, {ow}, {cout}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {label}_w, "
-                f"{label}_b, {label}_mult, {label}_shift, {off}, {inp.zp}, {out.zp}, {lo}, {hi});"
+                f"{label}_b, {label}_mult, {label}_shift, {rq}, {off}, {inp.zp}, {out.zp}, {lo}, "
+                f"{hi});"
             )
         elif op.kind == "depthwise_conv2d":
             if op.options.get("depth_multiplier", 1) != 1:
@@ -296,15 +337,17 @@ def _emit_specialized(
             *_, pt, _pb, pl, _pr = resolve_padding(h, wd, kh, kw, (sh, sw), op.options["padding"])
             em.array(f"{label}_w", "int8_t", np.transpose(w.data[0], (2, 0, 1)))  # (C, kh, kw)
             em.array(f"{label}_b", "int32_t", bias)
-            sc = "(int8_t *)0"
+            wabs = np.abs(w.data[0].astype(np.int64)).sum(axis=(0, 1))
+            rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
+            # the zero-padded channel plane (+ 4 bytes of slack for word loads)
+            scratch = max(scratch, ((oh - 1) * sh + kh) * ((ow - 1) * sw + kw) + 4)
+            sc = f"(arena + {scratch_off})"
             if plan.aliases.get(op.outputs[0]) == op.inputs[0]:
-                scratch = max(scratch, oh * ow)
-                sc = f"(arena + {scratch_off})"
                 inplace.append(op.name or label)
             em.body.append(
                 f"    te_depthwise_conv2d({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {sc}, {h}, "
                 f"{wd}, {c}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {label}_w, "
-                f"{label}_b, {label}_mult, {label}_shift, {off}, {out.zp}, {lo}, {hi});"
+                f"{label}_b, {label}_mult, {label}_shift, {rq}, {off}, {out.zp}, {lo}, {hi});"
             )
         elif op.kind == "fully_connected":
             n_in = int(np.prod(inp.shape[1:]))
@@ -313,10 +356,12 @@ def _emit_specialized(
                 off = 0
             em.array(f"{label}_w", "int8_t", w.data)
             em.array(f"{label}_b", "int32_t", bias)
+            wabs = np.abs(w.data.astype(np.int64)).sum(axis=1)
+            rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
             em.body.append(
                 f"    te_fully_connected({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {n_in}, "
-                f"{n_out}, {label}_w, {label}_b, {label}_mult, {label}_shift, {off}, {out.zp}, "
-                f"{lo}, {hi});"
+                f"{n_out}, {label}_w, {label}_b, {label}_mult, {label}_shift, {rq}, {off}, "
+                f"{out.zp}, {lo}, {hi});"
             )
         elif op.kind == "add":
             (a_off, am, ash), (b_off, bm, bsh), (om, osh) = _add_params(g, op)

@@ -42,7 +42,10 @@ STEPS: list[tuple[str, str, CodegenOptions]] = [
 ]
 _on: dict[str, bool] = {}
 for _key, _label in [
-    ("generic", "generated code, generic kernels (1x1 without im2col, 2x2 register blocks)"),
+    (
+        "generic",
+        "generated code, generic kernels (1x1 without im2col, 2x2 register blocks, 32-bit requantization, padded depthwise buffer)",
+    ),
     ("specialize", "+ specialisation (shapes as compile-time constants)"),
     ("fuse_pad", "+ padding fused into convolutions"),
     ("fold_offset", "+ input offset folded into the bias"),

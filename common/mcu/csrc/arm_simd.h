@@ -37,6 +37,34 @@ static inline uint32_t te_sadd16(uint32_t a, uint32_t b) { return __sadd16(a, b)
 static inline int32_t te_smlad(uint32_t a, uint32_t b, int32_t acc) {
     return (int32_t)__smlad(a, b, (uint32_t)acc);
 }
+/* SXTB16 of x rotated right by 8 (bytes 1 and 3), one instruction. */
+static inline uint32_t te_sxtb16_ror8(uint32_t x) {
+    uint32_t r;
+    __asm__("sxtb16 %0, %1, ror #8" : "=r"(r) : "r"(x));
+    return r;
+}
+/* (a * b + 2^31) >> 32: the rounded high word of the 64-bit product (SMMULR). */
+static inline int32_t te_smmulr(int32_t a, int32_t b) {
+    int32_t r;
+    __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
+    return r;
+}
+/* acc + a.lo * b.lo (signed halfwords, SMLABB). */
+static inline int32_t te_smlabb(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)__smlabb((int32_t)a, (int32_t)b, acc);
+}
+/* acc + a.hi * b.lo (signed halfwords, SMLATB). */
+static inline int32_t te_smlatb(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)__smlatb((int32_t)a, (int32_t)b, acc);
+}
+/* acc + a.lo * b.hi (signed halfwords, SMLABT). */
+static inline int32_t te_smlabt(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)__smlabt((int32_t)a, (int32_t)b, acc);
+}
+/* acc + a.hi * b.hi (signed halfwords, SMLATT). */
+static inline int32_t te_smlatt(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)__smlatt((int32_t)a, (int32_t)b, acc);
+}
 #else
 static inline uint32_t te_sxtb16(uint32_t x) {
     uint32_t lo = (uint32_t)(int32_t)(int8_t)(x & 0xffu) & 0xffffu;
@@ -52,6 +80,24 @@ static inline int32_t te_smlad(uint32_t a, uint32_t b, int32_t acc) {
     int32_t p0 = (int32_t)(int16_t)(a & 0xffffu) * (int32_t)(int16_t)(b & 0xffffu);
     int32_t p1 = (int32_t)(int16_t)(a >> 16) * (int32_t)(int16_t)(b >> 16);
     return (int32_t)((uint32_t)acc + (uint32_t)p0 + (uint32_t)p1);
+}
+static inline uint32_t te_sxtb16_ror8(uint32_t x) { return te_sxtb16(te_ror(x, 8)); }
+static inline int32_t te_smmulr(int32_t a, int32_t b) {
+    return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32);
+}
+static inline int32_t te_lo16(uint32_t a) { return (int32_t)(int16_t)(a & 0xffffu); }
+static inline int32_t te_hi16(uint32_t a) { return (int32_t)(int16_t)(a >> 16); }
+static inline int32_t te_smlabb(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(te_lo16(a) * te_lo16(b)));
+}
+static inline int32_t te_smlatb(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(te_hi16(a) * te_lo16(b)));
+}
+static inline int32_t te_smlabt(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(te_lo16(a) * te_hi16(b)));
+}
+static inline int32_t te_smlatt(uint32_t a, uint32_t b, int32_t acc) {
+    return (int32_t)((uint32_t)acc + (uint32_t)(te_hi16(a) * te_hi16(b)));
 }
 #endif
 

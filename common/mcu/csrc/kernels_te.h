@@ -8,7 +8,8 @@
  * run-time arguments (the ablation).
  *
  * Switches (define before including): TE_SPECIALIZE, TE_SIMD (SXTB16/SMLAD dual-MAC inner
- * products), TE_UNROLL (fully unrolled 3x3/5x5/7x7 depthwise taps, from te_dw_unrolled.h).
+ * products, SMLAD 3x3 depthwise taps with TE_UNROLL), TE_UNROLL (fully unrolled 3x3/5x5/7x7
+ * depthwise taps, from te_dw_unrolled.h).
  */
 #ifndef KERNELS_TE_H
 #define KERNELS_TE_H
@@ -60,17 +61,17 @@ static inline __attribute__((always_inline)) void te_dot(const int8_t *x0, const
     for (; k + 4 <= k_len; k += 4) {
         const uint32_t xa = te_read_u32(x0 + k);
         uint32_t xa_e = te_sxtb16(xa);
-        uint32_t xa_o = te_sxtb16(te_ror(xa, 8));
+        uint32_t xa_o = te_sxtb16_ror8(xa);
         if (off != 0) {
             xa_e = te_sadd16(xa_e, off2);
             xa_o = te_sadd16(xa_o, off2);
         }
         const uint32_t wa = te_read_u32(w0 + k);
         const uint32_t wa_e = te_sxtb16(wa);
-        const uint32_t wa_o = te_sxtb16(te_ror(wa, 8));
+        const uint32_t wa_o = te_sxtb16_ror8(wa);
         const uint32_t wb = te_read_u32(w1 + k);
         const uint32_t wb_e = te_sxtb16(wb);
-        const uint32_t wb_o = te_sxtb16(te_ror(wb, 8));
+        const uint32_t wb_o = te_sxtb16_ror8(wb);
         a00 = te_smlad(xa_e, wa_e, a00);
         a00 = te_smlad(xa_o, wa_o, a00);
         a10 = te_smlad(xa_e, wb_e, a10);
@@ -78,7 +79,7 @@ static inline __attribute__((always_inline)) void te_dot(const int8_t *x0, const
         if (two_px) {
             const uint32_t xb = te_read_u32(x1 + k);
             uint32_t xb_e = te_sxtb16(xb);
-            uint32_t xb_o = te_sxtb16(te_ror(xb, 8));
+            uint32_t xb_o = te_sxtb16_ror8(xb);
             if (off != 0) {
                 xb_e = te_sadd16(xb_e, off2);
                 xb_o = te_sadd16(xb_o, off2);
@@ -141,7 +142,7 @@ TE_KERNEL void te_conv2d(const int8_t *in, int8_t *out, int8_t *col, int32_t H, 
                          int32_t CIN, int32_t OH, int32_t OW, int32_t COUT, int32_t KH, int32_t KW,
                          int32_t SH, int32_t SW, int32_t PT, int32_t PL, const int8_t *wt,
                          const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                         int32_t off, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
+                         const int32_t *rq, int32_t off, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
     const int32_t k_len = KH * KW * CIN;
     const int direct = KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PL == 0 && OH == H &&
                        OW == W;
@@ -174,14 +175,14 @@ TE_KERNEL void te_conv2d(const int8_t *in, int8_t *out, int8_t *col, int32_t H, 
             } else {
                 te_dot(x0, x0, w0, w1, k_len, off, 0, acc);
             }
-            o0[oc] = te_output(acc[0], mult[oc], shift[oc], out_zp, lo, hi);
+            o0[oc] = te_output_ch(acc[0], oc, rq, mult, shift, out_zp, lo, hi);
             if (two_px) {
-                o1[oc] = te_output(acc[1], mult[oc], shift[oc], out_zp, lo, hi);
+                o1[oc] = te_output_ch(acc[1], oc, rq, mult, shift, out_zp, lo, hi);
             }
             if (two_ch) {
-                o0[oc + 1] = te_output(acc[2], mult[oc + 1], shift[oc + 1], out_zp, lo, hi);
+                o0[oc + 1] = te_output_ch(acc[2], oc + 1, rq, mult, shift, out_zp, lo, hi);
                 if (two_px) {
-                    o1[oc + 1] = te_output(acc[3], mult[oc + 1], shift[oc + 1], out_zp, lo, hi);
+                    o1[oc + 1] = te_output_ch(acc[3], oc + 1, rq, mult, shift, out_zp, lo, hi);
                 }
             }
         }
@@ -191,7 +192,8 @@ TE_KERNEL void te_conv2d(const int8_t *in, int8_t *out, int8_t *col, int32_t H, 
 /* Fully connected: one input row against the weight rows, two outputs at a time. */
 TE_KERNEL void te_fully_connected(const int8_t *in, int8_t *out, int32_t N_IN, int32_t N_OUT,
                                   const int8_t *wt, const int32_t *bias, const int32_t *mult,
-                                  const int32_t *shift, int32_t off, int32_t out_zp, int32_t lo,
+                                  const int32_t *shift, const int32_t *rq, int32_t off,
+                                  int32_t out_zp, int32_t lo,
                                   int32_t hi) {
     for (int32_t o = 0; o < N_OUT; o += 2) {
         const int two_ch = o + 1 < N_OUT;
@@ -199,92 +201,151 @@ TE_KERNEL void te_fully_connected(const int8_t *in, int8_t *out, int32_t N_IN, i
         const int8_t *w1 = two_ch ? w0 + N_IN : w0;
         int32_t acc[4] = {bias[o], 0, two_ch ? bias[o + 1] : 0, 0};
         te_dot(in, in, w0, w1, N_IN, off, 0, acc);
-        out[o] = te_output(acc[0], mult[o], shift[o], out_zp, lo, hi);
+        out[o] = te_output_ch(acc[0], o, rq, mult, shift, out_zp, lo, hi);
         if (two_ch) {
-            out[o + 1] = te_output(acc[2], mult[o + 1], shift[o + 1], out_zp, lo, hi);
+            out[o + 1] = te_output_ch(acc[2], o + 1, rq, mult, shift, out_zp, lo, hi);
         }
     }
 }
 
-/* Depthwise convolution, channel by channel (weights stored (C, KH, KW)).
+/* Depthwise convolution, channel by channel (weights stored (C, KH, KW)), TinyEngine style.
  *
- * In place (scratch != 0, out == in): channel c of the output is computed into scratch
- * (OH*OW bytes) and then written into the channel's NHWC slots p*C + c, which only channel c's
- * computation ever reads, so the output overwrites the input without a second tensor (also for
- * stride 2, whose output is smaller). Out of place (scratch == 0) it writes the output directly.
- * Windows fully inside the image use the unrolled taps (offset term precomputed per channel);
- * border windows use a bounds-checked loop (fused padding). */
-TE_KERNEL void te_depthwise_conv2d(const int8_t *in, int8_t *out, int8_t *scratch, int32_t H,
+ * Each channel is first gathered into pad, a zero-padded CHW plane of PH x PW bytes
+ * (PH = (OH-1)*SH + KH, PW = (OW-1)*SW + KW, plus 4 bytes of slack for word loads); its border
+ * holds the input zero point, which contributes exactly zero, so every window is "inside" and no
+ * tap is bounds-checked (fused padding). The input offset's contribution is folded into a
+ * per-channel base (bias + off * sum(w)). Because the channel is copied out first, the output can
+ * be written straight into its NHWC slots p*C + c, also when out == in (in place: those slots
+ * hold only channel c's input, already copied).
+ *
+ * With TE_SIMD and TE_UNROLL a 3x3 window uses SMLAD on tap pairs: a word load gives four
+ * neighbouring pixels a0..a3; SXTB16 splits them into (a0, a2) and (a1, a3), so for stride 1 two
+ * outputs need per row two SMLADs with (w0, w2) and two halfword MACs with w1, and for stride 2
+ * one SMLAD and one halfword MAC. Otherwise the taps are fully unrolled (TE_UNROLL, 3x3/5x5/7x7)
+ * or a plain loop. */
+TE_KERNEL void te_depthwise_conv2d(const int8_t *in, int8_t *out, int8_t *pad, int32_t H,
                                    int32_t W, int32_t C, int32_t OH, int32_t OW, int32_t KH,
                                    int32_t KW, int32_t SH, int32_t SW, int32_t PT, int32_t PL,
                                    const int8_t *wt, const int32_t *bias, const int32_t *mult,
-                                   const int32_t *shift, int32_t off, int32_t out_zp, int32_t lo,
-                                   int32_t hi) {
-    const int32_t row = W * C;
+                                   const int32_t *shift, const int32_t *rq, int32_t off,
+                                   int32_t out_zp, int32_t lo, int32_t hi) {
+    const int32_t PH = (OH - 1) * SH + KH;
+    const int32_t PW = (OW - 1) * SW + KW;
+    /* rows / columns of the input inside the padded plane (VALID windows may skip the last) */
+    const int32_t CH = H < PH - PT ? H : PH - PT;
+    const int32_t CW = W < PW - PL ? W : PW - PL;
+    te_fill(pad, (int8_t)(-off), PH * PW + 4);
     int32_t wc[TE_DW_MAX_TAPS];
     for (int32_t c = 0; c < C; ++c) {
-        /* the channel's taps in locals: the stores below cannot alias them */
+        const int8_t *w = wt + c * KH * KW;
         int32_t w_sum = 0;
         for (int32_t t = 0; t < KH * KW; ++t) {
-            wc[t] = wt[c * KH * KW + t];
-            w_sum += wc[t];
+            wc[t] = w[t];
+            w_sum += w[t];
         }
         const int32_t base = bias[c] + off * w_sum;
         const int32_t m = mult[c];
         const int32_t s = shift[c];
-        const int8_t *in_c = in + c;
+        const int8_t *src = in + c;
+        for (int32_t iy = 0; iy < CH; ++iy) {
+            int8_t *dst = pad + (iy + PT) * PW + PL;
+            const int8_t *row = src + iy * W * C;
+            for (int32_t ix = 0; ix < CW; ++ix) {
+                dst[ix] = row[ix * C];
+            }
+        }
+        int8_t *o = out + c;
+#define TE_DW_OUT(acc) \
+    (rq ? te_output_fast((acc), rq + 3 * c, lo, hi) : te_output((acc), m, s, out_zp, lo, hi))
+#if TE_SIMD && TE_UNROLL
+        if (KH == 3 && KW == 3 && (SW == 1 || SW == 2)) {
+            const uint32_t wa0 = te_pack_pair(w[0]) & 0xffffu;
+            const uint32_t w02_0 = wa0 | (te_pack_pair(w[2]) << 16);
+            const uint32_t w02_1 = (te_pack_pair(w[3]) & 0xffffu) | (te_pack_pair(w[5]) << 16);
+            const uint32_t w02_2 = (te_pack_pair(w[6]) & 0xffffu) | (te_pack_pair(w[8]) << 16);
+            const uint32_t w1_01 = (te_pack_pair(w[1]) & 0xffffu) | (te_pack_pair(w[4]) << 16);
+            const uint32_t w1_2 = te_pack_pair(w[7]);
+            for (int32_t oy = 0; oy < OH; ++oy) {
+                const int8_t *r = pad + oy * SH * PW;
+                if (SW == 1) {
+                    int32_t ox = 0;
+                    for (; ox < OW; ox += 2) {
+                        int32_t a0 = base;
+                        int32_t a1 = base;
+                        uint32_t x = te_read_u32(r + ox);
+                        uint32_t e = te_sxtb16(x);
+                        uint32_t d = te_sxtb16_ror8(x);
+                        a0 = te_smlad(e, w02_0, a0);
+                        a0 = te_smlabb(d, w1_01, a0);
+                        a1 = te_smlad(d, w02_0, a1);
+                        a1 = te_smlatb(e, w1_01, a1);
+                        x = te_read_u32(r + PW + ox);
+                        e = te_sxtb16(x);
+                        d = te_sxtb16_ror8(x);
+                        a0 = te_smlad(e, w02_1, a0);
+                        a0 = te_smlabt(d, w1_01, a0);
+                        a1 = te_smlad(d, w02_1, a1);
+                        a1 = te_smlatt(e, w1_01, a1);
+                        x = te_read_u32(r + 2 * PW + ox);
+                        e = te_sxtb16(x);
+                        d = te_sxtb16_ror8(x);
+                        a0 = te_smlad(e, w02_2, a0);
+                        a0 = te_smlabb(d, w1_2, a0);
+                        a1 = te_smlad(d, w02_2, a1);
+                        a1 = te_smlatb(e, w1_2, a1);
+                        o[0] = TE_DW_OUT(a0);
+                        if (ox + 1 < OW) {
+                            o[C] = TE_DW_OUT(a1);
+                        }
+                        o += 2 * C;
+                    }
+                    o -= (ox - OW) * C; /* an odd OW stepped one pixel too far */
+                } else {
+                    for (int32_t ox = 0; ox < OW; ++ox) {
+                        const int8_t *q = r + 2 * ox;
+                        int32_t a = base;
+                        uint32_t x = te_read_u32(q);
+                        a = te_smlad(te_sxtb16(x), w02_0, a);
+                        a = te_smlabb(te_sxtb16_ror8(x), w1_01, a);
+                        x = te_read_u32(q + PW);
+                        a = te_smlad(te_sxtb16(x), w02_1, a);
+                        a = te_smlabt(te_sxtb16_ror8(x), w1_01, a);
+                        x = te_read_u32(q + 2 * PW);
+                        a = te_smlad(te_sxtb16(x), w02_2, a);
+                        a = te_smlabb(te_sxtb16_ror8(x), w1_2, a);
+                        o[0] = TE_DW_OUT(a);
+                        o += C;
+                    }
+                }
+            }
+            continue;
+        }
+#endif
         for (int32_t oy = 0; oy < OH; ++oy) {
-            const int32_t iy0 = oy * SH - PT;
             for (int32_t ox = 0; ox < OW; ++ox) {
-                const int32_t ix0 = ox * SW - PL;
-                int32_t acc;
-                const int inside = iy0 >= 0 && iy0 + KH <= H && ix0 >= 0 && ix0 + KW <= W;
+                const int8_t *px = pad + oy * SH * PW + ox * SW;
+                int32_t acc = base;
 #if TE_UNROLL
-                if (inside && KH == 3 && KW == 3) {
-                    acc = base + te_dw_taps_3(in_c + iy0 * row + ix0 * C, wc, row, C);
-                } else if (inside && KH == 5 && KW == 5) {
-                    acc = base + te_dw_taps_5(in_c + iy0 * row + ix0 * C, wc, row, C);
-                } else if (inside && KH == 7 && KW == 7) {
-                    acc = base + te_dw_taps_7(in_c + iy0 * row + ix0 * C, wc, row, C);
+                if (KH == 3 && KW == 3) {
+                    acc += te_dw_taps_3(px, wc, PW, 1);
+                } else if (KH == 5 && KW == 5) {
+                    acc += te_dw_taps_5(px, wc, PW, 1);
+                } else if (KH == 7 && KW == 7) {
+                    acc += te_dw_taps_7(px, wc, PW, 1);
                 } else
 #endif
-                    if (inside) {
-                    acc = base;
-                    const int8_t *px = in_c + iy0 * row + ix0 * C;
+                {
                     for (int32_t ky = 0; ky < KH; ++ky) {
                         for (int32_t kx = 0; kx < KW; ++kx) {
-                            acc += px[ky * row + kx * C] * wc[ky * KW + kx];
-                        }
-                    }
-                } else {
-                    acc = bias[c];
-                    for (int32_t ky = 0; ky < KH; ++ky) {
-                        const int32_t iy = iy0 + ky;
-                        if (iy < 0 || iy >= H) {
-                            continue;
-                        }
-                        for (int32_t kx = 0; kx < KW; ++kx) {
-                            const int32_t ix = ix0 + kx;
-                            if (ix < 0 || ix >= W) {
-                                continue;
-                            }
-                            acc += (in_c[iy * row + ix * C] + off) * wc[ky * KW + kx];
+                            acc += px[ky * PW + kx] * wc[ky * KW + kx];
                         }
                     }
                 }
-                const int8_t y = te_output(acc, m, s, out_zp, lo, hi);
-                if (scratch) {
-                    scratch[oy * OW + ox] = y;
-                } else {
-                    out[(oy * OW + ox) * C + c] = y;
-                }
+                o[0] = TE_DW_OUT(acc);
+                o += C;
             }
         }
-        if (scratch) {
-            for (int32_t p = 0; p < OH * OW; ++p) {
-                out[p * C + c] = scratch[p];
-            }
-        }
+#undef TE_DW_OUT
     }
 }
 

@@ -54,6 +54,21 @@ def depthwise_graph() -> Graph:
     return b.build()
 
 
+def depthwise_simd_graph() -> Graph:
+    """3x3 depthwise on the SIMD paths: stride 1 with odd and even widths (two outputs at a time
+    plus the odd tail), stride 2 SAME/VALID on odd and even sizes (VALID skips the last column /
+    row), single-pixel outputs, odd channel counts and 5x5 on the padded plane."""
+    b = GraphBuilder((1, 7, 11, 5), seed=9)
+    b.conv(0, 3, depthwise=True)  # OW = 11 (odd tail)
+    b.conv(0, 3, stride=2, depthwise=True)  # 7x11 -> 4x6
+    b.conv(0, 3, depthwise=True, activation="relu")  # OW = 6 (pairs only)
+    b.conv(0, 3, stride=2, padding="valid", depthwise=True)  # 4x6 -> 1x2, drops a column
+    b.conv(3, 1)
+    b.conv(0, 3, depthwise=True, activation="none")  # 1x2
+    b.conv(0, 5, stride=2, depthwise=True)  # 1x2 -> 1x1
+    return b.build()
+
+
 def residual_graph() -> Graph:
     """MobileNetV2 blocks with residual adds (one with a fused ReLU), odd channel counts."""
     b = GraphBuilder((1, 9, 9, 7), seed=5)
@@ -102,6 +117,7 @@ GRAPHS: dict[str, Callable[[], Graph]] = {
     "random2": lambda: random_graph(2),
     "explicit_pad": explicit_pad_graph,
     "depthwise": depthwise_graph,
+    "depthwise_simd": depthwise_simd_graph,
     "residual": residual_graph,
     "pool_fc": pool_fc_graph,
     "softmax": softmax_graph,
@@ -199,6 +215,26 @@ def test_project_layout_is_the_runner_contract(builds: Builds, graphs: dict[str,
             }
             assert includes <= {"<stdint.h>", "<stddef.h>", "<arm_acle.h>"}, src.name
             assert "float" not in text and "double" not in text, src.name
+
+
+def test_fast_requantization_is_used_only_where_exact() -> None:
+    from common.mcu.codegen import _fast_requant
+    from common.mcu.quant import multiply_by_quantized_multiplier
+
+    mult = np.array([1 << 30, 1518500250, (1 << 31) - 1])
+    shift = np.array([-1, -7, -20])
+    small = np.full(3, 1000)
+    rows = _fast_requant(mult, shift, -5, small)
+    assert rows is not None and rows[:, 1].tolist() == [1, 7, 20]
+    acc = np.arange(-70000, 70000, 7, dtype=np.int64)
+    for (m, e, r), s in zip(rows.tolist(), shift.tolist(), strict=True):  # the C formula in numpy
+        h = (2 * acc * m + (1 << 31)) >> 32
+        got = (h + (h >> 31) + r) >> e
+        assert np.array_equal(got, multiply_by_quantized_multiplier(acc, m, s) - 5)
+    assert _fast_requant(mult, np.array([-1, 0, -3]), 0, small) is None  # no right shift
+    assert _fast_requant(mult, np.array([-1, 2, -3]), 0, small) is None  # left shift
+    assert _fast_requant(mult, shift, 0, np.array([1000, 1 << 30, 5])) is None  # |acc| too big
+    assert _fast_requant(mult, np.array([-1, -7, -31]), 127, small) is None  # r overflows
 
 
 def test_depth_multiplier_is_reported_unsupported(tmp_path: Path) -> None:

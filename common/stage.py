@@ -15,6 +15,16 @@ from common.config import ConfigError
 from common.data import DataError
 from common.env import configure_environment
 
+# Flags every paper's stages share; dvc.yaml passes every path through them. Papers extend this
+# catalogue with their own (``{**STAGE_FLAGS, "baseline": {...}}``).
+STAGE_FLAGS: dict[str, dict[str, Any]] = {
+    "data": {"type": Path, "required": True, "help": "prepared dataset directory"},
+    "out": {"type": Path, "required": True, "help": "output directory or file"},
+    "checkpoints": {"type": Path, "required": True, "help": "resumable checkpoint directory"},
+    "metrics": {"type": Path, "required": True, "help": "flat metrics JSON"},
+    "history": {"type": Path, "required": True, "help": "per-epoch history CSV"},
+}
+
 KNOWN_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataError, CheckpointError)
 
 

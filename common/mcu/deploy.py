@@ -57,7 +57,8 @@ class DeployOptions:
     opt: str = "-O2"
 
 
-def _check(name: str, expected: np.ndarray, got: np.ndarray, what: str) -> None:
+def check_equal(name: str, expected: np.ndarray, got: np.ndarray, what: str) -> None:
+    """Raise :class:`MismatchError` unless ``got`` equals ``expected`` element for element."""
     if not np.array_equal(np.asarray(expected).reshape(-1), np.asarray(got).reshape(-1)):
         diff = int((np.asarray(expected).reshape(-1) != np.asarray(got).reshape(-1)).sum())
         raise MismatchError(f"{name}: {what} differs from the numpy reference in {diff} outputs")
@@ -121,14 +122,14 @@ def deploy(
     xs = [np.asarray(x, dtype=np.int8).reshape(g.tensors[g.inputs[0]].shape) for x in check_inputs]
     expected = [reference.run(g, x)[g.outputs[0]] for x in xs]
     for x, y in zip(xs, expected, strict=True):
-        _check(name, y, tflm.run(tfl, x), "tflite-micro")
+        check_equal(name, y, tflm.run(tfl, x), "tflite-micro")
 
     # ---------------------------------------------------------------- C projects
     for engine, cg in options.engines.items():
         project = generate(g, out_dir / f"c_{engine}", cg)
         exe = build_host(project, opt=options.opt)
         for x, y in zip(xs, expected, strict=True):
-            _check(name, y, run_host(exe, x), f"host C ({engine})")
+            check_equal(name, y, run_host(exe, x), f"host C ({engine})")
         m[f"{engine}/arena_bytes"] = float(project.arena_bytes)
         m[f"{engine}/activation_bytes"] = float(project.activation_bytes)
         m[f"{engine}/scratch_bytes"] = float(project.scratch_bytes)
@@ -165,7 +166,7 @@ def deploy(
         result = None
         for i, (x, y) in enumerate(zip(xs, expected, strict=True)):
             r = cortexm.run(built, x)
-            _check(name, y, r.output, f"Cortex-M7 ({engine})")
+            check_equal(name, y, r.output, f"Cortex-M7 ({engine})")
             if i == 0:
                 result = r
         assert result is not None

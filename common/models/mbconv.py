@@ -136,6 +136,21 @@ def _stages(
     return tuple(out)
 
 
+def _build(
+    name: str, stem: int, stages: list, head: int, *, width: float, num_classes: int, dropout: float
+) -> MBConvNet:
+    """The scaled network: ``stem`` and ``stages`` channels times ``width``; ``head`` as given."""
+    spec = MBConvNetSpec(
+        stem=make_divisible(stem * width),
+        blocks=_stages(stages, width),
+        head=head,
+        num_classes=num_classes,
+        dropout=dropout,
+        name=f"{name}-w{width:g}",
+    )
+    return MBConvNet(spec)
+
+
 @MODELS.register("mobilenet_v2")
 def mobilenet_v2(num_classes: int = 10, width: float = 1.0, dropout: float = 0.0) -> MBConvNet:
     table = [
@@ -147,20 +162,16 @@ def mobilenet_v2(num_classes: int = 10, width: float = 1.0, dropout: float = 0.0
         (6, 160, 3, 2),
         (6, 320, 1, 1),
     ]
-    stages = [([3] * n, [t] * n, [c] * n, s) for t, c, n, s in table]
-    spec = MBConvNetSpec(
-        stem=make_divisible(32 * width),
-        blocks=_stages(stages, width),
-        head=make_divisible(1280 * max(1.0, width)),
-        num_classes=num_classes,
-        dropout=dropout,
-        name=f"mobilenet_v2-w{width:g}",
+    stages = [([3] * n, [t] * n, [c] * n, s) for t, c, n, s in table]  # (t, c, n, s) of the paper
+    head = make_divisible(1280 * max(1.0, width))  # torchvision never narrows the head
+    return _build(
+        "mobilenet_v2", 32, stages, head, width=width, num_classes=num_classes, dropout=dropout
     )
-    return MBConvNet(spec)
 
 
 @MODELS.register("proxyless_mobile")
 def proxyless_mobile(num_classes: int = 10, width: float = 1.0, dropout: float = 0.0) -> MBConvNet:
+    # The 80 -> 96 and 192 -> 320 transitions keep the resolution (stride 1 inside a stage).
     stages = [
         ([3], [1], [16], 1),
         ([5, 3], [3, 3], [32, 32], 2),
@@ -168,17 +179,10 @@ def proxyless_mobile(num_classes: int = 10, width: float = 1.0, dropout: float =
         ([7, 5, 5, 5, 5, 5, 5, 5], [6, 3, 3, 3, 6, 3, 3, 3], [80] * 4 + [96] * 4, 2),
         ([7, 7, 7, 7, 7], [6, 6, 3, 3, 6], [192] * 4 + [320], 2),
     ]
-    blocks = list(_stages(stages, width))
-    # The 80 -> 96 and 192 -> 320 transitions keep the resolution (stride 1).
-    spec = MBConvNetSpec(
-        stem=make_divisible(32 * width),
-        blocks=tuple(blocks),
-        head=make_divisible(1280 * max(1.0, width)),
-        num_classes=num_classes,
-        dropout=dropout,
-        name=f"proxyless_mobile-w{width:g}",
+    head = make_divisible(1280 * max(1.0, width))
+    return _build(
+        "proxyless_mobile", 32, stages, head, width=width, num_classes=num_classes, dropout=dropout
     )
-    return MBConvNet(spec)
 
 
 @MODELS.register("mcunet_style")
@@ -192,15 +196,10 @@ def mcunet_style(num_classes: int = 10, width: float = 1.0, dropout: float = 0.0
         ([7, 5, 7], [6, 6, 5], [96, 96, 96], 2),
         ([7], [6], [160], 1),
     ]
-    spec = MBConvNetSpec(
-        stem=make_divisible(16 * width),
-        blocks=_stages(stages, width),
-        head=make_divisible(320 * width),
-        num_classes=num_classes,
-        dropout=dropout,
-        name=f"mcunet_style-w{width:g}",
+    head = make_divisible(320 * width)
+    return _build(
+        "mcunet_style", 16, stages, head, width=width, num_classes=num_classes, dropout=dropout
     )
-    return MBConvNet(spec)
 
 
 for _builder in (mobilenet_v2, proxyless_mobile, mcunet_style):

@@ -14,7 +14,7 @@ from torch.utils.data import Dataset
 from common.checkpoint import CheckpointError, load_model
 from common.config import ConfigError, load_profile
 from common.data import build_dataset
-from common.stage import run_stage
+from common.stage import STAGE_FLAGS, run_stage
 from common.train import evaluate_dataset
 from papers.deep_compression.config import BaselineConfig, DeepCompressionProfile
 
@@ -60,14 +60,10 @@ def test_error(model: nn.Module, data: Dataset) -> float:
 
 # The stages' command-line flags; dvc.yaml passes every path through them.
 FLAGS: dict[str, dict[str, Any]] = {
+    **STAGE_FLAGS,
     "name": {"required": True, "help": "network: a key of the profile's section for this stage"},
     "baseline": {"type": Path, "required": True, "help": "directory of the trained baseline"},
     "pruned": {"type": Path, "required": True, "help": "directory of the pruned network"},
-    "data": {"type": Path, "required": True, "help": "prepared dataset directory"},
-    "out": {"type": Path, "required": True, "help": "output directory or file"},
-    "checkpoints": {"type": Path, "required": True, "help": "resumable checkpoint directory"},
-    "metrics": {"type": Path, "required": True, "help": "flat metrics JSON"},
-    "history": {"type": Path, "required": True, "help": "per-epoch history CSV"},
 }
 
 

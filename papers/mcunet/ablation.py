@@ -19,9 +19,9 @@ import numpy as np
 
 from common.checkpoint import CheckpointError
 from common.io import write_metrics
-from common.mcu import cortexm, reference
+from common.mcu import cortexm, reference, toolchain
 from common.mcu.codegen import CodegenOptions, generate
-from common.mcu.deploy import MismatchError
+from common.mcu.deploy import check_equal
 from common.mcu.tflite_io import load_tflite
 from common.mcu.toolchain import ToolchainMissingError
 from common.stage import run_stage
@@ -60,6 +60,7 @@ for _key, _label in [
 
 def run(args: argparse.Namespace) -> dict[str, float]:
     profile, cfg = load_config(args.params)
+    toolchain.require()  # every step is built for and run on the Cortex-M7
     name = args.deployed.name
     tfl = args.deployed / "model.tflite"
     if not tfl.is_file():
@@ -85,10 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 stack_bytes=cfg.deploy.stack_bytes,
             )
             r = cortexm.run(built, x)
-            if not np.array_equal(r.output.reshape(-1), expected):
-                raise MismatchError(
-                    f"ablation step {key}: Cortex-M7 output differs from the numpy reference"
-                )
+            check_equal(name, expected, r.output, f"Cortex-M7 output of ablation step {key}")
             metrics[f"ablation/{key}/instructions"] = float(r.instructions)
             metrics[f"ablation/{key}/arena_bytes"] = float(project.arena_bytes)
             rows.append(

@@ -24,6 +24,7 @@ from tqdm.auto import tqdm
 
 from common.checkpoint import CheckpointError, load_model
 from common.io import write_metrics
+from common.mcu import toolchain
 from common.mcu.codegen import run_host
 from common.mcu.convert import convert, quantize_input
 from common.mcu.deploy import DeployOptions, deploy, table
@@ -37,6 +38,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     profile, cfg = load_config(args.params)
     m = model_config(args.params, cfg, args.name)
     d = cfg.deploy
+    if d.emulate:
+        toolchain.require()  # fail before any work, with the install command
     path = args.model / "model.safetensors"
     if not path.is_file():
         raise CheckpointError(

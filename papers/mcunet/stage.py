@@ -8,19 +8,16 @@ from typing import Any
 from common.config import ConfigError, load_profile
 from common.data import build_dataset
 from common.data.transforms import resize
+from common.stage import STAGE_FLAGS
 from papers.mcunet.config import MCUNetProfile, ModelConfig
 
 EXPERIMENT = "mcunet"
 SECTION = "mcunet"
 
 FLAGS: dict[str, dict[str, Any]] = {
+    **STAGE_FLAGS,
     "name": {"required": True, "help": "model: a key of mcunet.profiles.<profile>.models"},
     "model": {"type": Path, "required": True, "help": "directory with model.safetensors"},
-    "data": {"type": Path, "required": True, "help": "prepared dataset directory"},
-    "out": {"type": Path, "required": True, "help": "output directory"},
-    "checkpoints": {"type": Path, "required": True, "help": "resumable checkpoint directory"},
-    "metrics": {"type": Path, "required": True, "help": "flat metrics JSON"},
-    "history": {"type": Path, "required": True, "help": "per-epoch history CSV"},
 }
 
 

@@ -28,6 +28,11 @@ static inline uint32_t te_read_u32(const int8_t *p) {
     return ((const struct te_unaligned_u32 *)(const void *)p)->v;
 }
 
+/* A 4-byte store to any address. */
+static inline void te_write_u32(int8_t *p, uint32_t v) {
+    ((struct te_unaligned_u32 *)(void *)p)->v = v;
+}
+
 #if TE_HAVE_DSP
 /* Sign-extend bytes 0 and 2 into two halfwords. */
 static inline uint32_t te_sxtb16(uint32_t x) { return __sxtb16(x); }
@@ -48,6 +53,12 @@ static inline int32_t te_smmulr(int32_t a, int32_t b) {
     int32_t r;
     __asm__("smmulr %0, %1, %2" : "=r"(r) : "r"(a), "r"(b));
     return r;
+}
+/* r + ((a * b + 2^31) >> 32): SMMULR with an accumulator added to the high word (SMMLAR). */
+static inline int32_t te_smmlar(int32_t a, int32_t b, int32_t r) {
+    int32_t y;
+    __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(a), "r"(b), "r"(r));
+    return y;
 }
 /* acc + a.lo * b.lo (signed halfwords, SMLABB). */
 static inline int32_t te_smlabb(uint32_t a, uint32_t b, int32_t acc) {
@@ -84,6 +95,9 @@ static inline int32_t te_smlad(uint32_t a, uint32_t b, int32_t acc) {
 static inline uint32_t te_sxtb16_ror8(uint32_t x) { return te_sxtb16(te_ror(x, 8)); }
 static inline int32_t te_smmulr(int32_t a, int32_t b) {
     return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32);
+}
+static inline int32_t te_smmlar(int32_t a, int32_t b, int32_t r) {
+    return (int32_t)((((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32) + r);
 }
 static inline int32_t te_lo16(uint32_t a) { return (int32_t)(int16_t)(a & 0xffffu); }
 static inline int32_t te_hi16(uint32_t a) { return (int32_t)(int16_t)(a >> 16); }

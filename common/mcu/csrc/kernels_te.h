@@ -44,54 +44,117 @@
 #define TE_DW_MAX_TAPS 49
 #endif
 
+#if TE_SIMD
+/* SIMD GEMM (after CMSIS-NN's s8 x s16 scheme). Each pixel's K values are widened once to int16
+ * in SXTB16 order: a group of four int8 x0..x3 (+ off) becomes the halfword pairs (x0, x2),
+ * (x1, x3), exactly what SXTB16 and SXTB16-ROR-8 make of a weight word w0..w3, so every SMLAD
+ * does two multiply-accumulates. Two pixels are widened side by side (per group: pixel 0's two
+ * words, then pixel 1's), and the generator stores the weights of each output-channel pair
+ * interleaved (per group: channel 0's word, then channel 1's); one LDRD then fetches a group for
+ * both pixels or both channels, and the inner loop keeps three pointers, four accumulators and
+ * six temporaries in registers: 15 instructions per 16 MACs. K is padded to KP (a multiple of
+ * 4) with zero weights; an odd last channel is paired with a zero row. */
+typedef uint64_t te_u64 __attribute__((may_alias, aligned(4)));
+
+/* Widen n (a multiple of 4) int8 values at x into SXTB16-ordered pairs, every other group of
+ * two words at col16 (the other slot holds the second pixel). */
+static inline __attribute__((always_inline)) void te_widen(const int8_t *x, int16_t *col16,
+                                                           int32_t n, int32_t off) {
+    const uint32_t off2 = te_pack_pair(off);
+    uint32_t *dst = (uint32_t *)(void *)col16;
+    for (int32_t k = 0; k < n; k += 4) {
+        const uint32_t v = te_read_u32(x + k);
+        uint32_t e = te_sxtb16(v);
+        uint32_t o = te_sxtb16_ror8(v);
+        if (off != 0) {
+            e = te_sadd16(e, off2);
+            o = te_sadd16(o, off2);
+        }
+        dst[0] = e;
+        dst[1] = o;
+        dst += 4;
+    }
+}
+
+/* Output channels [0, COUT) of two widened pixels (interleaved at col16); pixel 1's outputs are
+ * stored only when two_px. wt: channel pairs, KP / 4 groups of two words each. */
+static inline __attribute__((always_inline)) void te_gemm16(
+    const int16_t *col16, int8_t *o0, int8_t *o1, int two_px, int32_t KP, int32_t COUT,
+    const int8_t *wt, const int32_t *bias, const int32_t *mult, const int32_t *shift,
+    const int32_t *rq, int32_t out_zp, int32_t lo, int32_t hi) {
+    const te_u64 *pw = (const te_u64 *)(const void *)wt;
+    for (int32_t oc = 0; oc < COUT; oc += 2) {
+        const int two_ch = oc + 1 < COUT;
+        const int32_t b1 = two_ch ? bias[oc + 1] : 0;
+        int32_t a00 = bias[oc], a01 = bias[oc], a10 = b1, a11 = b1;
+        const te_u64 *px = (const te_u64 *)(const void *)col16;
+        const te_u64 *end = pw + KP / 4;
+#pragma GCC unroll 2
+        for (; pw < end; ++pw) {
+#if TE_HAVE_DSP
+            /* GCC splits the LDRDs and spills a pointer here: the group is written out. */
+            uint32_t w0, w1, t0, t1, x0, x1;
+            __asm__ volatile(
+                "ldrd %[w0], %[w1], [%[pw]]\n\t"
+                "ldrd %[x0], %[x1], [%[px]], #8\n\t"
+                "sxtb16 %[t0], %[w0]\n\t"
+                "sxtb16 %[w0], %[w0], ror #8\n\t"
+                "sxtb16 %[t1], %[w1]\n\t"
+                "sxtb16 %[w1], %[w1], ror #8\n\t"
+                "smlad %[a00], %[x0], %[t0], %[a00]\n\t"
+                "smlad %[a00], %[x1], %[w0], %[a00]\n\t"
+                "smlad %[a10], %[x0], %[t1], %[a10]\n\t"
+                "smlad %[a10], %[x1], %[w1], %[a10]\n\t"
+                "ldrd %[x0], %[x1], [%[px]], #8\n\t"
+                "smlad %[a01], %[x0], %[t0], %[a01]\n\t"
+                "smlad %[a01], %[x1], %[w0], %[a01]\n\t"
+                "smlad %[a11], %[x0], %[t1], %[a11]\n\t"
+                "smlad %[a11], %[x1], %[w1], %[a11]"
+                : [px] "+r"(px), [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10),
+                  [a11] "+r"(a11), [w0] "=&r"(w0), [w1] "=&r"(w1), [t0] "=&r"(t0),
+                  [t1] "=&r"(t1), [x0] "=&r"(x0), [x1] "=&r"(x1)
+                : [pw] "r"(pw)
+                : "memory");
+#else
+            const uint64_t w = *pw;
+            const uint32_t wa_e = te_sxtb16((uint32_t)w);
+            const uint32_t wa_o = te_sxtb16_ror8((uint32_t)w);
+            const uint32_t wb_e = te_sxtb16((uint32_t)(w >> 32));
+            const uint32_t wb_o = te_sxtb16_ror8((uint32_t)(w >> 32));
+            const uint64_t xa = px[0];
+            a00 = te_smlad((uint32_t)xa, wa_e, a00);
+            a00 = te_smlad((uint32_t)(xa >> 32), wa_o, a00);
+            a10 = te_smlad((uint32_t)xa, wb_e, a10);
+            a10 = te_smlad((uint32_t)(xa >> 32), wb_o, a10);
+            const uint64_t xb = px[1];
+            a01 = te_smlad((uint32_t)xb, wa_e, a01);
+            a01 = te_smlad((uint32_t)(xb >> 32), wa_o, a01);
+            a11 = te_smlad((uint32_t)xb, wb_e, a11);
+            a11 = te_smlad((uint32_t)(xb >> 32), wb_o, a11);
+            px += 2;
+#endif
+        }
+        o0[oc] = te_output_ch(a00, oc, rq, mult, shift, out_zp, lo, hi);
+        if (two_px) {
+            o1[oc] = te_output_ch(a01, oc, rq, mult, shift, out_zp, lo, hi);
+        }
+        if (two_ch) {
+            o0[oc + 1] = te_output_ch(a10, oc + 1, rq, mult, shift, out_zp, lo, hi);
+            if (two_px) {
+                o1[oc + 1] = te_output_ch(a11, oc + 1, rq, mult, shift, out_zp, lo, hi);
+            }
+        }
+    }
+}
+#else
 /* Inner products of one or two input rows (pixels) with two weight rows (output channels):
- * acc[i][j] += sum_k (x_i[k] + off) * w_j[k]. With TE_SIMD, four int8 values are loaded as one
- * word and split into two sign-extended halfword pairs with SXTB16 (bytes 0,2 and, after a ROR by
- * 8, bytes 1,3); inputs and weights are split identically so the pairs line up and each SMLAD
- * does two multiply-accumulates. The input offset is added to a pair with SADD16 (skipped when it
- * has been folded into the bias, off == 0). */
+ * acc[i][j] += sum_k (x_i[k] + off) * w_j[k]. */
 static inline __attribute__((always_inline)) void te_dot(const int8_t *x0, const int8_t *x1,
                                                          const int8_t *w0, const int8_t *w1,
                                                          int32_t k_len, int32_t off,
                                                          int two_px, int32_t acc[4]) {
     int32_t a00 = acc[0], a01 = acc[1], a10 = acc[2], a11 = acc[3];
-    int32_t k = 0;
-#if TE_SIMD
-    const uint32_t off2 = te_pack_pair(off);
-    for (; k + 4 <= k_len; k += 4) {
-        const uint32_t xa = te_read_u32(x0 + k);
-        uint32_t xa_e = te_sxtb16(xa);
-        uint32_t xa_o = te_sxtb16_ror8(xa);
-        if (off != 0) {
-            xa_e = te_sadd16(xa_e, off2);
-            xa_o = te_sadd16(xa_o, off2);
-        }
-        const uint32_t wa = te_read_u32(w0 + k);
-        const uint32_t wa_e = te_sxtb16(wa);
-        const uint32_t wa_o = te_sxtb16_ror8(wa);
-        const uint32_t wb = te_read_u32(w1 + k);
-        const uint32_t wb_e = te_sxtb16(wb);
-        const uint32_t wb_o = te_sxtb16_ror8(wb);
-        a00 = te_smlad(xa_e, wa_e, a00);
-        a00 = te_smlad(xa_o, wa_o, a00);
-        a10 = te_smlad(xa_e, wb_e, a10);
-        a10 = te_smlad(xa_o, wb_o, a10);
-        if (two_px) {
-            const uint32_t xb = te_read_u32(x1 + k);
-            uint32_t xb_e = te_sxtb16(xb);
-            uint32_t xb_o = te_sxtb16_ror8(xb);
-            if (off != 0) {
-                xb_e = te_sadd16(xb_e, off2);
-                xb_o = te_sadd16(xb_o, off2);
-            }
-            a01 = te_smlad(xb_e, wa_e, a01);
-            a01 = te_smlad(xb_o, wa_o, a01);
-            a11 = te_smlad(xb_e, wb_e, a11);
-            a11 = te_smlad(xb_o, wb_o, a11);
-        }
-    }
-#endif
-    for (; k < k_len; ++k) {
+    for (int32_t k = 0; k < k_len; ++k) {
         const int32_t xa = x0[k] + off;
         const int32_t wa = w0[k];
         const int32_t wb = w1[k];
@@ -108,44 +171,61 @@ static inline __attribute__((always_inline)) void te_dot(const int8_t *x0, const
     acc[2] = a10;
     acc[3] = a11;
 }
+#endif
 
-/* Gather the receptive field of output pixel p (ky, kx, c order, matching the weights) into col;
- * taps outside the image get the input zero point, i.e. a real zero (fused padding). */
+/* Gather the receptive field of output pixel p (ky, kx, c order, matching the weights) into col
+ * and zero-fill it up to KP; taps outside the image get the input zero point, i.e. a real zero
+ * (fused padding). A window inside the image is copied a whole row (KW * C bytes) at a time. */
 static inline __attribute__((always_inline)) void te_im2col(
     const int8_t *in, int8_t *col, int32_t p, int32_t H, int32_t W, int32_t C, int32_t OW,
-    int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t PT, int32_t PL, int32_t in_zp) {
+    int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t PT, int32_t PL, int32_t in_zp,
+    int32_t KP) {
     const int32_t oy = p / OW;
     const int32_t ox = p - oy * OW;
     const int32_t iy0 = oy * SH - PT;
     const int32_t ix0 = ox * SW - PL;
-    for (int32_t ky = 0; ky < KH; ++ky) {
-        const int32_t iy = iy0 + ky;
-        for (int32_t kx = 0; kx < KW; ++kx) {
-            const int32_t ix = ix0 + kx;
-            if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
-                const int8_t *src = in + (iy * W + ix) * C;
-                for (int32_t c = 0; c < C; ++c) {
-                    col[c] = src[c];
-                }
-            } else {
-                te_fill(col, (int8_t)in_zp, C);
+    int8_t *c0 = col;
+    if (iy0 >= 0 && iy0 + KH <= H && ix0 >= 0 && ix0 + KW <= W) {
+        for (int32_t ky = 0; ky < KH; ++ky) {
+            const int8_t *src = in + ((iy0 + ky) * W + ix0) * C;
+            for (int32_t i = 0; i < KW * C; ++i) {
+                col[i] = src[i];
             }
-            col += C;
+            col += KW * C;
+        }
+    } else {
+        for (int32_t ky = 0; ky < KH; ++ky) {
+            const int32_t iy = iy0 + ky;
+            for (int32_t kx = 0; kx < KW; ++kx) {
+                const int32_t ix = ix0 + kx;
+                if (iy >= 0 && iy < H && ix >= 0 && ix < W) {
+                    const int8_t *src = in + (iy * W + ix) * C;
+                    for (int32_t c = 0; c < C; ++c) {
+                        col[c] = src[c];
+                    }
+                } else {
+                    te_fill(col, (int8_t)in_zp, C);
+                }
+                col += C;
+            }
         }
     }
+    te_fill(c0 + KH * KW * C, (int8_t)in_zp, KP - KH * KW * C);
 }
 
 /* Convolution as a GEMM over output pixels, two pixels x two output channels at a time.
  * A 1x1 stride-1 unpadded convolution reads the input pixels in place (no im2col); any other
- * reads each pixel's receptive field through a 2-pixel im2col buffer (col, 2*KH*KW*CIN bytes). */
-TE_KERNEL void te_conv2d(const int8_t *in, int8_t *out, int8_t *col, int32_t H, int32_t W,
-                         int32_t CIN, int32_t OH, int32_t OW, int32_t COUT, int32_t KH, int32_t KW,
-                         int32_t SH, int32_t SW, int32_t PT, int32_t PL, const int8_t *wt,
-                         const int32_t *bias, const int32_t *mult, const int32_t *shift,
-                         const int32_t *rq, int32_t off, int32_t in_zp, int32_t out_zp, int32_t lo, int32_t hi) {
-    const int32_t k_len = KH * KW * CIN;
+ * gathers each pixel's receptive field through im2col (col: 2 * KP bytes). With TE_SIMD the
+ * rows are then widened to int16 (col16: 2 * KP halfwords) and the weight rows are KP bytes. */
+TE_KERNEL void te_conv2d(const int8_t *in, int8_t *out, int8_t *col, int16_t *col16, int32_t H,
+                         int32_t W, int32_t CIN, int32_t OH, int32_t OW, int32_t COUT, int32_t KH,
+                         int32_t KW, int32_t SH, int32_t SW, int32_t PT, int32_t PL, int32_t KP,
+                         const int8_t *wt, const int32_t *bias, const int32_t *mult,
+                         const int32_t *shift, const int32_t *rq, int32_t off, int32_t in_zp,
+                         int32_t out_zp, int32_t lo, int32_t hi) {
+    (void)col16; /* unused without TE_SIMD */
     const int direct = KH == 1 && KW == 1 && SH == 1 && SW == 1 && PT == 0 && PL == 0 && OH == H &&
-                       OW == W;
+                       OW == W && KP == CIN;
     const int32_t n_px = OH * OW;
     for (int32_t p = 0; p < n_px; p += 2) {
         const int two_px = p + 1 < n_px;
@@ -155,25 +235,34 @@ TE_KERNEL void te_conv2d(const int8_t *in, int8_t *out, int8_t *col, int32_t H, 
             x0 = in + p * CIN;
             x1 = x0 + CIN;
         } else {
-            te_im2col(in, col, p, H, W, CIN, OW, KH, KW, SH, SW, PT, PL, in_zp);
+            te_im2col(in, col, p, H, W, CIN, OW, KH, KW, SH, SW, PT, PL, in_zp, KP);
             if (two_px) {
-                te_im2col(in, col + k_len, p + 1, H, W, CIN, OW, KH, KW, SH, SW, PT, PL, in_zp);
+                te_im2col(in, col + KP, p + 1, H, W, CIN, OW, KH, KW, SH, SW, PT, PL, in_zp, KP);
             }
             x0 = col;
-            x1 = col + k_len;
+            x1 = col + KP;
         }
         int8_t *o0 = out + p * COUT;
         int8_t *o1 = o0 + COUT;
+#if TE_SIMD
+        te_widen(x0, col16, KP, off);
+        te_widen(two_px ? x1 : x0, col16 + 4, KP, off);
+        if (two_px) { /* a literal two_px: the compiler drops the stores of the other branch */
+            te_gemm16(col16, o0, o1, 1, KP, COUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
+        } else {
+            te_gemm16(col16, o0, o0, 0, KP, COUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
+        }
+#else
         for (int32_t oc = 0; oc < COUT; oc += 2) {
             const int two_ch = oc + 1 < COUT;
-            const int8_t *w0 = wt + oc * k_len;
-            const int8_t *w1 = two_ch ? w0 + k_len : w0;
+            const int8_t *w0 = wt + oc * KP;
+            const int8_t *w1 = two_ch ? w0 + KP : w0;
             const int32_t b1 = two_ch ? bias[oc + 1] : 0;
             int32_t acc[4] = {bias[oc], bias[oc], b1, b1};
             if (two_px) {
-                te_dot(x0, x1, w0, w1, k_len, off, 1, acc);
+                te_dot(x0, x1, w0, w1, KP, off, 1, acc);
             } else {
-                te_dot(x0, x0, w0, w1, k_len, off, 0, acc);
+                te_dot(x0, x0, w0, w1, KP, off, 0, acc);
             }
             o0[oc] = te_output_ch(acc[0], oc, rq, mult, shift, out_zp, lo, hi);
             if (two_px) {
@@ -186,26 +275,44 @@ TE_KERNEL void te_conv2d(const int8_t *in, int8_t *out, int8_t *col, int32_t H, 
                 }
             }
         }
+#endif
     }
 }
 
-/* Fully connected: one input row against the weight rows, two outputs at a time. */
-TE_KERNEL void te_fully_connected(const int8_t *in, int8_t *out, int32_t N_IN, int32_t N_OUT,
-                                  const int8_t *wt, const int32_t *bias, const int32_t *mult,
-                                  const int32_t *shift, const int32_t *rq, int32_t off,
-                                  int32_t out_zp, int32_t lo,
+/* Fully connected: one input row (N_IN padded to KP with zero weights) against the weight rows,
+ * two outputs at a time; with TE_SIMD the row is widened once (col16: KP halfwords, col: KP
+ * bytes for the padded copy when N_IN != KP). */
+TE_KERNEL void te_fully_connected(const int8_t *in, int8_t *out, int8_t *col, int16_t *col16,
+                                  int32_t N_IN, int32_t N_OUT, int32_t KP, const int8_t *wt,
+                                  const int32_t *bias, const int32_t *mult, const int32_t *shift,
+                                  const int32_t *rq, int32_t off, int32_t out_zp, int32_t lo,
                                   int32_t hi) {
+    (void)col16; /* unused without TE_SIMD */
+    const int8_t *x = in;
+    if (KP != N_IN) {
+        for (int32_t i = 0; i < N_IN; ++i) {
+            col[i] = in[i];
+        }
+        te_fill(col + N_IN, (int8_t)(-off), KP - N_IN);
+        x = col;
+    }
+#if TE_SIMD
+    te_widen(x, col16, KP, off);
+    te_widen(x, col16 + 4, KP, off);
+    te_gemm16(col16, out, out, 0, KP, N_OUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
+#else
     for (int32_t o = 0; o < N_OUT; o += 2) {
         const int two_ch = o + 1 < N_OUT;
-        const int8_t *w0 = wt + o * N_IN;
-        const int8_t *w1 = two_ch ? w0 + N_IN : w0;
+        const int8_t *w0 = wt + o * KP;
+        const int8_t *w1 = two_ch ? w0 + KP : w0;
         int32_t acc[4] = {bias[o], 0, two_ch ? bias[o + 1] : 0, 0};
-        te_dot(in, in, w0, w1, N_IN, off, 0, acc);
+        te_dot(x, x, w0, w1, KP, off, 0, acc);
         out[o] = te_output_ch(acc[0], o, rq, mult, shift, out_zp, lo, hi);
         if (two_ch) {
             out[o + 1] = te_output_ch(acc[2], o + 1, rq, mult, shift, out_zp, lo, hi);
         }
     }
+#endif
 }
 
 /* Depthwise convolution, channel by channel (weights stored (C, KH, KW)), TinyEngine style.
@@ -250,7 +357,14 @@ TE_KERNEL void te_depthwise_conv2d(const int8_t *in, int8_t *out, int8_t *pad, i
         for (int32_t iy = 0; iy < CH; ++iy) {
             int8_t *dst = pad + (iy + PT) * PW + PL;
             const int8_t *row = src + iy * W * C;
-            for (int32_t ix = 0; ix < CW; ++ix) {
+            int32_t ix = 0;
+            for (; ix + 4 <= CW; ix += 4) { /* four strided bytes, one word store */
+                const int8_t *q = row + ix * C;
+                te_write_u32(dst + ix, (uint32_t)(uint8_t)q[0] | (uint32_t)(uint8_t)q[C] << 8 |
+                                           (uint32_t)(uint8_t)q[2 * C] << 16 |
+                                           (uint32_t)(uint8_t)q[3 * C] << 24);
+            }
+            for (; ix < CW; ++ix) {
                 dst[ix] = row[ix * C];
             }
         }
@@ -320,6 +434,43 @@ TE_KERNEL void te_depthwise_conv2d(const int8_t *in, int8_t *out, int8_t *pad, i
             }
             continue;
         }
+        if ((KW == 5 || KW == 7) && KH <= 7) {
+            /* Each window row: taps 0..3 as one word and two SMLADs against (w0, w2), (w1, w3);
+             * for 7 taps 4..7 likewise (w7 = 0; the plane's slack covers the extra byte), for 5
+             * tap 4 alone. */
+            uint32_t wp[7][4];
+            for (int32_t ky = 0; ky < KH; ++ky) {
+                const int8_t *r = w + ky * KW;
+                wp[ky][0] = (te_pack_pair(r[0]) & 0xffffu) | (te_pack_pair(r[2]) << 16);
+                wp[ky][1] = (te_pack_pair(r[1]) & 0xffffu) | (te_pack_pair(r[3]) << 16);
+                wp[ky][2] = (te_pack_pair(r[4]) & 0xffffu) |
+                            (KW == 7 ? te_pack_pair(r[6]) << 16 : 0u);
+                wp[ky][3] = KW == 7 ? (te_pack_pair(r[5]) & 0xffffu) : 0u;
+            }
+            for (int32_t oy = 0; oy < OH; ++oy) {
+                const int8_t *r = pad + oy * SH * PW;
+                for (int32_t ox = 0; ox < OW; ++ox) {
+                    const int8_t *q = r + ox * SW;
+                    int32_t a = base;
+#pragma GCC unroll 7
+                    for (int32_t ky = 0; ky < KH; ++ky) {
+                        const uint32_t x = te_read_u32(q + ky * PW);
+                        a = te_smlad(te_sxtb16(x), wp[ky][0], a);
+                        a = te_smlad(te_sxtb16_ror8(x), wp[ky][1], a);
+                        if (KW == 7) {
+                            const uint32_t y = te_read_u32(q + ky * PW + 4);
+                            a = te_smlad(te_sxtb16(y), wp[ky][2], a);
+                            a = te_smlad(te_sxtb16_ror8(y), wp[ky][3], a);
+                        } else {
+                            a += q[ky * PW + 4] * wc[ky * KW + 4];
+                        }
+                    }
+                    o[0] = TE_DW_OUT(a);
+                    o += C;
+                }
+            }
+            continue;
+        }
 #endif
         for (int32_t oy = 0; oy < OH; ++oy) {
             for (int32_t ox = 0; ox < OW; ++ox) {
@@ -349,11 +500,33 @@ TE_KERNEL void te_depthwise_conv2d(const int8_t *in, int8_t *out, int8_t *pad, i
     }
 }
 
-/* Element-wise quantized ADD (TF-Lite semantics); out may alias either input (in place). */
+/* One ADD input rescaled to the common scale, x2 = 2 * (x + offset) << 20: TF-Lite's
+ * RoundingDivideByPOT(SaturatingRoundingDoublingHighMul(x2 / 2, m), e) in 32-bit instructions
+ * (SMMULR of 2 * x is the rounding high multiply of x; for e >= 1 SMMLAR adds the rounding
+ * half and the sign of x2 stands in for the sign of the product, see te_output_fast). */
+static inline __attribute__((always_inline)) int32_t te_add_scale(int32_t x2, int32_t m,
+                                                                  int32_t e) {
+    if (e == 0) {
+        return te_smmulr(x2, m);
+    }
+    return (te_smmlar(x2, m, 1 << (e - 1)) + (x2 >> 31)) >> e;
+}
+
+/* Element-wise quantized ADD (TF-Lite semantics); out may alias either input (in place). With rq
+ * (the output's te_output_fast parameters; the generator passes it only when the input shifts are
+ * <= 0, i.e. e = -shift >= 0) every element takes the 32-bit path. */
 TE_KERNEL void te_add(const int8_t *a, const int8_t *b, int8_t *out, int32_t N, int32_t a_off,
                       int32_t a_mult, int32_t a_shift, int32_t b_off, int32_t b_mult,
-                      int32_t b_shift, int32_t o_mult, int32_t o_shift, int32_t out_zp, int32_t lo,
-                      int32_t hi) {
+                      int32_t b_shift, int32_t o_mult, int32_t o_shift, const int32_t *rq,
+                      int32_t out_zp, int32_t lo, int32_t hi) {
+    if (rq) {
+        for (int32_t i = 0; i < N; ++i) {
+            const int32_t va = te_add_scale((a[i] + a_off) * (1 << 21), a_mult, -a_shift);
+            const int32_t vb = te_add_scale((b[i] + b_off) * (1 << 21), b_mult, -b_shift);
+            out[i] = te_output_fast(va + vb, rq, lo, hi);
+        }
+        return;
+    }
     for (int32_t i = 0; i < N; ++i) {
         const int32_t va = te_requantize((a[i] + a_off) * (1 << 20), a_mult, a_shift);
         const int32_t vb = te_requantize((b[i] + b_off) * (1 << 20), b_mult, b_shift);

@@ -51,12 +51,15 @@ static inline int8_t te_output(int32_t acc, int32_t mult, int32_t shift, int32_t
 
 /* Fast requantization for one output channel, rq = {multiplier, e, r}: with e = -shift >= 1,
  * r = 2^(e-1) + out_zp * 2^e and |acc| < 2^30 (the generator checks both and otherwise passes no
- * rq), SaturatingRoundingDoublingHighMul(acc, mult) == SMMULR(2 * acc, mult) exactly, and
- * RoundingDivideByPOT(h, e) + out_zp == (h + (h < 0 ? -1 : 0) + r) >> e. Bit-exact with
- * te_output; about six instructions instead of a 64-bit multiply-shift-round sequence. */
+ * rq), SaturatingRoundingDoublingHighMul(acc, mult) == h := SMMULR(2 * acc, mult) exactly, and
+ * RoundingDivideByPOT(h, e) + out_zp == (h + (h < 0 ? -1 : 0) + r) >> e. SMMLAR adds r for free,
+ * and the sign of acc can stand in for the sign of h: they differ only when h == 0 and acc < 0,
+ * and then r - 1 and r give the same quotient (r is never a multiple of 2^e). Bit-exact with
+ * te_output in five instructions (ADD, SMMLAR, ADD with ASR #31, ASR, SSAT) instead of a 64-bit
+ * multiply-shift-round sequence. */
 static inline int8_t te_output_fast(int32_t acc, const int32_t *rq, int32_t lo, int32_t hi) {
-    const int32_t h = te_smmulr(acc + acc, rq[0]);
-    int32_t y = (h + (h >> 31) + rq[2]) >> rq[1];
+    const int32_t t = te_smmlar(acc + acc, rq[0], rq[2]);
+    int32_t y = (t + (acc >> 31)) >> rq[1];
 #if TE_HAVE_DSP
     y = __ssat(y, 8); /* lo >= -128 and hi <= 127: SSAT does the usual clamp in one instruction */
     if (lo > -128) {

@@ -58,6 +58,14 @@ optimisations, each behind a :class:`CodegenOptions` switch for ablations:
   the 64-bit MultiplyByQuantizedMultiplier; ADD rescales its inputs the same way when their shifts
   allow it.
 
+* **patch-based inference** (``patch_ops``, ``patches``; MCUNetV2): the first operators run
+  inside a loop over a ``p x p`` grid of tiles of the stage output. Each tile's regions come
+  from the receptive field (:func:`~common.mcu.memory.patch_regions`); the input frame's tile is
+  copied into a tile buffer, each operator runs the same kernels on tile buffers with the tile's
+  own extents and paddings (a per-tile table; values equal for all tiles stay literals), an ADD
+  whose operands carry a halo runs row by row, and the output tile is copied into the whole
+  stage output. The rest runs per layer. :func:`best_patch_split` picks the split.
+
 The arena is the real SRAM for activations: ``MODEL_ARENA_BYTES`` = the plan's activation bytes
 (8-byte aligned) + the scratch (the largest im2col buffer with the widened int16 rows, or padded
 depthwise channel plane).
@@ -76,12 +84,18 @@ import numpy as np
 
 from common.mcu.graph import Graph, Op, UnsupportedOperatorError, fuse_pad, resolve_padding
 from common.mcu.memory import (
+    Buffer,
     MemoryPlan,
+    Region,
     _place_greedy,
     inplace_aliases,
     lifetimes,
+    needed_region,
+    patch_plan,
+    patch_regions,
     plan_tflm,
     plan_tinyengine,
+    region_bytes,
 )
 from common.mcu.quant import activation_range, quantize_multiplier, softmax_params
 from common.mcu.reference import requant_params
@@ -121,6 +135,10 @@ class CodegenOptions:
             ``False`` compiles each kernel once with run-time arguments.
         fuse_pad: fold PAD into the following VALID convolution.
         fold_offset: fold the input zero point's contribution into convolution / FC biases.
+        patch_ops: MCUNetV2 patch-based inference: the first ``patch_ops`` operators of the
+            PAD-fused graph run tile by tile on a ``patches x patches`` grid of the stage
+            output (0: every operator runs on whole tensors). Needs ``fuse_pad``.
+        patches: the grid size of the patch stage.
     """
 
     kernels: str = "specialized"
@@ -130,10 +148,16 @@ class CodegenOptions:
     specialize: bool = True
     fuse_pad: bool = True
     fold_offset: bool = True
+    patch_ops: int = 0
+    patches: int = 1
 
     def __post_init__(self) -> None:
         if self.kernels not in ("specialized", "reference"):
             raise ValueError(f"kernels must be 'specialized' or 'reference', not {self.kernels!r}")
+        if self.patch_ops < 0 or self.patches < 1:
+            raise ValueError("patch_ops must be >= 0 and patches >= 1")
+        if self.patch_ops and (self.kernels != "specialized" or not self.fuse_pad):
+            raise ValueError("patch-based inference needs specialized kernels with fuse_pad")
 
 
 @dataclass
@@ -280,10 +304,83 @@ def _gemm_scratch_ptrs(
     return col, f"(int16_t *)(void *)(arena + {col16})"
 
 
+TILE = "@tile"  # suffix of the buffers holding one tile of a patch-stage tensor
+
+
+def _patch_memory(g: Graph, options: CodegenOptions) -> MemoryPlan:
+    """Arena plan of patch-based inference for the PAD-fused graph ``g``.
+
+    During the patch stage (ops ``[0, n)``, times ``0 .. n-1``) the whole input frame, the
+    assembled stage output and one tile of every stage tensor (``name@tile``, sized for the
+    largest tile, with the stage's own lifetimes) are alive; afterwards the rest of the network
+    runs per layer (TinyEngine in-place rules), its times shifted by ``n``. One greedy placement
+    over all of them, so the rest reuses the input frame's and the tiles' space.
+    """
+    n = options.patch_ops
+    if n > len(g.ops):
+        raise ValueError(f"patch_ops={n} but the graph has {len(g.ops)} operators")
+    regions = patch_regions(g, n, options.patches)
+    for op in g.ops[:n]:  # the kernels read whole tiles: no window may start inside one
+        if op.kind != "add" and any(
+            needed_region(op, g, r[op.outputs[0]]) != r[op.inputs[0]] for r in regions
+        ):
+            raise ValueError(
+                f"patch stage: {op.kind} {op.name} would read part of a shared tile; "
+                "choose another split (patch_ops)"
+            )
+    x, stage_out = g.inputs[0], g.ops[n - 1].outputs[0]
+    stage = Graph(g.tensors, g.ops[:n], [x], [stage_out])
+    buffers = [
+        Buffer(
+            b.tensor + TILE,
+            max(region_bytes(g, b.tensor, r[b.tensor]) for r in regions),
+            b.first,
+            min(b.last, n - 1),
+        )
+        for b in lifetimes(stage)
+    ]
+    buffers.append(Buffer(x, g.tensors[x].nbytes, -1, n - 1))
+    rest = Graph(g.tensors, g.ops[n:], [stage_out], g.outputs)
+    aliases = inplace_aliases(rest)[0] if options.inplace else {}
+    for b in lifetimes(rest, aliases):
+        first = -1 if b.tensor == stage_out else b.first + n
+        buffers.append(Buffer(b.tensor, b.size, first, b.last + n))
+    return MemoryPlan(buffers, _place_greedy(buffers, 4), aliases=aliases)
+
+
+def best_patch_split(
+    g: Graph, patches: tuple[int, ...] = (2, 3, 4), max_overhead: float = 0.3
+) -> tuple[int, int, float] | None:
+    """``(patch_ops, patches, mac_overhead)`` with the smallest generated activation arena among
+    the splits that cost at most ``max_overhead`` extra MACs, or None when none does.
+
+    Unlike :func:`~common.mcu.memory.best_patch_plan` (MCUNetV2's analytic peak, input frame
+    streamed) this counts what the generated C code holds: the whole input frame in the arena
+    during the patch stage, the tiles, the stage output, then the rest per layer.
+    """
+    fused = fuse_pad(g)
+    best: tuple[int, int, float, int] | None = None
+    for n in range(1, len(fused.ops)):
+        for p in patches:
+            try:
+                overhead = patch_plan(g, n, p).mac_overhead
+                if overhead > max_overhead:
+                    continue
+                arena = _patch_memory(fused, CodegenOptions(patch_ops=n, patches=p)).arena_bytes
+            except ValueError:  # the split cuts a branch, or holds an operator without tiles
+                continue
+            if best is None or arena < best[3]:
+                best = (n, p, overhead, arena)
+    return None if best is None else best[:3]
+
+
 def _plan(g: Graph, options: CodegenOptions) -> tuple[Graph, MemoryPlan]:
     """The graph the code runs and its memory plan for ``options``."""
     if options.kernels == "reference":
         return g, plan_tflm(g)
+    if options.patch_ops:
+        run_graph = fuse_pad(g)
+        return run_graph, _patch_memory(run_graph, options)
     run_graph = fuse_pad(g) if options.fuse_pad else copy.deepcopy(g)
     if options.inplace and options.fuse_pad:
         return run_graph, plan_tinyengine(g)
@@ -316,25 +413,110 @@ def _dw_unrolled_header() -> str:
     return "\n".join(parts)
 
 
+class _PatchStage:
+    """Emission state of the patch stage: per-tile values become columns of one table.
+
+    ``col(values)`` takes one value per tile and returns a C expression: a literal when every
+    tile has the same value (so the code stays specialized there), else ``T[k]``, the k-th
+    entry of the current tile's row of ``patch_tab``.
+    """
+
+    def __init__(self, g: Graph, options: CodegenOptions) -> None:
+        self.n = options.patch_ops
+        self.regions = patch_regions(g, self.n, options.patches) if self.n else []
+        self.cols: list[list[int]] = []
+
+    def col(self, values: list[int]) -> str:
+        vals = [int(v) for v in values]
+        if len(set(vals)) == 1:
+            return str(vals[0])
+        if vals not in self.cols:  # one column per distinct list: equal extents compare equal
+            self.cols.append(vals)
+        return f"T[{self.cols.index(vals)}]"
+
+    def of(self, t: str) -> list[Region]:
+        return [r[t] for r in self.regions]
+
+    def window(self, g: Graph, op: Op, sh: int, sw: int, pt: int, pl: int) -> dict[str, str]:
+        """Tile geometry of a windowed op: input/output extents and the tile's own padding."""
+        rin, rout = self.of(op.inputs[0]), self.of(op.outputs[0])  # checked by _patch_memory
+        return {
+            "h": self.col([r[1] - r[0] for r in rin]),
+            "w": self.col([r[3] - r[2] for r in rin]),
+            "oh": self.col([r[1] - r[0] for r in rout]),
+            "ow": self.col([r[3] - r[2] for r in rout]),
+            "pt": self.col([ri[0] + pt - ro[0] * sh for ri, ro in zip(rin, rout, strict=True)]),
+            "pl": self.col([ri[2] + pl - ro[2] * sw for ri, ro in zip(rin, rout, strict=True)]),
+            "max_oh": str(max(r[1] - r[0] for r in rout)),
+            "max_ow": str(max(r[3] - r[2] for r in rout)),
+        }
+
+    def copy_in(self, g: Graph, plan: MemoryPlan) -> str:
+        """Copy the current tile of the input frame into its tile buffer."""
+        x = g.inputs[0]
+        _, _, w, c = g.tensors[x].shape
+        r = self.of(x)
+        rows, cols = self.col([b[1] - b[0] for b in r]), self.col([b[3] - b[2] for b in r])
+        start = self.col([(b[0] * w + b[2]) * c for b in r])
+        return (
+            f"te_copy_rows(arena + {plan.offset(x + TILE)}, {cols} * {c}, "
+            f"arena + {plan.offset(x)} + {start}, {w * c}, {rows}, {cols} * {c});"
+        )
+
+    def copy_out(self, g: Graph, plan: MemoryPlan, t: str) -> str:
+        """Copy the current tile of the stage output into the whole tensor."""
+        _, _, w, c = g.tensors[t].shape
+        r = self.of(t)
+        rows, cols = self.col([b[1] - b[0] for b in r]), self.col([b[3] - b[2] for b in r])
+        start = self.col([(b[0] * w + b[2]) * c for b in r])
+        return (
+            f"te_copy_rows(arena + {plan.offset(t)} + {start}, {w * c}, "
+            f"arena + {plan.offset(t + TILE)}, {cols} * {c}, {rows}, {cols} * {c});"
+        )
+
+
 def _emit_specialized(
     g: Graph, plan: MemoryPlan, options: CodegenOptions, em: _Emitter, scratch_off: int
 ) -> tuple[int, list[str]]:
-    """Emit the TinyEngine-style operator sequence; returns (scratch bytes, in-place op names)."""
+    """Emit the TinyEngine-style operator sequence; returns (scratch bytes, in-place op names).
+
+    With ``options.patch_ops`` the first operators run inside a loop over the tiles of the
+    stage output (MCUNetV2): the input frame's tile is copied in, every stage operator runs on
+    its tile buffers with per-tile shapes and paddings (read from a table), and the output tile
+    is copied into the whole stage output.
+    """
     scratch = 0
     inplace: list[str] = []
+    ps = _PatchStage(g, options)
 
     def ptr(t: str) -> str:
         return f"(arena + {plan.offset(t)})"
+
+    def tile_ptr(t: str) -> str:
+        return f"(arena + {plan.offset(t + TILE)})"
 
     def rq_arg(rows: np.ndarray | None) -> str:
         if rows is None:
             return "(const int32_t *)0"
         return em.array(f"{label}_rq", "int32_t", rows)
 
+    body = em.body
     for i, op in enumerate(g.ops):
         label = f"l{i}"
         out = g.tensors[op.outputs[0]]
-        em.body.append(f"    /* {i}: {op.kind} {op.name} */")
+        in_stage = i < ps.n
+        if in_stage and i == 0:
+            body = []
+        p = tile_ptr if in_stage else ptr
+        body.append(f"    /* {i}: {op.kind} {op.name}{' (one tile)' if in_stage else ''} */")
+        if in_stage and op.kind not in (
+            "conv2d",
+            "depthwise_conv2d",
+            "add",
+            "avg_pool2d",
+            "max_pool2d",
+        ):
+            raise ValueError(f"patch stage: no tiled {op.kind} kernel; choose a shorter stage")
         if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected"):
             inp, w, b = (g.tensors[n] for n in op.inputs[:3])
             off = -inp.zp
@@ -344,12 +526,28 @@ def _emit_specialized(
             em.array(f"{label}_mult", "int32_t", mult)
             em.array(f"{label}_shift", "int32_t", shift)
             bias = b.data.astype(np.int64)
-        if op.kind == "conv2d":
+        if op.kind in ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"):
+            inp = g.tensors[op.inputs[0]]
             _, h, wd, cin = inp.shape
             _, oh, ow, cout = out.shape
-            kh, kw = w.shape[1], w.shape[2]
+            if op.kind in ("avg_pool2d", "max_pool2d"):
+                kh, kw = op.options["filter"]
+            else:
+                kh, kw = w.shape[1], w.shape[2]
             sh, sw = op.options["stride"]
             *_, pt, _pb, pl, _pr = resolve_padding(h, wd, kh, kw, (sh, sw), op.options["padding"])
+            geo = (
+                ps.window(g, op, sh, sw, pt, pl)
+                if in_stage
+                else {
+                    k: str(v)
+                    for k, v in dict(
+                        h=h, w=wd, oh=oh, ow=ow, pt=pt, pl=pl, max_oh=oh, max_ow=ow
+                    ).items()
+                }
+            )
+            dims = f"{geo['h']}, {geo['w']}"
+        if op.kind == "conv2d":
             wdata = w.data.reshape(cout, -1)
             if options.fold_offset:
                 bias = bias + off * wdata.astype(np.int64).sum(axis=1)
@@ -359,6 +557,7 @@ def _emit_specialized(
             em.array(f"{label}_w", "int8_t", _gemm_weights(wdata, kp, options))
             em.array(f"{label}_b", "int32_t", bias)
             rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
+            # a tile of a 1x1 stride-1 unpadded convolution has equal input and output extents
             direct = (
                 kh == kw == 1
                 and sh == sw == 1
@@ -368,33 +567,30 @@ def _emit_specialized(
             )
             scratch = max(scratch, _gemm_scratch(kp, options, im2col=not direct))
             col, col16 = _gemm_scratch_ptrs(kp, scratch_off, options, im2col=not direct)
-            em.body.append(
-                f"    te_conv2d({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {col}, {col16}, {h}, "
-                f"{wd}, {cin}, {oh}, {ow}, {cout}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {kp}, "
-                f"{label}_w, {label}_b, {label}_mult, {label}_shift, {rq}, {off}, {inp.zp}, "
-                f"{out.zp}, {lo}, {hi});"
+            body.append(
+                f"    te_conv2d({p(op.inputs[0])}, {p(op.outputs[0])}, {col}, {col16}, {dims}, "
+                f"{cin}, {geo['oh']}, {geo['ow']}, {cout}, {kh}, {kw}, {sh}, {sw}, {geo['pt']}, "
+                f"{geo['pl']}, {kp}, {label}_w, {label}_b, {label}_mult, {label}_shift, {rq}, "
+                f"{off}, {inp.zp}, {out.zp}, {lo}, {hi});"
             )
         elif op.kind == "depthwise_conv2d":
             if op.options.get("depth_multiplier", 1) != 1:
                 raise UnsupportedOperatorError("depthwise_conv2d with depth_multiplier != 1")
-            _, h, wd, c = inp.shape
-            _, oh, ow, _ = out.shape
-            kh, kw = w.shape[1], w.shape[2]
-            sh, sw = op.options["stride"]
-            *_, pt, _pb, pl, _pr = resolve_padding(h, wd, kh, kw, (sh, sw), op.options["padding"])
             em.array(f"{label}_w", "int8_t", np.transpose(w.data[0], (2, 0, 1)))  # (C, kh, kw)
             em.array(f"{label}_b", "int32_t", bias)
             wabs = np.abs(w.data[0].astype(np.int64)).sum(axis=(0, 1))
             rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
             # the zero-padded channel plane (+ 4 bytes of slack for word loads)
-            scratch = max(scratch, ((oh - 1) * sh + kh) * ((ow - 1) * sw + kw) + 4)
+            max_oh, max_ow = int(geo["max_oh"]), int(geo["max_ow"])
+            scratch = max(scratch, ((max_oh - 1) * sh + kh) * ((max_ow - 1) * sw + kw) + 4)
             sc = f"(arena + {scratch_off})"
-            if plan.aliases.get(op.outputs[0]) == op.inputs[0]:
+            if not in_stage and plan.aliases.get(op.outputs[0]) == op.inputs[0]:
                 inplace.append(op.name or label)
-            em.body.append(
-                f"    te_depthwise_conv2d({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {sc}, {h}, "
-                f"{wd}, {c}, {oh}, {ow}, {kh}, {kw}, {sh}, {sw}, {pt}, {pl}, {label}_w, "
-                f"{label}_b, {label}_mult, {label}_shift, {rq}, {off}, {out.zp}, {lo}, {hi});"
+            body.append(
+                f"    te_depthwise_conv2d({p(op.inputs[0])}, {p(op.outputs[0])}, {sc}, {dims}, "
+                f"{cin}, {geo['oh']}, {geo['ow']}, {kh}, {kw}, {sh}, {sw}, {geo['pt']}, "
+                f"{geo['pl']}, {label}_w, {label}_b, {label}_mult, {label}_shift, {rq}, {off}, "
+                f"{out.zp}, {lo}, {hi});"
             )
         elif op.kind == "fully_connected":
             n_in = int(np.prod(inp.shape[1:]))
@@ -408,7 +604,7 @@ def _emit_specialized(
             rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
             scratch = max(scratch, _gemm_scratch(kp, options, im2col=kp != n_in))
             col, col16 = _gemm_scratch_ptrs(kp, scratch_off, options, im2col=kp != n_in)
-            em.body.append(
+            body.append(
                 f"    te_fully_connected({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {col}, "
                 f"{col16}, {n_in}, {n_out}, {kp}, {label}_w, {label}_b, {label}_mult, "
                 f"{label}_shift, {rq}, {off}, {out.zp}, {lo}, {hi});"
@@ -416,51 +612,88 @@ def _emit_specialized(
         elif op.kind == "add":
             (a_off, am, ash), (b_off, bm, bsh), (om, osh) = _add_params(g, op)
             lo, hi = activation_range(op.options.get("activation", "none"), out.s, out.zp)
-            if plan.aliases.get(op.outputs[0]) in op.inputs:
+            if not in_stage and plan.aliases.get(op.outputs[0]) in op.inputs:
                 inplace.append(op.name or label)
             # 32-bit path: input shifts <= 0, |2 * (x + off) << 20| < 2^29 so |va + vb| < 2^29
             fast = None
             if ash <= 0 and bsh <= 0 and am > 0 and bm > 0:
                 fast = _fast_requant(np.array([om]), np.array([osh]), out.zp, np.array([1 << 29]))
             rq = rq_arg(fast)
-            em.body.append(
-                f"    te_add({ptr(op.inputs[0])}, {ptr(op.inputs[1])}, {ptr(op.outputs[0])}, "
-                f"{out.nbytes}, {a_off}, {am}, {ash}, {b_off}, {bm}, {bsh}, {om}, {osh}, {rq}, "
-                f"{out.zp}, {lo}, {hi});"
+            params = (
+                f"{a_off}, {am}, {ash}, {b_off}, {bm}, {bsh}, {om}, {osh}, {rq}, {out.zp}, "
+                f"{lo}, {hi}"
             )
+            if not in_stage:
+                body.append(
+                    f"    te_add({p(op.inputs[0])}, {p(op.inputs[1])}, {p(op.outputs[0])}, "
+                    f"{out.nbytes}, {params});"
+                )
+            else:  # the operands' tiles may be larger (halo): add row by row
+                c = out.shape[3]
+                ro = ps.of(op.outputs[0])
+                ow_ = ps.col([r[3] - r[2] for r in ro])
+                rows = [f"(y) * {ow_} * {c}"]
+                for t in op.inputs[:2]:
+                    ri = ps.of(t)
+                    dy = ps.col([a[0] - b[0] for a, b in zip(ro, ri, strict=True)])
+                    dx = ps.col([a[2] - b[2] for a, b in zip(ro, ri, strict=True)])
+                    wi = ps.col([b[3] - b[2] for b in ri])
+                    rows.append(f"((y + {dy}) * {wi} + {dx}) * {c}")
+                oh_ = ps.col([r[1] - r[0] for r in ro])
+                body += [
+                    f"    for (int32_t y = 0; y < {oh_}; ++y) {{",
+                    f"        te_add({p(op.inputs[0])} + {rows[1]}, {p(op.inputs[1])} + "
+                    f"{rows[2]}, {p(op.outputs[0])} + {rows[0]}, {ow_} * {c}, {params});",
+                    "    }",
+                ]
         elif op.kind in ("avg_pool2d", "max_pool2d"):
-            inp = g.tensors[op.inputs[0]]
-            _, h, wd, c = inp.shape
-            _, oh, ow, _ = out.shape
-            fh, fw = op.options["filter"]
-            sh, sw = op.options["stride"]
-            *_, pt, _pb, pl, _pr = resolve_padding(h, wd, fh, fw, (sh, sw), op.options["padding"])
             lo, hi = activation_range(op.options.get("activation", "none"), out.s, out.zp)
             is_max = int(op.kind == "max_pool2d")
-            em.body.append(
-                f"    te_pool({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {h}, {wd}, {c}, {oh}, "
-                f"{ow}, {fh}, {fw}, {sh}, {sw}, {pt}, {pl}, {lo}, {hi}, {is_max});"
+            body.append(
+                f"    te_pool({p(op.inputs[0])}, {p(op.outputs[0])}, {dims}, {cin}, "
+                f"{geo['oh']}, {geo['ow']}, {kh}, {kw}, {sh}, {sw}, {geo['pt']}, {geo['pl']}, "
+                f"{lo}, {hi}, {is_max});"
             )
         elif op.kind == "reshape":
             if plan.offset(op.outputs[0]) != plan.offset(op.inputs[0]):
-                em.body.append(
+                body.append(
                     f"    te_copy({ptr(op.outputs[0])}, {ptr(op.inputs[0])}, {out.nbytes});"
                 )
             else:
-                em.body.append("    /* a view of its input: no code */")
+                body.append("    /* a view of its input: no code */")
         elif op.kind == "pad":
             inp = g.tensors[op.inputs[0]]
             _, h, wd, c = inp.shape
             _, oh, ow, _ = out.shape
             (pt, _pb), (pl, _pr) = op.options["paddings"]
-            em.body.append(
+            body.append(
                 f"    te_pad({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {h}, {wd}, {c}, {oh}, "
                 f"{ow}, {pt}, {pl}, {out.zp});"
             )
         elif op.kind == "softmax":
-            em.body.append(_softmax_call(g, op, ptr))
+            body.append(_softmax_call(g, op, ptr))
         else:
             raise UnsupportedOperatorError(f"the C code generator has no {op.kind!r} kernel")
+        if in_stage and i == ps.n - 1:  # close the loop over tiles
+            first = ps.copy_in(g, plan)
+            last = ps.copy_out(g, plan, op.outputs[0])
+            n_tiles = len(ps.regions)
+            if ps.cols:
+                table = np.asarray(ps.cols, dtype=np.int64).T  # (tiles, columns)
+                em.array("patch_tab", "int32_t", table)
+                row = f"        const int32_t *T = patch_tab + t * {table.shape[1]};"
+            else:
+                row = "        /* every tile has the same geometry */"
+            em.body += [
+                f"    /* patch stage (MCUNetV2): ops 0..{ps.n - 1} on {n_tiles} tiles */",
+                f"    for (int32_t t = 0; t < {n_tiles}; ++t) {{",
+                row,
+                f"        {first}",
+                *("    " + line for line in body),
+                f"        {last}",
+                "    }",
+            ]
+            body = em.body
     return scratch, inplace
 
 

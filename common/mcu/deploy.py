@@ -8,9 +8,11 @@ converter) and
    (activation "head" bytes, measured) and its output on the check inputs;
 2. plans memory three ways: TF-Lite Micro's arena (:func:`~common.mcu.memory.plan_tflm`),
    TinyEngine's in-place plan, and the best MCUNetV2 patch-based plan (with its MAC overhead);
-3. generates two C projects, TinyEngine-style specialized kernels and TF-Lite Micro-style
-   reference kernels, builds both for the host and checks them against the numpy reference;
-4. builds both for the target (a linker script with the target's flash and SRAM: a model that
+3. generates the C projects: TinyEngine-style specialized kernels, the same with MCUNetV2
+   patch-based inference for the first stage (the split with the smallest generated arena,
+   input frame included), and TF-Lite Micro-style reference kernels; builds each for the host
+   and checks it against the numpy reference;
+4. builds them for the target (a linker script with the target's flash and SRAM: a model that
    does not fit fails at link time and is reported as such) and runs them on the emulated
    Cortex-M7, reading back the outputs and counting instructions exactly.
 
@@ -29,7 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from common.mcu import cortexm, reference, tflm
-from common.mcu.codegen import CodegenOptions, build_host, generate, run_host
+from common.mcu.codegen import (
+    CodegenOptions,
+    best_patch_split,
+    build_host,
+    generate,
+    run_host,
+)
 from common.mcu.graph import Graph
 from common.mcu.memory import best_patch_plan, plan_tflm, plan_tinyengine
 from common.mcu.tflite_io import export_tflite
@@ -50,7 +58,8 @@ class DeployOptions:
     lab_target: str = "mps2-an500"  # same core, 4 MB memories: measures what does not fit
     engines: dict[str, CodegenOptions] = field(default_factory=lambda: dict(ENGINES))
     emulate: bool = True  # build for the target and run on the emulator
-    emulate_engines: tuple[str, ...] = ("tinyengine", "reference")
+    emulate_engines: tuple[str, ...] = ("tinyengine", "tinyengine_patch", "reference")
+    patch_engine: bool = True  # also generate MCUNetV2 patch-based C code ("tinyengine_patch")
     patches: tuple[int, ...] = (2, 3, 4)
     max_patch_overhead: float = 0.3
     stack_bytes: int = cortexm.DEFAULT_STACK_BYTES
@@ -125,7 +134,19 @@ def deploy(
         check_equal(name, y, tflm.run(tfl, x), "tflite-micro")
 
     # ---------------------------------------------------------------- C projects
-    for engine, cg in options.engines.items():
+    engines = dict(options.engines)
+    split = None
+    if options.patch_engine:
+        split = best_patch_split(g, tuple(options.patches), options.max_patch_overhead)
+    if split is not None:
+        n_ops, grid, overhead = split
+        engines["tinyengine_patch"] = CodegenOptions(patch_ops=n_ops, patches=grid)
+        m["tinyengine_patch/n_ops"] = float(n_ops)
+        m["tinyengine_patch/patches"] = float(grid)
+        m["tinyengine_patch/mac_overhead"] = float(overhead)
+    elif options.patch_engine:
+        log(f"{name}: no patch split within +{options.max_patch_overhead:.0%} MACs")
+    for engine, cg in engines.items():
         project = generate(g, out_dir / f"c_{engine}", cg)
         exe = build_host(project, opt=options.opt)
         for x, y in zip(xs, expected, strict=True):
@@ -190,64 +211,52 @@ def deploy(
 def table(m: dict[str, float], target: str = "stm32f746") -> str:
     """A plain-text table of :func:`deploy`'s measurements for the command line."""
     tgt = cortexm.get_target(target)
+    engines = [("reference", "TF-Lite Micro (ref. kernels)"), ("tinyengine", "TinyEngine-style")]
+    if "tinyengine_patch/n_ops" in m:
+        p = m["tinyengine_patch/patches"]
+        engines.append(
+            (
+                "tinyengine_patch",
+                f"+ patches ({p:.0f}x{p:.0f}, {m['tinyengine_patch/n_ops']:.0f} ops)",
+            )
+        )
 
     def kb(v: float | None) -> str:
         return "-" if v is None else f"{v / 1024:,.1f} kB"
 
-    rows = [("", "TF-Lite Micro (ref. kernels)", "TinyEngine-style (ours)")]
-    rows.append(
-        (
-            "activation SRAM (plan)",
-            kb(m.get("tflm/arena_head_bytes")),
-            kb(m.get("tinyengine/arena_bytes")),
-        )
-    )
-    rows.append(
-        (
-            "SRAM (static + stack)",
-            kb(m.get("reference/sram_bytes")),
-            kb(m.get("tinyengine/sram_bytes")),
-        )
-    )
-    rows.append(
-        (
-            "flash (text+rodata+data)",
-            kb(m.get("reference/flash_bytes")),
-            kb(m.get("tinyengine/flash_bytes")),
-        )
-    )
-
     def n(v: float | None) -> str:
         return "-" if v is None else f"{v:,.0f}"
 
-    rows.append(
-        ("instructions", n(m.get("reference/instructions")), n(m.get("tinyengine/instructions")))
-    )
-    rows.append(
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.1f} ms"
+
+    fits = {0.0: "no", 1.0: "yes"}
+    rows = [
+        ("", *(h for _, h in engines)),
+        (
+            "activation SRAM (arena)",
+            kb(m.get("tflm/arena_head_bytes")),
+            *(kb(m.get(f"{e}/arena_bytes")) for e, _ in engines[1:]),
+        ),
+        ("SRAM (static + stack)", *(kb(m.get(f"{e}/sram_bytes")) for e, _ in engines)),
+        ("flash (text+rodata+data)", *(kb(m.get(f"{e}/flash_bytes")) for e, _ in engines)),
+        ("instructions", *(n(m.get(f"{e}/instructions")) for e, _ in engines)),
         (
             f"latency @ {tgt.clock_hz / 1e6:.0f} MHz (estimate, IPC {tgt.assumed_ipc_estimate:g})",
-            "-"
-            if "reference/latency_ms_estimate" not in m
-            else f"{m['reference/latency_ms_estimate']:.1f} ms",
-            "-"
-            if "tinyengine/latency_ms_estimate" not in m
-            else f"{m['tinyengine/latency_ms_estimate']:.1f} ms",
-        )
-    )
-    fits = {0.0: "no", 1.0: "yes"}
-    rows.append(
+            *(ms(m.get(f"{e}/latency_ms_estimate")) for e, _ in engines),
+        ),
         (
             f"fits {tgt.sram_bytes // 1024} kB SRAM / {tgt.flash_bytes // 1024} kB flash",
-            fits.get(m.get("reference/fits", -1), "-"),
-            fits.get(m.get("tinyengine/fits", -1), "-"),
-        )
-    )
-    width = [max(len(r[i]) for r in rows) for i in range(3)]
+            *(fits.get(m.get(f"{e}/fits", -1), "-") for e, _ in engines),
+        ),
+    ]
+    width = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, width, strict=True)) for r in rows]
     lines.insert(1, "  ".join("-" * w for w in width))
     extra = (
-        f"MACs {m['macs']:,.0f}; patch-based peak {kb(m['patch/peak_bytes'])} "
-        f"({m['patch/patches']:.0f}x{m['patch/patches']:.0f} patches over the first {m['patch/n_ops']:.0f} ops, "
-        f"+{100 * m['patch/mac_overhead']:.1f}% MACs); outputs bit-exact across numpy, host C, Cortex-M7 and tflite-micro."
+        f"MACs {m['macs']:,.0f}; analytic patch-based peak {kb(m['patch/peak_bytes'])} (input frame "
+        f"streamed, {m['patch/patches']:.0f}x{m['patch/patches']:.0f} patches over the first "
+        f"{m['patch/n_ops']:.0f} ops, +{100 * m['patch/mac_overhead']:.1f}% MACs); outputs bit-exact "
+        "across numpy, host C, Cortex-M7 and tflite-micro."
     )
     return "\n".join(lines) + "\n" + extra

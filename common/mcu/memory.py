@@ -214,17 +214,42 @@ def _window(op: Op, g: Graph) -> tuple[int, int, int, int, int, int, int, int]:
     return kh, kw, sh, sw, pt, pl, in_h, in_w
 
 
-def patch_plan(g: Graph, n_ops: int, patches: int) -> PatchPlan:
-    """Peak memory and MACs when ops ``[0, n_ops)`` run patch by patch (MCUNetV2).
+# operators that work on a spatial tile of NHWC tensors
+PATCH_KINDS = ("conv2d", "depthwise_conv2d", "add", "avg_pool2d", "max_pool2d", "pad")
+Region = tuple[int, int, int, int]  # rows [h0, h1), columns [w0, w1) of an NHWC tensor
 
-    The output of op ``n_ops - 1`` is cut into ``patches x patches`` tiles. For each tile, the
-    region every tensor of the stage must hold is found by walking the receptive field backwards
-    (a tensor read by several ops, as in a residual block, holds the union); the stage then runs
-    on those regions, keeping only one tile's tensors alive plus the assembled stage output.
-    MACs count every tile's work, so the overlapping halos show up as overhead.
+
+def needed_region(op: Op, g: Graph, out: Region) -> Region:
+    """The input rows and columns ``op`` reads to produce the output region ``out`` (clipped to
+    the input: windows reaching outside it read padding, which the kernels supply)."""
+    h0, h1, w0, w1 = out
+    if op.kind in ("add", "reshape"):
+        return out
+    kh, kw, sh, sw, pt, pl, in_h, in_w = _window(op, g)
+    return (
+        max(h0 * sh - pt, 0),
+        min((h1 - 1) * sh - pt + kh, in_h),
+        max(w0 * sw - pl, 0),
+        min((w1 - 1) * sw - pl + kw, in_w),
+    )
+
+
+def patch_regions(g: Graph, n_ops: int, patches: int) -> list[dict[str, Region]]:
+    """For each of the ``patches x patches`` output tiles of op ``n_ops - 1`` of ``g`` (PAD
+    already fused), the region every activation of the stage must hold for that tile.
+
+    The regions are found by walking the receptive field backwards; a tensor read by several
+    ops (a residual block's input) holds the union. Raises ``ValueError`` when a tensor of the
+    stage other than its output is read after it (the split cuts a branch).
     """
-    g = fuse_pad(g)
+    if not 1 <= n_ops <= len(g.ops):
+        raise ValueError(f"n_ops={n_ops}: the graph has {len(g.ops)} operators")
     stage = g.ops[:n_ops]
+    for op in stage:
+        if op.kind not in PATCH_KINDS:
+            raise ValueError(
+                f"{op.kind} {op.name} cannot run patch by patch: choose a shorter stage"
+            )
     stage_out = stage[-1].outputs[0]
     # The input is read tile by tile (from the camera or a flash-resident image, as MCUNetV2
     # assumes), so it may not be read again after the stage either.
@@ -234,33 +259,25 @@ def patch_plan(g: Graph, n_ops: int, patches: int) -> PatchPlan:
             raise ValueError(
                 "a tensor inside the patch stage is read after it: choose another split"
             )
-    out_t = g.tensors[stage_out]
-    _, oh, ow, _ = out_t.shape
+    _, oh, ow, _ = g.tensors[stage_out].shape
     edges_h = np.linspace(0, oh, patches + 1).round().astype(int)
     edges_w = np.linspace(0, ow, patches + 1).round().astype(int)
-    stage_graph = Graph(g.tensors, stage, [g.inputs[0]], [stage_out])
-    lives = lifetimes(stage_graph)
-    total_macs = 0
-    stage_peak = 0
+    tiles = []
     for i in range(patches):
         for j in range(patches):
-            region: dict[str, tuple[int, int, int, int]] = {
-                stage_out: (edges_h[i], edges_h[i + 1], edges_w[j], edges_w[j + 1])
+            region: dict[str, Region] = {
+                stage_out: (
+                    int(edges_h[i]),
+                    int(edges_h[i + 1]),
+                    int(edges_w[j]),
+                    int(edges_w[j + 1]),
+                )
             }
             for op in reversed(stage):
-                h0, h1, w0, w1 = region[op.outputs[0]]
-                kh, kw, sh, sw, pt, pl, in_h, in_w = _window(op, g)
-                need = (
-                    max(h0 * sh - pt, 0),
-                    min((h1 - 1) * sh - pt + kh, in_h),
-                    max(w0 * sw - pl, 0),
-                    min((w1 - 1) * sw - pl + kw, in_w),
-                )
+                need = needed_region(op, g, region[op.outputs[0]])
                 for t in op.inputs:
                     if g.tensors[t].is_constant:
                         continue
-                    if op.kind in ("add", "reshape"):
-                        need = (h0, h1, w0, w1)
                     old = region.get(t)
                     region[t] = (
                         need
@@ -272,26 +289,47 @@ def patch_plan(g: Graph, n_ops: int, patches: int) -> PatchPlan:
                             max(old[3], need[3]),
                         )
                     )
+            tiles.append(region)
+    return tiles
 
-            def tile_bytes(t: str, region: dict = region) -> int:
-                h0, h1, w0, w1 = region[t]
-                return (h1 - h0) * (w1 - w0) * g.tensors[t].shape[3]
 
-            for k, op in enumerate(stage):
-                live = sum(tile_bytes(b.tensor) for b in lives if b.first <= k <= b.last)
-                stage_peak = max(stage_peak, live + out_t.nbytes)
-                h0, h1, w0, w1 = region[op.outputs[0]]
-                cout = g.tensors[op.outputs[0]].shape[3]
-                if op.kind == "conv2d":
-                    total_macs += (
-                        (h1 - h0)
-                        * (w1 - w0)
-                        * cout
-                        * int(np.prod(g.tensors[op.inputs[1]].shape[1:]))
-                    )
-                elif op.kind == "depthwise_conv2d":
-                    wt = g.tensors[op.inputs[1]]
-                    total_macs += (h1 - h0) * (w1 - w0) * cout * wt.shape[1] * wt.shape[2]
+def region_bytes(g: Graph, t: str, r: Region) -> int:
+    """Bytes of tensor ``t``'s region ``r`` (all channels)."""
+    return (r[1] - r[0]) * (r[3] - r[2]) * g.tensors[t].shape[3]
+
+
+def patch_plan(g: Graph, n_ops: int, patches: int) -> PatchPlan:
+    """Peak memory and MACs when ops ``[0, n_ops)`` run patch by patch (MCUNetV2).
+
+    The output of op ``n_ops - 1`` is cut into ``patches x patches`` tiles
+    (:func:`patch_regions`); the stage runs on each tile's regions, keeping only one tile's
+    tensors alive plus the assembled stage output. MACs count every tile's work, so the
+    overlapping halos show up as overhead. This is the analytic plan (no kernel scratch; the
+    input frame itself is assumed streamed, only its tiles count).
+    """
+    g = fuse_pad(g)
+    stage = g.ops[:n_ops]
+    stage_out = stage[-1].outputs[0]
+    out_t = g.tensors[stage_out]
+    stage_graph = Graph(g.tensors, stage, [g.inputs[0]], [stage_out])
+    lives = lifetimes(stage_graph)
+    total_macs = 0
+    stage_peak = 0
+    for region in patch_regions(g, n_ops, patches):
+        for k, op in enumerate(stage):
+            live = sum(
+                region_bytes(g, b.tensor, region[b.tensor]) for b in lives if b.first <= k <= b.last
+            )
+            stage_peak = max(stage_peak, live + out_t.nbytes)
+            h0, h1, w0, w1 = region[op.outputs[0]]
+            cout = g.tensors[op.outputs[0]].shape[3]
+            if op.kind == "conv2d":
+                total_macs += (
+                    (h1 - h0) * (w1 - w0) * cout * int(np.prod(g.tensors[op.inputs[1]].shape[1:]))
+                )
+            elif op.kind == "depthwise_conv2d":
+                wt = g.tensors[op.inputs[1]]
+                total_macs += (h1 - h0) * (w1 - w0) * cout * wt.shape[1] * wt.shape[2]
     rest = Graph(g.tensors, g.ops[n_ops:], [stage_out], g.outputs)
     rest_peak = plan_tinyengine(rest).peak_bytes if rest.ops else 0
     rest_macs = Graph(g.tensors, g.ops[n_ops:], [], []).macs()

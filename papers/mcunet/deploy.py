@@ -58,7 +58,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         opts = DeployOptions(
             target=d.target,
             emulate=d.emulate,
-            emulate_engines=("tinyengine", "reference") if d.reference_kernels else ("tinyengine",),
+            emulate_engines=("tinyengine", "tinyengine_patch")
+            + (("reference",) if d.reference_kernels else ()),
             patches=tuple(d.patches),
             max_patch_overhead=d.max_patch_overhead,
             stack_bytes=d.stack_bytes,

@@ -171,6 +171,37 @@ static inline __attribute__((always_inline)) void te_dot(const int8_t *x0, const
     acc[2] = a10;
     acc[3] = a11;
 }
+
+/* Output channels [0, COUT) of one or two int8 rows x0, x1 (weight rows of KP bytes); pixel 1's
+ * outputs are stored only when two_px (the counterpart of te_gemm16 without SIMD). */
+static inline __attribute__((always_inline)) void te_gemm8(
+    const int8_t *x0, const int8_t *x1, int8_t *o0, int8_t *o1, int two_px, int32_t KP,
+    int32_t COUT, const int8_t *wt, const int32_t *bias, const int32_t *mult,
+    const int32_t *shift, const int32_t *rq, int32_t off, int32_t out_zp, int32_t lo,
+    int32_t hi) {
+    for (int32_t oc = 0; oc < COUT; oc += 2) {
+        const int two_ch = oc + 1 < COUT;
+        const int8_t *w0 = wt + oc * KP;
+        const int8_t *w1 = two_ch ? w0 + KP : w0;
+        const int32_t b1 = two_ch ? bias[oc + 1] : 0;
+        int32_t acc[4] = {bias[oc], bias[oc], b1, b1};
+        if (two_px) {
+            te_dot(x0, x1, w0, w1, KP, off, 1, acc);
+        } else {
+            te_dot(x0, x0, w0, w1, KP, off, 0, acc);
+        }
+        o0[oc] = te_output_ch(acc[0], oc, rq, mult, shift, out_zp, lo, hi);
+        if (two_px) {
+            o1[oc] = te_output_ch(acc[1], oc, rq, mult, shift, out_zp, lo, hi);
+        }
+        if (two_ch) {
+            o0[oc + 1] = te_output_ch(acc[2], oc + 1, rq, mult, shift, out_zp, lo, hi);
+            if (two_px) {
+                o1[oc + 1] = te_output_ch(acc[3], oc + 1, rq, mult, shift, out_zp, lo, hi);
+            }
+        }
+    }
+}
 #endif
 
 /* Gather the receptive field of output pixel p (ky, kx, c order, matching the weights) into col
@@ -253,27 +284,10 @@ TE_KERNEL void te_conv2d(const int8_t *in, int8_t *out, int8_t *col, int16_t *co
             te_gemm16(col16, o0, o0, 0, KP, COUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
         }
 #else
-        for (int32_t oc = 0; oc < COUT; oc += 2) {
-            const int two_ch = oc + 1 < COUT;
-            const int8_t *w0 = wt + oc * KP;
-            const int8_t *w1 = two_ch ? w0 + KP : w0;
-            const int32_t b1 = two_ch ? bias[oc + 1] : 0;
-            int32_t acc[4] = {bias[oc], bias[oc], b1, b1};
-            if (two_px) {
-                te_dot(x0, x1, w0, w1, KP, off, 1, acc);
-            } else {
-                te_dot(x0, x0, w0, w1, KP, off, 0, acc);
-            }
-            o0[oc] = te_output_ch(acc[0], oc, rq, mult, shift, out_zp, lo, hi);
-            if (two_px) {
-                o1[oc] = te_output_ch(acc[1], oc, rq, mult, shift, out_zp, lo, hi);
-            }
-            if (two_ch) {
-                o0[oc + 1] = te_output_ch(acc[2], oc + 1, rq, mult, shift, out_zp, lo, hi);
-                if (two_px) {
-                    o1[oc + 1] = te_output_ch(acc[3], oc + 1, rq, mult, shift, out_zp, lo, hi);
-                }
-            }
+        if (two_px) { /* literal two_px, as above */
+            te_gemm8(x0, x1, o0, o1, 1, KP, COUT, wt, bias, mult, shift, rq, off, out_zp, lo, hi);
+        } else {
+            te_gemm8(x0, x0, o0, o0, 0, KP, COUT, wt, bias, mult, shift, rq, off, out_zp, lo, hi);
         }
 #endif
     }
@@ -301,17 +315,7 @@ TE_KERNEL void te_fully_connected(const int8_t *in, int8_t *out, int8_t *col, in
     te_widen(x, col16 + 4, KP, off);
     te_gemm16(col16, out, out, 0, KP, N_OUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
 #else
-    for (int32_t o = 0; o < N_OUT; o += 2) {
-        const int two_ch = o + 1 < N_OUT;
-        const int8_t *w0 = wt + o * KP;
-        const int8_t *w1 = two_ch ? w0 + KP : w0;
-        int32_t acc[4] = {bias[o], 0, two_ch ? bias[o + 1] : 0, 0};
-        te_dot(x, x, w0, w1, KP, off, 0, acc);
-        out[o] = te_output_ch(acc[0], o, rq, mult, shift, out_zp, lo, hi);
-        if (two_ch) {
-            out[o + 1] = te_output_ch(acc[2], o + 1, rq, mult, shift, out_zp, lo, hi);
-        }
-    }
+    te_gemm8(x, x, out, out, 0, KP, N_OUT, wt, bias, mult, shift, rq, off, out_zp, lo, hi);
 #endif
 }
 

@@ -93,6 +93,14 @@ static inline void te_copy(int8_t *dst, const int8_t *src, int32_t n) {
     }
 }
 
+/* Copy ROWS rows of N bytes between buffers with different row strides (patch tiles). */
+static inline void te_copy_rows(int8_t *dst, int32_t dst_stride, const int8_t *src,
+                                int32_t src_stride, int32_t rows, int32_t n) {
+    for (int32_t r = 0; r < rows; ++r) {
+        te_copy(dst + r * dst_stride, src + r * src_stride, n);
+    }
+}
+
 static inline void te_fill(int8_t *dst, int8_t value, int32_t n) {
     for (int32_t i = 0; i < n; ++i) {
         dst[i] = value;

@@ -11,7 +11,15 @@ import numpy as np
 import pytest
 
 from common.mcu import UnsupportedOperatorError, reference
-from common.mcu.codegen import CodegenOptions, CProject, build_arm, build_host, generate, run_host
+from common.mcu.codegen import (
+    CodegenOptions,
+    CProject,
+    best_patch_split,
+    build_arm,
+    build_host,
+    generate,
+    run_host,
+)
 from common.mcu.fixtures import GraphBuilder, random_graph
 from common.mcu.graph import Graph
 
@@ -343,6 +351,80 @@ def test_cortex_m7_build_is_bit_exact(
     project = generate(g, tmp_path / "c", CONFIGS[config])
     build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
     for x in _inputs(g, 1)[:3]:
+        want = reference.run(g, x)[g.outputs[0]].ravel()
+        got = cortexm.run(build, x).output.reshape(-1)
+        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+
+
+# ------------------------------------------------------------------ patch-based inference
+# (graph, patch_ops, patches): the residual split holds both adds, whose operand tiles carry a
+# halo (added row by row); depthwise covers 3x3/5x5/7x7 at strides 1 and 2 on tiles with and
+# without padding; pool_fc has SAME/VALID pools; explicit_pad fuses PADs into the stage.
+PATCH_CASES = [
+    ("residual", 9, 3),
+    ("residual", 5, 2),
+    ("depthwise", 6, 2),
+    ("depthwise_simd", 6, 2),
+    ("pool_fc", 5, 3),
+    ("explicit_pad", 3, 2),
+    ("random1", 6, 3),
+]
+
+
+@pytest.mark.parametrize(("name", "n_ops", "patches"), PATCH_CASES)
+def test_patch_based_build_is_bit_exact(
+    graphs: dict[str, Graph], name: str, n_ops: int, patches: int, tmp_path: Path
+) -> None:
+    g = graphs[name]
+    project = generate(g, tmp_path / "c", CodegenOptions(patch_ops=n_ops, patches=patches))
+    source = (project.out_dir / "model.c").read_text()
+    assert f"for (int32_t t = 0; t < {patches * patches}; ++t)" in source
+    if name == "residual" and n_ops == 9:
+        assert source.count("for (int32_t y = 0;") == 2  # both adds inside the tile loop
+    _check(g, build_host(project), _inputs(g, seed=n_ops))
+
+
+def test_patch_split_that_cuts_a_tile_is_refused(graphs: dict[str, Graph], tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="read after it"):
+        generate(graphs["residual"], tmp_path / "c", CodegenOptions(patch_ops=3, patches=2))
+    with pytest.raises(ValueError, match="cannot run patch by patch"):
+        generate(graphs["pool_fc"], tmp_path / "c", CodegenOptions(patch_ops=7, patches=2))
+    with pytest.raises(ValueError, match="fuse_pad"):
+        CodegenOptions(patch_ops=2, fuse_pad=False)
+
+
+def test_patch_based_arena_is_smaller_on_a_memory_heavy_stage(tmp_path: Path) -> None:
+    """A large early feature map: the tiled stage must cut the generated arena, and the chosen
+    split is the one with the smallest arena among those within the MAC budget."""
+    b = GraphBuilder((1, 32, 32, 3), seed=11)
+    b.conv(16, 3, stride=2)
+    b.conv(96, 1)
+    b.conv(0, 3, depthwise=True)
+    b.conv(16, 1, activation="none")
+    b.conv(0, 3, stride=2, depthwise=True)
+    b.conv(32, 1)
+    b.conv(0, 3, stride=2, depthwise=True)
+    b.conv(8, 1)
+    g = b.build()
+    per_layer = generate(g, tmp_path / "layer")
+    split = best_patch_split(g, (2, 3, 4), max_overhead=0.5)
+    assert split is not None
+    n_ops, patches, overhead = split
+    assert overhead <= 0.5
+    tiled = generate(g, tmp_path / "patch", CodegenOptions(patch_ops=n_ops, patches=patches))
+    assert tiled.activation_bytes < per_layer.activation_bytes / 2
+    _check(g, build_host(tiled), _inputs(g, seed=3)[:2])
+
+
+def test_patch_based_cortex_m7_build_is_bit_exact(graphs: dict[str, Graph], tmp_path: Path) -> None:
+    from common.mcu import cortexm, toolchain
+
+    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+        pytest.skip("needs the Arm toolchain (make toolchain)")
+    g = graphs["residual"]
+    project = generate(g, tmp_path / "c", CodegenOptions(patch_ops=9, patches=3))
+    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
+    for x in _inputs(g, 2)[:3]:
         want = reference.run(g, x)[g.outputs[0]].ravel()
         got = cortexm.run(build, x).output.reshape(-1)
         assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"

@@ -110,3 +110,27 @@ def test_patch_split_must_not_leak_tensors() -> None:
     g = b.build()
     with pytest.raises(ValueError, match="read after"):
         patch_plan(g, n_ops=1, patches=2)
+
+
+def test_generated_patch_arena_by_hand() -> None:
+    """The arena the C generator lays out for the same 2x2 patch stage (input frame included)."""
+    from common.mcu.codegen import CodegenOptions, _patch_memory
+    from common.mcu.graph import fuse_pad
+
+    # Times: stage ops 0, 1; reshape 2 (a view of O), fc 3. Buffers (size, lifetime):
+    # input frame 128 [-1, 1]; A tile 5*5*4 = 100 [0, 1]; input tile 6*6*2 = 72 [-1, 0];
+    # O 64 [-1, 3]; O tile 2*2*4 = 16 [1, 1]; F 10 -> 12 [3, 4]. Largest first: input 0..128,
+    # A tile 128..228, input tile 228..300, O 300..364, O tile into the input tile's hole (dead
+    # at op 1) 228..244, F at 0 (only O is alive with it). Arena 364 = the op-0 sum.
+    g = fuse_pad(_two_convs())
+    plan = _patch_memory(g, CodegenOptions(patch_ops=2, patches=2))
+    offsets = {b.tensor: (b.offset, b.size) for b in plan.buffers}
+    assert offsets == {
+        "input@tile": (228, 72),
+        "conv_1/out@tile": (128, 100),
+        "conv_2/out@tile": (228, 16),
+        "input": (0, 128),
+        "conv_2/out": (300, 64),
+        "fc_4/out": (0, 10),
+    }
+    assert plan.arena_bytes == 364

@@ -211,7 +211,10 @@ def deploy(
 def table(m: dict[str, float], target: str = "stm32f746") -> str:
     """A plain-text table of :func:`deploy`'s measurements for the command line."""
     tgt = cortexm.get_target(target)
-    engines = [("reference", "TF-Lite Micro (ref. kernels)"), ("tinyengine", "TinyEngine-style")]
+    engines = [
+        ("reference", "TF-Lite Micro (ref. kernels)"),
+        ("tinyengine", "TinyEngine-style (ours)"),
+    ]
     if "tinyengine_patch/n_ops" in m:
         p = m["tinyengine_patch/patches"]
         engines.append(

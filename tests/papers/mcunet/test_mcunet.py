@@ -87,6 +87,10 @@ def test_deploy_command_on_a_registry_model(
     if emulate:
         assert m["tinyengine/instructions"] < m["reference/instructions"]
         assert m["tinyengine/fits"] == 1.0
+    # the patch-based project is generated, checked and measured beside the per-layer one
+    assert (tmp_path / "c_tinyengine_patch" / "model.c").is_file()
+    assert "+ patches" in out
+    assert m["tinyengine_patch/arena_bytes"] < m["tflm/arena_head_bytes"]
 
 
 def test_deploy_command_errors_are_one_line(

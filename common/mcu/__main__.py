@@ -13,12 +13,14 @@ instruction counts do not depend on them).
 
 Prints the memory / flash / instruction table (TF-Lite Micro vs the TinyEngine-style engine),
 writes ``model.tflite``, the two C projects (``c_tinyengine/``, ``c_reference/``: ``make`` builds
-them for the host) and the Cortex-M7 images into ``--out``.
+them for the host) and the Cortex-M7 images into ``--out``. ``--profile`` adds the instructions of
+every operator, per engine (exact counts, from the debug line tables of the very images measured).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -31,7 +33,7 @@ def _deploy(args: argparse.Namespace) -> int:
     from common.checkpoint import CheckpointError, load_model
     from common.mcu.convert import convert, quantize_input
     from common.mcu.cortexm import TARGETS
-    from common.mcu.deploy import DeployOptions, deploy, table
+    from common.mcu.deploy import DeployOptions, deploy, profile_table, table
     from common.mcu.graph import UnsupportedOperatorError
     from common.mcu.tflite_io import load_tflite
     from common.mcu.toolchain import ToolchainMissingError
@@ -84,7 +86,9 @@ def _deploy(args: argparse.Namespace) -> int:
             name = args.model
         else:
             raise ValueError("give a .tflite file or --model NAME")
-        options = DeployOptions(target=args.target, emulate=not args.no_emulate, opt=args.opt)
+        options = DeployOptions(
+            target=args.target, emulate=not args.no_emulate, opt=args.opt, profile=args.profile
+        )
         if args.no_reference:
             options.engines = {"tinyengine": options.engines["tinyengine"]}
             options.emulate_engines = ("tinyengine",)
@@ -99,6 +103,10 @@ def _deploy(args: argparse.Namespace) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(table(m, args.target))
+    if args.profile and (args.out / "profile.json").is_file():
+        profiles = json.loads((args.out / "profile.json").read_text())
+        print("\nInstructions per operator (Cortex-M7, first check input):")
+        print(profile_table(g, profiles))
     print(f"C projects, images and deploy.json written to {args.out}")
     return 0
 
@@ -139,6 +147,11 @@ def main(argv: list[str] | None = None) -> int:
         "--no-emulate", action="store_true", help="skip the Cortex-M7 build and emulation"
     )
     d.add_argument("--no-reference", action="store_true", help="only the TinyEngine-style engine")
+    d.add_argument(
+        "--profile",
+        action="store_true",
+        help="print the Cortex-M7 instructions of every operator (also written to profile.json)",
+    )
     d.add_argument("--seed", type=int, default=0)
     args = parser.parse_args(argv)
     return _deploy(args)

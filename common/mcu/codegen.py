@@ -688,8 +688,10 @@ def _emit_specialized(
                 f"    /* patch stage (MCUNetV2): ops 0..{ps.n - 1} on {n_tiles} tiles */",
                 f"    for (int32_t t = 0; t < {n_tiles}; ++t) {{",
                 row,
+                "        /* patch: copy the input tile in */",
                 f"        {first}",
                 *("    " + line for line in body),
+                "        /* patch: copy the output tile out */",
                 f"        {last}",
                 "    }",
             ]

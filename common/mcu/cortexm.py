@@ -37,7 +37,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -76,6 +76,7 @@ _COMMON_CFLAGS: tuple[str, ...] = (
     "-fdata-sections",
     "-fstack-usage",
     "-fcallgraph-info=su",
+    "-g",  # debug info never changes the generated code; the profiler maps addresses with it
     "-Wall",
     "-std=gnu11",
 )
@@ -204,6 +205,10 @@ class RunResult:
     included); ``total_instructions`` covers the whole program from reset. Both are exact.
     ``latency_ms_estimate`` and ``cycles_estimate`` are estimates from ``instructions`` and the
     target's ``assumed_ipc_estimate``, not measurements.
+
+    ``profile`` (``run(..., profile=True)``): the same ``instructions`` split by the regions of
+    the generated ``model.c`` (see :func:`profile_regions`), in source order; they sum to
+    ``instructions`` exactly.
     """
 
     output: np.ndarray
@@ -217,6 +222,7 @@ class RunResult:
     clock_hz: int
     stdout: str
     wall_s: float
+    profile: dict[str, int] | None = None
 
     @property
     def emulated_instructions_per_s(self) -> float:
@@ -582,10 +588,109 @@ def _load_segments(elf: Path) -> list[tuple[int, bytes]]:
     return out
 
 
+#: A comment alone on a line of the profiled function that starts a profile region: an operator
+#: of the generated model.c (``/* 3: conv2d name */``) or a step of its patch loop (``/* patch ... */``).
+_REGION_RE = re.compile(r"^\s*/\* ((\d+): .*?|patch.*?) \*/\s*$")
+
+#: The profile region of instructions outside every operator (prologue, epilogue, marker set-up).
+PROFILE_OTHER: str = "(other)"
+
+
+def profile_regions(
+    source: str | os.PathLike[str], function: str = "model_invoke"
+) -> dict[int, str]:
+    """Line number (1-based) -> profile region for every line of ``function``'s body in ``source``.
+
+    A region starts at a comment alone on its line naming an operator (``/* 3: conv2d name */``,
+    as the code generator writes before each operator) or a step of the patch loop
+    (``/* patch ... */``) and runs to the next one or the end of the function; lines before the
+    first one belong to :data:`PROFILE_OTHER`.
+    """
+    lines = Path(source).read_text().splitlines()
+    head = re.compile(rf"^\S.*\b{re.escape(function)}\s*\([^;]*$")
+    start = next((i for i, line in enumerate(lines) if head.match(line)), None)
+    if start is None:
+        raise EmulationError(f"{source} defines no function {function}")
+    regions: dict[int, str] = {}
+    label = PROFILE_OTHER
+    for no in range(start + 1, len(lines)):
+        line = lines[no]
+        if line.startswith("}"):
+            break
+        m = _REGION_RE.match(line)
+        if m:
+            label = m.group(1)
+        regions[no + 1] = label
+    return regions
+
+
+def profile_labels(
+    elf: Path, function: str = "model_invoke", source: str = "model.c"
+) -> tuple[int, int, dict[int, str], list[str]]:
+    """Map every instruction address of ``function`` to its profile region.
+
+    Returns ``(lo, hi, labels, order)``: the function's address range, address -> region (the
+    line of ``source`` that the outermost inlined frame at that address belongs to, from the
+    debug line tables via ``addr2line -i``; kernels inlined into ``function`` count for the
+    operator that called them; addresses on no region's line are left out) and the regions in
+    source order (:data:`PROFILE_OTHER` last).
+    Compiler optimisations that merge identical code of different operators (cross-jumping)
+    attribute the shared instructions to one of them.
+    """
+    from elftools.elf.elffile import ELFFile
+
+    toolchain.require(("arm-none-eabi-addr2line",))
+    with elf.open("rb") as f:
+        symtab = ELFFile(f).get_section_by_name(".symtab")
+        syms = symtab.get_symbol_by_name(function) if symtab is not None else None
+        if not syms:
+            raise EmulationError(f"{elf} has no function {function} to profile")
+        lo = syms[0]["st_value"] & ~1
+        hi = lo + syms[0]["st_size"]
+    # every halfword: Thumb instructions start on one, and literal pools may sit in between
+    addrs = [f"0x{a:x}" for a in range(lo, hi, 2)]
+    out = _run_tool(
+        ["arm-none-eabi-addr2line", "-e", str(elf), "-a", "-f", "-i", *addrs],
+        "arm-none-eabi-addr2line",
+    ).stdout.splitlines()
+    labels: dict[int, str] = {}
+    regions: dict[int, str] | None = None
+    order: list[str] = []
+    i = 0
+    while i < len(out):
+        addr = int(out[i], 16)
+        frames = []
+        i += 1
+        while i + 1 < len(out) and not out[i].startswith("0x"):
+            frames.append((out[i], out[i + 1]))
+            i += 2
+        label = None
+        if frames and frames[-1][0] == function:
+            path, _, line = frames[-1][1].partition(" ")[0].rpartition(":")
+            if Path(path).name == source and line.isdigit():
+                if regions is None:
+                    regions = profile_regions(path, function) if Path(path).is_file() else {}
+                    order = list(dict.fromkeys(regions.values()))
+                label = regions.get(int(line))
+        if label is not None and label != PROFILE_OTHER:
+            labels[addr] = label
+    if regions is None:
+        raise EmulationError(f"no debug line information for {function} in {elf} (built with -g?)")
+    order = [r for r in order if r != PROFILE_OTHER] + [PROFILE_OTHER]
+    return lo, hi, labels, order
+
+
 class _Machine:
     """One Unicorn Cortex-M instance running an ELF with the semihosting protocol."""
 
-    def __init__(self, elf: Path, target: Target, x: np.ndarray, echo: bool) -> None:
+    def __init__(
+        self,
+        elf: Path,
+        target: Target,
+        x: np.ndarray,
+        echo: bool,
+        profile: tuple[int, int, dict[int, str], list[str]] | None = None,
+    ) -> None:
         import capstone
         import unicorn
         from unicorn import arm_const
@@ -601,6 +706,9 @@ class _Machine:
             capstone.CS_ARCH_ARM, capstone.CS_MODE_THUMB | capstone.CS_MODE_MCLASS
         )
         self.block_counts: dict[tuple[int, int], int] = {}
+        self.profile = profile
+        self.profile_counts: dict[str, int] = {}
+        self._active = [False]  # between the input and output markers (profiled)
 
         uc.mem_map(target.flash_origin, _page_up(target.flash_bytes))
         uc.mem_map(target.sram_origin, _page_up(target.sram_bytes))
@@ -653,6 +761,9 @@ class _Machine:
             if total[0] > total[1]:
                 self._over_limit(address)
 
+        if self.profile is not None:
+            on_block = self._profiling_hook(on_block)
+
         try:
             from unicorn.unicorn_py3 import unicorn as binding
 
@@ -662,6 +773,59 @@ class _Machine:
             self.uc.hook_add(
                 unicorn.UC_HOOK_BLOCK, lambda _uc, a, n, _u: on_block(None, a, n, None)
             )
+
+    def _profiling_hook(
+        self, count: Callable[[object, int, int, object], None]
+    ) -> Callable[[object, int, int, object], None]:
+        """``count`` plus the profile: an instruction of the profiled function whose source line
+        lies in a region counts for it; any other (a called kernel, a libgcc helper, or code
+        the compiler attributes to no operator's line, such as the function's own opening
+        line) counts for the region of the last such instruction executed before it (the call
+        site, the loop it sits in)."""
+        assert self.profile is not None
+        lo, hi, labels, _ = self.profile
+        per = self.profile_counts
+        active = self._active
+        cur = [PROFILE_OTHER]
+        # per block: instructions before its first labelled one (they take the running
+        # region), then (region, count) of the rest, and the region it leaves running
+        info: dict[tuple[int, int], tuple[int, tuple[tuple[str, int], ...], str | None]] = {}
+
+        def block_info(
+            address: int, size: int
+        ) -> tuple[int, tuple[tuple[str, int], ...], str | None]:
+            lead, rest, running = 0, {}, None
+            code = bytes(self.uc.mem_read(address, size))
+            for a, _length, _mnemonic, _ops in self.cs.disasm_lite(code, address):
+                label = labels.get(a) if lo <= a < hi else None
+                running = label or running
+                if running is None:
+                    lead += 1
+                else:
+                    rest[running] = rest.get(running, 0) + 1
+            info[(address, size)] = (lead, tuple(rest.items()), running)
+            return info[(address, size)]
+
+        def on_block(handle: object, address: int, size: int, key: object) -> None:
+            count(handle, address, size, key)
+            if not active[0]:
+                return
+            found = info.get((address, size))
+            if found is None:
+                try:
+                    found = block_info(address, size)
+                except Exception as err:  # cannot propagate through the C callback
+                    self._fail(EmulationError(f"profiling the block at 0x{address:08x}: {err}"))
+                    return
+            lead, rest, running = found
+            if lead:
+                per[cur[0]] = per.get(cur[0], 0) + lead
+            for label, k in rest:
+                per[label] = per.get(label, 0) + k
+            if running is not None:
+                cur[0] = running
+
+        return on_block
 
     @property
     def count(self) -> int:
@@ -729,10 +893,12 @@ class _Machine:
                 raise EmulationError(f"the program wants {r2} input bytes, got {self.x.size}")
             uc.mem_write(r1, self.x.tobytes())
             self.mark_in = self.count
+            self._active[0] = True
         elif op == SH_READ_OUTPUT:
             if self.mark_in is None:
                 raise EmulationError("output reported before the input was requested")
             self.mark_out = self.count
+            self._active[0] = False
             self.output = np.frombuffer(bytes(uc.mem_read(r1, r2)), dtype=np.int8).copy()
         elif op == SYS_WRITE0:
             raw = bytearray()
@@ -793,6 +959,7 @@ def run(
     max_instructions: int = 2_000_000_000,
     timeout_s: float = 600.0,
     echo: bool = False,
+    profile: bool = False,
 ) -> RunResult:
     """Run the image once on Unicorn's Cortex-M7 with the int8 input ``x``.
 
@@ -804,6 +971,10 @@ def run(
     The run stops with :class:`InstructionLimitError` after ``max_instructions`` or ``timeout_s``
     seconds, and with :class:`EmulationError` on a CPU fault, a memory access outside the mapped
     FLASH/RAM (a stack overflow runs below RAM), or a failing exit.
+
+    ``profile=True`` also splits ``instructions`` by the regions of the generated ``model.c``
+    (one per operator, see :func:`profile_regions` and :func:`profile_labels`) into
+    ``RunResult.profile``; the counts are the same exact counts, the run is slower.
     """
     if isinstance(build_or_elf, BuildResult):
         elf, tgt = build_or_elf.elf, build_or_elf.target
@@ -815,7 +986,8 @@ def run(
     if xs.dtype != np.int8:
         raise TypeError(f"input must be int8, got {xs.dtype}")
 
-    machine = _Machine(elf, tgt, xs, echo)
+    labels = profile_labels(elf) if profile else None
+    machine = _Machine(elf, tgt, xs, echo, labels)
     t0 = time.perf_counter()
     machine.start(max_instructions, timeout_s)
     wall = time.perf_counter() - t0
@@ -825,6 +997,15 @@ def run(
         0 if machine.mark_out is None else machine.mark_out - machine.mark_in  # type: ignore[operator]
     )
     output = machine.output if machine.output is not None else np.zeros(0, np.int8)
+    per_region = None
+    if labels is not None:
+        counts = machine.profile_counts
+        per_region = {r: counts[r] for r in labels[3] if r in counts}
+        per_region.update({r: n for r, n in counts.items() if r not in per_region})
+        if sum(per_region.values()) != instructions:
+            raise EmulationError(
+                f"profile sums to {sum(per_region.values())} instructions, not {instructions}"
+            )
     return RunResult(
         output=output,
         instructions=instructions,
@@ -837,6 +1018,7 @@ def run(
         clock_hz=tgt.clock_hz,
         stdout="".join(machine.stdout),
         wall_s=wall,
+        profile=per_region,
     )
 
 
@@ -896,6 +1078,7 @@ def run_qemu(
 __all__ = [
     "ADP_STOPPED_APPLICATION_EXIT",
     "DEFAULT_STACK_BYTES",
+    "PROFILE_OTHER",
     "SH_READ_OUTPUT",
     "SH_WRITE_INPUT",
     "SYS_EXIT",
@@ -912,6 +1095,8 @@ __all__ = [
     "build",
     "get_target",
     "linker_script",
+    "profile_labels",
+    "profile_regions",
     "run",
     "run_qemu",
     "static_stack_bound",

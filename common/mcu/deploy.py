@@ -64,6 +64,7 @@ class DeployOptions:
     max_patch_overhead: float = 0.3
     stack_bytes: int = cortexm.DEFAULT_STACK_BYTES
     opt: str = "-O2"
+    profile: bool = False  # per-operator instructions of every emulated engine (profile.json)
 
 
 def check_equal(name: str, expected: np.ndarray, got: np.ndarray, what: str) -> None:
@@ -93,6 +94,7 @@ def deploy(
     target = cortexm.get_target(options.target)
     g.validate()
     m: dict[str, float] = {}
+    profiles: dict[str, dict[str, int]] = {}
     tfl = export_tflite(g, description=name)
     (out_dir / "model.tflite").write_bytes(tfl)
     m["macs"] = float(g.macs())
@@ -186,7 +188,9 @@ def deploy(
         t0 = time.perf_counter()
         result = None
         for i, (x, y) in enumerate(zip(xs, expected, strict=True)):
-            r = cortexm.run(built, x)
+            r = cortexm.run(built, x, profile=options.profile and i == 0)
+            if r.profile is not None:
+                profiles[engine] = r.profile
             check_equal(name, y, r.output, f"Cortex-M7 ({engine})")
             if i == 0:
                 result = r
@@ -205,7 +209,71 @@ def deploy(
     m["assumed_ipc_estimate"] = float(target.assumed_ipc_estimate)
     m["clock_hz"] = float(target.clock_hz)
     (out_dir / "deploy.json").write_text(json.dumps(m, indent=2, sort_keys=True) + "\n")
+    if options.profile:
+        (out_dir / "profile.json").write_text(json.dumps(profiles, indent=2) + "\n")
     return m
+
+
+def op_macs(g: Graph) -> dict[str, int]:
+    """Multiply-accumulates of every operator of ``g`` by name (0 for those without any)."""
+    out: dict[str, int] = {}
+    for op in g.ops:
+        one = Graph(g.tensors, [op], list(op.inputs[:1]), list(op.outputs))
+        out[op.name] = one.macs()
+    return out
+
+
+def _profile_op(label: str) -> tuple[str, str]:
+    """``(kind, name)`` of a profile region label ``"3: conv2d name"`` (or the label itself)."""
+    head, _, rest = label.partition(": ")
+    if head.isdigit():
+        kind, _, name = rest.partition(" ")
+        return kind, name.removesuffix(" (one tile)")
+    return "", label
+
+
+def profile_table(g: Graph, profiles: dict[str, dict[str, int]]) -> str:
+    """Per-operator instructions of each profiled engine (matched by operator name; PAD fused
+    into a convolution shows up only in the reference), with MACs, instructions per MAC of
+    the first engine after the reference and its ratio to the reference."""
+    macs = op_macs(g)
+    engines = [e for e in ("reference", "tinyengine", "tinyengine_patch") if e in profiles]
+    engines += [e for e in profiles if e not in engines]
+    rows: dict[str, dict[str, int]] = {}
+    kinds: dict[str, str] = {}
+    for engine in engines:
+        for label, n in profiles[engine].items():
+            kind, name = _profile_op(label)
+            kinds.setdefault(name, kind)
+            rows.setdefault(name, {})[engine] = rows.get(name, {}).get(engine, 0) + n
+    ours = next((e for e in engines if e != "reference"), None)
+    head = ["operator", "MACs", *engines]
+    if ours is not None:
+        head += [f"{ours}/MAC"]
+        if "reference" in engines:
+            head += ["ref/ours"]
+    table = [head]
+    totals = {e: sum(profiles[e].values()) for e in engines}
+    for name, per in [*rows.items(), ("total", totals)]:
+        mac = sum(macs.values()) if name == "total" else macs.get(name, 0)
+        label = name if name == "total" else f"{kinds[name]} {name}".strip()
+        line = [label, f"{mac:,}", *(f"{per[e]:,}" if e in per else "-" for e in engines)]
+        if ours is not None:
+            line.append(f"{per[ours] / mac:.2f}" if mac and ours in per else "-")
+            if "reference" in engines:
+                ok = ours in per and "reference" in per and per[ours]
+                line.append(f"{per['reference'] / per[ours]:.1f}x" if ok else "-")
+        table.append(line)
+    width = [max(len(r[i]) for r in table) for i in range(len(head))]
+    lines = [
+        "  ".join(
+            c.ljust(w) if i == 0 else c.rjust(w)
+            for i, (c, w) in enumerate(zip(r, width, strict=True))
+        )
+        for r in table
+    ]
+    lines.insert(1, "  ".join("-" * w for w in width))
+    return "\n".join(lines)
 
 
 def table(m: dict[str, float], target: str = "stm32f746") -> str:

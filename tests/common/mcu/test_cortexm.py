@@ -400,3 +400,89 @@ def test_missing_toolchain_names_the_install_command(
     msg = str(info.value)
     assert "arm-none-eabi-gcc" in msg and toolchain.INSTALL_COMMAND in msg
     assert "make setup" in msg
+
+
+PROFILED = """\
+volatile int32_t sink;
+static inline __attribute__((always_inline)) int32_t sum_inline(int n) {
+    volatile const int8_t *in = arena;
+    int32_t acc = 0;
+    for (int i = 0; i < n; ++i) {
+        acc += in[i & (MODEL_INPUT_BYTES - 1)];
+    }
+    return acc;
+}
+__attribute__((noinline)) int32_t sum_called(int n) {
+    volatile const int8_t *in = arena;
+    int32_t acc = 0;
+    for (int i = 0; i < n; ++i) {
+        acc += in[i & (MODEL_INPUT_BYTES - 1)];
+    }
+    return acc;
+}
+void model_invoke(void) {
+    /* 0: inline first */
+    sink = sum_inline(N0);
+    /* 1: called second */
+    sink = sum_called(N1);
+    /* 2: inline third */
+    for (int i = 0; i < MODEL_OUTPUT_BYTES; ++i) {
+        arena[MODEL_INPUT_BYTES + i] = (int8_t)sum_inline(N2);
+    }
+}
+"""
+
+
+@needs_toolchain
+@pytest.mark.parametrize("called_first", [False, True])
+def test_profile_splits_the_exact_count_by_operator(tmp_path: Path, called_first: bool) -> None:
+    """Per-region counts sum to the inference's count; inlined code counts for its call site,
+    a called function for the region that called it; each region grows with its own work only."""
+    body = PROFILED
+    if called_first:  # the called function before any inlined region: no stale call site
+        body = body.replace("sink = sum_inline(N0);", "sink = sum_called(N0);")
+    project = make_project(tmp_path, "prof", body)
+    x = _rand(64, 3)
+    profiles = {}
+    for ns in ((100, 100, 10), (300, 100, 10), (100, 300, 10), (100, 100, 20)):
+        flags = [f"-DN{i}={n}" for i, n in enumerate(ns)]
+        b = cortexm.build(project, out_dir=tmp_path / "_".join(map(str, ns)), extra_cflags=flags)
+        plain, r = cortexm.run(b, x), cortexm.run(b, x, profile=True)
+        assert plain.instructions == r.instructions
+        np.testing.assert_array_equal(plain.output, r.output)
+        assert r.profile is not None and sum(r.profile.values()) == r.instructions
+        assert list(r.profile)[:3] == ["0: inline first", "1: called second", "2: inline third"]
+        assert r.profile.get(cortexm.PROFILE_OTHER, 0) < 20  # marker set-up, prologue, epilogue
+        profiles[ns] = r.profile
+    base = profiles[(100, 100, 10)]
+    for ns, changed in (((300, 100, 10), 0), ((100, 300, 10), 1), ((100, 100, 20), 2)):
+        p = profiles[ns]
+        labels = list(base)[:3]
+        for i, label in enumerate(labels):
+            if i == changed:
+                assert p[label] - base[label] >= 200 * 2 if i < 2 else p[label] > base[label]
+            else:
+                assert abs(p[label] - base[label]) <= 8, (ns, label, p[label], base[label])
+
+
+def test_profile_regions_follow_the_operator_comments(tmp_path: Path) -> None:
+    src = tmp_path / "model.c"
+    src.write_text(
+        "static int x;\n"  # 1
+        "void model_invoke(void) {\n"  # 2
+        "    int y = 0;\n"  # 3
+        "    /* 0: conv2d a */\n"  # 4
+        "    x = 1;\n"  # 5
+        "    /* patch: copy the input tile in */\n"  # 6
+        "    /* a view of its input: no code */\n"  # 7
+        "    /* 12: add b (one tile) */\n"  # 8
+        "    x = 2;\n"  # 9
+        "}\n"  # 10
+        "int other(void) { return x; }\n"
+    )
+    regions = cortexm.profile_regions(src)
+    assert regions[3] == cortexm.PROFILE_OTHER
+    assert regions[4] == regions[5] == "0: conv2d a"
+    assert regions[6] == regions[7] == "patch: copy the input tile in"
+    assert regions[9] == "12: add b (one tile)"
+    assert 10 not in regions and 11 not in regions

@@ -135,6 +135,9 @@ class CodegenOptions:
             ``False`` compiles each kernel once with run-time arguments.
         fuse_pad: fold PAD into the following VALID convolution.
         fold_offset: fold the input zero point's contribution into convolution / FC biases.
+        narrow: per-channel code for 1x1 convolutions with 4 or 8 input channels (needs
+            ``simd``): the pixel stays in registers, each output channel is one LDM of its
+            pre-widened weights and requantization constants and a literal shift.
         patch_ops: MCUNetV2 patch-based inference: the first ``patch_ops`` operators of the
             PAD-fused graph run tile by tile on a ``patches x patches`` grid of the stage
             output (0: every operator runs on whole tensors). Needs ``fuse_pad``.
@@ -148,6 +151,7 @@ class CodegenOptions:
     specialize: bool = True
     fuse_pad: bool = True
     fold_offset: bool = True
+    narrow: bool = True
     patch_ops: int = 0
     patches: int = 1
 
@@ -475,6 +479,48 @@ class _PatchStage:
         )
 
 
+def _pack16(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """int32 words holding the int16 ``lo`` in the low and ``hi`` in the high halfword."""
+    word = (lo.astype(np.int64) & 0xFFFF) | ((hi.astype(np.int64) & 0xFFFF) << 16)
+    return np.where(word >= 1 << 31, word - (1 << 32), word)
+
+
+def _narrow_conv(
+    label: str,
+    em: _Emitter,
+    wdata: np.ndarray,
+    bias: np.ndarray,
+    rq: np.ndarray,
+    src: str,
+    dst: str,
+    geo: dict[str, str],
+    off: int,
+    lo: int,
+    hi: int,
+) -> list[str]:
+    """A 1x1 convolution with K = 4 or 8 input channels as per-channel code (TE_NARROW_CH*):
+    per output channel one record of K/2 + 3 words (the weights as doubled int16 pairs in
+    SXTB16 order, 2 * bias, multiplier, rounding constant) and a line with its literal shift."""
+    cout, k = wdata.shape
+    w2 = 2 * wdata.astype(np.int64).reshape(cout, k // 4, 4)
+    pairs = np.stack([_pack16(w2[..., 0], w2[..., 2]), _pack16(w2[..., 1], w2[..., 3])], axis=2)
+    records = np.concatenate(
+        [pairs.reshape(cout, k // 2), 2 * bias.reshape(cout, 1), rq[:, [0, 2]]], axis=1
+    )
+    em.array(f"{label}_nw", "int32_t", records)
+    n_px = f"{geo['oh']} * {geo['ow']}"
+    lines = [
+        "    {",
+        f"        const int8_t *x = {src};",
+        f"        int8_t *o = {dst};",
+        f"        for (int32_t p = 0; p < {n_px}; ++p, x += {k}) {{",
+        f"            TE_NARROW_PIXEL(x, {k}, {off});",
+        f"            const uint32_t *pw = (const uint32_t *)(const void *){label}_nw;",
+    ]
+    lines += [f"            TE_NARROW_CH{k}({int(e)}, {lo}, {hi});" for e in rq[:, 1]]
+    return [*lines, "        }", "    }"]
+
+
 def _emit_specialized(
     g: Graph, plan: MemoryPlan, options: CodegenOptions, em: _Emitter, scratch_off: int
 ) -> tuple[int, list[str]]:
@@ -523,8 +569,9 @@ def _emit_specialized(
             lo, hi = activation_range(op.options.get("activation", "none"), out.s, out.zp)
             n_out = out.shape[-1]
             mult, shift = _requant(g, op, n_out)
-            em.array(f"{label}_mult", "int32_t", mult)
-            em.array(f"{label}_shift", "int32_t", shift)
+            if op.kind != "conv2d":  # a convolution emits them unless it needs none (narrow)
+                em.array(f"{label}_mult", "int32_t", mult)
+                em.array(f"{label}_shift", "int32_t", shift)
             bias = b.data.astype(np.int64)
         if op.kind in ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"):
             inp = g.tensors[op.inputs[0]]
@@ -554,9 +601,7 @@ def _emit_specialized(
                 off = 0
             wabs = np.abs(wdata.astype(np.int64)).sum(axis=1)
             kp = _padded_k(wdata.shape[1], options)
-            em.array(f"{label}_w", "int8_t", _gemm_weights(wdata, kp, options))
-            em.array(f"{label}_b", "int32_t", bias)
-            rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
+            rq_rows = _fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off))
             # a tile of a 1x1 stride-1 unpadded convolution has equal input and output extents
             direct = (
                 kh == kw == 1
@@ -565,14 +610,24 @@ def _emit_specialized(
                 and (oh, ow) == (h, wd)
                 and kp == cin
             )
-            scratch = max(scratch, _gemm_scratch(kp, options, im2col=not direct))
-            col, col16 = _gemm_scratch_ptrs(kp, scratch_off, options, im2col=not direct)
-            body.append(
-                f"    te_conv2d({p(op.inputs[0])}, {p(op.outputs[0])}, {col}, {col16}, {dims}, "
-                f"{cin}, {geo['oh']}, {geo['ow']}, {cout}, {kh}, {kw}, {sh}, {sw}, {geo['pt']}, "
-                f"{geo['pl']}, {kp}, {label}_w, {label}_b, {label}_mult, {label}_shift, {rq}, "
-                f"{off}, {inp.zp}, {out.zp}, {lo}, {hi});"
-            )
+            narrow = options.narrow and options.simd and direct and kp in (4, 8)
+            if narrow and rq_rows is not None:
+                src, dst = p(op.inputs[0]), p(op.outputs[0])
+                body += _narrow_conv(label, em, wdata, bias, rq_rows, src, dst, geo, off, lo, hi)
+            else:
+                em.array(f"{label}_mult", "int32_t", mult)
+                em.array(f"{label}_shift", "int32_t", shift)
+                em.array(f"{label}_w", "int8_t", _gemm_weights(wdata, kp, options))
+                em.array(f"{label}_b", "int32_t", bias)
+                rq = rq_arg(rq_rows)
+                scratch = max(scratch, _gemm_scratch(kp, options, im2col=not direct))
+                col, col16 = _gemm_scratch_ptrs(kp, scratch_off, options, im2col=not direct)
+                body.append(
+                    f"    te_conv2d({p(op.inputs[0])}, {p(op.outputs[0])}, {col}, {col16}, {dims}, "
+                    f"{cin}, {geo['oh']}, {geo['ow']}, {cout}, {kh}, {kw}, {sh}, {sw}, "
+                    f"{geo['pt']}, {geo['pl']}, {kp}, {label}_w, {label}_b, {label}_mult, "
+                    f"{label}_shift, {rq}, {off}, {inp.zp}, {out.zp}, {lo}, {hi});"
+                )
         elif op.kind == "depthwise_conv2d":
             if op.options.get("depth_multiplier", 1) != 1:
                 raise UnsupportedOperatorError("depthwise_conv2d with depth_multiplier != 1")

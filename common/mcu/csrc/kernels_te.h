@@ -204,6 +204,128 @@ static inline __attribute__((always_inline)) void te_gemm8(
 }
 #endif
 
+#if TE_SIMD
+/* Narrow 1x1 convolutions (K = 4 or 8 input channels, stride 1, no padding), TinyEngine-style
+ * per-layer code: the generator writes one TE_NARROW_CH per output channel into model.c, with
+ * that channel's requantization shift as a literal. Each pixel's K values are widened to int16
+ * once and stay in registers (x0..x3, SXTB16 order) while every output channel is computed from
+ * them. Per channel the generator stores one record of words: the weights pre-widened to int16
+ * pairs in the same order and times two, then 2 * bias, the multiplier and the rounding constant
+ * r of te_output_fast. One LDM fetches the record, the SMLADs accumulate 2 * acc (so the
+ * factor 2 of te_output_fast costs nothing; |2 * acc| < 2^31 by the generator's bound), and
+ * SMMLAR, ADD (sign of acc), SSAT with the literal shift requantize: for K = 8, nine instructions
+ * per output channel (eight MACs). */
+#define TE_NARROW_WORDS(K) ((K) / 2 + 3)
+
+/* Widen the pixel at x (K int8 values) into x0..x3 (unused ones are 0); off: input offset. */
+#define TE_NARROW_PIXEL(x, K, off)                                                  \
+    uint32_t x0 = 0, x1 = 0, x2 = 0, x3 = 0;                                        \
+    (void)x2, (void)x3;                                                             \
+    do {                                                                            \
+        const uint32_t v0_ = te_read_u32(x);                                        \
+        x0 = te_sxtb16(v0_);                                                        \
+        x1 = te_sxtb16_ror8(v0_);                                                   \
+        if ((K) == 8) {                                                             \
+            const uint32_t v1_ = te_read_u32((x) + 4);                              \
+            x2 = te_sxtb16(v1_);                                                    \
+            x3 = te_sxtb16_ror8(v1_);                                               \
+        }                                                                           \
+        if ((off) != 0) {                                                           \
+            const uint32_t off2_ = te_pack_pair(off);                               \
+            x0 = te_sadd16(x0, off2_);                                              \
+            x1 = te_sadd16(x1, off2_);                                              \
+            x2 = (K) == 8 ? te_sadd16(x2, off2_) : 0;                               \
+            x3 = (K) == 8 ? te_sadd16(x3, off2_) : 0;                               \
+        }                                                                           \
+    } while (0)
+
+/* Clamp a saturated int8 result to [lo, hi] and store it at *o++. */
+#define TE_NARROW_STORE(y, lo, hi)                                                  \
+    do {                                                                            \
+        int32_t s_ = (y);                                                           \
+        if ((lo) > -128) {                                                          \
+            s_ = s_ < (lo) ? (lo) : s_;                                             \
+        }                                                                           \
+        if ((hi) < 127) {                                                           \
+            s_ = s_ > (hi) ? (hi) : s_;                                             \
+        }                                                                           \
+        *o++ = (int8_t)s_;                                                          \
+    } while (0)
+
+#if TE_HAVE_DSP
+/* One output channel of a K = 8 pixel: the record is fetched into fixed registers by one LDM. */
+#define TE_NARROW_CH8(E, lo, hi)                                                    \
+    do {                                                                            \
+        register uint32_t w0_ __asm__("r4");                                        \
+        register uint32_t w1_ __asm__("r5");                                        \
+        register uint32_t w2_ __asm__("r6");                                        \
+        register uint32_t w3_ __asm__("r8");                                        \
+        register int32_t a_ __asm__("r9");                                          \
+        register int32_t m_ __asm__("r10");                                         \
+        register int32_t r_ __asm__("r11");                                         \
+        __asm__ volatile("ldmia %[pw]!, {%[w0], %[w1], %[w2], %[w3], %[a], %[m], %[r]}\n\t" \
+                         "smlad %[a], %[x0], %[w0], %[a]\n\t"                       \
+                         "smlad %[a], %[x1], %[w1], %[a]\n\t"                       \
+                         "smlad %[a], %[x2], %[w2], %[a]\n\t"                       \
+                         "smlad %[a], %[x3], %[w3], %[a]\n\t"                       \
+                         "smmlar %[m], %[a], %[m], %[r]\n\t"                        \
+                         "add %[m], %[m], %[a], asr #31\n\t"                        \
+                         "ssat %[m], #8, %[m], asr %[e]"                            \
+                         : [pw] "+r"(pw), [w0] "=&r"(w0_), [w1] "=&r"(w1_),         \
+                           [w2] "=&r"(w2_), [w3] "=&r"(w3_), [a] "=&r"(a_),         \
+                           [m] "=&r"(m_), [r] "=&r"(r_)                             \
+                         : [x0] "r"(x0), [x1] "r"(x1), [x2] "r"(x2), [x3] "r"(x3),  \
+                           [e] "i"(E)                                               \
+                         : "memory");                                               \
+        (void)w0_, (void)w1_, (void)w2_, (void)w3_, (void)r_;                       \
+        TE_NARROW_STORE(m_, lo, hi);                                                \
+    } while (0)
+
+/* The same for K = 4 (two weight words). */
+#define TE_NARROW_CH4(E, lo, hi)                                                    \
+    do {                                                                            \
+        register uint32_t w0_ __asm__("r4");                                        \
+        register uint32_t w1_ __asm__("r5");                                        \
+        register int32_t a_ __asm__("r6");                                          \
+        register int32_t m_ __asm__("r8");                                          \
+        register int32_t r_ __asm__("r9");                                          \
+        __asm__ volatile("ldmia %[pw]!, {%[w0], %[w1], %[a], %[m], %[r]}\n\t"      \
+                         "smlad %[a], %[x0], %[w0], %[a]\n\t"                       \
+                         "smlad %[a], %[x1], %[w1], %[a]\n\t"                       \
+                         "smmlar %[m], %[a], %[m], %[r]\n\t"                        \
+                         "add %[m], %[m], %[a], asr #31\n\t"                        \
+                         "ssat %[m], #8, %[m], asr %[e]"                            \
+                         : [pw] "+r"(pw), [w0] "=&r"(w0_), [w1] "=&r"(w1_),         \
+                           [a] "=&r"(a_), [m] "=&r"(m_), [r] "=&r"(r_)              \
+                         : [x0] "r"(x0), [x1] "r"(x1), [e] "i"(E)                   \
+                         : "memory");                                               \
+        (void)w0_, (void)w1_, (void)r_;                                             \
+        TE_NARROW_STORE(m_, lo, hi);                                                \
+    } while (0)
+#else
+/* Portable: the same arithmetic on the same record (bit-identical). */
+#define TE_NARROW_CH_C(K, E, lo, hi)                                                \
+    do {                                                                            \
+        const int32_t *q_ = (const int32_t *)(const void *)pw;                      \
+        int32_t a_ = q_[(K) / 2];                                                   \
+        a_ = te_smlad(x0, (uint32_t)q_[0], a_);                                     \
+        a_ = te_smlad(x1, (uint32_t)q_[1], a_);                                     \
+        if ((K) == 8) {                                                             \
+            a_ = te_smlad(x2, (uint32_t)q_[2], a_);                                 \
+            a_ = te_smlad(x3, (uint32_t)q_[3], a_);                                 \
+        }                                                                           \
+        const int32_t t_ = te_smmlar(a_, q_[(K) / 2 + 1], q_[(K) / 2 + 2]);         \
+        int32_t y_ = (t_ + (a_ >> 31)) >> (E);                                      \
+        y_ = y_ < -128 ? -128 : y_;                                                 \
+        y_ = y_ > 127 ? 127 : y_;                                                   \
+        pw += TE_NARROW_WORDS(K);                                                   \
+        TE_NARROW_STORE(y_, lo, hi);                                                \
+    } while (0)
+#define TE_NARROW_CH8(E, lo, hi) TE_NARROW_CH_C(8, E, lo, hi)
+#define TE_NARROW_CH4(E, lo, hi) TE_NARROW_CH_C(4, E, lo, hi)
+#endif
+#endif /* TE_SIMD */
+
 /* Gather the receptive field of output pixel p (ky, kx, c order, matching the weights) into col
  * and zero-fill it up to KP; taps outside the image get the input zero point, i.e. a real zero
  * (fused padding). A window inside the image is copied a whole row (KW * C bytes) at a time. */

@@ -77,6 +77,18 @@ def depthwise_simd_graph() -> Graph:
     return b.build()
 
 
+def narrow_graph() -> Graph:
+    """1x1 convolutions with K = 8 and K = 4 input channels (the per-channel narrow kernels) with
+    a ReLU6 clamp and none, odd output channel counts, between wider GEMM layers; the last two
+    are narrow and unclamped, so a rounding error in either reaches the output."""
+    b = GraphBuilder((1, 5, 7, 8), seed=12)
+    b.conv(21, 1)  # K = 8, ReLU6
+    b.conv(8, 1, activation="none")  # K = 21: im2col GEMM
+    b.conv(4, 1, activation="none")  # K = 8
+    b.conv(13, 1, activation="none")  # K = 4
+    return b.build()
+
+
 def residual_graph() -> Graph:
     """MobileNetV2 blocks with residual adds (one with a fused ReLU), odd channel counts."""
     b = GraphBuilder((1, 9, 9, 7), seed=5)
@@ -126,6 +138,7 @@ GRAPHS: dict[str, Callable[[], Graph]] = {
     "explicit_pad": explicit_pad_graph,
     "depthwise": depthwise_graph,
     "depthwise_simd": depthwise_simd_graph,
+    "narrow": narrow_graph,
     "residual": residual_graph,
     "pool_fc": pool_fc_graph,
     "softmax": softmax_graph,
@@ -248,6 +261,17 @@ def test_fast_requantization_is_used_only_where_exact() -> None:
     assert _fast_requant(mult, np.array([-1, -7, -31]), 127, small) is None  # r overflows
 
 
+def test_narrow_kernels_are_used(builds: Builds, graphs: dict[str, Graph]) -> None:
+    """Both narrow kernels are generated for the narrow graph (the bit-exactness tests above
+    then cover them on the host and on the Cortex-M7), and only with SIMD."""
+    project, _ = builds.get("narrow", graphs["narrow"], "specialized")
+    source = (project.out_dir / "model.c").read_text()
+    assert source.count("TE_NARROW_CH8(") == 21 + 4 and source.count("TE_NARROW_CH4(") == 13
+    assert source.count("te_conv2d(") == 1
+    project, _ = builds.get("narrow", graphs["narrow"], "no_simd")
+    assert "TE_NARROW" not in (project.out_dir / "model.c").read_text()
+
+
 def test_depth_multiplier_is_reported_unsupported(tmp_path: Path) -> None:
     b = GraphBuilder((1, 6, 6, 3), seed=0)
     b.conv(0, 3, depthwise=True)
@@ -337,7 +361,9 @@ def test_converted_models_are_bit_exact(builds: Builds, kind: str) -> None:
 
 
 @pytest.mark.parametrize("config", ["specialized", "no_inplace"])
-@pytest.mark.parametrize("name", ["random1", "depthwise", "depthwise_simd", "residual", "pool_fc"])
+@pytest.mark.parametrize(
+    "name", ["random1", "depthwise", "depthwise_simd", "narrow", "residual", "pool_fc"]
+)
 def test_cortex_m7_build_is_bit_exact(
     graphs: dict[str, Graph], name: str, config: str, tmp_path: Path
 ) -> None:

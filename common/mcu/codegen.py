@@ -219,6 +219,8 @@ class _Emitter:
         self.consts: list[str] = []
         self.body: list[str] = []
         self.weight_bytes = 0
+        self.wide_kps: list[int] = []  # record lengths of the wide per-channel code
+        self.funcs: list[str] = []  # one function per operator (specialized code)
 
     def array(self, name: str, ctype: str, values: np.ndarray) -> str:
         flat = np.asarray(values).reshape(-1)
@@ -417,6 +419,100 @@ def _dw_unrolled_header() -> str:
     return "\n".join(parts)
 
 
+_W_REGS = ("r4", "r5", "r6", "r8")  # LDM targets: a chunk's weights, then r9 = 2 * bias,
+_A_REG, _M_REG, _R_REG = "r9", "r10", "r11"  # r10, r11 = multiplier, rounding constant
+#: Largest per-channel code per layer (instructions) before a layer keeps the 2x2 GEMM.
+PER_CHANNEL_CODE_LIMIT = 4096
+
+
+def _wide_chunks(kp: int) -> list[int]:
+    """Words per chunk of a wide record: fours, then a two for a KP that is 4 mod 8."""
+    words = kp // 2
+    return [4] * (words // 4) + ([2] if words % 4 else [])
+
+
+def _wide_instructions(kp: int) -> int:
+    """Instructions per output channel of the per-channel code (MACs, requantization, store)."""
+    if kp <= 8:
+        return kp // 2 + 5
+    return sum(1 + 3 * (c // 2) for c in _wide_chunks(kp)) + 4
+
+
+def _wide_macro(kp: int) -> str:
+    """``TE_WIDE_CH_<kp>(E, lo, hi)``: one output channel of the wide per-channel code."""
+    chunks = _wide_chunks(kp)
+    names = ["w0", "w1", "w2", "w3"]
+    asm = []
+    off = 0
+    for i, size in enumerate(chunks):
+        regs = [f"%[{n}]" for n in names[:size]]
+        if i == 0:
+            regs.append("%[a]")
+        if i == len(chunks) - 1:
+            regs += ["%[m]", "%[r]"]
+        asm.append(f"ldmia %[pw]!, {{{', '.join(regs)}}}")
+        for j in range(0, size, 2):
+            asm += [
+                f"ldrd %[x0], %[x1], [%[px], #{4 * off}]",
+                f"smlad %[a], %[x0], %[{names[j]}], %[a]",
+                f"smlad %[a], %[x1], %[{names[j + 1]}], %[a]",
+            ]
+            off += 2
+    asm += [
+        "smmlar %[m], %[a], %[m], %[r]",
+        "add %[m], %[m], %[a], asr #31",
+        "ssat %[m], #8, %[m], asr %[e]",
+    ]
+    text = "".join(f'        "{line}\\n\\t" \\\n' for line in asm[:-1])
+    text += f'        "{asm[-1]}" \\\n'
+    pinned = [
+        f'register uint32_t {n}_ __asm__("{r}");' for n, r in zip(names, _W_REGS, strict=True)
+    ]
+    pinned += [
+        f'register int32_t a_ __asm__("{_A_REG}");',
+        f'register int32_t m_ __asm__("{_M_REG}");',
+        f'register int32_t r_ __asm__("{_R_REG}");',
+    ]
+    return "\n".join(
+        [
+            f"#define TE_WIDE_CH_{kp}(E, lo, hi) \\",
+            "    do { \\",
+            *(f"        {line} \\" for line in pinned),
+            "        uint32_t x0_, x1_; \\",
+            "        __asm__ volatile( \\",
+            text.rstrip("\\\n") + " \\",
+            '        : [pw] "+r"(pw), [w0] "=&r"(w0_), [w1] "=&r"(w1_), [w2] "=&r"(w2_), \\',
+            '          [w3] "=&r"(w3_), [a] "=&r"(a_), [m] "=&r"(m_), [r] "=&r"(r_), \\',
+            '          [x0] "=&r"(x0_), [x1] "=&r"(x1_) \\',
+            '        : [px] "r"(px), [e] "i"(E) \\',
+            '        : "memory"); \\',
+            "        (void)w0_, (void)w1_, (void)w2_, (void)w3_, (void)r_, (void)x0_, (void)x1_; \\",
+            "        TE_NARROW_STORE(m_, lo, hi); \\",
+            "    } while (0)",
+        ]
+    )
+
+
+def _wide_header(kps: list[int]) -> str:
+    """te_wide.h: the per-channel asm block of every record length the model uses."""
+    parts = [
+        "/* Generated: wide per-channel code, one macro per record length (see kernels_te.h). */",
+        "#ifndef TE_WIDE_H",
+        "#define TE_WIDE_H",
+        "",
+    ]
+    for kp in sorted(set(kps)):
+        parts += [
+            "#if TE_HAVE_DSP",
+            _wide_macro(kp),
+            "#else",
+            f"#define TE_WIDE_CH_{kp}(E, lo, hi) TE_WIDE_CH_C({kp}, E, lo, hi)",
+            "#endif",
+            "",
+        ]
+    return "\n".join([*parts, "#endif /* TE_WIDE_H */", ""])
+
+
 class _PatchStage:
     """Emission state of the patch stage: per-tile values become columns of one table.
 
@@ -485,40 +581,28 @@ def _pack16(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(word >= 1 << 31, word - (1 << 32), word)
 
 
-def _narrow_conv(
-    label: str,
-    em: _Emitter,
-    wdata: np.ndarray,
-    bias: np.ndarray,
-    rq: np.ndarray,
-    src: str,
-    dst: str,
-    geo: dict[str, str],
-    off: int,
-    lo: int,
-    hi: int,
-) -> list[str]:
-    """A 1x1 convolution with K = 4 or 8 input channels as per-channel code (TE_NARROW_CH*):
-    per output channel one record of K/2 + 3 words (the weights as doubled int16 pairs in
-    SXTB16 order, 2 * bias, multiplier, rounding constant) and a line with its literal shift."""
-    cout, k = wdata.shape
-    w2 = 2 * wdata.astype(np.int64).reshape(cout, k // 4, 4)
+def _channel_records(wdata: np.ndarray, kp: int, bias: np.ndarray, rq: np.ndarray) -> np.ndarray:
+    """Per output channel the record of the per-channel code: the weights (zero-padded to
+    ``kp``) times two as int16 pairs in SXTB16 order, with 2 * bias after the first chunk of
+    four words (or all of them, for ``kp`` <= 8) and the multiplier and rounding constant last."""
+    cout = wdata.shape[0]
+    rows = np.pad(wdata.astype(np.int64), ((0, 0), (0, kp - wdata.shape[1])))
+    w2 = 2 * rows.reshape(cout, kp // 4, 4)
     pairs = np.stack([_pack16(w2[..., 0], w2[..., 2]), _pack16(w2[..., 1], w2[..., 3])], axis=2)
-    records = np.concatenate(
-        [pairs.reshape(cout, k // 2), 2 * bias.reshape(cout, 1), rq[:, [0, 2]]], axis=1
+    words = pairs.reshape(cout, kp // 2)
+    first = min(4, kp // 2)
+    return np.concatenate(
+        [words[:, :first], 2 * bias.reshape(cout, 1), words[:, first:], rq[:, [0, 2]]], axis=1
     )
-    em.array(f"{label}_nw", "int32_t", records)
-    n_px = f"{geo['oh']} * {geo['ow']}"
-    lines = [
-        "    {",
-        f"        const int8_t *x = {src};",
-        f"        int8_t *o = {dst};",
-        f"        for (int32_t p = 0; p < {n_px}; ++p, x += {k}) {{",
-        f"            TE_NARROW_PIXEL(x, {k}, {off});",
-        f"            const uint32_t *pw = (const uint32_t *)(const void *){label}_nw;",
+
+
+def _channel_code(label: str, kp: int, rq: np.ndarray, lo: int, hi: int, indent: str) -> list[str]:
+    """One line per output channel (its literal shift) of the per-channel code."""
+    macro = f"TE_NARROW_CH{kp}" if kp <= 8 else f"TE_WIDE_CH_{kp}"
+    return [
+        f"{indent}const uint32_t *pw = (const uint32_t *)(const void *){label}_nw;",
+        *(f"{indent}{macro}({int(e)}, {lo}, {hi});" for e in rq[:, 1]),
     ]
-    lines += [f"            TE_NARROW_CH{k}({int(e)}, {lo}, {hi});" for e in rq[:, 1]]
-    return [*lines, "        }", "    }"]
 
 
 def _emit_specialized(
@@ -533,6 +617,7 @@ def _emit_specialized(
     """
     scratch = 0
     inplace: list[str] = []
+    wide_kps: list[int] = []
     ps = _PatchStage(g, options)
 
     def ptr(t: str) -> str:
@@ -555,6 +640,7 @@ def _emit_specialized(
             body = []
         p = tile_ptr if in_stage else ptr
         body.append(f"    /* {i}: {op.kind} {op.name}{' (one tile)' if in_stage else ''} */")
+        op_start = len(body)
         if in_stage and op.kind not in (
             "conv2d",
             "depthwise_conv2d",
@@ -610,10 +696,53 @@ def _emit_specialized(
                 and (oh, ow) == (h, wd)
                 and kp == cin
             )
-            narrow = options.narrow and options.simd and direct and kp in (4, 8)
-            if narrow and rq_rows is not None:
+            per_channel = (
+                options.narrow
+                and options.simd
+                and rq_rows is not None
+                and cout * _wide_instructions(kp) <= PER_CHANNEL_CODE_LIMIT
+            )
+            if per_channel:
+                assert rq_rows is not None
+                em.array(f"{label}_nw", "int32_t", _channel_records(wdata, kp, bias, rq_rows))
+                if kp > 8:
+                    wide_kps.append(kp)
+                col_bytes = 0 if direct else _align(kp + 4, 8)
+                scratch = max(scratch, col_bytes + (2 * kp if kp > 8 else 0))
                 src, dst = p(op.inputs[0]), p(op.outputs[0])
-                body += _narrow_conv(label, em, wdata, bias, rq_rows, src, dst, geo, off, lo, hi)
+                lines = ["    {", f"        int8_t *o = {dst};"]
+                if not direct:
+                    lines.append(f"        int8_t *col = arena + {scratch_off};")
+                if kp > 8:
+                    lines.append(
+                        f"        uint32_t *px = (uint32_t *)(void *)(arena + "
+                        f"{scratch_off + col_bytes});"
+                    )
+                widen = (
+                    "TE_NARROW_PIXEL({x}, {kp}, {off});"
+                    if kp <= 8
+                    else "te_widen_px({x}, px, {kp}, {off});"
+                )
+                if direct:
+                    lines += [
+                        f"        const int8_t *x = {src};",
+                        f"        for (int32_t p = 0; p < {geo['oh']} * {geo['ow']}; ++p, x += {cin}) {{",
+                        "            " + widen.format(x="x", kp=kp, off=off),
+                        *_channel_code(label, kp, rq_rows, lo, hi, " " * 12),
+                        "        }",
+                    ]
+                else:
+                    lines += [
+                        f"        for (int32_t oy = 0; oy < {geo['oh']}; ++oy) {{",
+                        f"            for (int32_t ox = 0; ox < {geo['ow']}; ++ox) {{",
+                        f"                te_gather({src}, col, oy, ox, {dims}, {cin}, {geo['ow']}, "
+                        f"{kh}, {kw}, {sh}, {sw}, {geo['pt']}, {geo['pl']}, {inp.zp}, {kp});",
+                        "                " + widen.format(x="col", kp=kp, off=off),
+                        *_channel_code(label, kp, rq_rows, lo, hi, " " * 16),
+                        "            }",
+                        "        }",
+                    ]
+                body += [*lines, "    }"]
             else:
                 em.array(f"{label}_mult", "int32_t", mult)
                 em.array(f"{label}_shift", "int32_t", shift)
@@ -729,6 +858,24 @@ def _emit_specialized(
             body.append(_softmax_call(g, op, ptr))
         else:
             raise UnsupportedOperatorError(f"the C code generator has no {op.kind!r} kernel")
+        code = body[op_start:]
+        if options.specialize and code and not all(line.strip().startswith("/*") for line in code):
+            # each operator in a function of its own: the compiler allocates registers per
+            # layer (one huge model_invoke spills in the hot loops), at the cost of one call;
+            # noipa: GCC 12's pure-const analysis can misread an induction variable's address
+            # as a NULL access and drop the call to a function it then believes has no effect
+            param = "const int32_t *T" if in_stage else "void"
+            em.funcs.append(
+                "\n".join(
+                    [
+                        f"static void __attribute__((noipa)) op_{i}({param}) {{",
+                        *(["    (void)T;"] if in_stage else []),
+                        *code,
+                        "}",
+                    ]
+                )
+            )
+            body[op_start:] = [f"    op_{i}({'T' if in_stage else ''});"]
         if in_stage and i == ps.n - 1:  # close the loop over tiles
             first = ps.copy_in(g, plan)
             last = ps.copy_out(g, plan, op.outputs[0])
@@ -738,7 +885,7 @@ def _emit_specialized(
                 em.array("patch_tab", "int32_t", table)
                 row = f"        const int32_t *T = patch_tab + t * {table.shape[1]};"
             else:
-                row = "        /* every tile has the same geometry */"
+                row = "        const int32_t *T = (const int32_t *)0; /* same geometry */"
             em.body += [
                 f"    /* patch stage (MCUNetV2): ops 0..{ps.n - 1} on {n_tiles} tiles */",
                 f"    for (int32_t t = 0; t < {n_tiles}; ++t) {{",
@@ -751,6 +898,7 @@ def _emit_specialized(
                 "    }",
             ]
             body = em.body
+    em.wide_kps = wide_kps
     return scratch, inplace
 
 
@@ -931,6 +1079,7 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
             '#include "softmax.h"',
         ]
         (out_dir / "te_dw_unrolled.h").write_text(_dw_unrolled_header())
+        (out_dir / "te_wide.h").write_text(_wide_header(em.wide_kps))
     for name in files:
         shutil.copyfile(CSRC / name, out_dir / name)
     scratch = _align(scratch, 8)
@@ -974,6 +1123,7 @@ void model_invoke(void);
             "",
             f"const int8_t *model_output(void) {{ return arena + {plan.offset(g.outputs[0])}; }}",
             "",
+            *(f + "\n" for f in em.funcs),
             "void model_invoke(void) {",
             *em.body,
             "}",

@@ -38,6 +38,9 @@
 #if TE_UNROLL
 #include "te_dw_unrolled.h"
 #endif
+#if TE_SIMD
+#include "te_wide.h"
+#endif
 
 /* Largest depthwise kernel (taps) the local weight copy holds; the generator checks it. */
 #ifndef TE_DW_MAX_TAPS
@@ -324,7 +327,58 @@ static inline __attribute__((always_inline)) void te_gemm8(
 #define TE_NARROW_CH8(E, lo, hi) TE_NARROW_CH_C(8, E, lo, hi)
 #define TE_NARROW_CH4(E, lo, hi) TE_NARROW_CH_C(4, E, lo, hi)
 #endif
+
+/* Wide per-channel code (KP > 8 values per output: a 1x1 convolution with more input channels,
+ * or a gathered im2col window): the pixel is widened once into px (KP / 2 words, SXTB16 order),
+ * and the generator writes one TE_WIDE_CH_<KP> per output channel (te_wide.h, generated: one
+ * asm block per KP). The record holds the pre-widened weights in chunks of four words (eight
+ * values; the last chunk may have two), with 2 * bias after the first chunk and the multiplier
+ * and rounding constant after the last, so the first chunk's LDM also fetches the bias and the
+ * last one's the requantization constants; per chunk of eight values: LDM, two LDRD of the
+ * pixel, four SMLAD. */
+static inline __attribute__((always_inline)) void te_widen_px(const int8_t *x, uint32_t *px,
+                                                              int32_t KP, int32_t off) {
+    const uint32_t off2 = te_pack_pair(off);
+#pragma GCC unroll 64
+    for (int32_t k = 0; k < KP; k += 4) {
+        const uint32_t v = te_read_u32(x + k);
+        uint32_t e = te_sxtb16(v);
+        uint32_t d = te_sxtb16_ror8(v);
+        if (off != 0) {
+            e = te_sadd16(e, off2);
+            d = te_sadd16(d, off2);
+        }
+        px[k / 2] = e;
+        px[k / 2 + 1] = d;
+    }
+}
+
+/* Portable per-channel code on the same record (bit-identical with the asm blocks). */
+#define TE_WIDE_CH_C(KP, E, lo, hi)                                                 \
+    do {                                                                            \
+        const int32_t *q_ = (const int32_t *)(const void *)pw;                      \
+        const int32_t f_ = (KP) / 2 < 4 ? (KP) / 2 : 4;                             \
+        int32_t a_ = q_[f_];                                                        \
+        for (int32_t j_ = 0; j_ < (KP) / 2; ++j_) {                                 \
+            a_ = te_smlad(px[j_], (uint32_t)q_[j_ < f_ ? j_ : j_ + 1], a_);         \
+        }                                                                           \
+        const int32_t t_ = te_smmlar(a_, q_[(KP) / 2 + 1], q_[(KP) / 2 + 2]);       \
+        int32_t y_ = (t_ + (a_ >> 31)) >> (E);                                      \
+        y_ = y_ < -128 ? -128 : y_;                                                 \
+        y_ = y_ > 127 ? 127 : y_;                                                   \
+        pw += (KP) / 2 + 3;                                                         \
+        TE_NARROW_STORE(y_, lo, hi);                                                \
+    } while (0)
 #endif /* TE_SIMD */
+
+/* Gather the window of output pixel (oy, ox) into col (ky, kx, c order) for the wide per-channel
+ * code: inside the input, each window row of KW * C bytes is copied a word at a time (up to three
+ * bytes past it are copied too: the generator gives those positions zero weights, and the next
+ * row overwrites them; col has KP + 4 bytes), else te_im2col (zero-point padding). */
+static inline __attribute__((always_inline)) void te_gather(
+    const int8_t *in, int8_t *col, int32_t oy, int32_t ox, int32_t H, int32_t W, int32_t C,
+    int32_t OW, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t PT, int32_t PL,
+    int32_t in_zp, int32_t KP);
 
 /* Gather the receptive field of output pixel p (ky, kx, c order, matching the weights) into col
  * and zero-fill it up to KP; taps outside the image get the input zero point, i.e. a real zero
@@ -364,6 +418,29 @@ static inline __attribute__((always_inline)) void te_im2col(
         }
     }
     te_fill(c0 + KH * KW * C, (int8_t)in_zp, KP - KH * KW * C);
+}
+
+static inline __attribute__((always_inline)) void te_gather(
+    const int8_t *in, int8_t *col, int32_t oy, int32_t ox, int32_t H, int32_t W, int32_t C,
+    int32_t OW, int32_t KH, int32_t KW, int32_t SH, int32_t SW, int32_t PT, int32_t PL,
+    int32_t in_zp, int32_t KP) {
+    const int32_t iy0 = oy * SH - PT;
+    const int32_t ix0 = ox * SW - PL;
+    const int32_t row = KW * C;
+    const int32_t words = (row + 3) / 4;
+    if (iy0 >= 0 && iy0 + KH <= H && ix0 >= 0 && ix0 + KW <= W &&
+        ((iy0 + KH - 1) * W + ix0) * C + 4 * words <= H * W * C) {
+#pragma GCC unroll 8
+        for (int32_t ky = 0; ky < KH; ++ky) {
+            const int8_t *src = in + ((iy0 + ky) * W + ix0) * C;
+#pragma GCC unroll 8
+            for (int32_t i = 0; i < words; ++i) {
+                te_write_u32(col + ky * row + 4 * i, te_read_u32(src + 4 * i));
+            }
+        }
+    } else {
+        te_im2col(in, col, oy * OW + ox, H, W, C, OW, KH, KW, SH, SW, PT, PL, in_zp, KP);
+    }
 }
 
 /* Convolution as a GEMM over output pixels, two pixels x two output channels at a time.

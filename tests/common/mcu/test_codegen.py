@@ -78,12 +78,15 @@ def depthwise_simd_graph() -> Graph:
 
 
 def narrow_graph() -> Graph:
-    """1x1 convolutions with K = 8 and K = 4 input channels (the per-channel narrow kernels) with
-    a ReLU6 clamp and none, odd output channel counts, between wider GEMM layers; the last two
-    are narrow and unclamped, so a rounding error in either reaches the output."""
-    b = GraphBuilder((1, 5, 7, 8), seed=12)
-    b.conv(21, 1)  # K = 8, ReLU6
-    b.conv(8, 1, activation="none")  # K = 21: im2col GEMM
+    """The per-channel code: a stem-like 3x3 stride-2 convolution on 3 channels (im2col window
+    rows copied a word at a time, zero-point padding at the borders, K = 27 -> 28), 1x1 layers
+    with K = 16 (wide, direct), K = 21 (wide through im2col: not a multiple of 4), K = 8 and
+    K = 4 (the pixel in registers), ReLU6 clamps and none, odd channel counts; the last two are
+    unclamped, so a rounding error in either reaches the output."""
+    b = GraphBuilder((1, 9, 11, 3), seed=12)
+    b.conv(16, 3, stride=2)  # K = 27
+    b.conv(21, 1)  # K = 16
+    b.conv(8, 1, activation="none")  # K = 21
     b.conv(4, 1, activation="none")  # K = 8
     b.conv(13, 1, activation="none")  # K = 4
     return b.build()
@@ -262,12 +265,14 @@ def test_fast_requantization_is_used_only_where_exact() -> None:
 
 
 def test_narrow_kernels_are_used(builds: Builds, graphs: dict[str, Graph]) -> None:
-    """Both narrow kernels are generated for the narrow graph (the bit-exactness tests above
+    """Every per-channel kernel is generated for the narrow graph (the bit-exactness tests above
     then cover them on the host and on the Cortex-M7), and only with SIMD."""
     project, _ = builds.get("narrow", graphs["narrow"], "specialized")
     source = (project.out_dir / "model.c").read_text()
-    assert source.count("TE_NARROW_CH8(") == 21 + 4 and source.count("TE_NARROW_CH4(") == 13
-    assert source.count("te_conv2d(") == 1
+    counts = {m: source.count(f"{m}(") for m in ("TE_WIDE_CH_28", "TE_WIDE_CH_16", "TE_WIDE_CH_24")}
+    assert counts == {"TE_WIDE_CH_28": 16, "TE_WIDE_CH_16": 21, "TE_WIDE_CH_24": 8}
+    assert source.count("TE_NARROW_CH8(") == 4 and source.count("TE_NARROW_CH4(") == 13
+    assert "te_conv2d(" not in source
     project, _ = builds.get("narrow", graphs["narrow"], "no_simd")
     assert "TE_NARROW" not in (project.out_dir / "model.c").read_text()
 

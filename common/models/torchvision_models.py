@@ -7,7 +7,6 @@ be decoded into it without any download.
 
 from __future__ import annotations
 
-import torchvision
 from torch import nn
 
 from common.models import MODELS
@@ -16,12 +15,16 @@ from common.models import MODELS
 @MODELS.register("alexnet")
 def alexnet(num_classes: int = 1000, weights: str | None = None) -> nn.Module:
     """AlexNet as in torchvision (the one-GPU variant of Krizhevsky et al., 61M parameters)."""
+    import torchvision  # imported here: it takes seconds, and most stages never build these
+
     return torchvision.models.alexnet(weights=weights, num_classes=num_classes)
 
 
 @MODELS.register("vgg16")
 def vgg16(num_classes: int = 1000, weights: str | None = None) -> nn.Module:
     """VGG-16 without batch norm (138M parameters), as in torchvision."""
+    import torchvision
+
     return torchvision.models.vgg16(weights=weights, num_classes=num_classes)
 
 

@@ -17,10 +17,19 @@ in {3, 4, 6}; the input resolution is elastic thanks to global pooling. Pieces:
   :class:`common.models.mbconv.MBConvNetSpec` plus weights (:func:`build_static_subnet`);
   :func:`analytic_macs` gives a sub-network's MACs from its config alone.
 
-Progressive shrinking, BN recalibration, the accuracy predictor and the evolutionary search
-build on these pieces and are not here.
+* :mod:`common.ofa.training` (progressive shrinking): :class:`SubnetSampler` draws a sub-network
+  of the current phase's choices before every forward pass (with elastic resolution), BN
+  recalibration (:func:`recalibrate_bn_`) and evaluation of a sub-network (:func:`evaluate_arch`).
+  Distillation from the full network is :class:`common.train.distill.DistillationHook`.
+* :mod:`common.ofa.predictor`: the architecture encoding and the MLP accuracy predictor.
+* :mod:`common.ofa.efficiency`: MACs, a latency lookup table measured on this machine, and the
+  peak SRAM of the MCU engine's memory plan.
+* :mod:`common.ofa.search`: the evolutionary search under a constraint (resumable, seeded).
+
+The paper's pipeline (schedules, tables, report) is in ``papers/once_for_all``.
 """
 
+from common.ofa.efficiency import LatencyTable, arch_macs, arch_peak_sram
 from common.ofa.elastic import (
     ACTIVATIONS,
     ElasticBatchNorm2d,
@@ -31,6 +40,8 @@ from common.ofa.elastic import (
     middle_channel_importance,
     sort_middle_channels_,
 )
+from common.ofa.predictor import AccuracyPredictor, ArchEncoder, fit_predictor
+from common.ofa.search import EvolutionConfig, EvolutionSearch, SearchError, SearchResult
 from common.ofa.supernet import (
     OFAMobileNetV3,
     OFAMobileNetV3Config,
@@ -38,19 +49,43 @@ from common.ofa.supernet import (
     build_static_subnet,
     subnet_spec,
 )
+from common.ofa.training import (
+    ElasticChoices,
+    SubnetEvaluator,
+    SubnetSampler,
+    evaluate_arch,
+    full_space,
+    recalibrate_bn_,
+)
 
 __all__ = [
     "ACTIVATIONS",
+    "AccuracyPredictor",
+    "ArchEncoder",
     "ElasticBatchNorm2d",
+    "ElasticChoices",
     "ElasticConv2d",
     "ElasticDepthwiseConv2d",
     "ElasticMBConvBlock",
+    "EvolutionConfig",
+    "EvolutionSearch",
+    "LatencyTable",
     "OFAMobileNetV3",
     "OFAMobileNetV3Config",
+    "SearchError",
+    "SearchResult",
+    "SubnetEvaluator",
+    "SubnetSampler",
     "analytic_macs",
+    "arch_macs",
+    "arch_peak_sram",
     "build_activation",
     "build_static_subnet",
+    "evaluate_arch",
+    "fit_predictor",
+    "full_space",
     "middle_channel_importance",
+    "recalibrate_bn_",
     "sort_middle_channels_",
     "subnet_spec",
 ]

@@ -39,6 +39,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from common.config import ConfigError
 from common.models.mbconv import (
     BlockSpec,
     MBConvNet,
@@ -86,23 +87,26 @@ class OFAMobileNetV3Config:
     head_width: int = 960
     resolution_range: tuple[int, ...] = (32, 48)
     resolution_step: int = 4
+    # Start every residual block as the identity (last BN's scale = 0; Goyal et al., 2017):
+    # a deep supernet then trains from the first steps on small data.
+    zero_init_residual: bool = True
 
     def __post_init__(self) -> None:
         for name in _TUPLE_FIELDS:  # YAML/JSON give lists; store tuples so the config is hashable
             object.__setattr__(self, name, tuple(int(v) for v in getattr(self, name)))
         if self.act not in ACTIVATIONS:
-            raise ValueError(f"act: unknown activation {self.act!r}; known: {sorted(ACTIVATIONS)}")
+            raise ConfigError(f"act: unknown activation {self.act!r}; known: {sorted(ACTIVATIONS)}")
         if any(k <= 0 or k % 2 == 0 for k in self.kernel_sizes) or not self.kernel_sizes:
-            raise ValueError(f"kernel_sizes: need odd positive sizes, got {self.kernel_sizes}")
+            raise ConfigError(f"kernel_sizes: need odd positive sizes, got {self.kernel_sizes}")
         if not self.expand_ratios or min(self.expand_ratios) < 2:
-            raise ValueError(f"expand_ratios: need integers >= 2, got {self.expand_ratios}")
+            raise ConfigError(f"expand_ratios: need integers >= 2, got {self.expand_ratios}")
         if not self.depths or min(self.depths) < 1:
-            raise ValueError(f"depths: need positive depths, got {self.depths}")
+            raise ConfigError(f"depths: need positive depths, got {self.depths}")
         if len(self.stage_widths) != len(self.stage_strides):
-            raise ValueError("stage_widths and stage_strides must have the same length")
+            raise ConfigError("stage_widths and stage_strides must have the same length")
         lo, hi = self.resolution_range
         if not 0 < lo <= hi or self.resolution_step <= 0:
-            raise ValueError(f"resolution_range/step invalid: {self.resolution_range}")
+            raise ConfigError(f"resolution_range/step invalid: {self.resolution_range}")
 
     # ------------------------------------------------------------------ derived
     @property
@@ -214,6 +218,10 @@ class OFAMobileNetV3(nn.Module):
         self.dropout = nn.Dropout(cfg.dropout)
         self.classifier = nn.Linear(cfg.head_channels, cfg.num_classes)
         self.active_depths = [max(cfg.depths)] * cfg.num_stages
+        if cfg.zero_init_residual:
+            for block in self.blocks:
+                if block.residual:
+                    nn.init.zeros_(block.project[1].weight)
 
     # ------------------------------------------------------------------ active sub-network
     def active_block_ids(self) -> list[int]:
@@ -410,6 +418,17 @@ def build_static_subnet(spec: MBConvNetSpec | dict[str, Any]) -> MBConvNet:
     act = net.spec.meta.get("act", "relu6")
     if act != "relu6":
         _replace_relu6(net, act)
+    return net
+
+
+@torch.no_grad()
+def zero_init_residual_(net: MBConvNet) -> MBConvNet:
+    """Set the last BN scale of every residual block to 0 (the block starts as the identity),
+    as :class:`OFAMobileNetV3` does with ``zero_init_residual``: networks trained from scratch
+    then start from the same kind of initialisation as the supernet."""
+    for block in net.blocks:
+        if block.residual:
+            nn.init.zeros_(block.body[-1][1].weight)
     return net
 
 

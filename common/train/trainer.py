@@ -19,6 +19,7 @@ What it guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import sys
@@ -54,6 +55,14 @@ class TrainHook:
 
     def on_fit_start(self, trainer: Trainer) -> None:
         """Before the first epoch (also after a resume)."""
+
+    def before_forward(
+        self, trainer: Trainer, inputs: Tensor, targets: Tensor, pass_index: int
+    ) -> Tensor | None:
+        """Before each forward pass of a step (``pass_index`` counts the step's passes, see
+        ``passes_per_step``): change the model (e.g. pick a sub-network) or return replacement
+        inputs (e.g. the batch at another resolution); ``None`` keeps them."""
+        return None
 
     def extra_loss(
         self, trainer: Trainer, inputs: Tensor, targets: Tensor, outputs: Tensor
@@ -146,6 +155,11 @@ class Trainer:
         progress: show a progress bar (on a terminal, rank 0 only).
         fingerprint_extra: anything else that defines the run (data choice, pruning masks...);
             part of the resume fingerprint.
+        passes_per_step: forward/backward passes over each batch before the optimizer steps;
+            their gradients add up (each pass is preceded by the hooks' ``before_forward``, so
+            the passes can run different sub-networks, as Once-for-All's training does).
+        find_unused_parameters: under DDP, allow parameters that a pass does not use (weight
+            sharing supernets whose sub-networks skip layers).
         log: ``log(message)`` for the per-epoch summary line; default prints to stdout.
     """
 
@@ -165,7 +179,11 @@ class Trainer:
         fingerprint_extra: Any = None,
         log: Callable[[str], None] | None = None,
         dist_context: DistContext | None = None,
+        passes_per_step: int = 1,
+        find_unused_parameters: bool = False,
     ) -> None:
+        if passes_per_step < 1:
+            raise ValueError(f"passes_per_step must be >= 1, got {passes_per_step}")
         self.config = config
         self.model = model
         self.train_data = train_data
@@ -176,6 +194,9 @@ class Trainer:
         self.hooks = list(hooks)
         self.param_groups = param_groups
         self.progress = progress
+        self.passes_per_step = passes_per_step
+        self.find_unused_parameters = find_unused_parameters
+        self.pass_index = 0
         self.fingerprint = fingerprint_of(
             config,
             model,
@@ -258,7 +279,9 @@ class Trainer:
         net: nn.Module = self.model
         if ctx.distributed:
             net = nn.parallel.DistributedDataParallel(
-                self.model, device_ids=[device.index] if device.type == "cuda" else None
+                self.model,
+                device_ids=[device.index] if device.type == "cuda" else None,
+                find_unused_parameters=self.find_unused_parameters,
             )
         self.ddp_model = net
 
@@ -317,21 +340,44 @@ class Trainer:
                 )
                 inputs = inputs.to(device, non_blocking=True)
                 targets = targets.to(device, non_blocking=True)
-                outputs = net(inputs)
-                loss = self.loss_fn(outputs, targets)
-                total = loss
-                for hook in self.hooks:
-                    extra = hook.extra_loss(self, inputs, targets, outputs)
-                    if extra is None:
-                        continue
-                    named = extra if isinstance(extra, dict) else {type(hook).__name__: extra}
-                    for name, value in named.items():
-                        total = total + value
-                        extra_sums[name] = (
-                            extra_sums.get(name, 0) + value.detach().double() * targets.shape[0]
-                        )
                 self.optimizer.zero_grad(set_to_none=True)
-                total.backward()
+                n = targets.shape[0]
+                passes = self.passes_per_step
+                for p in range(passes):
+                    self.pass_index = p
+                    x = inputs
+                    for hook in self.hooks:
+                        replaced = hook.before_forward(self, x, targets, p)
+                        if replaced is not None:
+                            x = replaced
+                    # DDP all-reduces gradients once per step, after the last pass.
+                    last_pass = p == passes - 1
+                    sync = (
+                        net.no_sync()
+                        if ctx.distributed and not last_pass
+                        else contextlib.nullcontext()
+                    )
+                    with sync:
+                        outputs = net(x)
+                        loss = self.loss_fn(outputs, targets)
+                        total = loss
+                        for hook in self.hooks:
+                            extra = hook.extra_loss(self, x, targets, outputs)
+                            if extra is None:
+                                continue
+                            named = (
+                                extra if isinstance(extra, dict) else {type(hook).__name__: extra}
+                            )
+                            for name, value in named.items():
+                                total = total + value
+                                extra_sums[name] = (
+                                    extra_sums.get(name, 0) + value.detach().double() * n / passes
+                                )
+                        total.backward()
+                    # Per-step averages over the passes (one pass: the plain batch statistics).
+                    sums[0] += loss.detach().double() * n / passes
+                    if outputs.ndim == 2 and targets.ndim == 1:
+                        sums[1] += (outputs.detach().argmax(dim=1) == targets).sum() / passes
                 for hook in self.hooks:
                     hook.after_backward(self)
                 if cfg.grad_clip_norm:
@@ -340,10 +386,6 @@ class Trainer:
                 for hook in self.hooks:
                     hook.after_step(self)
                 self.step += 1
-                n = targets.shape[0]
-                sums[0] += loss.detach().double() * n
-                if outputs.ndim == 2 and targets.ndim == 1:
-                    sums[1] += (outputs.detach().argmax(dim=1) == targets).sum()
                 sums[2] += n
                 bar.update(1)
                 if bar.n % 50 == 0 and not bar.disable:

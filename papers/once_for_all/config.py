@@ -1,0 +1,173 @@
+"""Typed configuration of the Once-for-All stages (``once_for_all.profiles.<name>`` in params.yaml).
+
+* ``space``: the supernet (:class:`common.ofa.OFAMobileNetV3Config`): the paper's choices
+  (kernel {3, 5, 7}, expand {3, 4, 6}, depth {2, 3, 4}) at a width and resolution range scaled
+  to the profile.
+* ``data``: which images train, recalibrate, measure the predictor's sub-networks (held out
+  from the training images, as the paper's 10K validation images) and test.
+* ``phases``: the training phases in order. ``full`` trains the largest network (the teacher);
+  progressive shrinking then enables kernel, depth and width choices phase by phase, each
+  starting from the previous phase's weights (``init``); ``nops`` is the ablation's baseline,
+  every choice elastic from the first step and random initialisation.
+* ``predictor``, ``latency``, ``search``, ``baseline``, ``ablation``: the specialisation stages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from common.config import ConfigError, bounds
+from common.ofa import EvolutionConfig, OFAMobileNetV3Config
+from common.ofa.training import ElasticChoices
+from common.train import TrainConfig
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Images for each use. Counts are subsets drawn with the profile's seed (None: all)."""
+
+    dataset: Literal["colour_digits", "imagenet", "imagefolder"] = "colour_digits"
+    root: str | None = None  # imagefolder/imagenet: the directory with train/ and val/
+    train_images: int | None = field(default=None, metadata=bounds(ge=1))
+    holdout_images: int = field(default=2000, metadata=bounds(ge=1))
+    calibration_images: int = field(default=1000, metadata=bounds(ge=1))
+    calibration_batch: int = field(default=250, metadata=bounds(ge=1))
+    test_images: int | None = field(default=None, metadata=bounds(ge=1))
+    channels_last: bool = True  # faster depthwise convolutions on CPU
+
+
+@dataclass(frozen=True)
+class PhaseConfig:
+    """One training phase: which choices are elastic, how many sub-networks per step."""
+
+    kernel_sizes: list[int]
+    expand_ratios: list[int]
+    depths: list[int]
+    train: TrainConfig
+    subnets_per_step: int = field(default=1, metadata=bounds(ge=1))
+    init: str | None = None  # the phase whose weights this one starts from (None: random)
+    distill: bool = True  # knowledge distillation from the ``full`` phase's network
+    sort_channels: bool = False  # sort expanded channels by importance first (width phases)
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class PredictorConfig:
+    """The [arch, accuracy] dataset and the MLP trained on it."""
+
+    samples: int = field(default=200, metadata=bounds(ge=10))  # sub-networks measured
+    valid_fraction: float = field(default=0.2, metadata=bounds(gt=0, lt=1))
+    hidden: int = field(default=400, metadata=bounds(ge=1))
+    layers: int = field(default=3, metadata=bounds(ge=1))
+    epochs: int = field(default=300, metadata=bounds(ge=1))
+    lr: float = field(default=1e-3, metadata=bounds(gt=0))
+    weight_decay: float = field(default=1e-4, metadata=bounds(ge=0))
+    batch_size: int = field(default=64, metadata=bounds(ge=1))
+
+
+@dataclass(frozen=True)
+class LatencyConfig:
+    """The lookup table measured on this machine (batch 1)."""
+
+    repeats: int = field(default=30, metadata=bounds(ge=3))
+    threads: int = field(default=1, metadata=bounds(ge=1))
+    validate_archs: int = field(default=12, metadata=bounds(ge=2))  # whole-network checks
+
+
+@dataclass(frozen=True)
+class TargetConfig:
+    """One deployment target: a constraint on MACs, latency (ms, this CPU) or MCU peak SRAM."""
+
+    metric: Literal["macs", "latency_ms", "sram_kb"]
+    limit: float = field(metadata=bounds(gt=0))
+    label: str = ""
+
+
+@dataclass(frozen=True)
+class SearchConfig:
+    """Deployment targets and the search. With ``match_family``, one MACs target per member of
+    the MobileNetV3 family (``baseline.family_widths``) is added, its limit that member's MACs
+    (targets ``mbv3_w<width>``): OFA against MobileNetV3 at equal MACs, as in Table 1; those
+    searched architectures are also trained from scratch by the scratch stage."""
+
+    targets: dict[str, TargetConfig] = field(default_factory=dict)
+    match_family: bool = True
+    evolution: EvolutionConfig = field(default_factory=EvolutionConfig)
+    finetune: TrainConfig | None = None  # short fine-tune of each specialised sub-network
+
+
+@dataclass(frozen=True)
+class BaselineConfig:
+    """Networks trained from scratch: a MobileNetV3-style family and the searched archs.
+
+    The family is MobileNetV3-Large's block pattern (kernels, expand ratios, depths: a member of
+    the OFA space) at several width multipliers of the space's width, at the largest resolution.
+    ``train`` is the from-scratch budget (by default the ``full`` phase's schedule).
+    """
+
+    family_widths: list[float] = field(default_factory=lambda: [0.75, 1.0, 1.25])
+    train: TrainConfig | None = None  # None: the full phase's schedule
+
+
+@dataclass(frozen=True)
+class AblationConfig:
+    """The PS ablation's fixed grid (Fig. 7): every (depth, expand, kernel) at the largest
+    resolution, uniform over the network, and the paper's reference point."""
+
+    depths: list[int] = field(default_factory=lambda: [2, 4])
+    expand_ratios: list[int] = field(default_factory=lambda: [3, 6])
+    kernel_sizes: list[int] = field(default_factory=lambda: [3, 7])
+    reference: list[int] = field(
+        default_factory=lambda: [4, 3, 3]
+    )  # (D, W, K) of the paper's 74.8%
+
+
+PS_PHASES = ("kernel", "depth1", "depth2", "expand1", "expand2")  # progressive shrinking, in order
+
+
+@dataclass(frozen=True)
+class OFAProfile:
+    space: OFAMobileNetV3Config
+    phases: dict[str, PhaseConfig]
+    search: SearchConfig
+    data: DataConfig = DataConfig()
+    kd_ratio: float = field(default=1.0, metadata=bounds(ge=0))
+    predictor: PredictorConfig = PredictorConfig()
+    latency: LatencyConfig = LatencyConfig()
+    baseline: BaselineConfig = BaselineConfig()
+    ablation: AblationConfig = AblationConfig()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        needed = ("full", *PS_PHASES, "nops")
+        missing = [p for p in needed if p not in self.phases]
+        if missing:
+            raise ConfigError(f"phases: missing {missing}; the pipeline needs {list(needed)}")
+        for name, ph in self.phases.items():
+            if ph.init is not None and ph.init not in self.phases:
+                raise ConfigError(f"phases.{name}.init: {ph.init!r} is not a phase")
+            try:
+                self.choices(name).check_within(self.space)
+            except ValueError as exc:
+                raise ConfigError(f"phases.{name}: {exc}") from None
+        if self.phases["full"].distill:
+            raise ConfigError("phases.full.distill must be false: the full network is the teacher")
+
+    @property
+    def final_phase(self) -> str:
+        return PS_PHASES[-1]
+
+    def choices(self, phase: str) -> ElasticChoices:
+        """What ``phase`` samples from, at every resolution of the space."""
+        ph = self.phases[phase]
+        return ElasticChoices(
+            tuple(ph.kernel_sizes),
+            tuple(ph.expand_ratios),
+            tuple(ph.depths),
+            tuple(self.space.resolution_choices()),
+        )
+
+    @property
+    def scratch_train(self) -> TrainConfig:
+        return self.baseline.train or self.phases["full"].train

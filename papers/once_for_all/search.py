@@ -1,0 +1,224 @@
+"""Stage ``once_for_all_search``: specialise the trained supernet for every deployment target
+(Section 3.4, "train once, specialise for many").
+
+For each target of ``search.targets`` (a limit on MACs, on latency measured on this CPU through
+the lookup table, or on the MCU engine's peak SRAM), the evolutionary search
+(:class:`common.ofa.EvolutionSearch`, the reference's hyper-parameters) finds the sub-network with
+the best *predicted* accuracy within the limit. The result is then
+
+1. extracted from the supernet, its BN recalibrated, and tested: OFA's accuracy *without*
+   retraining (the paper's "OFA w/ PS");
+2. fine-tuned for ``search.finetune`` epochs and tested again (the paper's "#25 / #75");
+3. measured: MACs, predicted and measured latency, MCU peak SRAM.
+
+The seconds each search takes are recorded: the marginal cost of a new target, to set beside
+training a network from scratch. Searches checkpoint every generation and resume; the same seed
+gives the same architecture.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import time
+from pathlib import Path
+
+import torch
+
+from common.config import to_dict
+from common.io import write_json, write_metrics
+from common.ofa import EvolutionSearch, LatencyTable
+from common.ofa.efficiency import arch_macs, arch_peak_sram, measure_arch_latency
+from common.ofa.search import SearchError
+from common.ofa.training import (
+    ResizeInput,
+    evaluate_arch,
+    full_space,
+    recalibrate_bn_,
+    resize_batch,
+    set_arch,
+)
+from common.seed import derive_seed, seed_everything
+from common.stage import run_stage
+from common.tracking import stage_run
+from common.train import Trainer, evaluate_classifier
+from papers.once_for_all.config import TargetConfig
+from papers.once_for_all.mobilenetv3 import family_space, mbv3_arch
+from papers.once_for_all.predictor import PREDICTOR_FILE, load_predictor
+from papers.once_for_all.stage import (
+    EXPERIMENT,
+    FLAGS,
+    load_config,
+    load_splits,
+    load_supernet,
+    loader,
+    save_subnet,
+)
+
+
+def _sha(path: Path) -> str:
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+
+
+def efficiency_fn(metric: str, space, table: LatencyTable):
+    """``arch -> cost`` in the unit of the target's limit."""
+    if metric == "macs":
+        return lambda a: float(arch_macs(space, a))
+    if metric == "latency_ms":
+        return table.predict
+    return lambda a: arch_peak_sram(space, a) / 1000.0  # sram_kb
+
+
+def all_targets(cfg, space) -> dict[str, tuple[TargetConfig, float | None]]:
+    """The profile's targets, plus one per MobileNetV3 family member with ``match_family``
+    (value: the member's width multiplier, None for the others)."""
+    out: dict[str, tuple[TargetConfig, float | None]] = {}
+    if cfg.search.match_family:
+        for w in cfg.baseline.family_widths:
+            macs = arch_macs(family_space(space, w), mbv3_arch(space))
+            label = f"{macs / 1e6:.2f}M MACs (MobileNetV3 w{w:g})"
+            out[f"mbv3_w{w:g}"] = (TargetConfig("macs", float(macs), label), w)
+    for name, t in cfg.search.targets.items():
+        out[name] = (t, None)
+    return out
+
+
+def run(args: argparse.Namespace) -> dict[str, float]:
+    t_start = time.perf_counter()
+    profile, cfg = load_config(args.params)
+    sc = cfg.search
+    splits = load_splits(cfg, args.data)
+    supernet, _ = load_supernet(args.supernet)
+    space = supernet.config
+    table = LatencyTable.load(args.latency)
+    predictor, _ = load_predictor(args.predictor, cfg)
+    eval_bs = cfg.phases["full"].train.eval_batch_size
+    test = loader(splits.test, eval_bs)
+    choices = full_space(space)
+    results: dict[str, dict] = {}
+    metrics: dict[str, float] = {}
+    memory = torch.channels_last if cfg.data.channels_last else torch.contiguous_format
+    with stage_run(
+        experiment=EXPERIMENT, stage="once_for_all_search", config=sc, profile=profile
+    ) as mlrun:
+        for name, (target, matches) in all_targets(cfg, space).items():
+            search = EvolutionSearch(
+                space,
+                choices,
+                predictor=predictor,
+                efficiency=efficiency_fn(target.metric, space, table),
+                limit=target.limit,
+                evolution=sc.evolution,
+                seed=derive_seed(cfg.seed, "search", name),
+            )
+            extra = {"predictor": _sha(args.predictor / PREDICTOR_FILE), "target": to_dict(target)}
+            if target.metric == "latency_ms":
+                extra["latency_table"] = _sha(args.latency)
+            try:
+                found = search.run(
+                    checkpoint=args.checkpoints / f"search_{name}.json", fingerprint_extra=extra
+                )
+            except SearchError as exc:
+                raise SearchError(f"search.targets.{name}: {exc}") from None
+            arch = found.arch
+            t0 = time.perf_counter()
+            ofa = evaluate_arch(supernet, arch, calibration=splits.calibration, eval_loader=test)
+            r = int(arch["r"])
+            set_arch(supernet, arch)
+            sub = supernet.get_active_subnet().to(memory_format=memory)
+            supernet.set_max_net()
+            recalibrate_bn_(sub, (resize_batch(x, r) for x in splits.calibration))
+            ft_acc, ft_seconds = None, 0.0
+            if sc.finetune is not None:
+                seed_everything(sc.finetune.seed)
+                wrapped = ResizeInput(sub, r)
+                res = Trainer(
+                    wrapped,
+                    sc.finetune,
+                    train_data=splits.train,
+                    eval_data=splits.test,
+                    checkpoint_dir=args.checkpoints / f"finetune_{name}",
+                    fingerprint_extra={"target": name, "arch": arch},
+                ).fit()
+                ft_seconds = sum(h["epoch_seconds"] for h in res.history)
+                ft_acc = evaluate_classifier(wrapped, test)["accuracy"]
+            save_subnet(
+                sub.to(memory_format=torch.contiguous_format),
+                args.out / name,
+                space,
+                arch,
+                target=to_dict(target),
+                finetuned=sc.finetune is not None,
+            )
+            latency_measured = measure_arch_latency(space, arch, threads=table.threads)
+            row = {
+                "target": name,
+                "matches_family": matches,
+                "label": target.label or name,
+                "metric": target.metric,
+                "limit": target.limit,
+                "arch": arch,
+                "resolution": r,
+                "predicted_accuracy": found.predicted_accuracy,
+                "ofa_accuracy": ofa["accuracy"],
+                "finetuned_accuracy": ft_acc,
+                "macs": arch_macs(space, arch),
+                "latency_ms_table": table.predict(arch),
+                "latency_ms_measured": latency_measured,
+                "sram_kb": arch_peak_sram(space, arch) / 1000.0,
+                "constraint_value": found.efficiency,
+                "search_seconds": found.seconds,
+                "evaluated": found.evaluated,
+                "generations": len(found.history),
+                "history": found.history,
+                "finetune_seconds": ft_seconds,
+                "eval_seconds": time.perf_counter() - t0 - ft_seconds,
+            }
+            results[name] = row
+            for key in (
+                "predicted_accuracy",
+                "ofa_accuracy",
+                "macs",
+                "latency_ms_table",
+                "latency_ms_measured",
+                "sram_kb",
+                "constraint_value",
+                "limit",
+                "search_seconds",
+                "finetune_seconds",
+                "resolution",
+            ):
+                metrics[f"search/{name}/{key}"] = float(row[key])
+            if ft_acc is not None:
+                metrics[f"search/{name}/finetuned_accuracy"] = float(ft_acc)
+            print(
+                f"{name}: {target.metric} {found.efficiency:.4g} <= {target.limit:g}; predicted "
+                f"{found.predicted_accuracy:.2f}%, OFA {ofa['accuracy']:.2f}%"
+                + (f", fine-tuned {ft_acc:.2f}%" if ft_acc is not None else "")
+                + f" (search {found.seconds:.1f}s)"
+            )
+        metrics["search/targets"] = float(len(results))
+        metrics["time/search"] = time.perf_counter() - t_start
+        metrics["search/mean_search_seconds"] = sum(
+            r_["search_seconds"] for r_ in results.values()
+        ) / max(len(results), 1)
+        write_json({"targets": results}, args.out / "results.json")
+        write_metrics(metrics, args.metrics)
+        if mlrun is not None:
+            mlrun.log_metrics(metrics)
+    return metrics
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_stage(
+        __doc__.split("\n")[0],
+        ["supernet", "predictor", "latency", "data", "out", "checkpoints", "metrics"],
+        run,
+        argv,
+        catalogue=FLAGS,
+        errors=(SearchError,),
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

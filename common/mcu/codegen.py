@@ -135,9 +135,17 @@ class CodegenOptions:
             ``False`` compiles each kernel once with run-time arguments.
         fuse_pad: fold PAD into the following VALID convolution.
         fold_offset: fold the input zero point's contribution into convolution / FC biases.
-        narrow: per-channel code for 1x1 convolutions with 4 or 8 input channels (needs
-            ``simd``): the pixel stays in registers, each output channel is one LDM of its
-            pre-widened weights and requantization constants and a literal shift.
+        per_channel: per-output-channel code for convolutions (needs ``simd``): the pixel (1x1
+            input or gathered im2col window) is widened to int16 once, and each output channel
+            is LDMs of a record holding its weights pre-widened to int16 (times two), 2 * bias
+            and the requantization constants, SMLADs and a three-instruction requantization;
+            unrolled over the channels (the shift a literal; for K <= 8 the pixel stays in
+            registers) or looped (the shift in the record), chosen per layer by estimated
+            instructions saved per byte of flash within ``channel_flash``.
+        channel_flash: the flash (bytes) the per-channel code may add over the int8 GEMM.
+        dw_rows: 3x3 depthwise on a ring of four int16-widened rows (LDRD + SMLAD, two output
+            rows at a time for stride 1) instead of the int8 padded plane, where the output
+            width (and for stride 1 the height) is even.
         patch_ops: MCUNetV2 patch-based inference: the first ``patch_ops`` operators of the
             PAD-fused graph run tile by tile on a ``patches x patches`` grid of the stage
             output (0: every operator runs on whole tensors). Needs ``fuse_pad``.
@@ -151,7 +159,9 @@ class CodegenOptions:
     specialize: bool = True
     fuse_pad: bool = True
     fold_offset: bool = True
-    narrow: bool = True
+    per_channel: bool = True
+    channel_flash: int = 192 * 1024
+    dw_rows: bool = True
     patch_ops: int = 0
     patches: int = 1
 
@@ -220,6 +230,7 @@ class _Emitter:
         self.body: list[str] = []
         self.weight_bytes = 0
         self.wide_kps: list[int] = []  # record lengths of the wide per-channel code
+        self.looped_kps: list[int] = []  # and of its looped variant
         self.funcs: list[str] = []  # one function per operator (specialized code)
 
     def array(self, name: str, ctype: str, values: np.ndarray) -> str:
@@ -420,9 +431,8 @@ def _dw_unrolled_header() -> str:
 
 
 _W_REGS = ("r4", "r5", "r6", "r8")  # LDM targets: a chunk's weights, then r9 = 2 * bias,
-_A_REG, _M_REG, _R_REG = "r9", "r10", "r11"  # r10, r11 = multiplier, rounding constant
-#: Largest per-channel code per layer (instructions) before a layer keeps the 2x2 GEMM.
-PER_CHANNEL_CODE_LIMIT = 4096
+_A_REG, _M_REG, _R_REG = "r9", "r10", "r11"  # r10, r11 = multiplier, rounding constant,
+_E_REG = "r12"  # and the shift of the looped per-channel code
 
 
 def _wide_chunks(kp: int) -> list[int]:
@@ -438,8 +448,10 @@ def _wide_instructions(kp: int) -> int:
     return sum(1 + 3 * (c // 2) for c in _wide_chunks(kp)) + 4
 
 
-def _wide_macro(kp: int) -> str:
-    """``TE_WIDE_CH_<kp>(E, lo, hi)``: one output channel of the wide per-channel code."""
+def _wide_macro(kp: int, looped: bool = False) -> str:
+    """``TE_WIDE_CH_<kp>(E, lo, hi)``: one output channel of the wide per-channel code, or with
+    ``looped`` ``TE_WIDEL_CH_<kp>(lo, hi)``: the shift comes last in the record (one more word
+    fetched by the last LDM, one ASR), so a loop over the channels can run it."""
     chunks = _wide_chunks(kp)
     names = ["w0", "w1", "w2", "w3"]
     asm = []
@@ -449,7 +461,7 @@ def _wide_macro(kp: int) -> str:
         if i == 0:
             regs.append("%[a]")
         if i == len(chunks) - 1:
-            regs += ["%[m]", "%[r]"]
+            regs += ["%[m]", "%[r]"] + (["%[e]"] if looped else [])
         asm.append(f"ldmia %[pw]!, {{{', '.join(regs)}}}")
         for j in range(0, size, 2):
             asm += [
@@ -458,11 +470,11 @@ def _wide_macro(kp: int) -> str:
                 f"smlad %[a], %[x1], %[{names[j + 1]}], %[a]",
             ]
             off += 2
-    asm += [
-        "smmlar %[m], %[a], %[m], %[r]",
-        "add %[m], %[m], %[a], asr #31",
-        "ssat %[m], #8, %[m], asr %[e]",
-    ]
+    asm += ["smmlar %[m], %[a], %[m], %[r]", "add %[m], %[m], %[a], asr #31"]
+    if looped:
+        asm += ["asr %[m], %[m], %[e]", "ssat %[m], #8, %[m]"]
+    else:
+        asm += ["ssat %[m], #8, %[m], asr %[e]"]
     text = "".join(f'        "{line}\\n\\t" \\\n' for line in asm[:-1])
     text += f'        "{asm[-1]}" \\\n'
     pinned = [
@@ -473,9 +485,18 @@ def _wide_macro(kp: int) -> str:
         f'register int32_t m_ __asm__("{_M_REG}");',
         f'register int32_t r_ __asm__("{_R_REG}");',
     ]
+    if looped:
+        pinned.append(f'register int32_t e_ __asm__("{_E_REG}");')
+    head = (
+        f"#define TE_WIDEL_CH_{kp}(lo, hi) \\"
+        if looped
+        else f"#define TE_WIDE_CH_{kp}(E, lo, hi) \\"
+    )
+    outputs_e = ', [e] "=&r"(e_)' if looped else ""
+    inputs_e = "" if looped else ', [e] "i"(E)'
     return "\n".join(
         [
-            f"#define TE_WIDE_CH_{kp}(E, lo, hi) \\",
+            head,
             "    do { \\",
             *(f"        {line} \\" for line in pinned),
             "        uint32_t x0_, x1_; \\",
@@ -483,17 +504,18 @@ def _wide_macro(kp: int) -> str:
             text.rstrip("\\\n") + " \\",
             '        : [pw] "+r"(pw), [w0] "=&r"(w0_), [w1] "=&r"(w1_), [w2] "=&r"(w2_), \\',
             '          [w3] "=&r"(w3_), [a] "=&r"(a_), [m] "=&r"(m_), [r] "=&r"(r_), \\',
-            '          [x0] "=&r"(x0_), [x1] "=&r"(x1_) \\',
-            '        : [px] "r"(px), [e] "i"(E) \\',
+            f'          [x0] "=&r"(x0_), [x1] "=&r"(x1_){outputs_e} \\',
+            f'        : [px] "r"(px){inputs_e} \\',
             '        : "memory"); \\',
             "        (void)w0_, (void)w1_, (void)w2_, (void)w3_, (void)r_, (void)x0_, (void)x1_; \\",
+            *(["        (void)e_; \\"] if looped else []),
             "        TE_NARROW_STORE(m_, lo, hi); \\",
             "    } while (0)",
         ]
     )
 
 
-def _wide_header(kps: list[int]) -> str:
+def _wide_header(kps: list[int], looped_kps: list[int]) -> str:
     """te_wide.h: the per-channel asm block of every record length the model uses."""
     parts = [
         "/* Generated: wide per-channel code, one macro per record length (see kernels_te.h). */",
@@ -507,6 +529,15 @@ def _wide_header(kps: list[int]) -> str:
             _wide_macro(kp),
             "#else",
             f"#define TE_WIDE_CH_{kp}(E, lo, hi) TE_WIDE_CH_C({kp}, E, lo, hi)",
+            "#endif",
+            "",
+        ]
+    for kp in sorted(set(looped_kps)):
+        parts += [
+            "#if TE_HAVE_DSP",
+            _wide_macro(kp, looped=True),
+            "#else",
+            f"#define TE_WIDEL_CH_{kp}(lo, hi) TE_WIDEL_CH_C({kp}, lo, hi)",
             "#endif",
             "",
         ]
@@ -581,27 +612,124 @@ def _pack16(lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.where(word >= 1 << 31, word - (1 << 32), word)
 
 
-def _channel_records(wdata: np.ndarray, kp: int, bias: np.ndarray, rq: np.ndarray) -> np.ndarray:
+def _dw_ring(
+    options: CodegenOptions, kh: int, kw: int, sh: int, sw: int, oh: int, ow: int, ring_w: int
+) -> bool:
+    """Whether a depthwise layer runs te_dw3_ring: 3x3, stride 1 or 2, LDRD offsets in range,
+    and output extents on which its two-column (and for stride 1 two-row) steps need no tail
+    (a tail runs portable C, slower than the int8 plane kernel)."""
+    if not (options.dw_rows and options.simd and options.unroll and options.specialize):
+        return False
+    if not (kh == kw == 3 and sh == sw and sh in (1, 2) and 6 * ring_w <= 1020):
+        return False
+    return ow % 2 == 0 and (sh == 2 or oh % 2 == 0)
+
+
+def _conv_gemm_setup(
+    g: Graph, op: Op, options: CodegenOptions
+) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray | None]:
+    """``(weight rows, bias, input offset, KP, fast requantization rows)`` of a convolution,
+    the input offset folded into the bias when ``fold_offset``."""
+    inp, w, b, out = (g.tensors[n] for n in (*op.inputs[:3], op.outputs[0]))
+    off = -inp.zp
+    wdata = w.data.reshape(w.shape[0], -1)
+    bias = b.data.astype(np.int64)
+    if options.fold_offset:
+        bias = bias + off * wdata.astype(np.int64).sum(axis=1)
+        off = 0
+    mult, shift = _requant(g, op, out.shape[-1])
+    wabs = np.abs(wdata.astype(np.int64)).sum(axis=1)
+    rq = _fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off))
+    return wdata, bias, off, _padded_k(wdata.shape[1], options), rq
+
+
+def _channel_costs(kp: int, cout: int) -> dict[str, tuple[float, int]]:
+    """Estimated (instructions per output, flash bytes) of a convolution layer per kernel."""
+    unrolled = kp // 2 + 5 if kp <= 8 else _wide_instructions(kp)
+    return {
+        "gemm": (15 / 16 * kp + 10, cout * (kp + 24)),
+        "unrolled": (unrolled, cout * ((kp // 2 + 3) * 4 + 4 * unrolled)),
+        "looped": (_wide_instructions(kp) + 3, cout * (kp // 2 + 4) * 4 + 256),
+    }
+
+
+def _channel_choices(g: Graph, options: CodegenOptions) -> dict[int, str]:
+    """Per convolution (op index): ``"unrolled"`` / ``"looped"`` per-channel code or ``"gemm"``.
+
+    Maximises the estimated instructions saved over the GEMM within ``options.channel_flash``
+    extra bytes: each layer takes the option with the best ``saved - lam * extra bytes``, with
+    the smallest ``lam`` that keeps the total within the budget (found by bisection).
+    """
+    layers = []
+    for i, op in enumerate(g.ops):
+        if op.kind != "conv2d" or not (options.per_channel and options.simd):
+            continue
+        _, _, _, kp, rq = _conv_gemm_setup(g, op, options)
+        if rq is None:
+            continue
+        out = g.tensors[op.outputs[0]]
+        n_out = int(np.prod(out.shape[1:]))
+        costs = _channel_costs(kp, out.shape[-1])
+        base_i, base_b = costs["gemm"]
+        opts = {k: (n_out * (base_i - c), b - base_b) for k, (c, b) in costs.items()}
+        layers.append((i, opts))
+
+    def pick(lam: float) -> tuple[dict[int, str], int]:
+        chosen, total = {}, 0
+        for i, opts in layers:
+            key = max(opts, key=lambda k: opts[k][0] - lam * opts[k][1])
+            chosen[i] = key
+            total += max(opts[key][1], 0)
+        return chosen, total
+
+    lo, hi = 0.0, 1e9
+    chosen, total = pick(lo)
+    if total <= options.channel_flash:
+        return chosen
+    for _ in range(60):
+        mid = (lo + hi) / 2
+        if pick(mid)[1] <= options.channel_flash:
+            hi = mid
+        else:
+            lo = mid
+    return pick(hi)[0]
+
+
+def _channel_records(
+    wdata: np.ndarray, kp: int, bias: np.ndarray, rq: np.ndarray, looped: bool = False
+) -> np.ndarray:
     """Per output channel the record of the per-channel code: the weights (zero-padded to
     ``kp``) times two as int16 pairs in SXTB16 order, with 2 * bias after the first chunk of
-    four words (or all of them, for ``kp`` <= 8) and the multiplier and rounding constant last."""
+    four words (or all of them, for ``kp`` <= 8) and the multiplier and rounding constant last
+    (then the shift, for the looped code)."""
     cout = wdata.shape[0]
     rows = np.pad(wdata.astype(np.int64), ((0, 0), (0, kp - wdata.shape[1])))
     w2 = 2 * rows.reshape(cout, kp // 4, 4)
     pairs = np.stack([_pack16(w2[..., 0], w2[..., 2]), _pack16(w2[..., 1], w2[..., 3])], axis=2)
     words = pairs.reshape(cout, kp // 2)
     first = min(4, kp // 2)
+    tail = rq[:, [0, 2, 1]] if looped else rq[:, [0, 2]]
     return np.concatenate(
-        [words[:, :first], 2 * bias.reshape(cout, 1), words[:, first:], rq[:, [0, 2]]], axis=1
+        [words[:, :first], 2 * bias.reshape(cout, 1), words[:, first:], tail], axis=1
     )
 
 
-def _channel_code(label: str, kp: int, rq: np.ndarray, lo: int, hi: int, indent: str) -> list[str]:
-    """One line per output channel (its literal shift) of the per-channel code."""
+def _channel_code(label: str, kp: int, rq: np.ndarray, lo: int, hi: int) -> list[str]:
+    """One line per output channel (its literal shift) of the unrolled per-channel code."""
     macro = f"TE_NARROW_CH{kp}" if kp <= 8 else f"TE_WIDE_CH_{kp}"
     return [
-        f"{indent}const uint32_t *pw = (const uint32_t *)(const void *){label}_nw;",
-        *(f"{indent}{macro}({int(e)}, {lo}, {hi});" for e in rq[:, 1]),
+        f"const uint32_t *pw = (const uint32_t *)(const void *){label}_nw;",
+        *(f"{macro}({int(e)}, {lo}, {hi});" for e in rq[:, 1]),
+    ]
+
+
+def _looped_code(label: str, kp: int, cout: int, lo: int, hi: int) -> list[str]:
+    """The looped per-channel code: one record (shift included) per iteration."""
+    return [
+        f"const uint32_t *pw = (const uint32_t *)(const void *){label}_nw;",
+        f"for (int32_t ch = 0; ch < {cout}; ++ch) {{",
+        f"    TE_WIDEL_CH_{kp}({lo}, {hi});",
+        "}",
     ]
 
 
@@ -618,6 +746,8 @@ def _emit_specialized(
     scratch = 0
     inplace: list[str] = []
     wide_kps: list[int] = []
+    looped_kps: list[int] = []
+    choices = _channel_choices(g, options)
     ps = _PatchStage(g, options)
 
     def ptr(t: str) -> str:
@@ -681,13 +811,7 @@ def _emit_specialized(
             )
             dims = f"{geo['h']}, {geo['w']}"
         if op.kind == "conv2d":
-            wdata = w.data.reshape(cout, -1)
-            if options.fold_offset:
-                bias = bias + off * wdata.astype(np.int64).sum(axis=1)
-                off = 0
-            wabs = np.abs(wdata.astype(np.int64)).sum(axis=1)
-            kp = _padded_k(wdata.shape[1], options)
-            rq_rows = _fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off))
+            wdata, bias, off, kp, rq_rows = _conv_gemm_setup(g, op, options)
             # a tile of a 1x1 stride-1 unpadded convolution has equal input and output extents
             direct = (
                 kh == kw == 1
@@ -696,39 +820,45 @@ def _emit_specialized(
                 and (oh, ow) == (h, wd)
                 and kp == cin
             )
-            per_channel = (
-                options.narrow
-                and options.simd
-                and rq_rows is not None
-                and cout * _wide_instructions(kp) <= PER_CHANNEL_CODE_LIMIT
-            )
-            if per_channel:
+            choice = choices.get(i, "gemm")
+            if choice != "gemm":
                 assert rq_rows is not None
-                em.array(f"{label}_nw", "int32_t", _channel_records(wdata, kp, bias, rq_rows))
-                if kp > 8:
+                looped = choice == "looped"
+                em.array(
+                    f"{label}_nw", "int32_t", _channel_records(wdata, kp, bias, rq_rows, looped)
+                )
+                wide = kp > 8 or looped
+                if looped:
+                    looped_kps.append(kp)
+                elif wide:
                     wide_kps.append(kp)
                 col_bytes = 0 if direct else _align(kp + 4, 8)
-                scratch = max(scratch, col_bytes + (2 * kp if kp > 8 else 0))
+                scratch = max(scratch, col_bytes + (2 * kp if wide else 0))
                 src, dst = p(op.inputs[0]), p(op.outputs[0])
                 lines = ["    {", f"        int8_t *o = {dst};"]
                 if not direct:
                     lines.append(f"        int8_t *col = arena + {scratch_off};")
-                if kp > 8:
+                if wide:
                     lines.append(
                         f"        uint32_t *px = (uint32_t *)(void *)(arena + "
                         f"{scratch_off + col_bytes});"
                     )
                 widen = (
-                    "TE_NARROW_PIXEL({x}, {kp}, {off});"
-                    if kp <= 8
-                    else "te_widen_px({x}, px, {kp}, {off});"
+                    "te_widen_px({x}, px, {kp}, {off});"
+                    if wide
+                    else "TE_NARROW_PIXEL({x}, {kp}, {off});"
+                )
+                code = (
+                    _looped_code(label, kp, cout, lo, hi)
+                    if looped
+                    else _channel_code(label, kp, rq_rows, lo, hi)
                 )
                 if direct:
                     lines += [
                         f"        const int8_t *x = {src};",
                         f"        for (int32_t p = 0; p < {geo['oh']} * {geo['ow']}; ++p, x += {cin}) {{",
                         "            " + widen.format(x="x", kp=kp, off=off),
-                        *_channel_code(label, kp, rq_rows, lo, hi, " " * 12),
+                        *(" " * 12 + line for line in code),
                         "        }",
                     ]
                 else:
@@ -738,7 +868,7 @@ def _emit_specialized(
                         f"                te_gather({src}, col, oy, ox, {dims}, {cin}, {geo['ow']}, "
                         f"{kh}, {kw}, {sh}, {sw}, {geo['pt']}, {geo['pl']}, {inp.zp}, {kp});",
                         "                " + widen.format(x="col", kp=kp, off=off),
-                        *_channel_code(label, kp, rq_rows, lo, hi, " " * 16),
+                        *(" " * 16 + line for line in code),
                         "            }",
                         "        }",
                     ]
@@ -764,18 +894,29 @@ def _emit_specialized(
             em.array(f"{label}_b", "int32_t", bias)
             wabs = np.abs(w.data[0].astype(np.int64)).sum(axis=(0, 1))
             rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
-            # the zero-padded channel plane (+ 4 bytes of slack for word loads)
             max_oh, max_ow = int(geo["max_oh"]), int(geo["max_ow"])
-            scratch = max(scratch, ((max_oh - 1) * sh + kh) * ((max_ow - 1) * sw + kw) + 4)
             sc = f"(arena + {scratch_off})"
             if not in_stage and plan.aliases.get(op.outputs[0]) == op.inputs[0]:
                 inplace.append(op.name or label)
-            body.append(
-                f"    te_depthwise_conv2d({p(op.inputs[0])}, {p(op.outputs[0])}, {sc}, {dims}, "
-                f"{cin}, {geo['oh']}, {geo['ow']}, {kh}, {kw}, {sh}, {sw}, {geo['pt']}, "
-                f"{geo['pl']}, {label}_w, {label}_b, {label}_mult, {label}_shift, {rq}, {off}, "
-                f"{out.zp}, {lo}, {hi});"
-            )
+            ring_w = (((max_ow - 1) * sw + kw + 1) & ~1) + 2  # ring row: halfwords, even
+            if _dw_ring(options, kh, kw, sh, sw, oh, ow, ring_w):
+                # a ring of four int16 rows of the padded plane (LDRD offsets reach 3 rows)
+                scratch = max(scratch, 4 * 2 * ring_w)
+                body.append(
+                    f"    te_dw3_ring({p(op.inputs[0])}, {p(op.outputs[0])}, "
+                    f"(int16_t *)(void *){sc}, {dims}, {cin}, {geo['oh']}, {geo['ow']}, {sh}, "
+                    f"{geo['pt']}, {geo['pl']}, {ring_w}, {label}_w, {label}_b, {label}_mult, "
+                    f"{label}_shift, {rq}, {off}, {out.zp}, {lo}, {hi});"
+                )
+            else:
+                # the zero-padded channel plane (+ 4 bytes of slack for word loads)
+                scratch = max(scratch, ((max_oh - 1) * sh + kh) * ((max_ow - 1) * sw + kw) + 4)
+                body.append(
+                    f"    te_depthwise_conv2d({p(op.inputs[0])}, {p(op.outputs[0])}, {sc}, "
+                    f"{dims}, {cin}, {geo['oh']}, {geo['ow']}, {kh}, {kw}, {sh}, {sw}, "
+                    f"{geo['pt']}, {geo['pl']}, {label}_w, {label}_b, {label}_mult, "
+                    f"{label}_shift, {rq}, {off}, {out.zp}, {lo}, {hi});"
+                )
         elif op.kind == "fully_connected":
             n_in = int(np.prod(inp.shape[1:]))
             if options.fold_offset:
@@ -899,6 +1040,7 @@ def _emit_specialized(
             ]
             body = em.body
     em.wide_kps = wide_kps
+    em.looped_kps = looped_kps
     return scratch, inplace
 
 
@@ -1079,7 +1221,7 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
             '#include "softmax.h"',
         ]
         (out_dir / "te_dw_unrolled.h").write_text(_dw_unrolled_header())
-        (out_dir / "te_wide.h").write_text(_wide_header(em.wide_kps))
+        (out_dir / "te_wide.h").write_text(_wide_header(em.wide_kps, em.looped_kps))
     for name in files:
         shutil.copyfile(CSRC / name, out_dir / name)
     scratch = _align(scratch, 8)

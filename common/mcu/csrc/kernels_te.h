@@ -369,6 +369,23 @@ static inline __attribute__((always_inline)) void te_widen_px(const int8_t *x, u
         pw += (KP) / 2 + 3;                                                         \
         TE_NARROW_STORE(y_, lo, hi);                                                \
     } while (0)
+
+/* The looped variant: the shift is the record's last word. */
+#define TE_WIDEL_CH_C(KP, lo, hi)                                                   \
+    do {                                                                            \
+        const int32_t *q_ = (const int32_t *)(const void *)pw;                      \
+        const int32_t f_ = (KP) / 2 < 4 ? (KP) / 2 : 4;                             \
+        int32_t a_ = q_[f_];                                                        \
+        for (int32_t j_ = 0; j_ < (KP) / 2; ++j_) {                                 \
+            a_ = te_smlad(px[j_], (uint32_t)q_[j_ < f_ ? j_ : j_ + 1], a_);         \
+        }                                                                           \
+        const int32_t t_ = te_smmlar(a_, q_[(KP) / 2 + 1], q_[(KP) / 2 + 2]);       \
+        int32_t y_ = (t_ + (a_ >> 31)) >> q_[(KP) / 2 + 3];                         \
+        y_ = y_ < -128 ? -128 : y_;                                                 \
+        y_ = y_ > 127 ? 127 : y_;                                                   \
+        pw += (KP) / 2 + 4;                                                         \
+        TE_NARROW_STORE(y_, lo, hi);                                                \
+    } while (0)
 #endif /* TE_SIMD */
 
 /* Gather the window of output pixel (oy, ox) into col (ky, kx, c order) for the wide per-channel
@@ -517,6 +534,275 @@ TE_KERNEL void te_fully_connected(const int8_t *in, int8_t *out, int8_t *col, in
     te_gemm8(x, x, out, out, 0, KP, N_OUT, wt, bias, mult, shift, rq, off, out_zp, lo, hi);
 #endif
 }
+
+#if TE_SIMD
+/* Two adjacent int16 pairs (four values) from a word-aligned address: one LDRD. */
+static inline __attribute__((always_inline)) void te_ld2(const int16_t *p, uint32_t *a,
+                                                         uint32_t *b) {
+    const uint64_t v = *(const te_u64 *)(const void *)p;
+    *a = (uint32_t)v;
+    *b = (uint32_t)(v >> 32);
+}
+
+/* Requantize 2 * acc (fast path, rq = {multiplier, e, r} as scalars; see te_output_fast) or acc
+ * (exact path, when !fast). */
+typedef struct {
+    int32_t fast, qm, qe, qr, m, s;
+} te_dw_rq;
+
+static inline __attribute__((always_inline)) int8_t te_dw_out2(int32_t a, te_dw_rq q,
+                                                               int32_t out_zp, int32_t lo,
+                                                               int32_t hi) {
+    if (q.fast) {
+        const int32_t t = te_smmlar(a, q.qm, q.qr);
+        int32_t y = (t + (a >> 31)) >> q.qe;
+#if TE_HAVE_DSP
+        y = __ssat(y, 8);
+        if (lo > -128) {
+            y = y < lo ? lo : y;
+        }
+        if (hi < 127) {
+            y = y > hi ? hi : y;
+        }
+#else
+        y = y < lo ? lo : y;
+        y = y > hi ? hi : y;
+#endif
+        return (int8_t)y;
+    }
+    return te_output(a, q.m, q.s, out_zp, lo, hi);
+}
+
+/* One output row of a 3x3 depthwise window from rows p0, p1, p2 (int16), outputs ox0 .. OW-1. */
+static inline __attribute__((always_inline)) void te_dw3_row_c(
+    const int16_t *p0, const int16_t *p1, const int16_t *p2, int8_t *o, int32_t ox0, int32_t OW,
+    int32_t S, int32_t C, const uint32_t *w01, const uint32_t *w12, int32_t base, te_dw_rq q,
+    int32_t out_zp, int32_t lo, int32_t hi) {
+    for (int32_t ox = ox0; ox < OW; ++ox) {
+        uint32_t a, b;
+        int32_t acc = base;
+        te_ld2(p0 + S * ox, &a, &b);
+        acc = te_smlad(a, w01[0], acc);
+        acc = te_smlabt(b, w12[0], acc);
+        te_ld2(p1 + S * ox, &a, &b);
+        acc = te_smlad(a, w01[1], acc);
+        acc = te_smlabt(b, w12[1], acc);
+        te_ld2(p2 + S * ox, &a, &b);
+        acc = te_smlad(a, w01[2], acc);
+        acc = te_smlabt(b, w12[2], acc);
+        o[ox * C] = te_dw_out2(acc, q, out_zp, lo, hi);
+    }
+}
+
+#if TE_HAVE_DSP && TE_SPECIALIZE
+/* Stride 1: two output rows x two columns from the four ring rows at byte offsets R0..R3 from p
+ * (p points into ring slot 0, so every offset is non-negative): four LDRD, 24 MACs. */
+#define TE_DW3_S1_QUAD(R0, R1, R2, R3)                                              \
+    do {                                                                            \
+        register uint32_t u0_ __asm__("r4");                                        \
+        register uint32_t u1_ __asm__("r5");                                        \
+        register uint32_t u2_ __asm__("r6");                                        \
+        register uint32_t v0_ __asm__("r8");                                        \
+        register uint32_t v1_ __asm__("r9");                                        \
+        register uint32_t v2_ __asm__("r10");                                       \
+    __asm__ volatile("ldmia %[wp], {%[u0], %[u1], %[u2], %[v0], %[v1], %[v2]}\n\t" \
+                     "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                           \
+                     "smlad %[a00], %[x], %[u0], %[a00]\n\t"                        \
+                     "smlatb %[a01], %[x], %[u0], %[a01]\n\t"                       \
+                     "smlabt %[a00], %[y], %[v0], %[a00]\n\t"                       \
+                     "smlad %[a01], %[y], %[v0], %[a01]\n\t"                        \
+                     "ldrd %[x], %[y], [%[p], %[r1]]\n\t"                           \
+                     "smlad %[a00], %[x], %[u1], %[a00]\n\t"                        \
+                     "smlatb %[a01], %[x], %[u1], %[a01]\n\t"                       \
+                     "smlad %[a10], %[x], %[u0], %[a10]\n\t"                        \
+                     "smlatb %[a11], %[x], %[u0], %[a11]\n\t"                       \
+                     "smlabt %[a00], %[y], %[v1], %[a00]\n\t"                       \
+                     "smlad %[a01], %[y], %[v1], %[a01]\n\t"                        \
+                     "smlabt %[a10], %[y], %[v0], %[a10]\n\t"                       \
+                     "smlad %[a11], %[y], %[v0], %[a11]\n\t"                        \
+                     "ldrd %[x], %[y], [%[p], %[r2]]\n\t"                           \
+                     "smlad %[a00], %[x], %[u2], %[a00]\n\t"                        \
+                     "smlatb %[a01], %[x], %[u2], %[a01]\n\t"                       \
+                     "smlad %[a10], %[x], %[u1], %[a10]\n\t"                        \
+                     "smlatb %[a11], %[x], %[u1], %[a11]\n\t"                       \
+                     "smlabt %[a00], %[y], %[v2], %[a00]\n\t"                       \
+                     "smlad %[a01], %[y], %[v2], %[a01]\n\t"                        \
+                     "smlabt %[a10], %[y], %[v1], %[a10]\n\t"                       \
+                     "smlad %[a11], %[y], %[v1], %[a11]\n\t"                        \
+                     "ldrd %[x], %[y], [%[p], %[r3]]\n\t"                           \
+                     "smlad %[a10], %[x], %[u2], %[a10]\n\t"                        \
+                     "smlatb %[a11], %[x], %[u2], %[a11]\n\t"                       \
+                     "smlabt %[a10], %[y], %[v2], %[a10]\n\t"                       \
+                     "smlad %[a11], %[y], %[v2], %[a11]\n\t"                        \
+                     "adds %[p], %[p], #4"                                          \
+                     : [p] "+r"(p), [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), \
+                       [a11] "+r"(a11), [x] "=&r"(x), [y] "=&r"(y), [u0] "=&r"(u0_),  \
+                       [u1] "=&r"(u1_), [u2] "=&r"(u2_), [v0] "=&r"(v0_), [v1] "=&r"(v1_), \
+                       [v2] "=&r"(v2_)                                              \
+                     : [wp] "r"(wv), [r0] "i"(R0), [r1] "i"(R1), [r2] "i"(R2),      \
+                       [r3] "i"(R3)                                                 \
+                     : "cc", "memory");                                             \
+    } while (0)
+
+/* Stride 2: one output row x two columns from the three ring rows at byte offsets R0..R2 from p:
+ * per row one LDRD and one LDR of six neighbouring values, four MACs. */
+#define TE_DW3_S2_PAIR(R0, R1, R2)                                                  \
+    do {                                                                            \
+        register uint32_t u0_ __asm__("r4");                                        \
+        register uint32_t u1_ __asm__("r5");                                        \
+        register uint32_t u2_ __asm__("r6");                                        \
+        register uint32_t v0_ __asm__("r8");                                        \
+        register uint32_t v1_ __asm__("r9");                                        \
+        register uint32_t v2_ __asm__("r10");                                       \
+    __asm__ volatile("ldmia %[wp], {%[u0], %[u1], %[u2], %[v0], %[v1], %[v2]}\n\t" \
+                     "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                           \
+                     "ldr %[z], [%[p], %[r0z]]\n\t"                                 \
+                     "smlad %[a0], %[x], %[u0], %[a0]\n\t"                          \
+                     "smlabt %[a0], %[y], %[v0], %[a0]\n\t"                         \
+                     "smlad %[a1], %[y], %[u0], %[a1]\n\t"                          \
+                     "smlabt %[a1], %[z], %[v0], %[a1]\n\t"                         \
+                     "ldrd %[x], %[y], [%[p], %[r1]]\n\t"                           \
+                     "ldr %[z], [%[p], %[r1z]]\n\t"                                 \
+                     "smlad %[a0], %[x], %[u1], %[a0]\n\t"                          \
+                     "smlabt %[a0], %[y], %[v1], %[a0]\n\t"                         \
+                     "smlad %[a1], %[y], %[u1], %[a1]\n\t"                          \
+                     "smlabt %[a1], %[z], %[v1], %[a1]\n\t"                         \
+                     "ldrd %[x], %[y], [%[p], %[r2]]\n\t"                           \
+                     "ldr %[z], [%[p], %[r2z]]\n\t"                                 \
+                     "smlad %[a0], %[x], %[u2], %[a0]\n\t"                          \
+                     "smlabt %[a0], %[y], %[v2], %[a0]\n\t"                         \
+                     "smlad %[a1], %[y], %[u2], %[a1]\n\t"                          \
+                     "smlabt %[a1], %[z], %[v2], %[a1]\n\t"                         \
+                     "adds %[p], %[p], #8"                                          \
+                     : [p] "+r"(p), [a0] "+r"(a0), [a1] "+r"(a1), [x] "=&r"(x),     \
+                       [y] "=&r"(y), [z] "=&r"(z), [u0] "=&r"(u0_), [u1] "=&r"(u1_), \
+                       [u2] "=&r"(u2_), [v0] "=&r"(v0_), [v1] "=&r"(v1_), [v2] "=&r"(v2_) \
+                     : [wp] "r"(wv), [r0] "i"(R0), [r1] "i"(R1), [r2] "i"(R2),      \
+                       [r0z] "i"((R0) + 8), [r1z] "i"((R1) + 8), [r2z] "i"((R2) + 8) \
+                     : "cc", "memory");                                             \
+    } while (0)
+#endif
+
+/* 3x3 depthwise convolution (stride 1 or 2) on channel rows widened to int16 in a ring of four
+ * rows (ring: 4 * RW halfwords, RW = PW rounded up to even + 2, a literal). Row py of the
+ * zero-point padded channel plane is widened into slot py % 4 the first time an output row
+ * needs it (each input byte is read once per layer, sign-extended with LDRSB + STRH); the
+ * borders of the slots hold the zero point from the start and are never overwritten. Per window
+ * row, LDRD gives four neighbouring values as (x0, x1), (x2, x3), and with the weight pairs
+ * (w0, w1), (w1, w2): for stride 1, outputs ox and ox + 1 are SMLAD(x01, w01) + SMLABT(x23, w12)
+ * and SMLATB(x01, w01) + SMLAD(x23, w12), two output rows at a time (four ring rows, 24 MACs per
+ * four outputs); for stride 2, outputs ox and ox + 1 are SMLAD(x01, w01) + SMLABT(x23, w12) and
+ * SMLAD(x23, w01) + SMLABT(x45, w12). The rows of a step sit at constant offsets from one
+ * pointer into slot 0 in each of the two ring phases (first row in slot 0 or 2). With the fast
+ * requantization the weights and the base are taken twice (|2 * acc| < 2^31, checked by the
+ * generator), which removes the doubling from te_output_fast. In place (out == in) is safe: an
+ * output row only overwrites slots of input rows that were already widened. */
+TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t H, int32_t W,
+                           int32_t C, int32_t OH, int32_t OW, int32_t S, int32_t PT, int32_t PL,
+                           int32_t RW, const int8_t *wt, const int32_t *bias,
+                           const int32_t *mult, const int32_t *shift, const int32_t *rq,
+                           int32_t off, int32_t out_zp, int32_t lo, int32_t hi) {
+    const int32_t PH = (OH - 1) * S + 3;
+    const int32_t PW = (OW - 1) * S + 3;
+    const int32_t CH = H < PH - PT ? H : PH - PT;
+    const int32_t CW = W < PW - PL ? W : PW - PL;
+    const int16_t zp = (int16_t)(-off);
+    for (int32_t i = 0; i < 4 * RW; ++i) {
+        ring[i] = zp;
+    }
+    const int32_t dbl = rq ? 2 : 1;
+    for (int32_t c = 0; c < C; ++c) {
+        const int8_t *w = wt + c * 9;
+        int32_t w_sum = 0;
+        for (int32_t t = 0; t < 9; ++t) {
+            w_sum += w[t];
+        }
+        const int32_t base = (bias[c] + off * w_sum) * dbl;
+        uint32_t wv[6]; /* (w0, w1) of rows 0..2, then (w1, w2) of rows 0..2 */
+        uint32_t *w01 = wv, *w12 = wv + 3;
+        for (int32_t k = 0; k < 3; ++k) {
+            const int32_t k0 = dbl * w[3 * k], k1 = dbl * w[3 * k + 1], k2 = dbl * w[3 * k + 2];
+            w01[k] = (te_pack_pair(k0) & 0xffffu) | (te_pack_pair(k1) << 16);
+            w12[k] = (te_pack_pair(k1) & 0xffffu) | (te_pack_pair(k2) << 16);
+        }
+        te_dw_rq q = {0, 0, 0, 0, mult[c], shift[c]};
+        if (rq) {
+            q.fast = 1;
+            q.qm = rq[3 * c];
+            q.qe = rq[3 * c + 1];
+            q.qr = rq[3 * c + 2];
+        }
+        int32_t next = 0; /* the next plane row to widen */
+        for (int32_t oy = 0; oy < OH;) {
+            /* output rows this step: two for stride 1 (when two are left), else one */
+            const int32_t rows = (S == 1 && oy + 2 <= OH) ? 2 : 1;
+            const int32_t top = oy * S;
+            for (; next <= top + 1 + rows; ++next) {
+                int16_t *d = ring + (next & 3) * RW + PL;
+                const int32_t iy = next - PT;
+                if (iy >= 0 && iy < CH) {
+                    const int8_t *src = in + iy * W * C + c;
+#pragma GCC unroll 8
+                    for (int32_t ix = 0; ix < CW; ++ix) {
+                        d[ix] = src[ix * C];
+                    }
+                } else {
+                    for (int32_t ix = 0; ix < CW; ++ix) {
+                        d[ix] = zp;
+                    }
+                }
+            }
+            const int16_t *q0 = ring + (top & 3) * RW;
+            const int16_t *q1 = ring + ((top + 1) & 3) * RW;
+            const int16_t *q2 = ring + ((top + 2) & 3) * RW;
+            const int16_t *q3 = ring + ((top + 3) & 3) * RW;
+            int8_t *o0 = out + oy * OW * C + c;
+            int8_t *o1 = o0 + OW * C;
+            int32_t ox = 0;
+#if TE_HAVE_DSP && TE_SPECIALIZE
+            const int16_t *p = ring; /* slot 0: every row at a non-negative offset */
+            uint32_t x, y;
+            if (rows == 2) { /* top is even: the rows start in slot 0 or slot 2 */
+                for (; ox + 2 <= OW; ox += 2) {
+                    int32_t a00 = base, a01 = base, a10 = base, a11 = base;
+                    if ((top & 3) == 0) {
+                        TE_DW3_S1_QUAD(0, 2 * RW, 4 * RW, 6 * RW);
+                    } else {
+                        TE_DW3_S1_QUAD(4 * RW, 6 * RW, 0, 2 * RW);
+                    }
+                    o0[0] = te_dw_out2(a00, q, out_zp, lo, hi);
+                    o0[C] = te_dw_out2(a01, q, out_zp, lo, hi);
+                    o1[0] = te_dw_out2(a10, q, out_zp, lo, hi);
+                    o1[C] = te_dw_out2(a11, q, out_zp, lo, hi);
+                    o0 += 2 * C;
+                    o1 += 2 * C;
+                }
+            } else if (S == 2) { /* top = 2 * oy: slot 0 or slot 2 */
+                for (; ox + 2 <= OW; ox += 2) {
+                    int32_t a0 = base, a1 = base;
+                    uint32_t z;
+                    if ((top & 3) == 0) {
+                        TE_DW3_S2_PAIR(0, 2 * RW, 4 * RW);
+                    } else {
+                        TE_DW3_S2_PAIR(4 * RW, 6 * RW, 0);
+                    }
+                    o0[0] = te_dw_out2(a0, q, out_zp, lo, hi);
+                    o0[C] = te_dw_out2(a1, q, out_zp, lo, hi);
+                    o0 += 2 * C;
+                }
+            }
+            o0 -= ox * C;
+            o1 -= ox * C;
+#endif
+            te_dw3_row_c(q0, q1, q2, o0, ox, OW, S, C, w01, w12, base, q, out_zp, lo, hi);
+            if (rows == 2) {
+                te_dw3_row_c(q1, q2, q3, o1, ox, OW, S, C, w01, w12, base, q, out_zp, lo, hi);
+            }
+            oy += rows;
+        }
+    }
+}
+#endif
 
 /* Depthwise convolution, channel by channel (weights stored (C, KH, KW)), TinyEngine style.
  *

@@ -277,6 +277,76 @@ def test_narrow_kernels_are_used(builds: Builds, graphs: dict[str, Graph]) -> No
     assert "TE_NARROW" not in (project.out_dir / "model.c").read_text()
 
 
+@pytest.mark.parametrize("kind", ["looped", "gemm"])
+def test_per_channel_variants_are_bit_exact_on_cortex_m7(
+    graphs: dict[str, Graph], kind: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every convolution of the narrow graph forced to the looped per-channel code (the shift
+    read from the record) or to the int8 GEMM, on the host and the emulated Cortex-M7."""
+    from common.mcu import codegen, cortexm, toolchain
+
+    g = graphs["narrow"]
+    convs = [i for i, op in enumerate(g.ops) if op.kind == "conv2d"]
+    monkeypatch.setattr(codegen, "_channel_choices", lambda *_: dict.fromkeys(convs, kind))
+    project = generate(g, tmp_path / "c", CONFIGS["specialized"])
+    source = (project.out_dir / "model.c").read_text()
+    assert source.count("TE_WIDEL_CH_") == (len(convs) if kind == "looped" else 0)
+    assert source.count("te_conv2d(") == (len(convs) if kind == "gemm" else 0)
+    xs = _inputs(g, 4)[:3]
+    _check(g, build_host(project), xs)
+    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+        pytest.skip("needs the Arm toolchain (make toolchain)")
+    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
+    for x in xs:
+        want = reference.run(g, x)[g.outputs[0]].ravel()
+        got = cortexm.run(build, x).output.reshape(-1)
+        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+
+
+def test_ring_depthwise_with_odd_extents_is_bit_exact_on_cortex_m7(
+    graphs: dict[str, Graph], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """te_dw3_ring forced onto every 3x3 layer of the depthwise graphs, odd extents included (its
+    portable tails: the last column, the last row of an odd stride-1 height), host and M7."""
+    from common.mcu import codegen, cortexm, toolchain
+
+    monkeypatch.setattr(codegen, "_dw_ring", lambda o, kh, kw, sh, sw, *_: kh == kw == 3)
+    for name in ("depthwise_simd", "depthwise", "residual"):
+        g = graphs[name]
+        project = generate(g, tmp_path / name, CONFIGS["specialized"])
+        assert "te_dw3_ring(" in (project.out_dir / "model.c").read_text()
+        xs = _inputs(g, 5)[:3]
+        _check(g, build_host(project), xs)
+        if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+            continue
+        build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / f"{name}_m7")
+        for x in xs:
+            want = reference.run(g, x)[g.outputs[0]].ravel()
+            got = cortexm.run(build, x).output.reshape(-1)
+            assert np.array_equal(got, want), f"{name}: {np.count_nonzero(got != want)} differ"
+
+
+def test_channel_choices_respect_the_flash_budget(graphs: dict[str, Graph]) -> None:
+    from common.mcu.codegen import _channel_choices, _channel_costs, _conv_gemm_setup
+
+    g = graphs["narrow"]
+
+    def extra(choices: dict[int, str]) -> int:
+        total = 0
+        for i, kind in choices.items():
+            _, _, _, kp, _ = _conv_gemm_setup(g, g.ops[i], CodegenOptions())
+            costs = _channel_costs(kp, g.tensors[g.ops[i].outputs[0]].shape[-1])
+            total += max(costs[kind][1] - costs["gemm"][1], 0)
+        return total
+
+    generous = _channel_choices(g, CodegenOptions())
+    assert "gemm" not in generous.values()
+    for budget in (0, 2000, 6000):
+        choices = _channel_choices(g, CodegenOptions(channel_flash=budget))
+        assert extra(choices) <= budget
+    assert set(_channel_choices(g, CodegenOptions(channel_flash=0)).values()) == {"gemm"}
+
+
 def test_depth_multiplier_is_reported_unsupported(tmp_path: Path) -> None:
     b = GraphBuilder((1, 6, 6, 3), seed=0)
     b.conv(0, 3, depthwise=True)

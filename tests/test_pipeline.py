@@ -12,6 +12,7 @@ from common.config import PROFILES, from_dict
 from common.data.prepare import DataProfile
 from papers.deep_compression.config import DeepCompressionProfile
 from papers.mcunet.config import MCUNetProfile
+from papers.once_for_all.config import OFAProfile
 
 REPO = Path(__file__).resolve().parents[1]
 PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
@@ -21,6 +22,7 @@ SECTION_CLASSES = {
     "data": DataProfile,
     "deep_compression": DeepCompressionProfile,
     "mcunet": MCUNetProfile,
+    "once_for_all": OFAProfile,
 }
 _MISSING = object()
 

@@ -176,7 +176,11 @@ def calibration_batches(
     idx = torch.randperm(len(data), generator=g)[:n]
     out = []
     for start in range(0, n, batch_size):
-        x, _ = data[idx[start : start + batch_size]]
+        chunk = idx[start : start + batch_size]
+        if getattr(data, "supports_batch_indexing", False):
+            x, _ = data[chunk]
+        else:  # e.g. an ImageFolder: one sample at a time
+            x = torch.stack([data[int(i)][0] for i in chunk])
         out.append(resize_batch(x, resolution) if resolution else x)
     return out
 

@@ -3,6 +3,7 @@ supernets and sub-networks."""
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from common.config import ConfigError, load_profile
 from common.data import build_dataset
 from common.data.arrays import ArrayDataset
 from common.data.loader import build_loader
+from common.data.vision import imagenet_transform
 from common.ofa import OFAMobileNetV3, OFAMobileNetV3Config
 from common.ofa.supernet import build_static_subnet, subnet_spec
 from common.ofa.training import Arch, calibration_batches
@@ -92,9 +94,13 @@ def load_splits(cfg: OFAProfile, data: Path) -> Splits:
         root = d.root or (str(data) if d.dataset == "imagefolder" else None)
         train_full = build_dataset(d.dataset, "train", root=root, **kwargs)
         test = build_dataset(d.dataset, "val", root=root, **kwargs)
+        # The held-out images are measured, not trained on: evaluation transforms for them.
+        train_eval = copy.copy(train_full)
+        train_eval.transform = imagenet_transform(False, kwargs["resolution"])
     else:
         train_full = build_dataset(d.dataset, "train", root=data)
         test = build_dataset(d.dataset, "test", root=data)
+        train_eval = train_full
     if d.channels_last and isinstance(train_full, ArrayDataset):
         train_full.transform = test.transform = _channels_last
     n = len(train_full)
@@ -108,7 +114,7 @@ def load_splits(cfg: OFAProfile, data: Path) -> Splits:
     rest = perm[d.holdout_images :]
     train_idx = (rest if d.train_images is None else rest[: d.train_images]).sort().values
     train = _take(train_full, train_idx)
-    holdout = _take(train_full, holdout_idx)
+    holdout = _take(train_eval, holdout_idx)
     if d.test_images is not None and d.test_images < len(test):
         tperm = torch.randperm(len(test), generator=torch.Generator().manual_seed(cfg.seed))
         test = _take(test, tperm[: d.test_images].sort().values)

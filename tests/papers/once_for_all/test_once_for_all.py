@@ -1,0 +1,167 @@
+"""Once-for-All's stages: config validation, the MobileNetV3 baseline, the report's derived
+numbers, and the training stage end to end on a tiny fake ImageFolder (the paper profile's
+data path: ImageNet is an ImageFolder)."""
+
+from __future__ import annotations
+
+import copy
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+
+from common.config import ConfigError, from_dict
+from common.data.fixtures import write_fake_imagefolder
+from common.ofa.efficiency import arch_macs
+from papers.once_for_all import train
+from papers.once_for_all.config import OFAProfile
+from papers.once_for_all.mobilenetv3 import family_space, mbv3_arch
+from papers.once_for_all.report import derive
+from papers.once_for_all.stage import load_supernet
+
+REPO = Path(__file__).resolve().parents[3]
+PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
+
+
+def _smoke() -> dict:
+    return copy.deepcopy(PARAMS["once_for_all"]["profiles"]["smoke"])
+
+
+def _profile(data: dict) -> OFAProfile:
+    return from_dict(OFAProfile, data, file="params.yaml", prefix="once_for_all.profiles.x")
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        (lambda d: d["phases"].pop("depth1"), "missing"),
+        (lambda d: d["phases"]["kernel"].update(init="nope"), "phases.kernel.init"),
+        (lambda d: d["phases"]["kernel"].update(kernel_sizes=[3, 9]), "phases.kernel"),
+        (lambda d: d["phases"]["full"].update(distill=True), "teacher"),
+        (lambda d: d["space"].update(act="gelu"), "act"),
+        (lambda d: d["search"]["targets"]["mcu"].update(metric="flops"), "metric"),
+    ],
+)
+def test_bad_profiles_name_the_key(change, message: str) -> None:
+    data = _smoke()
+    change(data)
+    with pytest.raises(ConfigError, match=message):
+        _profile(data)
+
+
+def test_mobilenetv3_pattern_is_in_the_space_and_widths_scale() -> None:
+    cfg = _profile(copy.deepcopy(PARAMS["once_for_all"]["profiles"]["default"]))
+    arch = mbv3_arch(cfg.space)
+    assert arch["d"] == [2, 3, 4, 2, 3]
+    assert set(arch["ks"]) <= set(cfg.space.kernel_sizes)
+    assert set(arch["e"]) <= set(cfg.space.expand_ratios)
+    macs = [arch_macs(family_space(cfg.space, w), arch) for w in (0.75, 1.0, 1.25)]
+    assert macs == sorted(macs) and len(set(macs)) == 3
+
+
+def test_report_derives_comparisons_and_costs() -> None:
+    cfg = _profile(_smoke())
+    search = {
+        "targets": {
+            "mbv3_w1": {
+                "matches_family": 1.0,
+                "ofa_accuracy": 80.0,
+                "finetuned_accuracy": 81.0,
+                "search_seconds": 2.0,
+            },
+            "latency": {
+                "matches_family": None,
+                "ofa_accuracy": 70.0,
+                "finetuned_accuracy": 69.0,
+                "search_seconds": 4.0,
+            },
+        }
+    }
+    scratch = {
+        "networks": {
+            "mbv3_w1": {"accuracy": 78.0, "train_seconds": 100.0},
+            "searched_mbv3_w1": {"accuracy": 79.5, "train_seconds": 60.0},
+        }
+    }
+    m = {
+        f"{p}/train_seconds": 50.0
+        for p in ("full", "kernel", "depth1", "depth2", "expand1", "expand2")
+    }
+    m |= {"measure/seconds": 40.0, "predictor/fit_seconds": 5.0, "latency/build_seconds": 5.0}
+    d = derive(m, cfg, search, scratch)
+    assert d["compare/mbv3_w1/ofa_minus_mbv3"] == pytest.approx(2.0)
+    assert d["compare/mbv3_w1/ofa_minus_scratch"] == pytest.approx(0.5)
+    assert d["compare/max_best_minus_mbv3"] == pytest.approx(3.0)  # fine-tuned 81 vs 78
+    assert d["compare/mean_finetune_gain"] == pytest.approx(0.0)  # +1 and -1
+    once = 6 * 50.0 + 40 + 5 + 5
+    assert d["cost/ofa_once_seconds"] == pytest.approx(once)
+    assert d["cost/ratio_n40"] == pytest.approx(40 * 80.0 / (once + 40 * 3.0))
+    assert d["space/log10_subnets"] == pytest.approx(19.34, abs=0.01)
+    assert "imagenet/ablation/reference_ps_accuracy" not in d  # colour digits: not comparable
+
+
+def _tiny_imagefolder_params(tmp: Path) -> Path:
+    root = write_fake_imagefolder(tmp / "imagefolder", classes=3, per_class=6, size=28)
+    data = _smoke()
+    data["space"].update(num_classes=3, resolution_range=[16, 24], resolution_step=8)
+    data["data"].update(
+        dataset="imagefolder",
+        root=str(root),
+        train_images=None,
+        holdout_images=4,
+        calibration_images=4,
+        calibration_batch=4,
+        test_images=None,
+        channels_last=False,
+    )
+    for ph in data["phases"].values():
+        ph["train"].update(batch_size=4, eval_batch_size=8)
+    params = {"once_for_all": {"profile": "paper", "profiles": {"paper": data}}}
+    path = tmp / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return path
+
+
+@pytest.mark.slow
+def test_training_phases_on_a_fake_imagefolder_and_resume(tmp_path: Path, capsys) -> None:
+    params = _tiny_imagefolder_params(tmp_path)
+    runs = tmp_path / "runs"
+
+    def phase(name: str, *extra: str) -> int:
+        return train.main(
+            [
+                "--params",
+                str(params),
+                "--phase",
+                name,
+                "--data",
+                str(tmp_path),
+                "--out",
+                str(runs / name),
+                "--checkpoints",
+                str(tmp_path / "ck" / name),
+                "--metrics",
+                str(tmp_path / f"{name}.json"),
+                "--history",
+                str(tmp_path / f"{name}.csv"),
+                *extra,
+            ]
+        )
+
+    assert phase("full") == 0
+    net, meta = load_supernet(runs / "full")
+    assert meta["phase"] == "full" and net.config.num_classes == 3
+    metrics = json.loads((tmp_path / "full.json").read_text())
+    assert 0.0 <= metrics["full/max/holdout_accuracy"] <= 100.0
+    # Rerunning a finished phase resumes from its checkpoint instead of training again.
+    assert phase("full") == 0
+    assert "resuming from" in capsys.readouterr().out
+    # A later phase needs the previous phase and the teacher; without them: one clear error.
+    assert phase("kernel") == 2
+    assert "pass --init" in capsys.readouterr().err
+    assert phase("kernel", "--init", str(runs / "full"), "--teacher", str(runs / "full")) == 0
+    assert load_supernet(runs / "kernel")[1]["phase"] == "kernel"
+    # Starting from the wrong phase is refused.
+    assert phase("depth1", "--init", str(runs / "full"), "--teacher", str(runs / "full")) == 2
+    assert "starts from" in capsys.readouterr().err

@@ -31,6 +31,8 @@ CONFIGS = {
     "no_simd": CodegenOptions(simd=False),
     # SIMD with the input offset added to pairs (SADD16) instead of folded into the bias
     "no_inplace": CodegenOptions(inplace=False, fold_offset=False),
+    # the int8 2x2 GEMM (one-pixel tail included) and the int8 padded-plane depthwise
+    "gemm": CodegenOptions(per_channel=False, dw_rows=False),
     "generic": CodegenOptions(
         simd=False, unroll=False, inplace=False, specialize=False, fuse_pad=False, fold_offset=False
     ),
@@ -92,6 +94,19 @@ def narrow_graph() -> Graph:
     return b.build()
 
 
+def global_pool_graph() -> Graph:
+    """A global average pool (the SXTAB16 path: channels a multiple of four, <= 255 pixels) and
+    1x1 layers over an odd pixel count (the one-pixel GEMM tail)."""
+    b = GraphBuilder((1, 5, 5, 6), seed=13)
+    b.conv(12, 1)
+    b.pool("avg_pool2d", 5, 1)
+    b.conv(8, 1, activation="none")
+    x = b.g.tensors[b.last]
+    b.reshape((1, int(np.prod(x.shape[1:]))))
+    b.fc(5)
+    return b.build()
+
+
 def residual_graph() -> Graph:
     """MobileNetV2 blocks with residual adds (one with a fused ReLU), odd channel counts."""
     b = GraphBuilder((1, 9, 9, 7), seed=5)
@@ -142,6 +157,7 @@ GRAPHS: dict[str, Callable[[], Graph]] = {
     "depthwise": depthwise_graph,
     "depthwise_simd": depthwise_simd_graph,
     "narrow": narrow_graph,
+    "global_pool": global_pool_graph,
     "residual": residual_graph,
     "pool_fc": pool_fc_graph,
     "softmax": softmax_graph,
@@ -435,9 +451,10 @@ def test_converted_models_are_bit_exact(builds: Builds, kind: str) -> None:
         _check(g, exe, xs)
 
 
-@pytest.mark.parametrize("config", ["specialized", "no_inplace"])
+@pytest.mark.parametrize("config", ["specialized", "no_inplace", "gemm"])
 @pytest.mark.parametrize(
-    "name", ["random1", "depthwise", "depthwise_simd", "narrow", "residual", "pool_fc"]
+    "name",
+    ["random1", "depthwise", "depthwise_simd", "narrow", "global_pool", "residual", "pool_fc"],
 )
 def test_cortex_m7_build_is_bit_exact(
     graphs: dict[str, Graph], name: str, config: str, tmp_path: Path

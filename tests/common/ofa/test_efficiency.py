@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from common.measure import count_macs
 from common.mcu.convert import convert
 from common.mcu.memory import plan_tinyengine
+from common.measure import count_macs
 from common.ofa.efficiency import (
     LatencyTable,
     arch_macs,

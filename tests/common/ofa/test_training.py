@@ -24,7 +24,6 @@ from common.ofa.training import (
     set_arch,
 )
 from common.train import TrainConfig, Trainer, TrainHook
-from common.train.evaluate import evaluate_classifier
 from tests.common.ofa.conftest import perturb_
 
 

@@ -60,6 +60,14 @@ static inline int32_t te_smmlar(int32_t a, int32_t b, int32_t r) {
     __asm__("smmlar %0, %1, %2, %3" : "=r"(y) : "r"(a), "r"(b), "r"(r));
     return y;
 }
+/* Halfword-wise acc + SXTB16(x): bytes 0 and 2 of x sign-extended and added (SXTAB16). */
+static inline uint32_t te_sxtab16(uint32_t acc, uint32_t x) { return __sxtab16(acc, x); }
+/* The same for bytes 1 and 3 (SXTAB16 with ROR #8). */
+static inline uint32_t te_sxtab16_ror8(uint32_t acc, uint32_t x) {
+    uint32_t r;
+    __asm__("sxtab16 %0, %1, %2, ror #8" : "=r"(r) : "r"(acc), "r"(x));
+    return r;
+}
 /* acc + a.lo * b.lo (signed halfwords, SMLABB). */
 static inline int32_t te_smlabb(uint32_t a, uint32_t b, int32_t acc) {
     return (int32_t)__smlabb((int32_t)a, (int32_t)b, acc);
@@ -93,6 +101,10 @@ static inline int32_t te_smlad(uint32_t a, uint32_t b, int32_t acc) {
     return (int32_t)((uint32_t)acc + (uint32_t)p0 + (uint32_t)p1);
 }
 static inline uint32_t te_sxtb16_ror8(uint32_t x) { return te_sxtb16(te_ror(x, 8)); }
+static inline uint32_t te_sxtab16(uint32_t acc, uint32_t x) { return te_sadd16(acc, te_sxtb16(x)); }
+static inline uint32_t te_sxtab16_ror8(uint32_t acc, uint32_t x) {
+    return te_sadd16(acc, te_sxtb16_ror8(x));
+}
 static inline int32_t te_smmulr(int32_t a, int32_t b) {
     return (int32_t)(((int64_t)a * (int64_t)b + ((int64_t)1 << 31)) >> 32);
 }

@@ -92,7 +92,30 @@ static inline __attribute__((always_inline)) void te_gemm16(
         int32_t a00 = bias[oc], a01 = bias[oc], a10 = b1, a11 = b1;
         const te_u64 *px = (const te_u64 *)(const void *)col16;
         const te_u64 *end = pw + KP / 4;
-#pragma GCC unroll 2
+#if TE_HAVE_DSP
+        if (!two_px) { /* one pixel: its pair slot holds a copy, skip those MACs */
+#pragma GCC unroll 16
+            for (; pw < end; ++pw) {
+                uint32_t w0, w1, t0, t1, x0, x1;
+                __asm__ volatile("ldrd %[w0], %[w1], [%[pw]]\n\t"
+                                 "ldrd %[x0], %[x1], [%[px]], #16\n\t"
+                                 "sxtb16 %[t0], %[w0]\n\t"
+                                 "sxtb16 %[w0], %[w0], ror #8\n\t"
+                                 "sxtb16 %[t1], %[w1]\n\t"
+                                 "sxtb16 %[w1], %[w1], ror #8\n\t"
+                                 "smlad %[a00], %[x0], %[t0], %[a00]\n\t"
+                                 "smlad %[a00], %[x1], %[w0], %[a00]\n\t"
+                                 "smlad %[a10], %[x0], %[t1], %[a10]\n\t"
+                                 "smlad %[a10], %[x1], %[w1], %[a10]"
+                                 : [px] "+r"(px), [a00] "+r"(a00), [a10] "+r"(a10),
+                                   [w0] "=&r"(w0), [w1] "=&r"(w1), [t0] "=&r"(t0),
+                                   [t1] "=&r"(t1), [x0] "=&r"(x0), [x1] "=&r"(x1)
+                                 : [pw] "r"(pw)
+                                 : "memory");
+            }
+        }
+#endif
+#pragma GCC unroll 16
         for (; pw < end; ++pw) {
 #if TE_HAVE_DSP
             /* GCC splits the LDRDs and spills a pointer here: the group is written out. */
@@ -596,7 +619,8 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
 
 #if TE_HAVE_DSP && TE_SPECIALIZE
 /* Stride 1: two output rows x two columns from the four ring rows at byte offsets R0..R3 from p
- * (p points into ring slot 0, so every offset is non-negative): four LDRD, 24 MACs. */
+ * (p points into ring slot 0, so every offset is non-negative): one LDM of the weight pairs (wp),
+ * two loads of the base (wp[6]) into the first accumulators, four LDRD, 24 MACs. */
 #define TE_DW3_S1_QUAD(R0, R1, R2, R3)                                              \
     do {                                                                            \
         register uint32_t u0_ __asm__("r4");                                        \
@@ -606,16 +630,18 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
         register uint32_t v1_ __asm__("r9");                                        \
         register uint32_t v2_ __asm__("r10");                                       \
     __asm__ volatile("ldmia %[wp], {%[u0], %[u1], %[u2], %[v0], %[v1], %[v2]}\n\t" \
+                     "ldr %[a00], [%[wp], #24]\n\t"                                 \
                      "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                           \
+                     "smlatb %[a01], %[x], %[u0], %[a00]\n\t"                       \
                      "smlad %[a00], %[x], %[u0], %[a00]\n\t"                        \
-                     "smlatb %[a01], %[x], %[u0], %[a01]\n\t"                       \
                      "smlabt %[a00], %[y], %[v0], %[a00]\n\t"                       \
                      "smlad %[a01], %[y], %[v0], %[a01]\n\t"                        \
                      "ldrd %[x], %[y], [%[p], %[r1]]\n\t"                           \
                      "smlad %[a00], %[x], %[u1], %[a00]\n\t"                        \
                      "smlatb %[a01], %[x], %[u1], %[a01]\n\t"                       \
+                     "ldr %[a10], [%[wp], #24]\n\t"                                 \
+                     "smlatb %[a11], %[x], %[u0], %[a10]\n\t"                       \
                      "smlad %[a10], %[x], %[u0], %[a10]\n\t"                        \
-                     "smlatb %[a11], %[x], %[u0], %[a11]\n\t"                       \
                      "smlabt %[a00], %[y], %[v1], %[a00]\n\t"                       \
                      "smlad %[a01], %[y], %[v1], %[a01]\n\t"                        \
                      "smlabt %[a10], %[y], %[v0], %[a10]\n\t"                       \
@@ -635,8 +661,8 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
                      "smlabt %[a10], %[y], %[v2], %[a10]\n\t"                       \
                      "smlad %[a11], %[y], %[v2], %[a11]\n\t"                        \
                      "adds %[p], %[p], #4"                                          \
-                     : [p] "+r"(p), [a00] "+r"(a00), [a01] "+r"(a01), [a10] "+r"(a10), \
-                       [a11] "+r"(a11), [x] "=&r"(x), [y] "=&r"(y), [u0] "=&r"(u0_),  \
+                     : [p] "+r"(p), [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), \
+                       [a11] "=&r"(a11), [x] "=&r"(x), [y] "=&r"(y), [u0] "=&r"(u0_),  \
                        [u1] "=&r"(u1_), [u2] "=&r"(u2_), [v0] "=&r"(v0_), [v1] "=&r"(v1_), \
                        [v2] "=&r"(v2_)                                              \
                      : [wp] "r"(wv), [r0] "i"(R0), [r1] "i"(R1), [r2] "i"(R2),      \
@@ -644,9 +670,13 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
                      : "cc", "memory");                                             \
     } while (0)
 
-/* Stride 2: one output row x two columns from the three ring rows at byte offsets R0..R2 from p:
- * per row one LDRD and one LDR of six neighbouring values, four MACs. */
-#define TE_DW3_S2_PAIR(R0, R1, R2)                                                  \
+/* Stride 2: a whole output row (an even number of outputs) in one asm loop, two outputs per
+ * iteration from the three ring rows at byte offsets R0..R2 from p, requantization and store
+ * included. wp: {(w0, w1) x 3, (w1, w2) x 3, 2 * base, multiplier, e, r}; per iteration one LDM
+ * of the weight pairs, per window row LDRD + LDR of six neighbouring values and four MACs, then
+ * per output SMMLAR, ADD (sign), ASR, SSAT (and the activation clamps) and a post-indexed STRB:
+ * 35 instructions per two outputs. */
+#define TE_DW3_S2_ROW(R0, R1, R2)                                                   \
     do {                                                                            \
         register uint32_t u0_ __asm__("r4");                                        \
         register uint32_t u1_ __asm__("r5");                                        \
@@ -654,32 +684,74 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
         register uint32_t v0_ __asm__("r8");                                        \
         register uint32_t v1_ __asm__("r9");                                        \
         register uint32_t v2_ __asm__("r10");                                       \
-    __asm__ volatile("ldmia %[wp], {%[u0], %[u1], %[u2], %[v0], %[v1], %[v2]}\n\t" \
-                     "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                           \
-                     "ldr %[z], [%[p], %[r0z]]\n\t"                                 \
-                     "smlad %[a0], %[x], %[u0], %[a0]\n\t"                          \
-                     "smlabt %[a0], %[y], %[v0], %[a0]\n\t"                         \
-                     "smlad %[a1], %[y], %[u0], %[a1]\n\t"                          \
-                     "smlabt %[a1], %[z], %[v0], %[a1]\n\t"                         \
-                     "ldrd %[x], %[y], [%[p], %[r1]]\n\t"                           \
-                     "ldr %[z], [%[p], %[r1z]]\n\t"                                 \
-                     "smlad %[a0], %[x], %[u1], %[a0]\n\t"                          \
-                     "smlabt %[a0], %[y], %[v1], %[a0]\n\t"                         \
-                     "smlad %[a1], %[y], %[u1], %[a1]\n\t"                          \
-                     "smlabt %[a1], %[z], %[v1], %[a1]\n\t"                         \
-                     "ldrd %[x], %[y], [%[p], %[r2]]\n\t"                           \
-                     "ldr %[z], [%[p], %[r2z]]\n\t"                                 \
-                     "smlad %[a0], %[x], %[u2], %[a0]\n\t"                          \
-                     "smlabt %[a0], %[y], %[v2], %[a0]\n\t"                         \
-                     "smlad %[a1], %[y], %[u2], %[a1]\n\t"                          \
-                     "smlabt %[a1], %[z], %[v2], %[a1]\n\t"                         \
-                     "adds %[p], %[p], #8"                                          \
-                     : [p] "+r"(p), [a0] "+r"(a0), [a1] "+r"(a1), [x] "=&r"(x),     \
-                       [y] "=&r"(y), [z] "=&r"(z), [u0] "=&r"(u0_), [u1] "=&r"(u1_), \
-                       [u2] "=&r"(u2_), [v0] "=&r"(v0_), [v1] "=&r"(v1_), [v2] "=&r"(v2_) \
-                     : [wp] "r"(wv), [r0] "i"(R0), [r1] "i"(R1), [r2] "i"(R2),      \
-                       [r0z] "i"((R0) + 8), [r1z] "i"((R1) + 8), [r2z] "i"((R2) + 8) \
-                     : "cc", "memory");                                             \
+        int32_t a0_, a1_;                                                           \
+        uint32_t x_, y_;                                                            \
+        __asm__ volatile(                                                           \
+            "1:\n\t"                                                                \
+            "ldmia %[wp], {%[u0], %[u1], %[u2], %[v0], %[v1], %[v2]}\n\t"           \
+            "ldr %[a0], [%[wp], #24]\n\t"                                           \
+            "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                                    \
+            "smlad %[a1], %[y], %[u0], %[a0]\n\t"                                   \
+            "smlad %[a0], %[x], %[u0], %[a0]\n\t"                                   \
+            "smlabt %[a0], %[y], %[v0], %[a0]\n\t"                                  \
+            "ldr %[x], [%[p], %[r0z]]\n\t"                                          \
+            "smlabt %[a1], %[x], %[v0], %[a1]\n\t"                                  \
+            "ldrd %[x], %[y], [%[p], %[r1]]\n\t"                                    \
+            "smlad %[a0], %[x], %[u1], %[a0]\n\t"                                   \
+            "smlabt %[a0], %[y], %[v1], %[a0]\n\t"                                  \
+            "smlad %[a1], %[y], %[u1], %[a1]\n\t"                                   \
+            "ldr %[x], [%[p], %[r1z]]\n\t"                                          \
+            "smlabt %[a1], %[x], %[v1], %[a1]\n\t"                                  \
+            "ldrd %[x], %[y], [%[p], %[r2]]\n\t"                                    \
+            "smlad %[a0], %[x], %[u2], %[a0]\n\t"                                   \
+            "smlabt %[a0], %[y], %[v2], %[a0]\n\t"                                  \
+            "smlad %[a1], %[y], %[u2], %[a1]\n\t"                                   \
+            "ldr %[x], [%[p], %[r2z]]\n\t"                                          \
+            "smlabt %[a1], %[x], %[v2], %[a1]\n\t"                                  \
+            "ldrd %[x], %[y], [%[wp], #28]\n\t"                                     \
+            "ldr %[u0], [%[wp], #36]\n\t"                                           \
+            "smmlar %[u1], %[a0], %[x], %[u0]\n\t"                                  \
+            "add %[u1], %[u1], %[a0], asr #31\n\t"                                  \
+            "asr %[u1], %[u1], %[y]\n\t"                                            \
+            "ssat %[u1], #8, %[u1]\n\t"                                             \
+            ".if %c[lo] > -128\n\t"                                                 \
+            "cmp %[u1], #%c[lo]\n\t"                                                \
+            "it lt\n\t"                                                             \
+            "movlt %[u1], #%c[lo]\n\t"                                              \
+            ".endif\n\t"                                                            \
+            ".if %c[hi] < 127\n\t"                                                  \
+            "cmp %[u1], #%c[hi]\n\t"                                                \
+            "it gt\n\t"                                                             \
+            "movgt %[u1], #%c[hi]\n\t"                                              \
+            ".endif\n\t"                                                            \
+            "strb %[u1], [%[o]], %[c]\n\t"                                          \
+            "smmlar %[u1], %[a1], %[x], %[u0]\n\t"                                  \
+            "add %[u1], %[u1], %[a1], asr #31\n\t"                                  \
+            "asr %[u1], %[u1], %[y]\n\t"                                            \
+            "ssat %[u1], #8, %[u1]\n\t"                                             \
+            ".if %c[lo] > -128\n\t"                                                 \
+            "cmp %[u1], #%c[lo]\n\t"                                                \
+            "it lt\n\t"                                                             \
+            "movlt %[u1], #%c[lo]\n\t"                                              \
+            ".endif\n\t"                                                            \
+            ".if %c[hi] < 127\n\t"                                                  \
+            "cmp %[u1], #%c[hi]\n\t"                                                \
+            "it gt\n\t"                                                             \
+            "movgt %[u1], #%c[hi]\n\t"                                              \
+            ".endif\n\t"                                                            \
+            "strb %[u1], [%[o]], %[c]\n\t"                                          \
+            "adds %[p], %[p], #8\n\t"                                               \
+            "cmp %[p], %[pend]\n\t"                                                 \
+            "bne 1b"                                                                \
+            : [p] "+r"(p), [o] "+r"(o0), [a0] "=&r"(a0_), [a1] "=&r"(a1_),          \
+              [x] "=&r"(x_), [y] "=&r"(y_), [u0] "=&r"(u0_), [u1] "=&r"(u1_),       \
+              [u2] "=&r"(u2_), [v0] "=&r"(v0_), [v1] "=&r"(v1_), [v2] "=&r"(v2_)    \
+            : [wp] "r"(wv), [pend] "r"(pend), [r0] "i"(R0), [r1] "i"(R1),           \
+              [r2] "i"(R2), [r0z] "i"((R0) + 8), [r1z] "i"((R1) + 8),               \
+              [r2z] "i"((R2) + 8), [c] "i"(C), [lo] "i"(lo), [hi] "i"(hi)           \
+            : "cc", "memory");                                                      \
+        (void)a0_, (void)a1_, (void)x_, (void)y_, (void)u2_, (void)v0_, (void)v1_,  \
+            (void)v2_;                                                              \
     } while (0)
 #endif
 
@@ -718,13 +790,16 @@ TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
             w_sum += w[t];
         }
         const int32_t base = (bias[c] + off * w_sum) * dbl;
-        uint32_t wv[6]; /* (w0, w1) of rows 0..2, then (w1, w2) of rows 0..2 */
+        /* (w0, w1) of rows 0..2, (w1, w2) of rows 0..2, then for TE_DW3_S2_ROW 2 * base and the
+         * fast requantization's multiplier, shift and rounding constant */
+        uint32_t wv[10];
         uint32_t *w01 = wv, *w12 = wv + 3;
         for (int32_t k = 0; k < 3; ++k) {
             const int32_t k0 = dbl * w[3 * k], k1 = dbl * w[3 * k + 1], k2 = dbl * w[3 * k + 2];
             w01[k] = (te_pack_pair(k0) & 0xffffu) | (te_pack_pair(k1) << 16);
             w12[k] = (te_pack_pair(k1) & 0xffffu) | (te_pack_pair(k2) << 16);
         }
+        wv[6] = (uint32_t)base;
         te_dw_rq q = {0, 0, 0, 0, mult[c], shift[c]};
         if (rq) {
             q.fast = 1;
@@ -740,11 +815,13 @@ TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
             for (; next <= top + 1 + rows; ++next) {
                 int16_t *d = ring + (next & 3) * RW + PL;
                 const int32_t iy = next - PT;
-                if (iy >= 0 && iy < CH) {
+                if (iy >= 0 && iy < CH) { /* LDRSB and STRH, both post-indexed */
                     const int8_t *src = in + iy * W * C + c;
+                    const int16_t *end = d + CW;
 #pragma GCC unroll 8
-                    for (int32_t ix = 0; ix < CW; ++ix) {
-                        d[ix] = src[ix * C];
+                    while (d < end) {
+                        *d++ = *src;
+                        src += C;
                     }
                 } else {
                     for (int32_t ix = 0; ix < CW; ++ix) {
@@ -764,7 +841,7 @@ TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
             uint32_t x, y;
             if (rows == 2) { /* top is even: the rows start in slot 0 or slot 2 */
                 for (; ox + 2 <= OW; ox += 2) {
-                    int32_t a00 = base, a01 = base, a10 = base, a11 = base;
+                    int32_t a00, a01, a10, a11;
                     if ((top & 3) == 0) {
                         TE_DW3_S1_QUAD(0, 2 * RW, 4 * RW, 6 * RW);
                     } else {
@@ -777,19 +854,17 @@ TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
                     o0 += 2 * C;
                     o1 += 2 * C;
                 }
-            } else if (S == 2) { /* top = 2 * oy: slot 0 or slot 2 */
-                for (; ox + 2 <= OW; ox += 2) {
-                    int32_t a0 = base, a1 = base;
-                    uint32_t z;
-                    if ((top & 3) == 0) {
-                        TE_DW3_S2_PAIR(0, 2 * RW, 4 * RW);
-                    } else {
-                        TE_DW3_S2_PAIR(4 * RW, 6 * RW, 0);
-                    }
-                    o0[0] = te_dw_out2(a0, q, out_zp, lo, hi);
-                    o0[C] = te_dw_out2(a1, q, out_zp, lo, hi);
-                    o0 += 2 * C;
+            } else if (S == 2 && q.fast && OW >= 2 && C <= 255) { /* top = 2 * oy: slot 0 or 2 */
+                const int16_t *pend = p + 4 * (OW / 2);
+                wv[7] = (uint32_t)q.qm;
+                wv[8] = (uint32_t)q.qe;
+                wv[9] = (uint32_t)q.qr;
+                if ((top & 3) == 0) {
+                    TE_DW3_S2_ROW(0, 2 * RW, 4 * RW);
+                } else {
+                    TE_DW3_S2_ROW(4 * RW, 6 * RW, 0);
                 }
+                ox = OW / 2 * 2;
             }
             o0 -= ox * C;
             o1 -= ox * C;
@@ -1028,6 +1103,34 @@ TE_KERNEL void te_add(const int8_t *a, const int8_t *b, int8_t *out, int32_t N, 
 TE_KERNEL void te_pool(const int8_t *in, int8_t *out, int32_t H, int32_t W, int32_t C, int32_t OH,
                        int32_t OW, int32_t FH, int32_t FW, int32_t SH, int32_t SW, int32_t PT,
                        int32_t PL, int32_t lo, int32_t hi, int is_max) {
+#if TE_SIMD
+    if (!is_max && OH == 1 && OW == 1 && FH == H && FW == W && PT == 0 && PL == 0 &&
+        C % 4 == 0 && H * W <= 255) {
+        /* global average: four channels at a time, one LDR and two SXTAB16 per pixel into
+         * halfword sums (|sum| <= 255 * 128 fits), then TF-Lite's rounding division */
+        const int32_t n = H * W;
+        for (int32_t c = 0; c < C; c += 4) {
+            uint32_t se = 0, so = 0;
+            const int8_t *px = in + c;
+            for (int32_t i = 0; i < n; ++i) {
+                const uint32_t v = te_read_u32(px);
+                se = te_sxtab16(se, v);
+                so = te_sxtab16_ror8(so, v);
+                px += C;
+            }
+            const int32_t sums[4] = {(int16_t)(se & 0xffffu), (int16_t)(so & 0xffffu),
+                                     (int16_t)(se >> 16), (int16_t)(so >> 16)};
+            for (int32_t k = 0; k < 4; ++k) {
+                int32_t acc = sums[k];
+                acc = acc > 0 ? (acc + n / 2) / n : (acc - n / 2) / n;
+                acc = acc < lo ? lo : acc;
+                acc = acc > hi ? hi : acc;
+                out[c + k] = (int8_t)acc;
+            }
+        }
+        return;
+    }
+#endif
     for (int32_t oy = 0; oy < OH; ++oy) {
         const int32_t iy0 = oy * SH - PT;
         const int32_t y0 = iy0 < 0 ? 0 : iy0;

@@ -142,7 +142,8 @@ class CodegenOptions:
             unrolled over the channels (the shift a literal; for K <= 8 the pixel stays in
             registers) or looped (the shift in the record), chosen per layer by estimated
             instructions saved per byte of flash within ``channel_flash``.
-        channel_flash: the flash (bytes) the per-channel code may add over the int8 GEMM.
+        channel_flash: the flash (bytes) the per-channel code may add over the int8 GEMM (by the
+            generator's estimate, ``CProject.channel_bytes``).
         dw_rows: 3x3 depthwise on a ring of four int16-widened rows (LDRD + SMLAD, two output
             rows at a time for stride 1) instead of the int8 padded plane, where the output
             width (and for stride 1 the height) is even.
@@ -206,6 +207,7 @@ class CProject:
     input_bytes: int
     output_bytes: int
     inplace_ops: list[str] = field(default_factory=list)
+    channel_bytes: int = 0  # estimated flash the per-channel code adds over the int8 GEMM
 
     @property
     def mcu_sources(self) -> list[Path]:
@@ -231,6 +233,7 @@ class _Emitter:
         self.weight_bytes = 0
         self.wide_kps: list[int] = []  # record lengths of the wide per-channel code
         self.looped_kps: list[int] = []  # and of its looped variant
+        self.channel_bytes = 0  # estimated flash of the per-channel code over the GEMM
         self.funcs: list[str] = []  # one function per operator (specialized code)
 
     def array(self, name: str, ctype: str, values: np.ndarray) -> str:
@@ -684,15 +687,26 @@ def _channel_choices(g: Graph, options: CodegenOptions) -> dict[int, str]:
 
     lo, hi = 0.0, 1e9
     chosen, total = pick(lo)
-    if total <= options.channel_flash:
-        return chosen
-    for _ in range(60):
-        mid = (lo + hi) / 2
-        if pick(mid)[1] <= options.channel_flash:
-            hi = mid
-        else:
-            lo = mid
-    return pick(hi)[0]
+    if total > options.channel_flash:
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            if pick(mid)[1] <= options.channel_flash:
+                hi = mid
+            else:
+                lo = mid
+        chosen, total = pick(hi)
+    return chosen
+
+
+def _channel_extra(g: Graph, options: CodegenOptions, choices: dict[int, str]) -> int:
+    """Estimated flash bytes the chosen per-channel code adds over the int8 GEMM."""
+    total = 0
+    for i, kind in choices.items():
+        op = g.ops[i]
+        kp = _conv_gemm_setup(g, op, options)[3]
+        costs = _channel_costs(kp, g.tensors[op.outputs[0]].shape[-1])
+        total += max(costs[kind][1] - costs["gemm"][1], 0)
+    return total
 
 
 def _channel_records(
@@ -748,6 +762,7 @@ def _emit_specialized(
     wide_kps: list[int] = []
     looped_kps: list[int] = []
     choices = _channel_choices(g, options)
+    em.channel_bytes = _channel_extra(g, options, choices)
     ps = _PatchStage(g, options)
 
     def ptr(t: str) -> str:
@@ -1290,6 +1305,7 @@ void model_invoke(void);
         input_bytes=x_t.nbytes,
         output_bytes=y_t.nbytes,
         inplace_ops=inplace,
+        channel_bytes=em.channel_bytes,
     )
 
 

@@ -343,23 +343,14 @@ def test_ring_depthwise_with_odd_extents_is_bit_exact_on_cortex_m7(
 
 
 def test_channel_choices_respect_the_flash_budget(graphs: dict[str, Graph]) -> None:
-    from common.mcu.codegen import _channel_choices, _channel_costs, _conv_gemm_setup
+    from common.mcu.codegen import _channel_choices, _channel_extra
 
     g = graphs["narrow"]
-
-    def extra(choices: dict[int, str]) -> int:
-        total = 0
-        for i, kind in choices.items():
-            _, _, _, kp, _ = _conv_gemm_setup(g, g.ops[i], CodegenOptions())
-            costs = _channel_costs(kp, g.tensors[g.ops[i].outputs[0]].shape[-1])
-            total += max(costs[kind][1] - costs["gemm"][1], 0)
-        return total
-
     generous = _channel_choices(g, CodegenOptions())
     assert "gemm" not in generous.values()
     for budget in (0, 2000, 6000):
-        choices = _channel_choices(g, CodegenOptions(channel_flash=budget))
-        assert extra(choices) <= budget
+        options = CodegenOptions(channel_flash=budget)
+        assert _channel_extra(g, options, _channel_choices(g, options)) <= budget
     assert set(_channel_choices(g, CodegenOptions(channel_flash=0)).values()) == {"gemm"}
 
 

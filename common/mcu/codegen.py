@@ -518,6 +518,126 @@ def _wide_macro(kp: int, looped: bool = False) -> str:
     )
 
 
+_DWK_REGS = ("r4", "r5", "r6", "r8", "r9", "r10")  # a window row's weight pairs (LDM targets)
+
+
+def _dwk_macro(k: int, s: int) -> str:
+    """``TE_DWK_ROW_<k>_<s>(RW2)``: one output row of a k x k depthwise layer (stride s) on
+    int16 ring rows, two outputs per iteration, as one asm loop (see te_dwk_ring).
+
+    Per window row: one LDM of its k - 1 weight pairs u_j = (w_2j, w_2j+1), v_j = (w_2j+1, w_2j+2),
+    LDRD / LDR of the row's words D_j = (x_2j, x_2j+1), and k + 1 MACs: output 0 is
+    sum_j SMLAD(D_j, u_j) + SMLABT(D_h, v_h-1) (h = (k - 1) / 2); output 1 is
+    SMLATB(D_0, u_0) + sum_j SMLAD(D_j, v_j-1) for stride 1 and output 0's terms on the words one
+    further for stride 2. Then the fast requantization, the clamps and post-indexed stores."""
+    h = (k - 1) // 2
+    nw = h + 1 if s == 1 else h + 2  # data words per window row
+    u = [f"%[w{j}]" for j in range(h)]
+    v = [f"%[w{h + j}]" for j in range(h)]
+    ops0 = [(j, "smlad", u[j]) for j in range(h)] + [(h, "smlabt", v[h - 1])]
+    if s == 1:
+        ops1 = [(0, "smlatb", u[0])] + [(j, "smlad", v[j - 1]) for j in range(1, h + 1)]
+    else:
+        ops1 = [(j + 1, "smlad", u[j]) for j in range(h)] + [(h + 1, "smlabt", v[h - 1])]
+    regs = ", ".join(f"%[w{j}]" for j in range(k - 1))
+    asm = ["1:", "ldr %[a0], [%[wp], #%c[boff]]"]
+    for row in range(k):
+        asm.append(f"ldmia %[wp]!, {{{regs}}}")
+        for pair in range(0, nw, 2):
+            words = [pair] if pair + 1 >= nw else [pair, pair + 1]
+            off = f"%c[rw2] * {row} + {4 * pair}"
+            if len(words) == 2:  # LDRD reaches 1020 bytes, LDR 4095
+                asm += [
+                    f".if ({off}) <= 1020",
+                    f"ldrd %[x], %[y], [%[p], #({off})]",
+                    ".else",
+                    f"ldr %[x], [%[p], #({off})]",
+                    f"ldr %[y], [%[p], #({off} + 4)]",
+                    ".endif",
+                ]
+            else:
+                asm.append(f"ldr %[x], [%[p], #({off})]")
+            todo = [("a1", *o) for o in ops1 if o[0] in words]
+            todo = [("a0", *o) for o in ops0 if o[0] in words] + todo
+            if row == 0 and pair == 0:  # output 1 starts from the base, before output 0 moves
+                first = next(t for t in todo if t[0] == "a1")
+                todo.remove(first)
+                reg = "%[x]" if first[1] == pair else "%[y]"
+                asm.append(f"{first[2]} %[a1], {reg}, {first[3]}, %[a0]")
+            for acc, word, op, w in todo:
+                reg = "%[x]" if word == pair else "%[y]"
+                asm.append(f"{op} %[{acc}], {reg}, {w}, %[{acc}]")
+    asm.append(f"sub %[wp], %[wp], #{4 * k * (k - 1)}")
+    asm += ["ldrd %[x], %[y], [%[wp], #%c[moff]]", "ldr %[w0], [%[wp], #%c[roff]]"]
+    for acc in ("a0", "a1"):
+        # post-indexed STRB reaches 255 bytes; a wider channel stride stores at an offset
+        store = (
+            [".if %c[c] <= 255", "strb %[w1], [%[o]], %[c]", ".else", "strb %[w1], [%[o]]"]
+            if acc == "a0"
+            else [
+                ".if %c[c] <= 255",
+                "strb %[w1], [%[o]], %[c]",
+                ".else",
+                "strb %[w1], [%[o], %[c]]",
+                "addw %[o], %[o], #(2 * %c[c])",
+            ]
+        )
+        asm += [
+            f"smmlar %[w1], %[{acc}], %[x], %[w0]",
+            f"add %[w1], %[w1], %[{acc}], asr #31",
+            "asr %[w1], %[w1], %[y]",
+            "ssat %[w1], #8, %[w1]",
+            ".if %c[lo] > -128",
+            "cmp %[w1], #%c[lo]",
+            "it lt",
+            "movlt %[w1], #%c[lo]",
+            ".endif",
+            ".if %c[hi] < 127",
+            "cmp %[w1], #%c[hi]",
+            "it gt",
+            "movgt %[w1], #%c[hi]",
+            ".endif",
+            *store,
+            ".endif",
+        ]
+    asm += [f"adds %[p], %[p], #{4 if s == 1 else 8}", "cmp %[p], %[pend]", "bne 1b"]
+    body = "".join(f'        "{line}\\n\\t" \\\n' for line in asm[:-1]) + f'        "{asm[-1]}" \\'
+    pinned = [f'register uint32_t w{j}_ __asm__("{_DWK_REGS[j]}");' for j in range(k - 1)]
+    outs = ", ".join(f'[w{j}] "=&r"(w{j}_)' for j in range(k - 1))
+    voids = ", ".join(f"(void)w{j}_" for j in range(k - 1))
+    base = k * (k - 1)
+    return "\n".join(
+        [
+            f"#define TE_DWK_ROW_{k}_{s}(RW2) \\",
+            "    do { \\",
+            *(f"        {line} \\" for line in pinned),
+            "        int32_t a0_, a1_; \\",
+            "        uint32_t x_, y_; \\",
+            "        const uint32_t *wq_ = wv; \\",
+            "        __asm__ volatile( \\",
+            body,
+            '        : [p] "+r"(p), [o] "+r"(o0), [wp] "+r"(wq_), [a0] "=&r"(a0_), \\',
+            f'          [a1] "=&r"(a1_), [x] "=&r"(x_), [y] "=&r"(y_), {outs} \\',
+            '        : [pend] "r"(pend), [rw2] "i"(RW2), [c] "i"(C), [lo] "i"(lo), \\',
+            f'          [hi] "i"(hi), [boff] "i"({4 * base}), [moff] "i"({4 * (base + 1)}), \\',
+            f'          [roff] "i"({4 * (base + 3)}) \\',
+            '        : "cc", "memory"); \\',
+            f"        (void)a0_, (void)a1_, (void)x_, (void)y_, {voids}; \\",
+            "    } while (0)",
+        ]
+    )
+
+
+def _dwk_header() -> str:
+    """te_dwk.h: the 5x5 and 7x7 depthwise row loops for strides 1 and 2."""
+    parts = ["/* Generated: k x k depthwise row loops on int16 ring rows (see kernels_te.h). */"]
+    parts += ["#ifndef TE_DWK_H", "#define TE_DWK_H", ""]
+    for k in (5, 7):
+        for s in (1, 2):
+            parts += [_dwk_macro(k, s), ""]
+    return "\n".join([*parts, "#endif /* TE_DWK_H */", ""])
+
+
 def _wide_header(kps: list[int], looped_kps: list[int]) -> str:
     """te_wide.h: the per-channel asm block of every record length the model uses."""
     parts = [
@@ -626,6 +746,18 @@ def _dw_ring(
     if not (kh == kw == 3 and sh == sw and sh in (1, 2) and 6 * ring_w <= 1020):
         return False
     return ow % 2 == 0 and (sh == 2 or oh % 2 == 0)
+
+
+def _dwk_ring(
+    options: CodegenOptions, kh: int, kw: int, sh: int, sw: int, ow: int, ring_w: int
+) -> bool:
+    """Whether a depthwise layer runs te_dwk_ring: 5x5 or 7x7, stride 1 or 2, an even output
+    width (its row loop has no tail) and every ring row within LDR's reach."""
+    if not (options.dw_rows and options.simd and options.unroll and options.specialize):
+        return False
+    if not (kh == kw and kh in (5, 7) and sh == sw and sh in (1, 2)):
+        return False
+    return ow % 2 == 0 and 2 * ring_w * (kh - 1) + 16 <= 4095
 
 
 def _conv_gemm_setup(
@@ -914,7 +1046,15 @@ def _emit_specialized(
             if not in_stage and plan.aliases.get(op.outputs[0]) == op.inputs[0]:
                 inplace.append(op.name or label)
             ring_w = (((max_ow - 1) * sw + kw + 1) & ~1) + 2  # ring row: halfwords, even
-            if _dw_ring(options, kh, kw, sh, sw, oh, ow, ring_w):
+            if _dwk_ring(options, kh, kw, sh, sw, ow, ring_w):
+                scratch = max(scratch, 2 * kh * 2 * ring_w)  # the doubled ring of kh rows
+                body.append(
+                    f"    te_dwk_ring({p(op.inputs[0])}, {p(op.outputs[0])}, "
+                    f"(int16_t *)(void *){sc}, {dims}, {cin}, {geo['oh']}, {geo['ow']}, {kh}, "
+                    f"{sh}, {geo['pt']}, {geo['pl']}, {ring_w}, {label}_w, {label}_b, "
+                    f"{label}_mult, {label}_shift, {rq}, {off}, {out.zp}, {lo}, {hi});"
+                )
+            elif _dw_ring(options, kh, kw, sh, sw, oh, ow, ring_w):
                 # a ring of four int16 rows of the padded plane (LDRD offsets reach 3 rows)
                 scratch = max(scratch, 4 * 2 * ring_w)
                 body.append(
@@ -1237,6 +1377,7 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
         ]
         (out_dir / "te_dw_unrolled.h").write_text(_dw_unrolled_header())
         (out_dir / "te_wide.h").write_text(_wide_header(em.wide_kps, em.looped_kps))
+        (out_dir / "te_dwk.h").write_text(_dwk_header())
     for name in files:
         shutil.copyfile(CSRC / name, out_dir / name)
     scratch = _align(scratch, 8)

@@ -40,6 +40,7 @@
 #endif
 #if TE_SIMD
 #include "te_wide.h"
+#include "te_dwk.h"
 #endif
 
 /* Largest depthwise kernel (taps) the local weight copy holds; the generator checks it. */
@@ -874,6 +875,120 @@ TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
                 te_dw3_row_c(q1, q2, q3, o1, ox, OW, S, C, w01, w12, base, q, out_zp, lo, hi);
             }
             oy += rows;
+        }
+    }
+}
+#endif
+
+#if TE_SIMD
+/* K x K depthwise convolution (K = 5 or 7, stride 1 or 2, an even output width) on channel rows
+ * widened to int16 in a doubled ring: row py of the zero-point padded plane is written to slots
+ * py % K and py % K + K (ring: 2 * K * RW halfwords), so the K rows of an output row are always
+ * K consecutive slots from slot top % K, at constant offsets from one pointer. Each output row
+ * is one asm loop (TE_DWK_ROW_<K>_<S>, generated in te_dwk.h: per window row one LDM of its
+ * K - 1 weight pairs, LDRD of the row's values, K + 1 MACs for two outputs, then the fast
+ * requantization and the clamps); without the fast requantization a row runs portable C (as
+ * does the host build). In place is safe as in te_dw3_ring. */
+TE_KERNEL void te_dwk_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t H, int32_t W,
+                           int32_t C, int32_t OH, int32_t OW, int32_t K, int32_t S, int32_t PT,
+                           int32_t PL, int32_t RW, const int8_t *wt, const int32_t *bias,
+                           const int32_t *mult, const int32_t *shift, const int32_t *rq,
+                           int32_t off, int32_t out_zp, int32_t lo, int32_t hi) {
+    const int32_t PH = (OH - 1) * S + K;
+    const int32_t PW = (OW - 1) * S + K;
+    const int32_t CH = H < PH - PT ? H : PH - PT;
+    const int32_t CW = W < PW - PL ? W : PW - PL;
+    const int16_t zp = (int16_t)(-off);
+    for (int32_t i = 0; i < 2 * K * RW; ++i) {
+        ring[i] = zp;
+    }
+    const int32_t dbl = rq ? 2 : 1;
+    const int32_t h = (K - 1) / 2;
+    for (int32_t c = 0; c < C; ++c) {
+        const int8_t *w = wt + c * K * K;
+        int32_t w_sum = 0;
+        for (int32_t t = 0; t < K * K; ++t) {
+            w_sum += w[t];
+        }
+        const int32_t base = (bias[c] + off * w_sum) * dbl;
+        /* per window row: u_j = (w_2j, w_2j+1), then v_j = (w_2j+1, w_2j+2); then 2 * base and
+         * the fast requantization's multiplier, shift and rounding constant */
+        uint32_t wv[7 * 6 + 4];
+        for (int32_t ky = 0; ky < K; ++ky) {
+            const int8_t *r = w + ky * K;
+            for (int32_t j = 0; j < h; ++j) {
+                wv[ky * (K - 1) + j] = (te_pack_pair(dbl * r[2 * j]) & 0xffffu) |
+                                       (te_pack_pair(dbl * r[2 * j + 1]) << 16);
+                wv[ky * (K - 1) + h + j] = (te_pack_pair(dbl * r[2 * j + 1]) & 0xffffu) |
+                                           (te_pack_pair(dbl * r[2 * j + 2]) << 16);
+            }
+        }
+        wv[K * (K - 1)] = (uint32_t)base;
+        (void)wv; /* read by the asm row loops only */
+        te_dw_rq q = {0, 0, 0, 0, mult[c], shift[c]};
+        if (rq) {
+            q.fast = 1;
+            q.qm = rq[3 * c];
+            q.qe = rq[3 * c + 1];
+            q.qr = rq[3 * c + 2];
+            wv[K * (K - 1) + 1] = (uint32_t)q.qm;
+            wv[K * (K - 1) + 2] = (uint32_t)q.qe;
+            wv[K * (K - 1) + 3] = (uint32_t)q.qr;
+        }
+        int32_t next = 0; /* the next plane row to widen */
+        for (int32_t oy = 0; oy < OH; ++oy) {
+            const int32_t top = oy * S;
+            for (; next < top + K; ++next) {
+                int16_t *d0 = ring + (next % K) * RW + PL;
+                int16_t *d1 = d0 + K * RW;
+                const int32_t iy = next - PT;
+                if (iy >= 0 && iy < CH) { /* LDRSB, two STRH */
+                    const int8_t *src = in + iy * W * C + c;
+                    const int16_t *end = d0 + CW;
+#pragma GCC unroll 8
+                    while (d0 < end) {
+                        const int16_t v = *src;
+                        *d0++ = v;
+                        *d1++ = v;
+                        src += C;
+                    }
+                } else {
+                    for (int32_t ix = 0; ix < CW; ++ix) {
+                        d0[ix] = zp;
+                        d1[ix] = zp;
+                    }
+                }
+            }
+            const int16_t *rows = ring + (top % K) * RW;
+            int8_t *const orow = out + oy * OW * C + c;
+            int32_t ox0 = 0;
+#if TE_HAVE_DSP && TE_SPECIALIZE
+            if (q.fast && C <= 2047 && OW >= 2) {
+                int8_t *o0 = orow;
+                const int16_t *p = rows;
+                const int16_t *pend = p + (S == 1 ? 2 : 4) * (OW / 2);
+                if (K == 5 && S == 1) {
+                    TE_DWK_ROW_5_1(2 * RW);
+                } else if (K == 5) {
+                    TE_DWK_ROW_5_2(2 * RW);
+                } else if (S == 1) {
+                    TE_DWK_ROW_7_1(2 * RW);
+                } else {
+                    TE_DWK_ROW_7_2(2 * RW);
+                }
+                ox0 = OW / 2 * 2; /* an odd width's last output below */
+            }
+#endif
+            for (int32_t ox = ox0; ox < OW; ++ox) {
+                int32_t acc = base;
+                for (int32_t ky = 0; ky < K; ++ky) {
+                    const int16_t *r = rows + ky * RW + ox * S;
+                    for (int32_t kx = 0; kx < K; ++kx) {
+                        acc += r[kx] * (dbl * w[ky * K + kx]);
+                    }
+                }
+                orow[ox * C] = te_dw_out2(acc, q, out_zp, lo, hi);
+            }
         }
     }
 }

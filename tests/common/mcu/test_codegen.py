@@ -107,6 +107,22 @@ def global_pool_graph() -> Graph:
     return b.build()
 
 
+def depthwise_k_graph() -> Graph:
+    """5x5 and 7x7 depthwise layers with even output widths (te_dwk_ring's asm row loops):
+    strides 1 and 2, SAME and VALID, ReLU6 / ReLU clamps and none, odd channel counts and a
+    channel stride beyond a post-indexed store's reach."""
+    b = GraphBuilder((1, 10, 12, 5), seed=14)
+    b.conv(0, 5, depthwise=True)  # 10x12, stride 1
+    b.conv(0, 7, stride=2, depthwise=True, activation="relu")  # 5x6
+    b.conv(0, 7, depthwise=True, activation="none")  # 5x6
+    b.conv(260, 1)
+    b.conv(0, 5, depthwise=True)  # 260 channels: stores at an offset, not post-indexed
+    b.conv(7, 1)
+    b.conv(0, 5, padding="valid", depthwise=True, activation="none")  # 1x2, VALID
+    b.conv(0, 5, stride=2, depthwise=True)  # 1x1: odd, the plane kernel
+    return b.build()
+
+
 def residual_graph() -> Graph:
     """MobileNetV2 blocks with residual adds (one with a fused ReLU), odd channel counts."""
     b = GraphBuilder((1, 9, 9, 7), seed=5)
@@ -158,6 +174,7 @@ GRAPHS: dict[str, Callable[[], Graph]] = {
     "depthwise_simd": depthwise_simd_graph,
     "narrow": narrow_graph,
     "global_pool": global_pool_graph,
+    "depthwise_k": depthwise_k_graph,
     "residual": residual_graph,
     "pool_fc": pool_fc_graph,
     "softmax": softmax_graph,
@@ -322,15 +339,18 @@ def test_per_channel_variants_are_bit_exact_on_cortex_m7(
 def test_ring_depthwise_with_odd_extents_is_bit_exact_on_cortex_m7(
     graphs: dict[str, Graph], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """te_dw3_ring forced onto every 3x3 layer of the depthwise graphs, odd extents included (its
-    portable tails: the last column, the last row of an odd stride-1 height), host and M7."""
+    """te_dw3_ring / te_dwk_ring forced onto every 3x3 / 5x5 / 7x7 layer of the depthwise
+    graphs, odd extents included (their portable tails: the last column, the last row of an odd
+    stride-1 height), host and M7."""
     from common.mcu import codegen, cortexm, toolchain
 
     monkeypatch.setattr(codegen, "_dw_ring", lambda o, kh, kw, sh, sw, *_: kh == kw == 3)
-    for name in ("depthwise_simd", "depthwise", "residual"):
+    monkeypatch.setattr(codegen, "_dwk_ring", lambda o, kh, kw, sh, sw, *_: kh == kw > 3)
+    for name in ("depthwise_simd", "depthwise", "depthwise_k", "residual"):
         g = graphs[name]
         project = generate(g, tmp_path / name, CONFIGS["specialized"])
-        assert "te_dw3_ring(" in (project.out_dir / "model.c").read_text()
+        source = (project.out_dir / "model.c").read_text()
+        assert "te_dw3_ring(" in source or "te_dwk_ring(" in source
         xs = _inputs(g, 5)[:3]
         _check(g, build_host(project), xs)
         if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
@@ -445,7 +465,16 @@ def test_converted_models_are_bit_exact(builds: Builds, kind: str) -> None:
 @pytest.mark.parametrize("config", ["specialized", "no_inplace", "gemm"])
 @pytest.mark.parametrize(
     "name",
-    ["random1", "depthwise", "depthwise_simd", "narrow", "global_pool", "residual", "pool_fc"],
+    [
+        "random1",
+        "depthwise",
+        "depthwise_simd",
+        "depthwise_k",
+        "narrow",
+        "global_pool",
+        "residual",
+        "pool_fc",
+    ],
 )
 def test_cortex_m7_build_is_bit_exact(
     graphs: dict[str, Graph], name: str, config: str, tmp_path: Path

@@ -778,11 +778,12 @@ def _conv_gemm_setup(
     return wdata, bias, off, _padded_k(wdata.shape[1], options), rq
 
 
-def _channel_costs(kp: int, cout: int) -> dict[str, tuple[float, int]]:
-    """Estimated (instructions per output, flash bytes) of a convolution layer per kernel."""
+def _channel_costs(kp: int, cout: int, cached: bool = False) -> dict[str, tuple[float, int]]:
+    """Estimated (instructions per output, flash bytes) of a convolution layer per kernel
+    (``cached``: the GEMM is te_conv1x1_wc, 11 instructions per 16 MACs instead of 15)."""
     unrolled = kp // 2 + 5 if kp <= 8 else _wide_instructions(kp)
     return {
-        "gemm": (15 / 16 * kp + 10, cout * (kp + 24)),
+        "gemm": ((11 if cached else 15) / 16 * kp + 12, cout * (kp + 24)),
         "unrolled": (unrolled, cout * ((kp // 2 + 3) * 4 + 4 * unrolled)),
         "looped": (_wide_instructions(kp) + 3, cout * (kp // 2 + 4) * 4 + 256),
     }
@@ -804,7 +805,7 @@ def _channel_choices(g: Graph, options: CodegenOptions) -> dict[int, str]:
             continue
         out = g.tensors[op.outputs[0]]
         n_out = int(np.prod(out.shape[1:]))
-        costs = _channel_costs(kp, out.shape[-1])
+        costs = _channel_costs(kp, out.shape[-1], _wc_candidate(g, op, options, kp))
         base_i, base_b = costs["gemm"]
         opts = {k: (n_out * (base_i - c), b - base_b) for k, (c, b) in costs.items()}
         layers.append((i, opts))
@@ -828,6 +829,22 @@ def _channel_choices(g: Graph, options: CodegenOptions) -> dict[int, str]:
                 lo = mid
         chosen, total = pick(hi)
     return chosen
+
+
+def _wc_candidate(g: Graph, op: Op, options: CodegenOptions, kp: int) -> bool:
+    """Whether a convolution's GEMM would be te_conv1x1_wc (1x1, stride 1, unpadded, K a
+    multiple of 4 up to 512, at least four pixels)."""
+    inp, w, out = (g.tensors[n] for n in (op.inputs[0], op.inputs[1], op.outputs[0]))
+    one = w.shape[1] == w.shape[2] == 1 and tuple(op.options["stride"]) == (1, 1)
+    return (
+        one
+        and inp.shape[1:3] == out.shape[1:3]
+        and kp == inp.shape[3]
+        and kp <= 512
+        and out.shape[1] * out.shape[2] >= 4
+        and options.simd
+        and options.specialize
+    )
 
 
 def _channel_extra(g: Graph, options: CodegenOptions, choices: dict[int, str]) -> int:
@@ -880,9 +897,17 @@ def _looped_code(label: str, kp: int, cout: int, lo: int, hi: int) -> list[str]:
 
 
 def _emit_specialized(
-    g: Graph, plan: MemoryPlan, options: CodegenOptions, em: _Emitter, scratch_off: int
+    g: Graph,
+    plan: MemoryPlan,
+    options: CodegenOptions,
+    em: _Emitter,
+    scratch_off: int,
+    wc_scratch: int = 0,
 ) -> tuple[int, list[str]]:
     """Emit the TinyEngine-style operator sequence; returns (scratch bytes, in-place op names).
+
+    ``wc_scratch``: the scratch bytes the weight-cached 1x1 GEMM (te_conv1x1_wc) may use for its
+    pixel blocks (0: none; :func:`generate` passes what the other layers need anyway).
 
     With ``options.patch_ops`` the first operators run inside a loop over the tiles of the
     stage output (MCUNetV2): the input frame's tile is copied in, every stage operator runs on
@@ -1026,6 +1051,20 @@ def _emit_specialized(
                 em.array(f"{label}_w", "int8_t", _gemm_weights(wdata, kp, options))
                 em.array(f"{label}_b", "int32_t", bias)
                 rq = rq_arg(rq_rows)
+                # pixels per block of the weight-cached 1x1 GEMM within the model's scratch
+                pb = 0
+                if direct and wc_scratch and options.simd and options.specialize and kp <= 512:
+                    pb = min(oh * ow, max(wc_scratch - 4 * kp, 0) // (2 * kp)) // 2 * 2
+            if choice == "gemm" and pb >= 4:
+                scratch = max(scratch, 2 * kp * pb + 4 * kp)
+                xs = f"(uint32_t *)(void *)(arena + {scratch_off})"
+                ws = f"(uint32_t *)(void *)(arena + {scratch_off + 2 * kp * pb})"
+                body.append(
+                    f"    te_conv1x1_wc({p(op.inputs[0])}, {p(op.outputs[0])}, {xs}, {ws}, "
+                    f"{geo['oh']} * {geo['ow']}, {cout}, {kp}, {pb}, {label}_w, {label}_b, "
+                    f"{label}_mult, {label}_shift, {rq}, {off}, {out.zp}, {lo}, {hi});"
+                )
+            elif choice == "gemm":
                 scratch = max(scratch, _gemm_scratch(kp, options, im2col=not direct))
                 col, col16 = _gemm_scratch_ptrs(kp, scratch_off, options, im2col=not direct)
                 body.append(
@@ -1361,7 +1400,11 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
         config = ['#include "kernels_ref.h"', '#include "softmax.h"']
     else:
         files += SPECIALIZED_FILES
-        scratch, inplace = _emit_specialized(run_graph, plan, options, em, activation_bytes)
+        # a dry run sizes the scratch without te_conv1x1_wc, which then uses up to that much
+        base_scratch, _ = _emit_specialized(run_graph, plan, options, _Emitter(), 0)
+        scratch, inplace = _emit_specialized(
+            run_graph, plan, options, em, activation_bytes, wc_scratch=_align(base_scratch, 8)
+        )
         taps = [
             int(np.prod(run_graph.tensors[op.inputs[1]].shape[1:3]))
             for op in run_graph.ops

@@ -58,6 +58,24 @@ optimisations, each behind a :class:`CodegenOptions` switch for ablations:
   the 64-bit MultiplyByQuantizedMultiplier; ADD rescales its inputs the same way when their shifts
   allow it.
 
+* **per-channel code** (``per_channel``, ``channel_flash``): for convolutions (1x1, and
+  im2col windows such as the stem) each output channel's weights are stored pre-widened to int16
+  (times two) in one record with 2 * bias and its requantization constants; the pixel is widened
+  once and each channel is one or a few LDMs, SMLADs and a three-instruction requantization
+  (the factor two of ``te_output_fast`` is in the weights). Unrolled over the channels with the
+  shift as a literal SSAT operand (K <= 8: the pixel held in registers), or looped with the shift
+  in the record; each layer takes the option that saves the most estimated instructions per
+  byte of flash, within ``channel_flash`` extra bytes (deploy shrinks it when an image would
+  overflow the target's flash). Each operator is its own ``noipa`` function, so the compiler
+  allocates registers per layer.
+* **depthwise on int16 row rings** (``dw_rows``): rows of the padded channel plane are widened
+  to int16 once (LDRSB/STRH) into a small ring instead of a whole int8 plane; LDRD fetches two
+  value pairs and SMLAD / SMLATB / SMLABT against (w0, w1) and (w1, w2) pairs compute two
+  outputs per window row; 3x3 stride 1 does two output rows at a time, stride 2 and 5x5 / 7x7
+  (generated ``te_dwk.h``) run a whole output row as one asm loop with the requantization.
+* **weight-cached 1x1 GEMM** (``gemm_cache``): a block of pixels is widened once, and each
+  output-channel pair's weights are widened once per block (LDRD, SXTB16 x4, STM), so the inner
+  loop is LDM + 2 LDRD + 8 SMLAD per 16 MACs.
 * **patch-based inference** (``patch_ops``, ``patches``; MCUNetV2): the first operators run
   inside a loop over a ``p x p`` grid of tiles of the stage output. Each tile's regions come
   from the receptive field (:func:`~common.mcu.memory.patch_regions`); the input frame's tile is
@@ -144,9 +162,13 @@ class CodegenOptions:
             instructions saved per byte of flash within ``channel_flash``.
         channel_flash: the flash (bytes) the per-channel code may add over the int8 GEMM (by the
             generator's estimate, ``CProject.channel_bytes``).
-        dw_rows: 3x3 depthwise on a ring of four int16-widened rows (LDRD + SMLAD, two output
-            rows at a time for stride 1) instead of the int8 padded plane, where the output
-            width (and for stride 1 the height) is even.
+        dw_rows: depthwise on rings of int16-widened rows instead of the int8 padded plane:
+            3x3 (four rows; LDRD + SMLAD, two output rows at a time for stride 1, a whole row
+            per asm loop for stride 2) and 5x5 / 7x7 (generated asm row loops), where the
+            output width (and for 3x3 stride 1 the height) is even.
+        gemm_cache: 1x1 GEMMs widen each output-channel pair's weights to int16 once per block
+            of pixels (te_conv1x1_wc, 11 instead of 15 instructions per 16 MACs), within the
+            scratch the other layers need anyway.
         patch_ops: MCUNetV2 patch-based inference: the first ``patch_ops`` operators of the
             PAD-fused graph run tile by tile on a ``patches x patches`` grid of the stage
             output (0: every operator runs on whole tensors). Needs ``fuse_pad``.
@@ -163,6 +185,7 @@ class CodegenOptions:
     per_channel: bool = True
     channel_flash: int = 192 * 1024
     dw_rows: bool = True
+    gemm_cache: bool = True
     patch_ops: int = 0
     patches: int = 1
 
@@ -844,6 +867,7 @@ def _wc_candidate(g: Graph, op: Op, options: CodegenOptions, kp: int) -> bool:
         and out.shape[1] * out.shape[2] >= 4
         and options.simd
         and options.specialize
+        and options.gemm_cache
     )
 
 
@@ -1053,7 +1077,12 @@ def _emit_specialized(
                 rq = rq_arg(rq_rows)
                 # pixels per block of the weight-cached 1x1 GEMM within the model's scratch
                 pb = 0
-                if direct and wc_scratch and options.simd and options.specialize and kp <= 512:
+                if (
+                    direct
+                    and wc_scratch
+                    and options.gemm_cache
+                    and _wc_candidate(g, op, options, kp)
+                ):
                     pb = min(oh * ow, max(wc_scratch - 4 * kp, 0) // (2 * kp)) // 2 * 2
             if choice == "gemm" and pb >= 4:
                 scratch = max(scratch, 2 * kp * pb + 4 * kp)

@@ -35,6 +35,9 @@ OFF = {
     "specialize": False,
     "fuse_pad": False,
     "fold_offset": False,
+    "per_channel": False,
+    "dw_rows": False,
+    "gemm_cache": False,
 }
 # (key, label, options): each step adds one optimisation to the previous one.
 STEPS: list[tuple[str, str, CodegenOptions]] = [
@@ -52,6 +55,12 @@ for _key, _label in [
     ("simd", "+ SIMD (SXTB16 / SMLAD)"),
     ("unroll", "+ unrolled depthwise 3x3 / 5x5 / 7x7"),
     ("inplace", "+ in-place depthwise (memory)"),
+    (
+        "per_channel",
+        "+ per-channel code (int16 weight records by LDM, literal shifts; flash-budgeted)",
+    ),
+    ("dw_rows", "+ depthwise on int16 row rings (LDRD / SMLAD asm row loops)"),
+    ("gemm_cache", "+ 1x1 GEMM with weights widened once per pixel block"),
 ]:
     if _key != "generic":
         _on[_key] = True

@@ -166,6 +166,8 @@ class CodegenOptions:
             3x3 (four rows; LDRD + SMLAD, two output rows at a time for stride 1, a whole row
             per asm loop for stride 2) and 5x5 / 7x7 (generated asm row loops), where the
             output width (and for 3x3 stride 1 the height) is even.
+        add_table: ADD (fast path) looks each input's rescaled value up in a 256-entry table
+            per input (it is a function of the int8 value) instead of computing it.
         gemm_cache: 1x1 GEMMs widen each output-channel pair's weights to int16 once per block
             of pixels (te_conv1x1_wc, 11 instead of 15 instructions per 16 MACs), within the
             scratch the other layers need anyway.
@@ -186,6 +188,7 @@ class CodegenOptions:
     channel_flash: int = 192 * 1024
     dw_rows: bool = True
     gemm_cache: bool = True
+    add_table: bool = True
     patch_ops: int = 0
     patches: int = 1
 
@@ -490,8 +493,11 @@ def _wide_macro(kp: int, looped: bool = False) -> str:
             regs += ["%[m]", "%[r]"] + (["%[e]"] if looped else [])
         asm.append(f"ldmia %[pw]!, {{{', '.join(regs)}}}")
         for j in range(0, size, 2):
+            if 4 * off <= 1020:  # LDRD's reach; LDR reaches 4095
+                asm.append(f"ldrd %[x0], %[x1], [%[px], #{4 * off}]")
+            else:
+                asm += [f"ldr %[x0], [%[px], #{4 * off}]", f"ldr %[x1], [%[px], #{4 * off + 4}]"]
             asm += [
-                f"ldrd %[x0], %[x1], [%[px], #{4 * off}]",
                 f"smlad %[a], %[x0], %[{names[j]}], %[a]",
                 f"smlad %[a], %[x1], %[{names[j + 1]}], %[a]",
             ]
@@ -824,7 +830,7 @@ def _channel_choices(g: Graph, options: CodegenOptions) -> dict[int, str]:
         if op.kind != "conv2d" or not (options.per_channel and options.simd):
             continue
         _, _, _, kp, rq = _conv_gemm_setup(g, op, options)
-        if rq is None:
+        if rq is None or kp > 2040:  # the pixel's words within LDR's reach
             continue
         out = g.tensors[op.outputs[0]]
         n_out = int(np.prod(out.shape[1:]))
@@ -1167,9 +1173,15 @@ def _emit_specialized(
             if ash <= 0 and bsh <= 0 and am > 0 and bm > 0:
                 fast = _fast_requant(np.array([om]), np.array([osh]), out.zp, np.array([1 << 29]))
             rq = rq_arg(fast)
+            tabs = "(const int32_t *)0, (const int32_t *)0"
+            if fast is not None and options.add_table:
+                # each input's rescaled value is a function of its int8 value: two tables
+                em.array(f"{label}_ta", "int32_t", _add_table(a_off, am, ash))
+                em.array(f"{label}_tb", "int32_t", _add_table(b_off, bm, bsh))
+                tabs = f"{label}_ta + 128, {label}_tb + 128"
             params = (
-                f"{a_off}, {am}, {ash}, {b_off}, {bm}, {bsh}, {om}, {osh}, {rq}, {out.zp}, "
-                f"{lo}, {hi}"
+                f"{a_off}, {am}, {ash}, {b_off}, {bm}, {bsh}, {om}, {osh}, {rq}, {tabs}, "
+                f"{out.zp}, {lo}, {hi}"
             )
             if not in_stage:
                 body.append(
@@ -1265,6 +1277,17 @@ def _emit_specialized(
     em.wide_kps = wide_kps
     em.looped_kps = looped_kps
     return scratch, inplace
+
+
+def _add_table(off: int, mult: int, shift: int) -> np.ndarray:
+    """te_add_scale((x + off) * 2^21, mult, -shift) for x = -128 .. 127 (the fast ADD path)."""
+    e = -shift
+    out = []
+    for x in range(-128, 128):
+        x2 = (x + off) * (1 << 21)
+        h = (x2 * mult + (1 << 31)) >> 32  # SMMULR
+        out.append(h if e == 0 else (h + (1 << (e - 1)) + (x2 >> 31)) >> e)
+    return np.asarray(out, dtype=np.int64)
 
 
 def _add_params(

@@ -227,8 +227,9 @@ def _build_fitting(
     log: Callable[[str], None],
 ) -> tuple[CProject, cortexm.BuildResult]:
     """Build ``project`` for ``target``; when only the flash overflows and the per-channel code
-    has flash to give back, regenerate it with a smaller ``channel_flash`` (the overflow plus
-    16 kB less, at most four times) so the faster code takes only the flash the target has."""
+    has flash to give back, regenerate it with a smaller ``channel_flash`` (its estimated bytes
+    less the overflow and 2 kB, at most four times) so the faster code takes only the flash the
+    target has."""
     cg = project.options
     for attempt in range(5):
         try:
@@ -245,7 +246,7 @@ def _build_fitting(
             shrinkable = cg.kernels == "specialized" and cg.per_channel and cg.channel_flash > 0
             if set(exc.overflows) != {"FLASH"} or not shrinkable or attempt == 4:
                 raise
-            budget = max(0, min(cg.channel_flash, project.channel_bytes) - over - 16 * 1024)
+            budget = max(0, min(cg.channel_flash, project.channel_bytes) - over - 2048)
             log(
                 f"{engine}: flash over by {over} B; per-channel code budget "
                 f"{cg.channel_flash} -> {budget} B"

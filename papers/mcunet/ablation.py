@@ -38,6 +38,7 @@ OFF = {
     "per_channel": False,
     "dw_rows": False,
     "gemm_cache": False,
+    "add_table": False,
 }
 # (key, label, options): each step adds one optimisation to the previous one.
 STEPS: list[tuple[str, str, CodegenOptions]] = [
@@ -61,6 +62,7 @@ for _key, _label in [
     ),
     ("dw_rows", "+ depthwise on int16 row rings (LDRD / SMLAD asm row loops)"),
     ("gemm_cache", "+ 1x1 GEMM with weights widened once per pixel block"),
+    ("add_table", "+ ADD inputs rescaled by table lookup"),
 ]:
     if _key != "generic":
         _on[_key] = True

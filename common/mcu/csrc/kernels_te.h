@@ -1317,11 +1317,20 @@ static inline __attribute__((always_inline)) int32_t te_add_scale(int32_t x2, in
 
 /* Element-wise quantized ADD (TF-Lite semantics); out may alias either input (in place). With rq
  * (the output's te_output_fast parameters; the generator passes it only when the input shifts are
- * <= 0, i.e. e = -shift >= 0) every element takes the 32-bit path. */
+ * <= 0, i.e. e = -shift >= 0) every element takes the 32-bit path, and with the tables ta, tb
+ * (indexed by the int8 value) each input's rescaling is one load. */
 TE_KERNEL void te_add(const int8_t *a, const int8_t *b, int8_t *out, int32_t N, int32_t a_off,
                       int32_t a_mult, int32_t a_shift, int32_t b_off, int32_t b_mult,
                       int32_t b_shift, int32_t o_mult, int32_t o_shift, const int32_t *rq,
-                      int32_t out_zp, int32_t lo, int32_t hi) {
+                      const int32_t *ta, const int32_t *tb, int32_t out_zp, int32_t lo,
+                      int32_t hi) {
+    if (rq && ta) { /* ta[x], tb[x]: te_add_scale of x, for x = -128 .. 127 */
+#pragma GCC unroll 4
+        for (int32_t i = 0; i < N; ++i) {
+            out[i] = te_output_fast(ta[a[i]] + tb[b[i]], rq, lo, hi);
+        }
+        return;
+    }
     if (rq) {
         for (int32_t i = 0; i < N; ++i) {
             const int32_t va = te_add_scale((a[i] + a_off) * (1 << 21), a_mult, -a_shift);

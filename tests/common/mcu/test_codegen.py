@@ -378,6 +378,24 @@ def test_channel_choices_respect_the_flash_budget(graphs: dict[str, Graph]) -> N
     assert set(_channel_choices(g, CodegenOptions(channel_flash=0)).values()) == {"gemm"}
 
 
+def test_add_tables_are_tflite_rescaling() -> None:
+    """Each ADD table entry is TF-Lite's rescaling of that int8 input, MultiplyByQuantized-
+    Multiplier((x + off) << 20, m, shift), for shifts <= 0 (the fast path), ties included."""
+    from common.mcu.codegen import _add_table
+    from common.mcu.quant import multiply_by_quantized_multiplier
+
+    rng = np.random.default_rng(7)
+    xs = np.arange(-128, 128, dtype=np.int64)
+    for _ in range(300):
+        off = int(rng.integers(-127, 129))
+        mult = int(rng.integers(1 << 30, 1 << 31))
+        if rng.random() < 0.3:  # multipliers that put many values on a rounding tie
+            mult = 1 << 30
+        shift = -int(rng.integers(0, 12))
+        want = multiply_by_quantized_multiplier((xs + off) << 20, mult, shift)
+        np.testing.assert_array_equal(_add_table(off, mult, shift), want)
+
+
 def test_depth_multiplier_is_reported_unsupported(tmp_path: Path) -> None:
     b = GraphBuilder((1, 6, 6, 3), seed=0)
     b.conv(0, 3, depthwise=True)

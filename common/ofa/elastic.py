@@ -41,7 +41,7 @@ def build_activation(name: str) -> nn.Module:
     return ACTIVATIONS[name]()
 
 
-def _centre_crop(w: Tensor, k: int) -> Tensor:
+def centre_crop(w: Tensor, k: int) -> Tensor:
     """The central ``k x k`` window of a ``(..., K, K)`` kernel."""
     start = (w.shape[-1] - k) // 2
     return w[..., start : start + k, start : start + k]
@@ -91,7 +91,7 @@ class ElasticDepthwiseConv2d(nn.Module):
         for big, small in itertools.pairwise(self.kernel_sizes):
             if big == k:
                 break
-            crop = _centre_crop(w, small)  # (C, 1, s, s)
+            crop = centre_crop(w, small)  # (C, 1, s, s)
             flat = crop.reshape(crop.shape[0], small * small)  # (C, s*s)
             # Row-vector convention: new = flat @ M^T, the same matrix for every channel.
             flat = F.linear(flat, self.transforms[transform_key(big, small)])
@@ -110,7 +110,7 @@ class ElasticDepthwiseConv2d(nn.Module):
             # zero either way). Training only: evaluation runs the full kernel, so the supernet
             # and an extracted static sub-network agree bit for bit.
             r = min(r, max(h, w) - 1)
-            weight = _centre_crop(weight, 2 * r + 1)
+            weight = centre_crop(weight, 2 * r + 1)
         return F.conv2d(x, weight, None, self.stride, r, 1, c)
 
     def extra_repr(self) -> str:

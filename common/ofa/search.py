@@ -114,15 +114,17 @@ class EvolutionSearch:
     def valid(self, arch: Arch) -> bool:
         return self.efficiency(arch) <= self.limit
 
-    def _smallest(self) -> float:
+    def _smallest_arch(self) -> Arch:
         c = self.choices
-        arch = {
+        return {
             "ks": [min(c.kernel_sizes)] * self.n_blocks,
             "e": [min(c.expand_ratios)] * self.n_blocks,
             "d": [min(c.depths)] * self.config.num_stages,
             "r": min(c.resolutions),
         }
-        return self.efficiency(arch)
+
+    def _smallest(self) -> float:
+        return self.efficiency(self._smallest_arch())
 
     def _until_valid(self, make: Callable[[], Arch], what: str) -> Arch:
         for _ in range(self.evo.max_tries):
@@ -136,9 +138,26 @@ class EvolutionSearch:
 
     # ------------------------------------------------------------------ operators
     def random_arch(self) -> Arch:
-        return self._until_valid(
-            lambda: self.choices.sample(self.config, self.rng), "random sub-network"
-        )
+        """A uniformly random arch within the limit (rejection sampling, as the reference).
+
+        Under a tight limit uniform samples almost never fit (the smallest sub-networks are a
+        sliver of the space); after ``max_tries`` the sample is a mutant of the smallest
+        sub-network instead, so the search starts from the feasible corner and evolves upwards.
+        """
+        for _ in range(self.evo.max_tries):
+            arch = self.choices.sample(self.config, self.rng)
+            if self.valid(arch):
+                return arch
+        smallest = self._smallest_arch()
+        if not self.valid(smallest):
+            raise SearchError(
+                f"no sub-network within {self.limit:g}: the smallest of the space costs "
+                f"{self._smallest():g}: raise the limit"
+            )
+        try:
+            return self.mutate(smallest)
+        except SearchError:
+            return smallest
 
     def mutate(self, parent: Arch) -> Arch:
         c, p = self.choices, self.evo.mutate_prob

@@ -29,6 +29,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from common.ofa.elastic import centre_crop
 from common.ofa.supernet import OFAMobileNetV3, OFAMobileNetV3Config
 from common.seed import derive_seed
 from common.train.evaluate import evaluate_classifier
@@ -185,6 +186,44 @@ def calibration_batches(
     return out
 
 
+@torch.no_grad()
+def crop_kernels_for_resolution(net: nn.Module, resolution: int) -> nn.Module:
+    """A copy of an :class:`~common.models.mbconv.MBConvNet` for inputs of ``resolution`` px
+    whose depthwise kernels larger than their feature map are cropped to the taps that can
+    reach it (as :class:`~common.ofa.elastic.ElasticDepthwiseConv2d` does in training).
+
+    The same function up to float summation order, and several times faster on the small
+    late-stage maps (oneDNN's 7x7 depthwise on a 2x2 map is slow): evaluation uses it; the saved
+    and deployed networks keep their full kernels.
+    """
+    from common.models.mbconv import MBConv
+
+    out = copy.deepcopy(net)
+    h = (resolution - 1) // 2 + 1  # after the stride-2 stem
+    for block in out.blocks:
+        if not isinstance(block, MBConv):
+            raise TypeError(f"expected MBConv blocks, got {type(block).__name__}")
+        for layer in block.body:
+            conv = layer[0]
+            if conv.groups == conv.in_channels and conv.kernel_size[0] > 1:  # the depthwise conv
+                k, s = conv.kernel_size[0], conv.stride[0]
+                r = min(k // 2, h - 1)
+                if r < k // 2:
+                    new = nn.Conv2d(
+                        conv.in_channels,
+                        conv.out_channels,
+                        2 * r + 1,
+                        s,
+                        r,
+                        groups=conv.groups,
+                        bias=False,
+                    ).to(conv.weight.device)
+                    new.weight.copy_(centre_crop(conv.weight, 2 * r + 1))
+                    layer[0] = new
+                h = (h - 1) // s + 1
+    return out
+
+
 def evaluate_arch(
     supernet: OFAMobileNetV3,
     arch: Arch,
@@ -208,6 +247,7 @@ def evaluate_arch(
     if _is_channels_last(calibration[0]):
         sub = sub.to(memory_format=torch.channels_last)
     r = int(arch["r"])
+    sub = crop_kernels_for_resolution(sub, r)
     recalibrate_bn_(sub, (resize_batch(x.to(device), r) for x in calibration))
     return evaluate_classifier(ResizeInput(sub, r), eval_loader, device=device, ctx=ctx)
 

@@ -126,7 +126,7 @@ def test_search_resumes_after_an_interruption(space: OFAMobileNetV3Config, tmp_p
 
 def test_an_impossible_constraint_names_the_smallest_cost(space: OFAMobileNetV3Config) -> None:
     smallest = min(arch_macs(space, a) for a in random_archs(space, 50, seed=0))
-    with pytest.raises(SearchError, match="smallest sub-network of the space costs"):
+    with pytest.raises(SearchError, match="smallest of the space costs"):
         search = EvolutionSearch(
             space,
             full_space(space),
@@ -136,6 +136,24 @@ def test_an_impossible_constraint_names_the_smallest_cost(space: OFAMobileNetV3C
             evolution=EvolutionConfig(population=4, generations=1, max_tries=50),
         )
         search.run()
+
+
+def test_a_tight_feasible_constraint_starts_from_the_smallest_corner(
+    space: OFAMobileNetV3Config,
+) -> None:
+    # Just above the smallest sub-network: uniform samples essentially never fit.
+    tiny = _search(
+        space,
+        1.05
+        * EvolutionSearch(
+            space,
+            full_space(space),
+            predictor=lambda xs: [],
+            efficiency=lambda a: float(arch_macs(space, a)),
+            limit=1.0,
+        )._smallest(),
+    )
+    assert tiny.efficiency <= tiny.limit
 
 
 def test_mutation_and_crossover_stay_in_the_space(space: OFAMobileNetV3Config) -> None:

@@ -147,3 +147,22 @@ def test_evaluate_arch_leaves_the_supernet_unchanged(tiny_config: OFAMobileNetV3
     x, y = data[torch.arange(24)]
     acc = (sub(F.interpolate(x, size=(r, r), mode="bilinear")).argmax(1) == y).float().mean() * 100
     assert m["accuracy"] == pytest.approx(float(acc))
+
+
+@pytest.mark.parametrize("resolution", [16, 24, 40])
+def test_kernel_cropped_copy_for_evaluation_is_the_same_function(
+    tiny_config: OFAMobileNetV3Config, resolution: int
+) -> None:
+    from common.ofa.training import crop_kernels_for_resolution
+
+    torch.manual_seed(0)
+    net = perturb_(OFAMobileNetV3(tiny_config)).eval()
+    net.set_max_net()
+    sub = net.get_active_subnet().eval()
+    fast = crop_kernels_for_resolution(sub, resolution).eval()
+    ks = [b.body[-2][0].kernel_size[0] for b in fast.blocks]
+    assert min(ks) < 7 or resolution == 40  # the late 7x7 kernels were cropped at small inputs
+    assert [b.body[-2][0].kernel_size[0] for b in sub.blocks][-1] == 7  # the original is intact
+    x = torch.randn(3, 3, resolution, resolution)
+    with torch.no_grad():
+        torch.testing.assert_close(fast(x), sub(x), rtol=1e-4, atol=1e-5)

@@ -102,6 +102,7 @@ class EvolutionSearch:
         self.seed = seed
         self.rng = random.Random(seed)
         self._cache: dict[tuple, float] = {}
+        self._uniform_hopeless = False
         self.n_blocks = config.num_stages * max(config.depths)
 
     # ------------------------------------------------------------------ constraint
@@ -144,10 +145,12 @@ class EvolutionSearch:
         sliver of the space); after ``max_tries`` the sample is a mutant of the smallest
         sub-network instead, so the search starts from the feasible corner and evolves upwards.
         """
-        for _ in range(self.evo.max_tries):
-            arch = self.choices.sample(self.config, self.rng)
-            if self.valid(arch):
-                return arch
+        if not self._uniform_hopeless:
+            for _ in range(self.evo.max_tries):
+                arch = self.choices.sample(self.config, self.rng)
+                if self.valid(arch):
+                    return arch
+            self._uniform_hopeless = True  # the rest of the population starts from the corner
         smallest = self._smallest_arch()
         if not self.valid(smallest):
             raise SearchError(

@@ -1,9 +1,10 @@
 """Stage ``once_for_all_ablation``: progressive shrinking against training every sub-network
 jointly from the start (Fig. 7 of the paper).
 
-Both supernets (the last progressive-shrinking phase and ``nops``) hold the same space and were
-trained with the same distillation and a comparable number of sub-network passes (the report
-prints both counts). A fixed grid of sub-networks is extracted from each: every combination of
+Both supernets (the last progressive-shrinking phase and ``nops``) start from the same full
+network and hold the same space; ``nops`` enables every elastic dimension at once instead of one
+after the other, with the same distillation and as many sub-network passes (the report prints
+both counts). A fixed grid of sub-networks is extracted from each: every combination of
 depth D, expand ratio W and kernel size K in ``ablation`` (uniform over the network), at the
 largest resolution, as in the paper's figure. Each is recalibrated on the same images and tested
 on the test set. The paper: PS is 3.5 points better on average, and at (D=4, W=3, K=3) 74.8% vs

@@ -7,8 +7,8 @@
   from the training images, as the paper's 10K validation images) and test.
 * ``phases``: the training phases in order. ``full`` trains the largest network (the teacher);
   progressive shrinking then enables kernel, depth and width choices phase by phase, each
-  starting from the previous phase's weights (``init``); ``nops`` is the ablation's baseline,
-  every choice elastic from the first step and random initialisation.
+  starting from the previous phase's weights (``init``); ``nops`` is the ablation's baseline:
+  from the full network, every choice elastic at once.
 * ``predictor``, ``latency``, ``search``, ``baseline``, ``ablation``: the specialisation stages.
 """
 
@@ -77,11 +77,23 @@ class LatencyConfig:
 
 @dataclass(frozen=True)
 class TargetConfig:
-    """One deployment target: a constraint on MACs, latency (ms, this CPU) or MCU peak SRAM."""
+    """One deployment target: a constraint on MACs, latency (ms, this CPU) or MCU peak SRAM.
+
+    ``scale: range`` gives the limit as a fraction of the space's range on this machine (0: the
+    smallest sub-network's cost, 1: the largest's), for costs that depend on the machine
+    (latency): the same profile then asks for a comparable target everywhere.
+    """
 
     metric: Literal["macs", "latency_ms", "sram_kb"]
     limit: float = field(metadata=bounds(gt=0))
     label: str = ""
+    scale: Literal["absolute", "range"] = "absolute"
+
+    def __post_init__(self) -> None:
+        if self.scale == "range" and not 0 < self.limit <= 1:
+            raise ConfigError(
+                f"limit: with scale: range it is a fraction in (0, 1], got {self.limit}"
+            )
 
 
 @dataclass(frozen=True)

@@ -120,6 +120,15 @@ def derive(
 
 
 # ---------------------------------------------------------------------- tables
+def _acc(v: float | None) -> str:
+    """An accuracy (or a difference of accuracies) with two decimals."""
+    return "–" if v is None or v != v else f"{v:.2f}"
+
+
+def _mmacs(macs: float | None) -> str:
+    return "–" if macs is None else f"{macs / 1e6:.2f}"
+
+
 def schedule_table(m: dict[str, float], cfg: OFAProfile) -> str:
     rows = []
     for p in ("full", *PS_PHASES, "nops"):
@@ -136,11 +145,11 @@ def schedule_table(m: dict[str, float], cfg: OFAProfile) -> str:
                 fmt(ph.train.optimizer.lr),
                 fmt(m.get(f"{p}/subnet_passes"), 0),
                 fmt(m.get(f"{p}/train_seconds"), 0),
-                fmt(m.get(f"{p}/max/holdout_accuracy")),
-                fmt(m.get(f"{p}/min/holdout_accuracy")),
+                _acc(m.get(f"{p}/max/holdout_accuracy")),
+                _acc(m.get(f"{p}/min/holdout_accuracy")),
             ]
         )
-    ps_passes = sum(m.get(f"{p}/subnet_passes", 0.0) for p in ONCE_PHASES)
+    ps_passes = sum(m.get(f"{p}/subnet_passes", 0.0) for p in PS_PHASES)
     return (
         table(
             [
@@ -159,10 +168,11 @@ def schedule_table(m: dict[str, float], cfg: OFAProfile) -> str:
             ],
             rows,
         )
-        + f"\n\nSub-network passes (forward + backward over one batch): PS pipeline (full network "
-        f"included) {fmt(ps_passes, 0)}, no-PS {fmt(m.get('nops/subnet_passes'), 0)}. Every phase "
-        "after `full` distils from the full network. Held-out accuracies are after BN "
-        "recalibration, at the largest / smallest resolution."
+        + f"\n\nSub-network passes (forward + backward over one batch) after the full network: "
+        f"progressive shrinking {fmt(ps_passes, 0)}, without PS {fmt(m.get('nops/subnet_passes'), 0)} "
+        "(both start from the full network and distil from it). Held-out accuracies are after BN "
+        "recalibration: the phase's largest and smallest sub-network, at the largest and smallest "
+        "resolution."
     )
 
 
@@ -172,9 +182,9 @@ def ablation_table(ab: dict[str, Any] | None, m: dict[str, float]) -> str:
     rows = [
         [
             f"D={r['d']}, W={r['w']}, K={r['k']}",
-            fmt(r["macs"] / 1e6, 2),
-            fmt(r["ps"], 2),
-            fmt(r["nops"], 2),
+            _mmacs(r["macs"]),
+            _acc(r["ps"]),
+            _acc(r["nops"]),
             f"{r['gain']:+.2f}",
         ]
         for r in ab["rows"]
@@ -199,13 +209,13 @@ def targets_table(search: dict[str, Any]) -> str:
                 r["label"],
                 f"{fmt(r['constraint_value'], 4)} {unit}",
                 r["resolution"],
-                fmt(r["macs"] / 1e6, 2),
-                f"{fmt(r['latency_ms_table'], 3)} / {fmt(r['latency_ms_measured'], 3)}",
-                fmt(r["sram_kb"], 1),
-                fmt(r["predicted_accuracy"], 2),
-                fmt(r["ofa_accuracy"], 2),
-                fmt(r.get("finetuned_accuracy"), 2),
-                fmt(r["search_seconds"], 1),
+                _mmacs(r["macs"]),
+                f"{r['latency_ms_table']:.2f} / {r['latency_ms_measured']:.2f}",
+                f"{r['sram_kb']:.1f}",
+                _acc(r["predicted_accuracy"]),
+                _acc(r["ofa_accuracy"]),
+                _acc(r.get("finetuned_accuracy")),
+                f"{r['search_seconds']:.1f}",
             ]
         )
     return table(
@@ -238,11 +248,11 @@ def compare_table(search: dict[str, Any], scratch: dict[str, Any], m: dict[str, 
         rows.append(
             [
                 f"`{name}`",
-                fmt(r["macs"] / 1e6, 2),
-                fmt(r["ofa_accuracy"], 2),
-                fmt(r.get("finetuned_accuracy"), 2),
-                fmt(same.get("accuracy"), 2),
-                f"MobileNetV3 w{w:g}: {fmt(mbv3.get('accuracy'), 2)} ({fmt(mbv3.get('macs', 0) / 1e6, 2)} MMACs)",
+                _mmacs(r["macs"]),
+                _acc(r["ofa_accuracy"]),
+                _acc(r.get("finetuned_accuracy")),
+                _acc(same.get("accuracy")),
+                f"w{w:g}: {_acc(mbv3.get('accuracy'))} ({_mmacs(mbv3.get('macs'))} MMACs)",
                 f"{m.get(f'compare/{name}/ofa_minus_scratch', float('nan')):+.2f}",
                 f"{m.get(f'compare/{name}/ofa_minus_mbv3', float('nan')):+.2f}",
             ]
@@ -305,9 +315,7 @@ def fig_curves(search: dict[str, Any], scratch: dict[str, Any], path: Path) -> P
         (axes[0], "macs", "MMACs", 1e-6),
         (axes[1], "latency_ms_measured", "latency on this CPU, batch 1 (ms)", 1.0),
     ):
-        fam = sorted(
-            (n for n in nets.values() if n["kind"] == "mobilenetv3"), key=lambda n: n["macs"]
-        )
+        fam = sorted((n for n in nets.values() if n["kind"] == "mobilenetv3"), key=lambda n: n[key])
         if fam:
             ax.plot(
                 [n[key] * scale for n in fam],
@@ -316,7 +324,7 @@ def fig_curves(search: dict[str, Any], scratch: dict[str, Any], path: Path) -> P
                 color="tab:gray",
                 label="MobileNetV3 family, from scratch",
             )
-        rows = sorted(targets.values(), key=lambda r: r["macs"])
+        rows = sorted(targets.values(), key=lambda r: r[key])
         ax.plot(
             [r[key] * scale for r in rows],
             [r["ofa_accuracy"] for r in rows],
@@ -333,11 +341,17 @@ def fig_curves(search: dict[str, Any], scratch: dict[str, Any], path: Path) -> P
                 color="tab:purple",
                 label="OFA, fine-tuned",
             )
-        same = [n for n in nets.values() if n["kind"] == "searched"]
+        # The same architectures trained alone: drawn at their OFA twin's cost (one arch, one
+        # MAC count and one latency; the scratch stage's own timing is a second noisy sample).
+        same = [
+            (targets[n["name"].removeprefix("searched_")], n)
+            for n in nets.values()
+            if n["kind"] == "searched" and n["name"].removeprefix("searched_") in targets
+        ]
         if same:
             ax.plot(
-                [n[key] * scale for n in same],
-                [n["accuracy"] for n in same],
+                [t[key] * scale for t, _ in same],
+                [n["accuracy"] for _, n in same],
                 "x",
                 color="tab:blue",
                 markersize=9,
@@ -363,7 +377,8 @@ def fig_ablation(ab: dict[str, Any] | None, path: Path) -> Path | None:
     ax.bar([i + 0.2 for i in x], [r["ps"] for r in rows], 0.4, label="with PS", color="tab:red")
     ax.set_xticks(list(x), [f"D={r['d']}\nW={r['w']}\nK={r['k']}" for r in rows], fontsize=8)
     lo = min(min(r["ps"], r["nops"]) for r in rows)
-    ax.set_ylim(max(0.0, lo - 5), 100)
+    hi = max(max(r["ps"], r["nops"]) for r in rows)
+    ax.set_ylim(max(0.0, lo - 5), min(100.0, hi + 3))
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
     ax.set_title("Progressive shrinking ablation (cf. Fig. 7)")

@@ -33,6 +33,7 @@ from common.ofa.search import SearchError
 from common.ofa.training import (
     ResizeInput,
     evaluate_arch,
+    extreme_archs,
     full_space,
     recalibrate_bn_,
     resize_batch,
@@ -101,13 +102,19 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     with stage_run(
         experiment=EXPERIMENT, stage="once_for_all_search", config=sc, profile=profile
     ) as mlrun:
+        extremes = extreme_archs(space, choices)
         for name, (target, matches) in all_targets(cfg, space).items():
+            cost = efficiency_fn(target.metric, space, table)
+            limit = target.limit
+            if target.scale == "range":
+                lo, hi = cost(extremes["min"]), cost(extremes["max"])
+                limit = lo + target.limit * (hi - lo)
             search = EvolutionSearch(
                 space,
                 choices,
                 predictor=predictor,
-                efficiency=efficiency_fn(target.metric, space, table),
-                limit=target.limit,
+                efficiency=cost,
+                limit=limit,
                 evolution=sc.evolution,
                 seed=derive_seed(cfg.seed, "search", name),
             )
@@ -156,7 +163,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 "matches_family": matches,
                 "label": target.label or name,
                 "metric": target.metric,
-                "limit": target.limit,
+                "limit": limit,
+                "limit_spec": to_dict(target),
                 "arch": arch,
                 "resolution": r,
                 "predicted_accuracy": found.predicted_accuracy,
@@ -192,7 +200,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             if ft_acc is not None:
                 metrics[f"search/{name}/finetuned_accuracy"] = float(ft_acc)
             print(
-                f"{name}: {target.metric} {found.efficiency:.4g} <= {target.limit:g}; predicted "
+                f"{name}: {target.metric} {found.efficiency:.4g} <= {limit:.4g}; predicted "
                 f"{found.predicted_accuracy:.2f}%, OFA {ofa['accuracy']:.2f}%"
                 + (f", fine-tuned {ft_acc:.2f}%" if ft_acc is not None else "")
                 + f" (search {found.seconds:.1f}s)"

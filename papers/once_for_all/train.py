@@ -12,8 +12,9 @@ Progressive shrinking (PS) trains the supernet from large to small:
    first sorted by importance (L1 norm of the projection weights), keeping the channels an
    earlier phase trained as a prefix; four sub-networks per step.
 
-``nops`` is the ablation's baseline: every choice elastic from the first step, from random
-initialisation, with the same distillation.
+``nops`` is the ablation's baseline: from the same full network, every choice elastic at once
+(no progressive order), with the same distillation and as many sub-network passes as the five
+shrinking phases together.
 
 Each phase starts from the previous phase's weights (``--init``), samples sub-networks through
 :class:`common.ofa.SubnetSampler` and accumulates their gradients in the shared training loop

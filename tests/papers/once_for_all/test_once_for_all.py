@@ -41,6 +41,7 @@ def _profile(data: dict) -> OFAProfile:
         (lambda d: d["phases"]["full"].update(distill=True), "teacher"),
         (lambda d: d["space"].update(act="gelu"), "act"),
         (lambda d: d["search"]["targets"]["mcu"].update(metric="flops"), "metric"),
+        (lambda d: d["search"]["targets"]["latency"].update(limit=1.5), "fraction"),
     ],
 )
 def test_bad_profiles_name_the_key(change, message: str) -> None:

@@ -25,12 +25,10 @@ from common.report import (
     evaluate_claims,
     fmt,
     load_claims,
-    render_page,
     table,
-    write_claims_json,
 )
 from common.report.figures import pyplot, save
-from common.tracking import stage_run
+from common.report.publish import publish_report
 from papers.deep_compression import stage
 from papers.deep_compression.config import DeepCompressionProfile
 
@@ -623,7 +621,9 @@ def build_report(args: argparse.Namespace) -> None:
             + img(fig_speedup(speedup, figs / "speedup.png"), "speed-up"),
         ),
     ]
-    page = render_page(
+    publish_report(
+        out,
+        paper="deep_compression",
         title=TITLE,
         stage=STAGE,
         intro=INTRO,
@@ -631,24 +631,8 @@ def build_report(args: argparse.Namespace) -> None:
         results=results,
         sections=sections,
         scaled_down=scaled_down(profile, cfg, metrics),
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "README.md").write_text(page)
-    write_claims_json(
-        results, out / "claims.json", paper="deep_compression", profile=profile, generated_by=STAGE
-    )
-    with stage_run(experiment=stage.EXPERIMENT, stage=STAGE, config=cfg, profile=profile) as run:
-        run.log_metrics(
-            {
-                "claims/reproduced": float(sum(r.reproduced for r in results)),
-                "claims/total": float(len(results)),
-            }
-        )
-        run.log_artifact(out / "README.md")
-        run.log_artifact(out / "claims.json")
-        run.log_artifact(figs, artifact_path="figures")
-    print(
-        f"wrote {out / 'README.md'}: {sum(r.reproduced for r in results)}/{len(results)} claims reproduced ({profile} profile)"
+        experiment=stage.EXPERIMENT,
+        config=cfg,
     )
 
 

@@ -20,14 +20,12 @@ from common.report import (
     evaluate_claims,
     fmt,
     load_claims,
-    render_page,
     table,
-    write_claims_json,
 )
 from common.report.claims import load_metrics
 from common.report.figures import pyplot, save
+from common.report.publish import publish_report
 from common.stage import run_stage
-from common.tracking import stage_run
 from papers.mcunet.stage import EXPERIMENT, load_config
 
 STAGE = "mcunet_report"
@@ -386,7 +384,9 @@ def run(args: argparse.Namespace) -> None:
             + " test images (the deploy stage fails on any difference).",
         ),
     ]
-    page = render_page(
+    publish_report(
+        out,
+        paper="mcunet",
         title=TITLE,
         stage=STAGE,
         intro=INTRO,
@@ -394,24 +394,8 @@ def run(args: argparse.Namespace) -> None:
         results=results,
         sections=sections,
         scaled_down=scaled_down(profile, cfg, metrics),
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "README.md").write_text(page)
-    write_claims_json(
-        results, out / "claims.json", paper="mcunet", profile=profile, generated_by=STAGE
-    )
-    with stage_run(experiment=EXPERIMENT, stage=STAGE, config=cfg.deploy, profile=profile) as r:
-        if r is not None:
-            r.log_metrics(
-                {
-                    "claims/reproduced": float(sum(x.reproduced for x in results)),
-                    "claims/total": float(len(results)),
-                }
-            )
-            r.log_artifact(out / "README.md")
-            r.log_artifact(out / "claims.json")
-    print(
-        f"wrote {out / 'README.md'}: {sum(x.reproduced for x in results)}/{len(results)} claims reproduced ({profile} profile)"
+        experiment=EXPERIMENT,
+        config=cfg.deploy,
     )
 
 

@@ -14,19 +14,11 @@ import math
 from pathlib import Path
 from typing import Any
 
-from common.report import (
-    Section,
-    evaluate_claims,
-    fmt,
-    load_claims,
-    render_page,
-    table,
-    write_claims_json,
-)
+from common.report import Section, evaluate_claims, fmt, load_claims, table
 from common.report.claims import load_metrics
 from common.report.figures import pyplot, save
+from common.report.publish import publish_report
 from common.stage import run_stage
-from common.tracking import stage_run
 from papers.once_for_all.config import PS_PHASES, OFAProfile
 from papers.once_for_all.stage import EXPERIMENT, FLAGS, load_config
 
@@ -487,7 +479,9 @@ def run(args: argparse.Namespace) -> None:
         ),
         Section('The cost of "train once"', cost_table(metrics, search, scratch)),
     ]
-    page = render_page(
+    publish_report(
+        args.out,
+        paper="once_for_all",
         title=TITLE,
         stage=STAGE,
         intro=INTRO,
@@ -495,25 +489,7 @@ def run(args: argparse.Namespace) -> None:
         results=results,
         sections=sections,
         scaled_down=scaled_down(profile, cfg, metrics),
-    )
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "README.md").write_text(page)
-    write_claims_json(
-        results, out / "claims.json", paper="once_for_all", profile=profile, generated_by=STAGE
-    )
-    with stage_run(experiment=EXPERIMENT, stage=STAGE, profile=profile) as r:
-        if r is not None:
-            r.log_metrics(
-                {
-                    "claims/reproduced": float(sum(x.reproduced for x in results)),
-                    "claims/total": float(len(results)),
-                }
-            )
-            r.log_artifact(out / "README.md")
-            r.log_artifact(out / "claims.json")
-    print(
-        f"wrote {out / 'README.md'}: {sum(x.reproduced for x in results)}/{len(results)} claims "
-        f"reproduced ({profile} profile)"
+        experiment=EXPERIMENT,
     )
 
 

@@ -59,11 +59,15 @@ toolchain:
 	fi
 
 # `toolchain` is order-only: it runs on every set-up but never makes the stamp out of date.
-$(STAMP): requirements.lock pyproject.toml | toolchain
+$(STAMP): requirements.lock pyproject.toml Makefile | toolchain
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check uv==0.13.9
 	$(BIN)/uv pip install --system-certs --python $(BIN)/python --quiet -r requirements.lock
 	$(BIN)/uv pip install --system-certs --python $(BIN)/python --quiet --no-deps -e .
+	@# Byte-compile the dependencies once: where PYTHONDONTWRITEBYTECODE is set, every stage and
+	@# test process would otherwise recompile torch and mlflow from source (about 12 s each).
+	@echo "Byte-compiling the installed packages (once)"
+	@$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null 2>&1 || true
 	@touch $@
 
 DVC_TARGETS := $(if $(PAPER),--glob '$(PAPER)*',)

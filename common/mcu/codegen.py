@@ -123,6 +123,9 @@ COMMON_FILES = ("arm_simd.h", "te_common.h", "softmax.h", "main_host.c")
 REFERENCE_FILES = ("kernels_ref.h", "kernels_ref.c")
 SPECIALIZED_FILES = ("kernels_te.h",)
 HOST_CFLAGS = ("-std=c99", "-Wall", "-Wextra")
+# The host build is a checking harness (integer C: every -O level gives the same outputs); -O1
+# compiles the large specialized models in half the time of -O2 and runs nearly as fast.
+HOST_OPT = "-O1"
 ARM_CFLAGS = (
     "-mcpu=cortex-m7",
     "-mthumb",
@@ -1546,7 +1549,7 @@ void model_invoke(void);
 
 
 def build_host(
-    project: CProject, *, opt: str = "-O2", cc: str = "gcc", werror: bool = True
+    project: CProject, *, opt: str = HOST_OPT, cc: str = "gcc", werror: bool = True
 ) -> Path:
     """Compile the host harness with ``cc`` (warnings are errors by default); returns the exe."""
     exe = project.out_dir / "model_host"

@@ -23,9 +23,11 @@ A mismatch raises :class:`MismatchError` (it is a bug, never a number to report)
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -48,6 +50,9 @@ ENGINES = {
     "tinyengine": CodegenOptions(kernels="specialized"),
     "reference": CodegenOptions(kernels="reference"),
 }
+
+
+ENGINE_WORKERS = 2  # engines deployed at once (each mostly waits on gcc or the emulator)
 
 
 class MismatchError(AssertionError):
@@ -150,63 +155,15 @@ def deploy(
         m["tinyengine_patch/mac_overhead"] = float(overhead)
     elif options.patch_engine:
         log(f"{name}: no patch split within +{options.max_patch_overhead:.0%} MACs")
-    for engine, cg in engines.items():
-        project = generate(g, out_dir / f"c_{engine}", cg)
-        built = fit_exc = None
-        if options.emulate:
-            try:
-                project, built = _build_fitting(g, project, target, out_dir, engine, options, log)
-            except cortexm.DoesNotFitError as exc:
-                fit_exc = exc
-        exe = build_host(project, opt=options.opt)
-        for x, y in zip(xs, expected, strict=True):
-            check_equal(name, y, run_host(exe, x), f"host C ({engine})")
-        m[f"{engine}/arena_bytes"] = float(project.arena_bytes)
-        m[f"{engine}/activation_bytes"] = float(project.activation_bytes)
-        m[f"{engine}/scratch_bytes"] = float(project.scratch_bytes)
-        m[f"{engine}/const_bytes"] = float(project.weight_bytes)
-        if not options.emulate:
-            continue
-        if fit_exc is None:
-            assert built is not None
-            m[f"{engine}/fits"] = 1.0
-        else:
-            exc = fit_exc
-            log(f"{name} ({engine}): does not fit: {exc}")
-            m[f"{engine}/fits"] = 0.0
-            for region, over in exc.overflows.items():
-                m[f"{engine}/overflow_{region.lower()}_bytes"] = float(over)
-            # The same code for the same core with 4 MB memories, to measure what it would take.
-            built = cortexm.build(
-                project.out_dir,
-                options.lab_target,
-                out_dir=out_dir / f"elf_{engine}_lab",
-                opt=options.opt,
-                stack_bytes=options.stack_bytes,
-            )
-        m[f"{engine}/flash_bytes"] = float(built.flash_bytes)
-        m[f"{engine}/static_sram_bytes"] = float(built.static_sram_bytes)
-        if engine not in options.emulate_engines:
-            continue
-        t0 = time.perf_counter()
-        result = None
-        for i, (x, y) in enumerate(zip(xs, expected, strict=True)):
-            r = cortexm.run(built, x, profile=options.profile and i == 0)
-            if r.profile is not None:
-                profiles[engine] = r.profile
-            check_equal(name, y, r.output, f"Cortex-M7 ({engine})")
-            if i == 0:
-                result = r
-        assert result is not None
-        m[f"{engine}/instructions"] = float(result.instructions)
-        m[f"{engine}/stack_high_water_bytes"] = float(result.stack_high_water_bytes)
-        m[f"{engine}/sram_bytes"] = float(built.static_sram_bytes + result.stack_high_water_bytes)
-        m[f"{engine}/latency_ms_estimate"] = float(result.latency_ms_estimate)
-        log(
-            f"{name} ({engine}): {result.instructions:,} instructions, flash {built.flash_bytes:,} B, "
-            f"SRAM {built.static_sram_bytes + result.stack_high_water_bytes:,} B "
-            f"(emulated in {time.perf_counter() - t0:.1f}s)"
-        )
+    # Engines are independent (compilers and emulator runs): two at a time.
+    job = functools.partial(
+        _deploy_engine, g, out_dir, xs, expected, options, target, name=name, log=log
+    )
+    with ThreadPoolExecutor(max_workers=ENGINE_WORKERS) as pool:
+        for engine_m, engine_profile in pool.map(job, engines.items()):
+            m.update(engine_m)
+            if engine_profile is not None:
+                profiles[engine_profile[0]] = engine_profile[1]
     m["bitexact"] = 1.0  # every comparison above passed (a mismatch raises)
     m["check_inputs"] = float(len(xs))
     m["assumed_ipc_estimate"] = float(target.assumed_ipc_estimate)
@@ -215,6 +172,82 @@ def deploy(
     if options.profile:
         (out_dir / "profile.json").write_text(json.dumps(profiles, indent=2) + "\n")
     return m
+
+
+def _deploy_engine(
+    g: Graph,
+    out_dir: Path,
+    xs: list[np.ndarray],
+    expected: list[np.ndarray],
+    options: DeployOptions,
+    target: cortexm.Target,
+    item: tuple[str, CodegenOptions],
+    *,
+    name: str,
+    log: Callable[[str], None],
+) -> tuple[dict[str, float], tuple[str, dict[str, int]] | None]:
+    """Generate, build, check and (when asked) emulate one engine; returns its measurements
+    and its per-operator profile when one was taken."""
+    engine, cg = item
+    m: dict[str, float] = {}
+    profile = None
+    project = generate(g, out_dir / f"c_{engine}", cg)
+    built = fit_exc = None
+    if options.emulate:
+        try:
+            project, built = _build_fitting(g, project, target, out_dir, engine, options, log)
+        except cortexm.DoesNotFitError as exc:
+            fit_exc = exc
+    exe = build_host(project)  # the checking harness: its -O level changes no output
+    for x, y in zip(xs, expected, strict=True):
+        check_equal(name, y, run_host(exe, x), f"host C ({engine})")
+    m[f"{engine}/arena_bytes"] = float(project.arena_bytes)
+    m[f"{engine}/activation_bytes"] = float(project.activation_bytes)
+    m[f"{engine}/scratch_bytes"] = float(project.scratch_bytes)
+    m[f"{engine}/const_bytes"] = float(project.weight_bytes)
+    if not options.emulate:
+        return m, profile
+    if fit_exc is None:
+        assert built is not None
+        m[f"{engine}/fits"] = 1.0
+    else:
+        exc = fit_exc
+        log(f"{name} ({engine}): does not fit: {exc}")
+        m[f"{engine}/fits"] = 0.0
+        for region, over in exc.overflows.items():
+            m[f"{engine}/overflow_{region.lower()}_bytes"] = float(over)
+        # The same code for the same core with 4 MB memories, to measure what it would take.
+        built = cortexm.build(
+            project.out_dir,
+            options.lab_target,
+            out_dir=out_dir / f"elf_{engine}_lab",
+            opt=options.opt,
+            stack_bytes=options.stack_bytes,
+        )
+    m[f"{engine}/flash_bytes"] = float(built.flash_bytes)
+    m[f"{engine}/static_sram_bytes"] = float(built.static_sram_bytes)
+    if engine not in options.emulate_engines:
+        return m, profile
+    t0 = time.perf_counter()
+    result = None
+    for i, (x, y) in enumerate(zip(xs, expected, strict=True)):
+        r = cortexm.run(built, x, profile=options.profile and i == 0)
+        if r.profile is not None:
+            profile = (engine, r.profile)
+        check_equal(name, y, r.output, f"Cortex-M7 ({engine})")
+        if i == 0:
+            result = r
+    assert result is not None
+    m[f"{engine}/instructions"] = float(result.instructions)
+    m[f"{engine}/stack_high_water_bytes"] = float(result.stack_high_water_bytes)
+    m[f"{engine}/sram_bytes"] = float(built.static_sram_bytes + result.stack_high_water_bytes)
+    m[f"{engine}/latency_ms_estimate"] = float(result.latency_ms_estimate)
+    log(
+        f"{name} ({engine}): {result.instructions:,} instructions, flash {built.flash_bytes:,} B, "
+        f"SRAM {built.static_sram_bytes + result.stack_high_water_bytes:,} B "
+        f"(emulated in {time.perf_counter() - t0:.1f}s)"
+    )
+    return m, profile
 
 
 def _build_fitting(

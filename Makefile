@@ -4,7 +4,7 @@
 #   make repro                       run `dvc repro` with the profiles selected in params.yaml
 #   make repro PROFILE=smoke         switch every section to a profile (dvc exp run -S ...)
 #   make repro PAPER=deep_compression  only that paper's stages (and what they depend on)
-#   make test                        the test suite
+#   make test                        the test suite (TEST_WORKERS=2 processes; 0: in this one)
 #   make bench                       training-loop overhead benchmark
 #   make ui                          MLflow UI on http://127.0.0.1:5000
 #   make verify                      check reports/*/claims.json (STRICT=1: fail on any miss)
@@ -26,6 +26,7 @@ PROFILE ?=
 PAPER ?=
 STRICT ?=
 UI_PORT ?= 5000
+TEST_WORKERS ?= 2
 
 export PATH := $(BIN):$(PATH)
 export DVC_NO_ANALYTICS := 1
@@ -84,7 +85,7 @@ endif
 	@echo "Runs:    make ui  (MLflow on http://127.0.0.1:$(UI_PORT))"
 
 test: $(STAMP)
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist worksteal
 
 bench: $(STAMP)
 	$(BIN)/python -m common.bench

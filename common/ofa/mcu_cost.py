@@ -30,10 +30,13 @@ sub-network of the default space, see the stage ``once_for_all_mcu_table``):
   default budget (or the flash) trades some of it back for flash and runs more instructions.
   Images that would not fit the STM32F746's 1 MB flash are built for the same core with
   larger memories (``mps2-an500``: same flags, same code, same counts);
-* only marginally on the weights: the quantization parameters select fast or exact
-  requantization paths (a pooling layer moved by 27 of 8,956 instructions when the weights
-  were rescaled; ADD layers of one network with equal shapes differed by up to 5%), so
-  identical shapes may differ slightly between sub-networks. Each entry keeps the mean of its
+* only marginally on the weights, and only for the operators that rescale int8 values without
+  MACs: the quantization scales (from the weights and the calibration) select a fast or an
+  exact rescaling path for ADD and average pooling (a pooling layer moved by 27 of 8,956
+  instructions when the weights were rescaled; ADD layers of one network with equal shapes
+  differed by up to 5%). Convolutions and FC layers of equal signature gave equal counts in
+  every comparison made (tests/common/ofa/test_mcu_cost.py checks it), so identical shapes
+  differ only slightly between sub-networks. Each entry keeps the mean of its
   observations and their range (``min``, ``max``).
 
 An entry's key is the operator's *signature*: kind, kernel, stride, fused activation, input
@@ -93,8 +96,14 @@ def op_family(g: Graph, op: Op) -> str:
     elif op.kind == "avg_pool2d":
         k = "k{}x{}".format(*op.options["filter"])
     s = op.options.get("stride", (1, 1))
+    stride = f"s{s[0]}x{s[1]}"
+    if (
+        op.kind == "avg_pool2d"
+        and tuple(op.options["filter"]) == g.tensors[op.inputs[0]].shape[1:3]
+    ):
+        stride = "global"  # one window: the stride is irrelevant (and written either way)
     act = op.options.get("activation", "none")
-    return f"{op.kind}/{k}/s{s[0]}x{s[1]}/{act}"
+    return f"{op.kind}/{k}/{stride}/{act}"
 
 
 def op_signature(g: Graph, op: Op) -> str:

@@ -66,7 +66,7 @@ from common.mcu import cortexm, toolchain
 from common.mcu.codegen import CodegenOptions, generate
 from common.mcu.convert import convert, quantize_input
 from common.mcu.graph import Graph, Op
-from common.ofa.efficiency import Arch, shapes_graph
+from common.ofa.efficiency import Arch, random_archs, shapes_graph
 from common.ofa.predictor import rank_correlation
 from common.ofa.supernet import OFAMobileNetV3, OFAMobileNetV3Config, subnet_spec
 from common.ofa.training import recalibrate_bn_, resize_batch, set_arch
@@ -134,6 +134,33 @@ def _shapes_graph(config: OFAMobileNetV3Config, arch: Arch) -> Graph:
             linear = op.kind in ("fully_connected", "add") or op.name.endswith("/project")
             op.options.setdefault("activation", "none" if linear else "relu6")
     return g
+
+
+def _spatial(sig: str) -> tuple[str, str]:
+    """Input and output feature-map sizes (``HxW``) of a signature."""
+    shape_in, shape_out = sig.rsplit("/", 2)[1:]
+    return shape_in.rsplit("x", 1)[0], shape_out.rsplit("x", 1)[0]
+
+
+def covering_archs(
+    config: OFAMobileNetV3Config, n: int, *, seed: int, pool: int = 50
+) -> list[Arch]:
+    """``n`` archs that hold many distinct operator signatures: chosen greedily, each adding the
+    most signatures not yet covered, from ``pool * n`` uniformly random archs (seeded).
+
+    The table's prediction is exact for operators it holds; measuring covering archs instead
+    of random ones leaves fewer operators of a new arch to the scaled fallback.
+    """
+    candidates = random_archs(config, pool * n, seed=seed)
+    sigs = [{s for s, _ in arch_signatures(config, a)} for a in candidates]
+    covered: set[str] = set()
+    chosen: list[Arch] = []
+    for _ in range(min(n, len(candidates))):
+        best = max(range(len(candidates)), key=lambda i: len(sigs[i] - covered))
+        chosen.append(candidates[best])
+        covered |= sigs[best]
+        sigs[best] = set()  # never picked twice
+    return chosen
 
 
 # ---------------------------------------------------------------------- measurement
@@ -316,11 +343,19 @@ class McuInstructionTable:
         kind = family.split("/", 1)[0]
         if kind in _CONST_KINDS:
             return 0.0
-        same = [e for k, e in self.entries.items() if k.rsplit("/", 2)[0] == family]
-        same = same or [e for k, e in self.entries.items() if k.split("/", 1)[0] == kind]
+        same = [(k, e) for k, e in self.entries.items() if k.rsplit("/", 2)[0] == family]
+        same = same or [(k, e) for k, e in self.entries.items() if k.split("/", 1)[0] == kind]
         if not same:
             raise KeyError(f"no entry of kind {kind!r} in the MCU instruction table for {sig}")
-        near = min(same, key=lambda e: abs(math.log(max(e["work"], 1) / max(work, 1))))
+        hw = _spatial(sig)
+
+        def distance(item: tuple[str, dict[str, float]]) -> tuple[int, float]:
+            # The same feature-map sizes first (then the count scales with the channels, which
+            # the kernels loop over), then the closest work.
+            k, e = item
+            return (int(_spatial(k) != hw), abs(math.log(max(e["work"], 1) / max(work, 1))))
+
+        near = min(same, key=distance)[1]
         return near["instructions"] * work / max(near["work"], 1)
 
     def reset_counts(self) -> None:

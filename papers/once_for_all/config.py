@@ -79,9 +79,10 @@ class LatencyConfig:
 @dataclass(frozen=True)
 class McuTableConfig:
     """The Cortex-M7 instruction lookup table (:class:`common.ofa.McuInstructionTable`):
-    ``build_archs`` random sub-networks of the trained supernet are deployed and profiled per
-    operator to build it, ``validate_archs`` others (drawn after them) check it; each
-    measurement calibrates on the first ``calibration_images`` calibration images."""
+    ``build_archs`` sub-networks of the trained supernet (chosen greedily from random ones to
+    cover the most operator signatures) are deployed and profiled per operator to build it,
+    ``validate_archs`` uniformly random ones check it; each measurement calibrates on the first
+    ``calibration_images`` calibration images."""
 
     build_archs: int = field(default=8, metadata=bounds(ge=1))
     validate_archs: int = field(default=4, metadata=bounds(ge=1))

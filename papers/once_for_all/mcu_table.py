@@ -3,16 +3,17 @@ supernet (the MCU counterpart of the latency table of Section 3.4).
 
 The paper predicts a sub-network's latency on a device as the sum of its layers' entries in a
 table measured on that device. Here the device is the int8 MCU engine (``common/mcu``) on an
-emulated STM32F746 Cortex-M7, where instructions are counted exactly: ``build_archs`` random
-sub-networks of the trained supernet are extracted with their weights (BN recalibrated),
-converted to int8, generated as TinyEngine-style C, cross-compiled at -O2 and run once with the
-per-operator profile; the table holds every operator signature seen (kind, kernel, stride,
-activation, shapes), see :mod:`common.ofa.mcu_cost` for why that key and why an unlimited
-per-channel code budget. ``validate_archs`` other sub-networks are then measured the same way
-and compared with the table's prediction (mean and worst relative error, rank correlation, and
-how many of their operators the table did not hold). The search's ``mcu_minstr`` targets use
-the table (millions of instructions; at 216 MHz and an assumed IPC of 1 that is a latency
-*estimate* in ms of instructions / 216e3, not a measurement).
+emulated STM32F746 Cortex-M7, where instructions are counted exactly: ``build_archs``
+sub-networks of the trained supernet (chosen from random ones to cover many distinct operators)
+are extracted with their weights (BN recalibrated), converted to int8, generated as
+TinyEngine-style C, cross-compiled at -O2 and run once with the per-operator profile; the table
+holds every operator signature seen (kind, kernel, stride, activation, shapes), see
+:mod:`common.ofa.mcu_cost` for why that key and why an unlimited per-channel code budget.
+``validate_archs`` uniformly random sub-networks are then measured the same way and compared
+with the table's prediction (mean and worst relative error, rank correlation, and how many of
+their operators the table did not hold). The search's ``mcu_minstr`` targets use the table
+(millions of instructions; at 216 MHz and an assumed IPC of 1 that is a latency *estimate* in
+ms of instructions / 216e3, not a measurement).
 
 Instruction counts do not depend on the machine that emulates them, only on the code, the
 compiler and the weights. Without the Arm toolchain the stage stops with the command that
@@ -33,6 +34,7 @@ from common.mcu.toolchain import ToolchainMissingError
 from common.ofa.efficiency import random_archs
 from common.ofa.mcu_cost import (
     McuInstructionTable,
+    covering_archs,
     measure_subnet_instructions,
     validate_mcu_table,
 )
@@ -58,10 +60,13 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             break
         calib.append(x[:left].float())
         left -= len(calib[-1])
-    # One draw for both sets, so the held-out sub-networks never depend on how many build it.
-    archs = random_archs(
-        space, mc.build_archs + mc.validate_archs, seed=derive_seed(mc.seed, "mcu_table")
-    )
+    # The table is built from sub-networks that cover many operator signatures (its
+    # prediction is exact for operators it holds); it is checked on uniformly random ones, drawn
+    # from their own seed so they do not depend on how many build it.
+    archs = [
+        *covering_archs(space, mc.build_archs, seed=derive_seed(mc.seed, "mcu_table/build")),
+        *random_archs(space, mc.validate_archs, seed=derive_seed(mc.seed, "mcu_table/validate")),
+    ]
     with stage_run(
         experiment=EXPERIMENT, stage="once_for_all_mcu_table", config=mc, profile=profile
     ) as mlrun:

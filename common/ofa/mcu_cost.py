@@ -27,24 +27,32 @@ sub-network of the default space, see the stage ``once_for_all_mcu_table``):
   (:data:`MEASURE_OPTIONS`): every convolution then takes the code with the fewest estimated
   instructions on its own, and its count depends on the operator alone. The table thus models
   the fastest code the generator emits; a deployment whose per-channel code exceeds the
-  default budget (or the flash) trades some of it back for flash and runs more instructions.
+  default budget (or the flash) trades some of it back for flash and runs more instructions
+  (9 of 13 default-space sub-networks measured wanted more: 144-273 kB by the generator's
+  estimate).
   Images that would not fit the STM32F746's 1 MB flash are built for the same core with
   larger memories (``mps2-an500``: same flags, same code, same counts);
-* only marginally on the weights, and only for the operators that rescale int8 values without
-  MACs: the quantization scales (from the weights and the calibration) select a fast or an
-  exact rescaling path for ADD and average pooling (a pooling layer moved by 27 of 8,956
-  instructions when the weights were rescaled; ADD layers of one network with equal shapes
-  differed by up to 5%). Convolutions and FC layers of equal signature gave equal counts in
-  every comparison made (tests/common/ofa/test_mcu_cost.py checks it), so identical shapes
-  differ only slightly between sub-networks. Each entry keeps the mean of its
-  observations and their range (``min``, ``max``).
+* on the weights, through the quantization: the requantization constants (from the weights
+  and the calibrated ranges) pick the code per channel and layer. ADD and average pooling
+  rescale by a fast or an exact path (a pooling layer moved by 27 of 8,956 instructions when
+  the weights were rescaled; ADD layers of equal shapes differed by up to 5%); convolutions
+  whose fast requantization cannot be proven exact fall back to the 64-bit one without
+  per-channel code. On the trained smoke supernet no convolution of equal signature differed;
+  on an *untrained* default-space supernet, whose residual projections are zero-initialised,
+  expand convolutions differed by about 0.2% and projections by up to 31%. Each entry
+  therefore keeps the mean of its observations and their range (``min``, ``max``;
+  :meth:`McuInstructionTable.spread`), and :func:`validate_mcu_table` measures what that costs
+  on held-out sub-networks.
 
 An entry's key is the operator's *signature*: kind, kernel, stride, fused activation, input
 and output shapes (:func:`op_signature`); signatures are computed from a shapes-only graph
 (:func:`common.ofa.efficiency.shapes_graph`) at prediction time. A signature the table lacks is
-predicted from the nearest entry of the same kind, kernel, stride and activation (closest in
-work: MACs, or elements for ADD and pooling), scaled by the ratio of work; the table counts how
-often that happened (:attr:`McuInstructionTable.fallbacks`).
+predicted from an entry of the same kind, kernel, stride and activation (one with the same
+feature-map sizes if any, then the closest in work: MACs, or output elements for ADD and
+pooling), scaled by the ratio of work; the table counts how often that happened
+(:attr:`McuInstructionTable.fallbacks`). A greedy choice of the sub-networks to measure
+(:func:`covering_archs`) keeps that rare: 4% of the operators of held-out default-space
+sub-networks.
 """
 
 from __future__ import annotations

@@ -79,10 +79,10 @@ def test_table_predicts_measured_subnetworks_whose_operators_it_holds(
     table = McuInstructionTable.build(space, [a])
     # Mean per signature: the network the table was built from is predicted exactly.
     assert table.predict(a.arch) == pytest.approx(a.instructions, abs=1e-6)
-    # Another network made only of operators in the table: every convolution and FC layer is
-    # predicted exactly. ADD and average pooling rescale int8 values, and which code path does
-    # it (fast or exact) follows the quantization scales (see common.ofa.mcu_cost): their
-    # counts move a little with the calibration, which bounds the total's error.
+    # Another network made only of operators in the table, with the same weights: every
+    # convolution and FC layer is predicted exactly. ADD and average pooling rescale int8
+    # values by a fast or an exact path chosen from the quantization scales (see
+    # common.ofa.mcu_cost), which move with the calibrated ranges: a small, bounded error.
     pred, missing = table.predict_detail(b.arch)
     assert missing == 0
     rescaling = ("add/", "avg_pool2d/")

@@ -224,3 +224,18 @@ def test_report_shows_the_mcu_table_validation_from_its_outputs() -> None:
     assert "built from 2 sub-networks" in text and "123 operator entries" in text
     assert "5% of their operators" in text and "*estimate*" in text
     assert "not built" in mcu_table_section(None, {})
+
+
+def test_mcu_table_stage_without_the_toolchain_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from common.mcu import toolchain
+    from papers.once_for_all import mcu_table
+
+    monkeypatch.setattr(toolchain, "have", lambda tool: False)
+    argv = ["--params", str(REPO / "params.yaml"), "--supernet", str(tmp_path / "none")]
+    argv += ["--data", str(tmp_path), "--out", str(tmp_path / "t.json")]
+    assert mcu_table.main([*argv, "--metrics", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err
+    assert "missing microcontroller toolchain" in err and toolchain.INSTALL_COMMAND in err
+    assert not (tmp_path / "t.json").exists()

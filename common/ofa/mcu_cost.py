@@ -88,9 +88,6 @@ MEASURE_OPTIONS = CodegenOptions(channel_flash=2**40)
 TARGET = "stm32f746"
 LAB_TARGET = "mps2-an500"
 
-#: The profile region of instructions outside every operator (call set-up, prologue).
-OTHER = cortexm.PROFILE_OTHER
-
 _CONST_KINDS = ("reshape",)  # views: no code in the specialized engine
 
 
@@ -135,12 +132,12 @@ def arch_signatures(config: OFAMobileNetV3Config, arch: Arch) -> list[tuple[str,
 
 def _shapes_graph(config: OFAMobileNetV3Config, arch: Arch) -> Graph:
     g = shapes_graph(subnet_spec(config, arch), int(arch["r"]))
-    # The converter fuses ReLU6 into the stem, expand, depthwise and head convolutions, not into
-    # the linear projection, ADD or classifier: the activation is part of the signature.
+    # The converter fuses the activation into the stem, expand, depthwise and head convolutions,
+    # not into the linear projection, ADD or classifier: it is part of the signature.
     for op in g.ops:
         if op.kind in ("conv2d", "depthwise_conv2d", "fully_connected", "add"):
             linear = op.kind in ("fully_connected", "add") or op.name.endswith("/project")
-            op.options.setdefault("activation", "none" if linear else "relu6")
+            op.options.setdefault("activation", "none" if linear else config.act)
     return g
 
 

@@ -51,8 +51,8 @@ predicted from an entry of the same kind, kernel, stride and activation (one wit
 feature-map sizes if any, then the closest in work: MACs, or output elements for ADD and
 pooling), scaled by the ratio of work; the table counts how often that happened
 (:attr:`McuInstructionTable.fallbacks`). A greedy choice of the sub-networks to measure
-(:func:`covering_archs`) keeps that rare: 4% of the operators of held-out default-space
-sub-networks.
+(:func:`covering_archs`) keeps that rare: 4% of the operators of four held-out default-space
+sub-networks with a table from nine (random weights; mean error 0.46%, worst 0.73%).
 """
 
 from __future__ import annotations

@@ -113,6 +113,7 @@ def test_dvc_commands_pass_the_paths_they_declare() -> None:
             "--mnist",
             "--claims",
             "--metrics-dir",
+            "--mcu-table",
         ):
             m = re.search(rf"{flag} (\S+)", cmd)
             if m:

@@ -24,6 +24,9 @@ in {3, 4, 6}; the input resolution is elastic thanks to global pooling. Pieces:
 * :mod:`common.ofa.predictor`: the architecture encoding and the MLP accuracy predictor.
 * :mod:`common.ofa.efficiency`: MACs, a latency lookup table measured on this machine, and the
   peak SRAM of the MCU engine's memory plan.
+* :mod:`common.ofa.mcu_cost`: instruction counts on the MCU engine's emulated Cortex-M7 (whole
+  sub-networks measured with a per-operator profile) and the per-operator instruction lookup
+  table built from them.
 * :mod:`common.ofa.search`: the evolutionary search under a constraint (resumable, seeded).
 
 The paper's pipeline (schedules, tables, report) is in ``papers/once_for_all``.
@@ -39,6 +42,12 @@ from common.ofa.elastic import (
     build_activation,
     middle_channel_importance,
     sort_middle_channels_,
+)
+from common.ofa.mcu_cost import (
+    McuInstructionTable,
+    McuMeasurement,
+    measure_subnet_instructions,
+    validate_mcu_table,
 )
 from common.ofa.predictor import AccuracyPredictor, ArchEncoder, fit_predictor
 from common.ofa.search import EvolutionConfig, EvolutionSearch, SearchError, SearchResult
@@ -70,6 +79,8 @@ __all__ = [
     "EvolutionConfig",
     "EvolutionSearch",
     "LatencyTable",
+    "McuInstructionTable",
+    "McuMeasurement",
     "OFAMobileNetV3",
     "OFAMobileNetV3Config",
     "SearchError",
@@ -84,8 +95,10 @@ __all__ = [
     "evaluate_arch",
     "fit_predictor",
     "full_space",
+    "measure_subnet_instructions",
     "middle_channel_importance",
     "recalibrate_bn_",
     "sort_middle_channels_",
     "subnet_spec",
+    "validate_mcu_table",
 ]

@@ -12,6 +12,9 @@ MCU deployment of MCUNet):
   TinyEngine memory plan (in-place depthwise, lifetime-based reuse), computed by the same planner
   the deployment uses (:func:`common.mcu.memory.plan_tinyengine`) on a shapes-only graph, so no
   weights, conversion or calibration are needed: milliseconds per candidate.
+
+A fourth, Cortex-M7 instruction counts of the deployed sub-network and their per-operator
+lookup table, needs the Arm toolchain and lives in :mod:`common.ofa.mcu_cost`.
 """
 
 from __future__ import annotations

@@ -9,7 +9,8 @@
   progressive shrinking then enables kernel, depth and width choices phase by phase, each
   starting from the previous phase's weights (``init``); ``nops`` is the ablation's baseline:
   from the full network, every choice elastic at once.
-* ``predictor``, ``latency``, ``search``, ``baseline``, ``ablation``: the specialisation stages.
+* ``predictor``, ``latency``, ``mcu_table``, ``search``, ``baseline``, ``ablation``: the
+  specialisation stages.
 """
 
 from __future__ import annotations
@@ -76,15 +77,30 @@ class LatencyConfig:
 
 
 @dataclass(frozen=True)
+class McuTableConfig:
+    """The Cortex-M7 instruction lookup table (:class:`common.ofa.McuInstructionTable`):
+    ``build_archs`` sub-networks of the trained supernet (chosen greedily from random ones to
+    cover the most operator signatures) are deployed and profiled per operator to build it,
+    ``validate_archs`` uniformly random ones check it; each measurement calibrates on the first
+    ``calibration_images`` calibration images."""
+
+    build_archs: int = field(default=8, metadata=bounds(ge=1))
+    validate_archs: int = field(default=4, metadata=bounds(ge=1))
+    calibration_images: int = field(default=250, metadata=bounds(ge=1))
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class TargetConfig:
-    """One deployment target: a constraint on MACs, latency (ms, this CPU) or MCU peak SRAM.
+    """One deployment target: a constraint on MACs, latency (ms, this CPU), MCU peak SRAM (kB)
+    or millions of Cortex-M7 instructions (``mcu_minstr``, the MCU instruction table).
 
     ``scale: range`` gives the limit as a fraction of the space's range on this machine (0: the
     smallest sub-network's cost, 1: the largest's), for costs that depend on the machine
     (latency): the same profile then asks for a comparable target everywhere.
     """
 
-    metric: Literal["macs", "latency_ms", "sram_kb"]
+    metric: Literal["macs", "latency_ms", "sram_kb", "mcu_minstr"]
     limit: float = field(metadata=bounds(gt=0))
     label: str = ""
     scale: Literal["absolute", "range"] = "absolute"
@@ -147,6 +163,7 @@ class OFAProfile:
     kd_ratio: float = field(default=1.0, metadata=bounds(ge=0))
     predictor: PredictorConfig = PredictorConfig()
     latency: LatencyConfig = LatencyConfig()
+    mcu_table: McuTableConfig = McuTableConfig()
     baseline: BaselineConfig = BaselineConfig()
     ablation: AblationConfig = AblationConfig()
     seed: int = 0

@@ -1,6 +1,7 @@
 """Stage ``once_for_all_report``: render ``reports/once_for_all/`` from the stages' outputs.
 
-Writes ``README.md`` (training schedule, PS ablation, predictor and latency table, every
+Writes ``README.md`` (training schedule, PS ablation, predictor and latency table, the
+Cortex-M7 instruction table checked on held-out sub-networks, every
 deployment target, OFA against MobileNetV3 and against training from scratch, the cost of "train
 once", the paper's numbers beside ours), ``claims.json`` and ``figures/*.png``. Differences and
 ratios are derived here from the measured metrics; nothing is typed by hand.
@@ -194,7 +195,9 @@ def ablation_table(ab: dict[str, Any] | None, m: dict[str, float]) -> str:
 def targets_table(search: dict[str, Any]) -> str:
     rows = []
     for name, r in search.get("targets", {}).items():
-        unit = {"macs": "MACs", "latency_ms": "ms", "sram_kb": "kB"}[r["metric"]]
+        unit = {"macs": "MACs", "latency_ms": "ms", "sram_kb": "kB", "mcu_minstr": "M instr."}[
+            r["metric"]
+        ]
         rows.append(
             [
                 f"`{name}`",
@@ -204,6 +207,7 @@ def targets_table(search: dict[str, Any]) -> str:
                 _mmacs(r["macs"]),
                 f"{r['latency_ms_table']:.2f} / {r['latency_ms_measured']:.2f}",
                 f"{r['sram_kb']:.1f}",
+                fmt(r.get("mcu_minstr"), 3),
                 _acc(r["predicted_accuracy"]),
                 _acc(r["ofa_accuracy"]),
                 _acc(r.get("finetuned_accuracy")),
@@ -219,10 +223,65 @@ def targets_table(search: dict[str, Any]) -> str:
             "MMACs",
             "latency ms (table / measured)",
             "MCU peak SRAM kB",
+            "Cortex-M7 M instr. (table)",
             "predicted %",
             "OFA %",
             "fine-tuned %",
             "search s",
+        ],
+        rows,
+    )
+
+
+def mcu_table_section(mt: dict[str, Any] | None, m: dict[str, float]) -> str:
+    """Predicted against measured Cortex-M7 instructions of the held-out sub-networks."""
+    if mt is None:
+        return "The MCU instruction table was not built (stage `once_for_all_mcu_table`)."
+    meta = mt.get("meta", {})
+    check = meta.get("validation", {})
+    clock = float(mt.get("clock_hz", 216e6))
+    rows = []
+    for i, r in enumerate(check.get("rows", [])):
+        a = r["arch"]
+        rows.append(
+            [
+                i,
+                a["r"],
+                "-".join(str(d) for d in a["d"]),
+                f"{r['predicted'] / 1e6:.3f}",
+                f"{r['measured'] / 1e6:.3f}",
+                f"{r['rel_error']:.2f}",
+                f"{r['missing_ops']} / {r['ops']}",
+                f"{1e3 * r['measured'] / clock:.1f}",
+            ]
+        )
+    build = meta.get("measurements", {}).get("build", [])
+    fallback = m.get("mcu_table/fallback_fraction")
+    text = (
+        "Each sub-network is deployed on the int8 MCU engine (TinyEngine-style C, -O2, "
+        "unlimited per-channel code budget) and run once on the emulated Cortex-M7 with a "
+        "per-operator profile: exact instruction counts. The table "
+        f"({fmt(m.get('mcu_table/entries'), 0)} operator entries) was built from "
+        f"{len(build)} sub-networks; it predicts a sub-network as the sum of its operators' "
+        "entries (operators it lacks: the nearest entry scaled by MACs). On "
+        f"{fmt(m.get('mcu_table/validate_archs'), 0)} held-out random sub-networks it errs by "
+        f"{fmt(m.get('mcu_table/mean_rel_error'), 2)}% on average (worst "
+        f"{fmt(m.get('mcu_table/max_rel_error'), 2)}%, rank correlation "
+        f"{fmt(m.get('mcu_table/spearman'), 3)}); "
+        f"{fmt(None if fallback is None else 100 * fallback, 1)}% "
+        "of their operators were not in the table. The latency column is an *estimate*, not a "
+        f"measurement: instructions at an assumed IPC of 1 and {clock / 1e6:.0f} MHz.\n\n"
+    )
+    return text + table(
+        [
+            "held-out",
+            "px",
+            "depths",
+            "M instr. (table)",
+            "M instr. (measured)",
+            "error %",
+            "ops not in table",
+            "latency estimate ms",
         ],
         rows,
     )
@@ -427,6 +486,7 @@ def run(args: argparse.Namespace) -> None:
     scratch = maybe(runs / "scratch" / "results.json") or {}
     ab = maybe(runs / "ablation.json")
     pred = maybe(runs / "predictor" / "validation.json")
+    mcu = maybe(runs / "mcu_table.json")
     metrics = derive(load_metrics(files), cfg, search, scratch)
     results = evaluate_claims(
         load_claims(args.claims), metrics, scale=lambda c: f"{profile} profile"
@@ -461,6 +521,7 @@ def run(args: argparse.Namespace) -> None:
             f"correlation {fmt(metrics.get('latency/spearman'), 3)}) over "
             f"{cfg.latency.validate_archs} measured random sub-networks." + img(prd, "predictor"),
         ),
+        Section("Cortex-M7 instruction table (MCU engine)", mcu_table_section(mcu, metrics)),
         Section(
             "Many deployment targets, one training",
             "Every target below was specialised from the same supernet by the evolutionary "

@@ -2,14 +2,16 @@
 (Section 3.4, "train once, specialise for many").
 
 For each target of ``search.targets`` (a limit on MACs, on latency measured on this CPU through
-the lookup table, or on the MCU engine's peak SRAM), the evolutionary search
+the lookup table, on the MCU engine's peak SRAM, or on millions of Cortex-M7 instructions through
+the MCU instruction table), the evolutionary search
 (:class:`common.ofa.EvolutionSearch`, the reference's hyper-parameters) finds the sub-network with
 the best *predicted* accuracy within the limit. The result is then
 
 1. extracted from the supernet, its BN recalibrated, and tested: OFA's accuracy *without*
    retraining (the paper's "OFA w/ PS");
 2. fine-tuned for ``search.finetune`` epochs and tested again (the paper's "#25 / #75");
-3. measured: MACs, predicted and measured latency, MCU peak SRAM.
+3. measured: MACs, predicted and measured latency, MCU peak SRAM, predicted Cortex-M7
+   instructions (and the latency estimate they give at 216 MHz and an assumed IPC of 1).
 
 The seconds each search takes are recorded: the marginal cost of a new target, to set beside
 training a network from scratch. Searches checkpoint every generation and resume; the same seed
@@ -27,7 +29,7 @@ import torch
 
 from common.config import to_dict
 from common.io import write_json, write_metrics
-from common.ofa import EvolutionSearch, LatencyTable
+from common.ofa import EvolutionSearch, LatencyTable, McuInstructionTable
 from common.ofa.efficiency import arch_macs, arch_peak_sram, measure_arch_latency
 from common.ofa.search import SearchError
 from common.ofa.training import (
@@ -61,13 +63,17 @@ def _sha(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
 
 
-def efficiency_fn(metric: str, space, table: LatencyTable):
+def efficiency_fn(metric: str, space, table: LatencyTable, mcu_table: McuInstructionTable):
     """``arch -> cost`` in the unit of the target's limit."""
     if metric == "macs":
         return lambda a: float(arch_macs(space, a))
     if metric == "latency_ms":
         return table.predict
-    return lambda a: arch_peak_sram(space, a) / 1000.0  # sram_kb
+    if metric == "mcu_minstr":
+        return mcu_table.predict_minstr
+    if metric == "sram_kb":
+        return lambda a: arch_peak_sram(space, a) / 1000.0
+    raise ValueError(f"unknown metric {metric!r}")
 
 
 def all_targets(cfg, space) -> dict[str, tuple[TargetConfig, float | None]]:
@@ -92,6 +98,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     supernet, _ = load_supernet(args.supernet)
     space = supernet.config
     table = LatencyTable.load(args.latency)
+    mcu_table = McuInstructionTable.load(args.mcu_table)
     predictor, _ = load_predictor(args.predictor, cfg)
     eval_bs = cfg.phases["full"].train.eval_batch_size
     test = loader(splits.test, eval_bs)
@@ -104,7 +111,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     ) as mlrun:
         extremes = extreme_archs(space, choices)
         for name, (target, matches) in all_targets(cfg, space).items():
-            cost = efficiency_fn(target.metric, space, table)
+            cost = efficiency_fn(target.metric, space, table, mcu_table)
             limit = target.limit
             if target.scale == "range":
                 lo, hi = cost(extremes["min"]), cost(extremes["max"])
@@ -121,6 +128,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             extra = {"predictor": _sha(args.predictor / PREDICTOR_FILE), "target": to_dict(target)}
             if target.metric == "latency_ms":
                 extra["latency_table"] = _sha(args.latency)
+            if target.metric == "mcu_minstr":
+                extra["mcu_table"] = _sha(args.mcu_table)
             try:
                 found = search.run(
                     checkpoint=args.checkpoints / f"search_{name}.json", fingerprint_extra=extra
@@ -158,6 +167,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 finetuned=sc.finetune is not None,
             )
             latency_measured = measure_arch_latency(space, arch, threads=table.threads)
+            minstr = mcu_table.predict_minstr(arch)
             row = {
                 "target": name,
                 "matches_family": matches,
@@ -174,6 +184,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 "latency_ms_table": table.predict(arch),
                 "latency_ms_measured": latency_measured,
                 "sram_kb": arch_peak_sram(space, arch) / 1000.0,
+                "mcu_minstr": minstr,
+                # instructions / 216 MHz at an assumed IPC of 1: an estimate, not a measurement
+                "mcu_latency_ms_estimate": mcu_table.latency_ms_estimate(minstr * 1e6),
                 "constraint_value": found.efficiency,
                 "search_seconds": found.seconds,
                 "evaluated": found.evaluated,
@@ -190,6 +203,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 "latency_ms_table",
                 "latency_ms_measured",
                 "sram_kb",
+                "mcu_minstr",
+                "mcu_latency_ms_estimate",
                 "constraint_value",
                 "limit",
                 "search_seconds",
@@ -220,7 +235,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 def main(argv: list[str] | None = None) -> int:
     return run_stage(
         __doc__.split("\n")[0],
-        ["supernet", "predictor", "latency", "data", "out", "checkpoints", "metrics"],
+        ["supernet", "predictor", "latency", "mcu-table", "data", "out", "checkpoints", "metrics"],
         run,
         argv,
         catalogue=FLAGS,

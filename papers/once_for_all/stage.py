@@ -39,6 +39,7 @@ FLAGS: dict[str, dict[str, Any]] = {
     "predictor": {"type": Path, "required": True, "help": "directory of the accuracy predictor"},
     "samples": {"type": Path, "required": True, "help": "measured [arch, accuracy] JSON"},
     "latency": {"type": Path, "required": True, "help": "latency lookup table JSON"},
+    "mcu-table": {"type": Path, "required": True, "help": "MCU instruction lookup table JSON"},
     "search": {"type": Path, "required": True, "help": "directory of the search results"},
     "baselines": {"type": Path, "required": True, "help": "directory of the from-scratch runs"},
     "runs": {"type": Path, "required": True, "help": "runs/once_for_all"},

@@ -166,3 +166,76 @@ def test_training_phases_on_a_fake_imagefolder_and_resume(tmp_path: Path, capsys
     # Starting from the wrong phase is refused.
     assert phase("depth1", "--init", str(runs / "full"), "--teacher", str(runs / "full")) == 2
     assert "starts from" in capsys.readouterr().err
+
+
+def test_mcu_minstr_targets_use_the_mcu_instruction_table() -> None:
+    from common.ofa.efficiency import random_archs
+    from common.ofa.mcu_cost import McuInstructionTable, arch_signatures
+    from papers.once_for_all.search import efficiency_fn
+
+    cfg = _profile(_smoke())
+    assert cfg.search.targets["mcu_instructions"].metric == "mcu_minstr"
+    archs = random_archs(cfg.space, 4, seed=0)
+    entries = {
+        sig: {"instructions": 2.0 * work, "work": work, "n": 1, "min": 0, "max": 0}
+        for a in archs
+        for sig, work in arch_signatures(cfg.space, a)
+    }
+    mcu = McuInstructionTable(cfg.space, entries, other=10.0)
+    cost = efficiency_fn("mcu_minstr", cfg.space, None, mcu)
+    for a in archs:
+        expected = (10.0 + sum(2.0 * w for _, w in arch_signatures(cfg.space, a))) / 1e6
+        assert cost(a) == pytest.approx(expected)
+    with pytest.raises(ValueError, match="unknown metric"):
+        efficiency_fn("flops", cfg.space, None, mcu)
+
+
+def test_report_shows_the_mcu_table_validation_from_its_outputs() -> None:
+    from papers.once_for_all.report import mcu_table_section
+
+    arch = {"ks": [3] * 20, "e": [3] * 20, "d": [2, 3, 4, 2, 3], "r": 24}
+    mt = {
+        "clock_hz": 216_000_000,
+        "meta": {
+            "validation": {
+                "rows": [
+                    {
+                        "arch": arch,
+                        "predicted": 4_321_000.0,
+                        "measured": 4_300_000,
+                        "rel_error": 0.488,
+                        "missing_ops": 3,
+                        "ops": 60,
+                    }
+                ]
+            },
+            "measurements": {"build": [{}, {}]},
+        },
+    }
+    m = {
+        "mcu_table/entries": 123.0,
+        "mcu_table/validate_archs": 1.0,
+        "mcu_table/mean_rel_error": 0.488,
+        "mcu_table/max_rel_error": 0.488,
+        "mcu_table/fallback_fraction": 0.05,
+    }
+    text = mcu_table_section(mt, m)
+    assert "| 0 | 24 | 2-3-4-2-3 | 4.321 | 4.300 | 0.49 | 3 / 60 | 19.9 |" in text
+    assert "built from 2 sub-networks" in text and "123 operator entries" in text
+    assert "5% of their operators" in text and "*estimate*" in text
+    assert "not built" in mcu_table_section(None, {})
+
+
+def test_mcu_table_stage_without_the_toolchain_says_how_to_install_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from common.mcu import toolchain
+    from papers.once_for_all import mcu_table
+
+    monkeypatch.setattr(toolchain, "have", lambda tool: False)
+    argv = ["--params", str(REPO / "params.yaml"), "--supernet", str(tmp_path / "none")]
+    argv += ["--data", str(tmp_path), "--out", str(tmp_path / "t.json")]
+    assert mcu_table.main([*argv, "--metrics", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err
+    assert "missing microcontroller toolchain" in err and toolchain.INSTALL_COMMAND in err
+    assert not (tmp_path / "t.json").exists()

@@ -25,13 +25,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 
-from common.io import write_json
 from common.mcu.graph import Graph, Op
 from common.mcu.graph import Tensor as QTensor
 from common.mcu.memory import plan_tinyengine
@@ -134,28 +133,8 @@ def _lut_key(kind: str, *parts: int) -> str:
     return "/".join([kind, *(str(p) for p in parts)])
 
 
-class JsonTable:
-    """``save`` / ``load`` of a lookup table as one JSON file, for a class with ``to_dict`` and
-    ``from_dict`` (the latency table here, the MCU instruction table in
-    :mod:`common.ofa.mcu_cost`)."""
-
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Self:
-        raise NotImplementedError
-
-    def save(self, path: str | Path) -> Path:
-        return write_json(self.to_dict(), path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Self:
-        return cls.from_dict(json.loads(Path(path).read_text()))
-
-
 @dataclass
-class LatencyTable(JsonTable):
+class LatencyTable:
     """Per-block latencies (ms, batch 1) of one space on one machine; see :meth:`build`.
 
     Keys: ``stem/<r>``, ``first/<r>``, ``block/<stage>/<first in stage: 0|1>/<k>/<e>/<r>`` and
@@ -264,6 +243,15 @@ class LatencyTable(JsonTable):
             int(d.get("threads", 1)),
             dict(d.get("meta", {})),
         )
+
+    def save(self, path: str | Path) -> Path:
+        from common.io import write_json
+
+        return write_json(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> LatencyTable:
+        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def measure_arch_latency(

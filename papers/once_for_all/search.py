@@ -55,6 +55,7 @@ from papers.once_for_all.stage import (
     load_splits,
     load_supernet,
     loader,
+    read_json,
     save_subnet,
 )
 
@@ -94,11 +95,16 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     t_start = time.perf_counter()
     profile, cfg = load_config(args.params)
     sc = cfg.search
+    # The lookup tables first: a missing or corrupt one stops the stage before any work.
+    table = LatencyTable.from_dict(
+        read_json(args.latency, fix="run `dvc repro once_for_all_latency_table` first")
+    )
+    mcu_table = McuInstructionTable.from_dict(
+        read_json(args.mcu_table, fix="run `dvc repro once_for_all_mcu_table` first")
+    )
     splits = load_splits(cfg, args.data)
     supernet, _ = load_supernet(args.supernet)
     space = supernet.config
-    table = LatencyTable.load(args.latency)
-    mcu_table = McuInstructionTable.load(args.mcu_table)
     predictor, _ = load_predictor(args.predictor, cfg)
     eval_bs = cfg.phases["full"].train.eval_batch_size
     test = loader(splits.test, eval_bs)

@@ -239,3 +239,31 @@ def test_mcu_table_stage_without_the_toolchain_says_how_to_install_it(
     err = capsys.readouterr().err
     assert "missing microcontroller toolchain" in err and toolchain.INSTALL_COMMAND in err
     assert not (tmp_path / "t.json").exists()
+
+
+@pytest.mark.parametrize("broken", ["latency", "mcu-table"])
+@pytest.mark.parametrize("how", ["missing", "corrupt"])
+def test_search_with_a_missing_or_corrupt_table_names_its_stage(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], broken: str, how: str
+) -> None:
+    from common.ofa import LatencyTable, OFAMobileNetV3Config
+    from papers.once_for_all import search
+
+    tables = {"latency": tmp_path / "latency.json", "mcu-table": tmp_path / "mcu.json"}
+    LatencyTable(OFAMobileNetV3Config(), (24,), {}).save(tables["latency"])
+    tables["mcu-table"].write_text(
+        json.dumps({"config": OFAMobileNetV3Config().to_dict(), "entries": {}})
+    )
+    if how == "missing":
+        tables[broken].unlink()
+    else:
+        tables[broken].write_text('{"config": {"wid')
+    argv = ["--params", str(REPO / "params.yaml"), "--supernet", str(tmp_path / "none")]
+    argv += ["--predictor", str(tmp_path / "none"), "--data", str(tmp_path / "none")]
+    argv += ["--latency", str(tables["latency"]), "--mcu-table", str(tables["mcu-table"])]
+    argv += ["--out", str(tmp_path / "out"), "--checkpoints", str(tmp_path / "ck")]
+    assert search.main([*argv, "--metrics", str(tmp_path / "m.json")]) == 2
+    err = capsys.readouterr().err
+    stage = {"latency": "once_for_all_latency_table", "mcu-table": "once_for_all_mcu_table"}
+    assert str(tables[broken]) in err and f"dvc repro {stage[broken]}" in err
+    assert not (tmp_path / "out").exists()

@@ -1586,6 +1586,22 @@ def run_host(exe: Path, x: np.ndarray) -> np.ndarray:
     return np.frombuffer(result.stdout, dtype=np.int8).copy()
 
 
+def run_host_batch(exe: Path, xs: np.ndarray) -> np.ndarray:
+    """Run a host build once on every int8 input of ``xs`` (first axis: the inputs), in one
+    process; returns the int8 outputs, one flattened (NHWC) row per input."""
+    xs = np.ascontiguousarray(xs, dtype=np.int8)
+    n = len(xs)
+    result = subprocess.run(
+        [str(exe), "--batch"], input=xs.tobytes(), capture_output=True, check=False
+    )
+    if result.returncode != 0:
+        raise RuntimeError(f"{exe} --batch failed: {result.stderr.decode(errors='replace')}")
+    out = np.frombuffer(result.stdout, dtype=np.int8)
+    if n == 0 or out.size % n:
+        raise RuntimeError(f"{exe} --batch wrote {out.size} bytes for {n} inputs")
+    return out.reshape(n, -1).copy()
+
+
 def time_host(exe: Path, x: np.ndarray, repeat: int = 100) -> float:
     """Mean host seconds per inference over ``repeat`` runs (CPU time measured in the harness)."""
     data = np.ascontiguousarray(x, dtype=np.int8).tobytes()

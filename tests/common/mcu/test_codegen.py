@@ -19,6 +19,7 @@ from common.mcu.codegen import (
     build_host,
     generate,
     run_host,
+    run_host_batch,
 )
 from common.mcu.fixtures import GraphBuilder, random_graph
 from common.mcu.graph import Graph
@@ -219,6 +220,23 @@ def _check(g: Graph, exe: Path, xs: list[np.ndarray]) -> None:
         got = run_host(exe, x)
         assert got.shape == want.shape
         assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+
+
+def test_the_batch_harness_runs_every_input_in_order(
+    builds: Builds, graphs: dict[str, Graph]
+) -> None:
+    name = next(iter(GRAPHS))
+    g = graphs[name]
+    _, exe = builds.get(name, g, next(iter(CONFIGS)))
+    shape = g.tensors[g.inputs[0]].shape
+    rng = np.random.default_rng(7)
+    xs = rng.integers(-128, 128, size=(5, *shape[1:])).astype(np.int8)
+    got = run_host_batch(exe, xs)
+    assert got.shape[0] == 5
+    for x, row in zip(xs, got, strict=True):
+        assert np.array_equal(row, run_host(exe, x[None]))
+    with pytest.raises(RuntimeError, match="ended inside an input"):
+        run_host_batch(exe, xs.reshape(-1)[:-1].reshape(1, -1))
 
 
 @pytest.mark.parametrize("config", list(CONFIGS))

@@ -154,6 +154,39 @@ def test_instruction_counts_are_deterministic_and_linear_in_the_loop_length(
     assert counts[2] - counts[1] == 2 * per_100
 
 
+BRANCHY = """\
+#include <arm_acle.h>
+void model_invoke(void) {
+    /* data-dependent IT blocks (conditions that fail), 16- and 32-bit encodings, SIMD */
+    uint32_t acc = 0;
+    for (int i = 0; i < MODEL_INPUT_BYTES; ++i) {
+        int v = arena[i];
+        int y = v > 3 ? v - 7 : (v < -9 ? v * 3 : v ^ 5);
+        acc = (uint32_t)__smlad((int16x2_t)(uint32_t)(y & 0xFFFF), (int16x2_t)0x00010001u, (int32_t)acc);
+        arena[MODEL_INPUT_BYTES + i] = (int8_t)(y + (int)(acc >> 3));
+    }
+}
+"""
+
+
+@needs_toolchain
+@pytest.mark.parametrize("body", [ADD_ONE, BRANCHY], ids=["add_one", "branchy"])
+def test_native_counter_counts_as_the_capstone_hook(tmp_path: Path, body: str) -> None:
+    b = cortexm.build(make_project(tmp_path, "p", body), out_dir=tmp_path / "b")
+    disasm = subprocess.run(
+        ["arm-none-eabi-objdump", "-d", str(b.elf)], capture_output=True, text=True, check=True
+    ).stdout
+    if body is BRANCHY:  # the program exercises what the counters could disagree on
+        assert re.search(r"\sit[te]*\s", disasm) and "smlad" in disasm
+    for seed in range(3):
+        x = _rand(64, seed)
+        native = cortexm.run(b, x, counter="native")
+        python = cortexm.run(b, x, counter="python")
+        assert native.instructions == python.instructions > 0
+        assert native.total_instructions == python.total_instructions
+        np.testing.assert_array_equal(native.output, python.output)
+
+
 SMLAD = """\
 #include <arm_acle.h>
 #include <string.h>
@@ -350,8 +383,9 @@ def test_runaway_and_faulting_programs_stop_with_a_clear_error(tmp_path: Path) -
         tmp_path, "spin", 'void model_invoke(void) { for (;;) __asm__ volatile(""); }\n'
     )
     b = cortexm.build(spin, out_dir=tmp_path / "spin_b")
-    with pytest.raises(cortexm.InstructionLimitError, match="runaway"):
-        cortexm.run(b, _rand(64, 0), max_instructions=100_000)
+    for counter in ("native", "python"):
+        with pytest.raises(cortexm.InstructionLimitError, match="runaway"):
+            cortexm.run(b, _rand(64, 0), max_instructions=100_000, counter=counter)
     udf = make_project(tmp_path, "udf", 'void model_invoke(void) { __asm__ volatile("udf #0"); }\n')
     b = cortexm.build(udf, out_dir=tmp_path / "udf_b")
     with pytest.raises(cortexm.EmulationError, match="Invalid instruction"):
@@ -486,3 +520,17 @@ def test_profile_regions_follow_the_operator_comments(tmp_path: Path) -> None:
     assert regions[6] == regions[7] == "patch: copy the input tile in"
     assert regions[9] == "12: add b (one tile)"
     assert 10 not in regions and 11 not in regions
+
+
+def test_native_counter_without_a_host_compiler_falls_back_with_a_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("CC", "false")  # a "compiler" that always fails
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    monkeypatch.setattr(cortexm.tempfile, "tempdir", str(tmp_path / "tmp"))
+    cortexm._native_counter.cache_clear()
+    try:
+        with pytest.warns(RuntimeWarning, match="slower Python hook"):
+            assert cortexm._native_counter() is None
+    finally:
+        cortexm._native_counter.cache_clear()

@@ -783,13 +783,14 @@ def _dw_ring(
 def _dwk_ring(
     options: CodegenOptions, kh: int, kw: int, sh: int, sw: int, ow: int, ring_w: int
 ) -> bool:
-    """Whether a depthwise layer runs te_dwk_ring: 5x5 or 7x7, stride 1 or 2, an even output
-    width (its row loop has no tail) and every ring row within LDR's reach."""
+    """Whether a depthwise layer runs te_dwk_ring: 5x5 or 7x7, stride 1 or 2, at least two
+    output columns (its row loop makes two outputs per step; an odd width's last one is one
+    more step, see te_dwk_ring) and every ring row within LDR's reach."""
     if not (options.dw_rows and options.simd and options.unroll and options.specialize):
         return False
     if not (kh == kw and kh in (5, 7) and sh == sw and sh in (1, 2)):
         return False
-    return ow % 2 == 0 and 2 * ring_w * (kh - 1) + 16 <= 4095
+    return ow >= 2 and 2 * ring_w * (kh - 1) + 16 <= 4095
 
 
 def _conv_gemm_setup(

@@ -1091,16 +1091,37 @@ TE_KERNEL void te_dwk_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
                 int8_t *o0 = orow;
                 const int16_t *p = rows;
                 const int16_t *pend = p + (S == 1 ? 2 : 4) * (OW / 2);
-                if (K == 5 && S == 1) {
-                    TE_DWK_ROW_5_1(2 * RW);
-                } else if (K == 5) {
-                    TE_DWK_ROW_5_2(2 * RW);
-                } else if (S == 1) {
-                    TE_DWK_ROW_7_1(2 * RW);
-                } else {
-                    TE_DWK_ROW_7_2(2 * RW);
+                /* An odd width's last output: for stride 2 the pair (OW - 2, OW - 1) is run
+                 * again (its first output is rewritten with the same value; p stays word
+                 * aligned). For stride 1 that pair would start at an odd column, so the pair
+                 * (OW - 1, OW) runs instead: the spare output lands on the next output row's
+                 * first pixel, which that row rewrites later (in place, that input pixel is
+                 * already in the ring: PT <= K - 2). The last row's odd output runs C below. */
+                int32_t pairs = OW / 2;
+                if (OW % 2 && (S == 2 || (oy + 1 < OH && (in != out || PT <= K - 2)))) {
+                    pairs += 1;
                 }
-                ox0 = OW / 2 * 2; /* an odd width's last output below */
+                for (int32_t run = 0; run < 2; ++run) {
+                    if (K == 5 && S == 1) {
+                        TE_DWK_ROW_5_1(2 * RW);
+                    } else if (K == 5) {
+                        TE_DWK_ROW_5_2(2 * RW);
+                    } else if (S == 1) {
+                        TE_DWK_ROW_7_1(2 * RW);
+                    } else {
+                        TE_DWK_ROW_7_2(2 * RW);
+                    }
+                    if (run == 1 || pairs == OW / 2) {
+                        break;
+                    }
+                    /* the extra pair: stride 2 restarts at OW - 2, stride 1 goes on at OW - 1 */
+                    if (S == 2) {
+                        p -= 2;
+                        o0 -= C;
+                    }
+                    pend = p + (S == 1 ? 2 : 4);
+                }
+                ox0 = pairs == OW / 2 ? OW / 2 * 2 : OW;
             }
 #endif
             for (int32_t ox = ox0; ox < OW; ++ox) {

@@ -124,6 +124,21 @@ def depthwise_k_graph() -> Graph:
     return b.build()
 
 
+def depthwise_k_odd_graph() -> Graph:
+    """5x5 and 7x7 depthwise layers with odd output widths (te_dwk_ring's extra row step):
+    stride 1 from the graph input (not in place) and in place, stride 2, ReLU / none, and 260
+    channels (stores at an offset)."""
+    b = GraphBuilder((1, 7, 9, 5), seed=15)
+    b.conv(0, 5, depthwise=True)  # 7x9, stride 1, reads the graph input
+    b.conv(0, 7, stride=2, depthwise=True, activation="relu")  # 4x5
+    b.conv(0, 7, depthwise=True, activation="none")  # 4x5, stride 1, in place
+    b.conv(260, 1)
+    b.conv(0, 5, depthwise=True)  # 4x5, 260 channels
+    b.conv(0, 5, stride=2, depthwise=True)  # 2x3
+    b.conv(6, 1, activation="none")
+    return b.build()
+
+
 def residual_graph() -> Graph:
     """MobileNetV2 blocks with residual adds (one with a fused ReLU), odd channel counts."""
     b = GraphBuilder((1, 9, 9, 7), seed=5)
@@ -176,6 +191,7 @@ GRAPHS: dict[str, Callable[[], Graph]] = {
     "narrow": narrow_graph,
     "global_pool": global_pool_graph,
     "depthwise_k": depthwise_k_graph,
+    "depthwise_k_odd": depthwise_k_odd_graph,
     "residual": residual_graph,
     "pool_fc": pool_fc_graph,
     "softmax": softmax_graph,
@@ -368,7 +384,7 @@ def test_ring_depthwise_with_odd_extents_is_bit_exact_on_cortex_m7(
 
     monkeypatch.setattr(codegen, "_dw_ring", lambda o, kh, kw, sh, sw, *_: kh == kw == 3)
     monkeypatch.setattr(codegen, "_dwk_ring", lambda o, kh, kw, sh, sw, *_: kh == kw > 3)
-    for name in ("depthwise_simd", "depthwise", "depthwise_k", "residual"):
+    for name in ("depthwise_simd", "depthwise", "depthwise_k", "depthwise_k_odd", "residual"):
         g = graphs[name]
         project = generate(g, tmp_path / name, CONFIGS["specialized"])
         source = (project.out_dir / "model.c").read_text()
@@ -382,6 +398,29 @@ def test_ring_depthwise_with_odd_extents_is_bit_exact_on_cortex_m7(
             want = reference.run(g, x)[g.outputs[0]].ravel()
             got = cortexm.run(build, x).output.reshape(-1)
             assert np.array_equal(got, want), f"{name}: {np.count_nonzero(got != want)} differ"
+
+
+def test_odd_width_5x5_7x7_depthwise_runs_the_asm_rows_bit_exact_on_cortex_m7(
+    graphs: dict[str, Graph], tmp_path: Path
+) -> None:
+    """Every 5x5 / 7x7 layer of the odd-width graph takes te_dwk_ring by default; its asm row
+    steps (the extra pair of an odd width, spare output on the next row) are M7-only code."""
+    from common.mcu import cortexm, toolchain
+
+    g = graphs["depthwise_k_odd"]
+    project = generate(g, tmp_path / "c", CONFIGS["specialized"])
+    source = (project.out_dir / "model.c").read_text()
+    assert source.count("te_dwk_ring(") == 5
+    assert project.inplace_ops, "the graph should exercise an in-place layer"
+    xs = _inputs(g, 6)
+    _check(g, build_host(project), xs)
+    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+        pytest.skip("needs the Arm toolchain (make toolchain)")
+    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
+    for x in xs:
+        want = reference.run(g, x)[g.outputs[0]].ravel()
+        got = cortexm.run(build, x).output.reshape(-1)
+        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
 
 
 def test_channel_choices_respect_the_flash_budget(graphs: dict[str, Graph]) -> None:

@@ -83,6 +83,10 @@ optimisations, each behind a :class:`CodegenOptions` switch for ablations:
   own extents and paddings (a per-tile table; values equal for all tiles stay literals), an ADD
   whose operands carry a halo runs row by row, and the output tile is copied into the whole
   stage output. The rest runs per layer. :func:`best_patch_split` picks the split.
+* **streamed input** (``stream_input``, with patches; MCUNetV2's analytic convention): the input
+  frame is not held in the arena; each tile's input region is requested from the caller
+  (``model_read_input``: a camera or sensor interface that delivers rows of a window, here the
+  host harness or a semihosting call under emulation), so the patch stage holds only tiles.
 
 The arena is the real SRAM for activations: ``MODEL_ARENA_BYTES`` = the plan's activation bytes
 (8-byte aligned) + the scratch (the largest im2col buffer with the widened int16 rows, or padded
@@ -178,6 +182,9 @@ class CodegenOptions:
             PAD-fused graph run tile by tile on a ``patches x patches`` grid of the stage
             output (0: every operator runs on whole tensors). Needs ``fuse_pad``.
         patches: the grid size of the patch stage.
+        stream_input: with ``patch_ops``, the input frame stays outside the arena and each
+            tile's input region is read through ``model_read_input`` (``model.h``), which the
+            caller provides; ``model_input()`` then returns NULL.
     """
 
     kernels: str = "specialized"
@@ -194,12 +201,15 @@ class CodegenOptions:
     add_table: bool = True
     patch_ops: int = 0
     patches: int = 1
+    stream_input: bool = False
 
     def __post_init__(self) -> None:
         if self.kernels not in ("specialized", "reference"):
             raise ValueError(f"kernels must be 'specialized' or 'reference', not {self.kernels!r}")
         if self.patch_ops < 0 or self.patches < 1:
             raise ValueError("patch_ops must be >= 0 and patches >= 1")
+        if self.stream_input and not self.patch_ops:
+            raise ValueError("stream_input needs patch-based inference (patch_ops > 0)")
         if self.patch_ops and (self.kernels != "specialized" or not self.fuse_pad):
             raise ValueError("patch-based inference needs specialized kernels with fuse_pad")
 
@@ -359,8 +369,8 @@ TILE = "@tile"  # suffix of the buffers holding one tile of a patch-stage tensor
 def _patch_memory(g: Graph, options: CodegenOptions) -> MemoryPlan:
     """Arena plan of patch-based inference for the PAD-fused graph ``g``.
 
-    During the patch stage (ops ``[0, n)``, times ``0 .. n-1``) the whole input frame, the
-    assembled stage output and one tile of every stage tensor (``name@tile``, sized for the
+    During the patch stage (ops ``[0, n)``, times ``0 .. n-1``) the whole input frame (unless
+    ``options.stream_input``), the assembled stage output and one tile of every stage tensor (``name@tile``, sized for the
     largest tile, with the stage's own lifetimes) are alive; afterwards the rest of the network
     runs per layer (TinyEngine in-place rules), its times shifted by ``n``. One greedy placement
     over all of them, so the rest reuses the input frame's and the tiles' space.
@@ -388,7 +398,8 @@ def _patch_memory(g: Graph, options: CodegenOptions) -> MemoryPlan:
         )
         for b in lifetimes(stage)
     ]
-    buffers.append(Buffer(x, g.tensors[x].nbytes, -1, n - 1))
+    if not options.stream_input:  # streamed: the frame stays with the caller
+        buffers.append(Buffer(x, g.tensors[x].nbytes, -1, n - 1))
     rest = Graph(g.tensors, g.ops[n:], [stage_out], g.outputs)
     aliases = inplace_aliases(rest)[0] if options.inplace else {}
     for b in lifetimes(rest, aliases):
@@ -398,14 +409,19 @@ def _patch_memory(g: Graph, options: CodegenOptions) -> MemoryPlan:
 
 
 def best_patch_split(
-    g: Graph, patches: tuple[int, ...] = (2, 3, 4), max_overhead: float = 0.3
+    g: Graph,
+    patches: tuple[int, ...] = (2, 3, 4),
+    max_overhead: float = 0.3,
+    *,
+    stream_input: bool = False,
 ) -> tuple[int, int, float] | None:
     """``(patch_ops, patches, mac_overhead)`` with the smallest generated activation arena among
     the splits that cost at most ``max_overhead`` extra MACs, or None when none does.
 
     Unlike :func:`~common.mcu.memory.best_patch_plan` (MCUNetV2's analytic peak, input frame
     streamed) this counts what the generated C code holds: the whole input frame in the arena
-    during the patch stage, the tiles, the stage output, then the rest per layer.
+    during the patch stage (unless ``stream_input``), the tiles, the stage output, then the
+    rest per layer.
     """
     fused = fuse_pad(g)
     best: tuple[int, int, float, int] | None = None
@@ -415,7 +431,8 @@ def best_patch_split(
                 overhead = patch_plan(g, n, p).mac_overhead
                 if overhead > max_overhead:
                     continue
-                arena = _patch_memory(fused, CodegenOptions(patch_ops=n, patches=p)).arena_bytes
+                cg = CodegenOptions(patch_ops=n, patches=p, stream_input=stream_input)
+                arena = _patch_memory(fused, cg).arena_bytes
             except ValueError:  # the split cuts a branch, or holds an operator without tiles
                 continue
             if best is None or arena < best[3]:
@@ -709,6 +726,7 @@ class _PatchStage:
 
     def __init__(self, g: Graph, options: CodegenOptions) -> None:
         self.n = options.patch_ops
+        self.stream = options.stream_input
         self.regions = patch_regions(g, self.n, options.patches) if self.n else []
         self.cols: list[list[int]] = []
 
@@ -738,11 +756,15 @@ class _PatchStage:
         }
 
     def copy_in(self, g: Graph, plan: MemoryPlan) -> str:
-        """Copy the current tile of the input frame into its tile buffer."""
+        """Copy the current tile of the input frame into its tile buffer (streamed: ask the
+        caller for it)."""
         x = g.inputs[0]
         _, _, w, c = g.tensors[x].shape
         r = self.of(x)
         rows, cols = self.col([b[1] - b[0] for b in r]), self.col([b[3] - b[2] for b in r])
+        if self.stream:
+            y0, x0 = self.col([b[0] for b in r]), self.col([b[2] for b in r])
+            return f"model_read_input(arena + {plan.offset(x + TILE)}, {y0}, {x0}, {rows}, {cols});"
         start = self.col([(b[0] * w + b[2]) * c for b in r])
         return (
             f"te_copy_rows(arena + {plan.offset(x + TILE)}, {cols} * {c}, "
@@ -1482,6 +1504,19 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
     scratch = _align(scratch, 8)
     arena = activation_bytes + scratch
     x_t, y_t = run_graph.tensors[g.inputs[0]], run_graph.tensors[g.outputs[0]]
+    stream_decl = ""
+    if options.stream_input:
+        _, ih, iw, ic = x_t.shape
+        stream_decl = f"""/* Streamed input (patch-based inference): the frame is not in the arena. The caller
+ * provides model_read_input, which copies rows [y0, y0 + rows) x columns [x0, x0 + cols) of
+ * the int8 NHWC frame (MODEL_INPUT_H x MODEL_INPUT_W x MODEL_INPUT_C) to dst, row after row. */
+#define MODEL_STREAMS_INPUT 1
+#define MODEL_INPUT_H {ih}
+#define MODEL_INPUT_W {iw}
+#define MODEL_INPUT_C {ic}
+void model_read_input(int8_t *dst, int32_t y0, int32_t x0, int32_t rows, int32_t cols);
+
+"""
 
     header = f"""\
 /* Generated model interface ({options.kernels} kernels). */
@@ -1496,7 +1531,7 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
 #define MODEL_ACTIVATION_BYTES {activation_bytes}
 #define MODEL_SCRATCH_BYTES {scratch}
 
-/* Where the caller writes the int8 input (NHWC), inside the arena. */
+{stream_decl}/* Where the caller writes the int8 input (NHWC), inside the arena (NULL when streamed). */
 int8_t *model_input(void);
 /* Where the int8 output is after model_invoke(). */
 const int8_t *model_output(void);
@@ -1516,7 +1551,9 @@ void model_invoke(void);
             "",
             "static int8_t arena[MODEL_ARENA_BYTES] __attribute__((aligned(8)));",
             "",
-            f"int8_t *model_input(void) {{ return arena + {plan.offset(g.inputs[0])}; }}",
+            "int8_t *model_input(void) { return (int8_t *)0; }"
+            if options.stream_input
+            else f"int8_t *model_input(void) {{ return arena + {plan.offset(g.inputs[0])}; }}",
             "",
             f"const int8_t *model_output(void) {{ return arena + {plan.offset(g.outputs[0])}; }}",
             "",

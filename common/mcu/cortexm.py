@@ -70,6 +70,9 @@ SYS_EXIT: int = 0x18
 SH_WRITE_INPUT: int = 0x100
 #: Application-defined: r1 = output buffer, r2 = bytes; the host reads the output.
 SH_READ_OUTPUT: int = 0x101
+#: Application-defined: r1 = destination, r2 = address of six int32 (y0, x0, rows, cols, frame
+#: width, channels); the host writes that window of the input frame (a streamed input).
+SH_READ_TILE: int = 0x102
 #: SYS_EXIT reason for a clean exit (ADP_Stopped_ApplicationExit).
 ADP_STOPPED_APPLICATION_EXIT: int = 0x20026
 
@@ -1005,9 +1008,24 @@ class _Machine:
                 raise EmulationError("the program asked for the input twice")
             if r2 != self.x.size:
                 raise EmulationError(f"the program wants {r2} input bytes, got {self.x.size}")
-            uc.mem_write(r1, self.x.tobytes())
+            if r1:  # r1 = 0: a streamed input, read tile by tile (SH_READ_TILE)
+                uc.mem_write(r1, self.x.tobytes())
             self.mark_in = self.count
             self._active[0] = True
+        elif op == SH_READ_TILE:
+            if self.mark_in is None or self.mark_out is not None:
+                raise EmulationError("an input tile was requested outside the inference")
+            raw = np.frombuffer(bytes(uc.mem_read(r2, 24)), dtype="<i4")
+            y0, x0, rows, cols, width, channels = (int(v) for v in raw)
+            if width <= 0 or channels <= 0 or self.x.size % (width * channels):
+                raise EmulationError(f"input tile request with frame {width} x {channels}")
+            frame = self.x.reshape(-1, width, channels)
+            if min(y0, x0, rows, cols) < 0:
+                raise EmulationError(f"input tile request ({y0}, {x0}, {rows}, {cols})")
+            if y0 + rows > frame.shape[0] or x0 + cols > width:
+                raise EmulationError(f"input tile ({y0}, {x0}, {rows}, {cols}) outside the frame")
+            tile = np.ascontiguousarray(frame[y0 : y0 + rows, x0 : x0 + cols])
+            uc.mem_write(r1, tile.tobytes())
         elif op == SH_READ_OUTPUT:
             if self.mark_in is None:
                 raise EmulationError("output reported before the input was requested")
@@ -1206,6 +1224,7 @@ __all__ = [
     "DEFAULT_STACK_BYTES",
     "PROFILE_OTHER",
     "SH_READ_OUTPUT",
+    "SH_READ_TILE",
     "SH_WRITE_INPUT",
     "SYS_EXIT",
     "SYS_WRITE0",

@@ -10,8 +10,10 @@ converter) and
    TinyEngine's in-place plan, and the best MCUNetV2 patch-based plan (with its MAC overhead);
 3. generates the C projects: TinyEngine-style specialized kernels, the same with MCUNetV2
    patch-based inference for the first stage (the split with the smallest generated arena,
-   input frame included), and TF-Lite Micro-style reference kernels; builds each for the host
-   and checks it against the numpy reference;
+   input frame included), the same with the input frame streamed tile by tile from the caller
+   (``tinyengine_stream``: the frame is not in SRAM, as MCUNetV2's analytic numbers assume), and
+   TF-Lite Micro-style reference kernels; builds each for the host and checks it against the
+   numpy reference;
 4. builds them for the target (a linker script with the target's flash and SRAM: a model that
    does not fit fails at link time and is reported as such) and runs them on the emulated
    Cortex-M7, reading back the outputs and counting instructions exactly.
@@ -65,8 +67,14 @@ class DeployOptions:
     lab_target: str = "mps2-an500"  # same core, 4 MB memories: measures what does not fit
     engines: dict[str, CodegenOptions] = field(default_factory=lambda: dict(ENGINES))
     emulate: bool = True  # build for the target and run on the emulator
-    emulate_engines: tuple[str, ...] = ("tinyengine", "tinyengine_patch", "reference")
+    emulate_engines: tuple[str, ...] = (
+        "tinyengine",
+        "tinyengine_patch",
+        "tinyengine_stream",
+        "reference",
+    )
     patch_engine: bool = True  # also generate MCUNetV2 patch-based C code ("tinyengine_patch")
+    stream_engine: bool = True  # and the patch-based code with a streamed input frame
     patches: tuple[int, ...] = (2, 3, 4)
     max_patch_overhead: float = 0.3
     stack_bytes: int = cortexm.DEFAULT_STACK_BYTES
@@ -155,6 +163,18 @@ def deploy(
         m["tinyengine_patch/mac_overhead"] = float(overhead)
     elif options.patch_engine:
         log(f"{name}: no patch split within +{options.max_patch_overhead:.0%} MACs")
+    if options.patch_engine and options.stream_engine:
+        streamed = best_patch_split(
+            g, tuple(options.patches), options.max_patch_overhead, stream_input=True
+        )
+        if streamed is not None:
+            n_ops, grid, overhead = streamed
+            engines["tinyengine_stream"] = CodegenOptions(
+                patch_ops=n_ops, patches=grid, stream_input=True
+            )
+            m["tinyengine_stream/n_ops"] = float(n_ops)
+            m["tinyengine_stream/patches"] = float(grid)
+            m["tinyengine_stream/mac_overhead"] = float(overhead)
     # Engines are independent (compilers and emulator runs): two at a time.
     job = functools.partial(
         _deploy_engine, g, out_dir, xs, expected, options, target, name=name, log=log
@@ -364,6 +384,14 @@ def table(m: dict[str, float], target: str = "stm32f746") -> str:
             (
                 "tinyengine_patch",
                 f"+ patches ({p:.0f}x{p:.0f}, {m['tinyengine_patch/n_ops']:.0f} ops)",
+            )
+        )
+    if "tinyengine_stream/n_ops" in m:
+        p = m["tinyengine_stream/patches"]
+        engines.append(
+            (
+                "tinyengine_stream",
+                f"+ streamed input ({p:.0f}x{p:.0f}, {m['tinyengine_stream/n_ops']:.0f} ops)",
             )
         )
 

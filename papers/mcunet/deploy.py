@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         opts = DeployOptions(
             target=d.target,
             emulate=d.emulate,
-            emulate_engines=("tinyengine", "tinyengine_patch")
+            emulate_engines=("tinyengine", "tinyengine_patch", "tinyengine_stream")
             + (("reference",) if d.reference_kernels else ()),
             patches=tuple(d.patches),
             max_patch_overhead=d.max_patch_overhead,

@@ -10,6 +10,10 @@
  *   bkpt 0xAB  r0 = 0x101 (MCU_SH_READ_OUTPUT), r1 = model_output(), r2 = MODEL_OUTPUT_BYTES
  *   SYS_EXIT (0x18, r1 = 0x20026)
  *
+ * A model with a streamed input (MODEL_STREAMS_INPUT, patch-based inference) has no input buffer:
+ * MCU_SH_WRITE_INPUT gets r1 = 0 (it only marks the start) and model_read_input asks the host
+ * for each tile's window with MCU_SH_READ_TILE (the host plays the camera).
+ *
  * Standalone build (-DMCU_STANDALONE): no application-defined operations, so it also runs on
  * QEMU (mps2-an500). The input is the fixed pattern (int8_t)(7 * i + 3); the output is printed as
  * hexadecimal with SYS_WRITE0, 32 bytes per line.
@@ -18,6 +22,29 @@
 
 #include "mcu_semihost.h"
 #include "model.h"
+
+#if defined(MODEL_STREAMS_INPUT)
+void model_read_input(int8_t *dst, int32_t y0, int32_t x0, int32_t rows, int32_t cols) {
+#if defined(MCU_STANDALONE)
+    /* the standalone input pattern, (int8_t)(7 * i + 3) at flat NHWC index i */
+    for (int32_t r = 0; r < rows; ++r) {
+        for (int32_t k = 0; k < cols * MODEL_INPUT_C; ++k) {
+            uint32_t i = (uint32_t)((y0 + r) * MODEL_INPUT_W + x0) * MODEL_INPUT_C + (uint32_t)k;
+            *dst++ = (int8_t)(7u * i + 3u);
+        }
+    }
+#else
+    static int32_t window[6];
+    window[0] = y0;
+    window[1] = x0;
+    window[2] = rows;
+    window[3] = cols;
+    window[4] = MODEL_INPUT_W;
+    window[5] = MODEL_INPUT_C;
+    mcu_sh_call(MCU_SH_READ_TILE, (uint32_t)dst, (uint32_t)window);
+#endif
+}
+#endif
 
 #if defined(MCU_STANDALONE)
 static void print_hex(const int8_t *p, uint32_t n) {
@@ -39,12 +66,15 @@ static void print_hex(const int8_t *p, uint32_t n) {
 #endif
 
 int main(void) {
-    int8_t *in = model_input();
+    int8_t *in = model_input(); /* NULL for a streamed input */
     const int8_t *out = model_output();
 #if defined(MCU_STANDALONE)
+#if !defined(MODEL_STREAMS_INPUT)
     for (uint32_t i = 0; i < (uint32_t)MODEL_INPUT_BYTES; ++i) {
         in[i] = (int8_t)(7u * i + 3u);
     }
+#endif
+    (void)in;
     model_invoke();
     print_hex(out, (uint32_t)MODEL_OUTPUT_BYTES);
 #else

@@ -7,6 +7,12 @@
  *
  *   MCU_SH_WRITE_INPUT  (0x100)  r1 = input buffer,  r2 = bytes: the host writes the input there
  *   MCU_SH_READ_OUTPUT  (0x101)  r1 = output buffer, r2 = bytes: the host reads the output
+ *   MCU_SH_READ_TILE    (0x102)  r1 = destination, r2 = the address of six int32 values
+ *                                (y0, x0, rows, cols, frame width, channels): the host writes
+ *                                that window of the input frame there, row after row (a model
+ *                                with a streamed input; the host plays the camera)
+ *
+ * For a streamed input, MCU_SH_WRITE_INPUT is called with r1 = 0: it only marks the start.
  *
  * Instructions are counted strictly between these two calls. SYS_WRITE0 and SYS_EXIT are the
  * standard operations and also work under QEMU.
@@ -20,6 +26,7 @@
 #define MCU_SH_SYS_EXIT 0x18u
 #define MCU_SH_WRITE_INPUT 0x100u
 #define MCU_SH_READ_OUTPUT 0x101u
+#define MCU_SH_READ_TILE 0x102u
 
 /* SYS_EXIT reasons (r1). Only ApplicationExit is a clean exit. */
 #define MCU_ADP_STOPPED_APPLICATION_EXIT 0x20026u

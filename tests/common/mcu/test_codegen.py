@@ -645,3 +645,46 @@ def test_patch_based_cortex_m7_build_is_bit_exact(graphs: dict[str, Graph], tmp_
         want = reference.run(g, x)[g.outputs[0]].ravel()
         got = cortexm.run(build, x).output.reshape(-1)
         assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+
+
+@pytest.mark.parametrize(("name", "n_ops", "patches"), [("residual", 9, 3), ("depthwise", 6, 2)])
+def test_streamed_input_patch_build_is_bit_exact_without_the_frame_in_the_arena(
+    graphs: dict[str, Graph], name: str, n_ops: int, patches: int, tmp_path: Path
+) -> None:
+    """``stream_input``: each tile's input window comes from model_read_input (the host
+    harness's frame; a semihosting call on the M7), the arena holds no input frame, and the
+    outputs are those of the frame-held build, on the host, the M7 and a standalone image."""
+    from common.mcu import cortexm, toolchain
+
+    g = graphs[name]
+    held = generate(g, tmp_path / "held", CodegenOptions(patch_ops=n_ops, patches=patches))
+    cg = CodegenOptions(patch_ops=n_ops, patches=patches, stream_input=True)
+    streamed = generate(g, tmp_path / "streamed", cg)
+    x_name = g.inputs[0]
+    assert x_name in {b.tensor for b in held.plan.buffers}
+    assert x_name not in {b.tensor for b in streamed.plan.buffers}
+    assert streamed.activation_bytes < held.activation_bytes
+    assert "model_read_input(arena + " in (streamed.out_dir / "model.c").read_text()
+    assert "#define MODEL_STREAMS_INPUT 1" in (streamed.out_dir / "model.h").read_text()
+    xs = _inputs(g, 8)
+    _check(g, build_host(streamed), xs)
+    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+        pytest.skip("needs the Arm toolchain (make toolchain)")
+    build = cortexm.build(streamed.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
+    held_build = cortexm.build(held.out_dir, "mps2-an500", out_dir=tmp_path / "m7_held")
+    for x in xs[:3]:
+        want = reference.run(g, x)[g.outputs[0]].ravel()
+        r = cortexm.run(build, x)
+        assert np.array_equal(r.output.reshape(-1), want)
+        # the copies of the input tiles are the sensor's work now: fewer M7 instructions
+        assert 0 < r.instructions < cortexm.run(held_build, x).instructions
+    alone = [
+        cortexm.build(p.out_dir, "mps2-an500", out_dir=tmp_path / f"alone_{k}", standalone=True)
+        for k, p in (("held", held), ("streamed", streamed))
+    ]
+    assert cortexm.run(alone[1]).stdout == cortexm.run(alone[0]).stdout != ""
+
+
+def test_streamed_input_needs_patches() -> None:
+    with pytest.raises(ValueError, match="stream_input needs"):
+        CodegenOptions(stream_input=True)

@@ -26,7 +26,7 @@ def test_deploy_profile_splits_every_engine_by_operator(
     assert "Instructions per operator" in out and "ref/ours" in out
     m = json.loads((tmp_path / "deploy.json").read_text())
     profiles = json.loads((tmp_path / "profile.json").read_text())
-    assert set(profiles) == {"tinyengine", "tinyengine_patch", "reference"}
+    assert set(profiles) == {"tinyengine", "tinyengine_patch", "tinyengine_stream", "reference"}
     for engine, per_op in profiles.items():  # exact: the same count, split
         assert sum(per_op.values()) == m[f"{engine}/instructions"]
         assert per_op.get("(other)", 0) < 50  # call set-up, prologue and epilogue only

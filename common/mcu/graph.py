@@ -159,12 +159,10 @@ def fuse_pad(g: Graph) -> Graph:
     becomes PAD + VALID conv, and the padded copy costs a whole tensor of SRAM. TinyEngine fuses
     padding into the kernel; so does this pass (the convolution gets explicit padding). The result
     computes exactly the same values (the pad value is the input's zero point, i.e. real 0).
-    The result has its own operators and tensor table; the :class:`Tensor` objects (and their
-    weights) are shared with ``g``, as nothing changes them.
     """
     import copy
 
-    g = Graph(dict(g.tensors), [copy.deepcopy(op) for op in g.ops], list(g.inputs), list(g.outputs))
+    g = copy.deepcopy(g)
     consumers: dict[str, list[Op]] = {}
     for op in g.ops:
         for t in op.inputs:

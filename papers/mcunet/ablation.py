@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -85,6 +86,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     expected = reference.run(g, x)[g.outputs[0]].reshape(-1)
     metrics: dict[str, float] = {}
     rows = []
+    t_start = time.perf_counter()
     with stage_run(
         experiment=EXPERIMENT, stage="mcunet_ablation", config=cfg.deploy, profile=profile
     ) as mlrun:
@@ -114,6 +116,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             )
             print(f"{label:<75} {instructions:>13,} instructions  arena {arena:>9,} B")
         metrics["ablation/macs"] = float(g.macs())
+        metrics["ablation/seconds"] = time.perf_counter() - t_start
         write_metrics(metrics, args.metrics)
         (args.out / "steps.json").write_text(
             json.dumps({"model": name, "steps": rows}, indent=2) + "\n"

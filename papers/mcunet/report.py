@@ -254,6 +254,25 @@ def patch_c_table(m: dict[str, float], cfg: Any, engine: str = "tinyengine_patch
     )
 
 
+def runtime_table(m: dict[str, float], cfg: Any) -> str:
+    """Seconds of work per stage (training epochs, deployment, ablation) and their sum."""
+    rows, total = [], 0.0
+    for k in cfg.models:
+        for stage, key in (
+            ("mcunet_train", "float/train_seconds"),
+            ("mcunet_deploy", "deploy_seconds"),
+        ):
+            v = m.get(f"{k}/{key}")
+            if v is not None:
+                rows.append([f"{stage}@{k}", fmt(v)])
+                total += v
+    if m.get("ablation/seconds") is not None:
+        rows.append(["mcunet_ablation", fmt(m["ablation/seconds"])])
+        total += m["ablation/seconds"]
+    rows.append(["**total**", f"**{fmt(total)}** ({fmt(total / 60)} min)"])
+    return table(["Stage", "Seconds"], rows)
+
+
 def ablation_table(steps: dict[str, Any] | None) -> str:
     if not steps:
         return "(the ablation stage did not run)"
@@ -394,6 +413,13 @@ def run(args: argparse.Namespace) -> None:
         ),
         Section(
             "Fits / does not fit the STM32F746 (320 kB SRAM, 1 MB flash)", fits_table(metrics, cfg)
+        ),
+        Section(
+            "Run time",
+            "Seconds of work per stage on this machine, from the stages' own metrics (training: "
+            "the sum of the epochs, resumed runs included; deployment and ablation: the stage's "
+            "run; each stage process also takes about 10 s to start). LeNet-5 is trained by Deep "
+            "Compression's baseline stage.\n\n" + runtime_table(metrics, cfg),
         ),
         Section(
             "Bit-exactness",

@@ -73,6 +73,9 @@ optimisations, each behind a :class:`CodegenOptions` switch for ablations:
   value pairs and SMLAD / SMLATB / SMLABT against (w0, w1) and (w1, w2) pairs compute two
   outputs per window row; 3x3 stride 1 does two output rows at a time, stride 2 and 5x5 / 7x7
   (generated ``te_dwk.h``) run a whole output row as one asm loop with the requantization.
+* **valid-tap depthwise on tiny planes** (``dw_small``): for small output planes each channel is
+  widened to int16 with the input offset added, so taps in the padding are skipped instead of
+  multiplied by zero (te_dw_small; per-column tap ranges are literals, SMLAD on weight pairs).
 * **weight-cached 1x1 GEMM** (``gemm_cache``): a block of pixels is widened once, and each
   output-channel pair's weights are widened once per block (LDRD, SXTB16 x4, STM), so the inner
   loop is LDM + 2 LDRD + 8 SMLAD per 16 MACs.
@@ -178,6 +181,10 @@ class CodegenOptions:
         gemm_cache: 1x1 GEMMs widen each output-channel pair's weights to int16 once per block
             of pixels (te_conv1x1_wc, 11 instead of 15 instructions per 16 MACs), within the
             scratch the other layers need anyway.
+        dw_small: depthwise layers with a tiny output plane (at most 8 columns, where the
+            estimate wins) compute only the taps inside the image (te_dw_small: the channel
+            widened to int16 with the input offset added, constant per-column tap ranges,
+            SMLAD / SMLABB / SMLATT on weight pairs taken by SXTB16 from reordered int8 rows).
         patch_ops: MCUNetV2 patch-based inference: the first ``patch_ops`` operators of the
             PAD-fused graph run tile by tile on a ``patches x patches`` grid of the stage
             output (0: every operator runs on whole tensors). Needs ``fuse_pad``.
@@ -199,6 +206,7 @@ class CodegenOptions:
     dw_rows: bool = True
     gemm_cache: bool = True
     add_table: bool = True
+    dw_small: bool = True
     patch_ops: int = 0
     patches: int = 1
     stream_input: bool = False
@@ -815,6 +823,59 @@ def _dwk_ring(
     return ow >= 2 and 2 * ring_w * (kh - 1) + 16 <= 4095
 
 
+def _dw_small(
+    options: CodegenOptions,
+    kh: int,
+    kw: int,
+    sh: int,
+    sw: int,
+    h: int,
+    w: int,
+    oh: int,
+    ow: int,
+    pt: int,
+    pl: int,
+) -> bool:
+    """Whether a depthwise layer runs te_dw_small (valid taps only, on a tiny output plane):
+    3x3 / 5x5 / 7x7, stride 1 or 2, at most 8 output columns, and where its estimate
+    (:func:`_dw_small_cost`) beats the padded-window kernels' (:func:`_dw_window_cost`)."""
+    if not (options.dw_small and options.simd and options.unroll and options.specialize):
+        return False
+    if not (kh == kw and kh in (3, 5, 7) and sh == sw and sh in (1, 2) and ow <= 8):
+        return False
+    return _dw_small_cost(kh, sh, h, w, oh, ow, pt, pl) < _dw_window_cost(kh, sh, oh, ow)
+
+
+def _dw_window_cost(k: int, s: int, oh: int, ow: int) -> float:
+    """Estimated instructions per channel of the padded-window kernels (te_dw3_ring,
+    te_dwk_ring), fitted to their Cortex-M7 profiles on 4x4 to 8x8 output planes."""
+    return oh * ow * (2.2 * k * k + 4) * (1.3 if s == 2 else 1.0) + 250
+
+
+def _dw_small_cost(k: int, s: int, h: int, w: int, oh: int, ow: int, pt: int, pl: int) -> int:
+    """Estimated instructions per channel of te_dw_small: widening, per valid window row the
+    weight pairs and per valid tap pair a load and a MAC, and the requantization."""
+    ch, cw = min(h, (oh - 1) * s + k - pt), min(w, (ow - 1) * s + k - pl)
+    pairs = 0
+    for ox in range(ow):
+        kx0, kx1 = max(pl - ox * s, 0), min(cw + pl - ox * s, k)
+        pairs += (kx1 - 1) // 2 - kx0 // 2 + 1
+    rows = sum(min(ch - (oy * s - pt), k) - max(pt - oy * s, 0) for oy in range(oh))
+    return 3 * ch * cw + rows * (4 + 3 * ((k + 3) // 4) + 2 * pairs) + oh * (11 * ow + 4) + 60
+
+
+def _dw_small_weights(w: np.ndarray) -> np.ndarray:
+    """te_dw_small's weights: per channel (C, K, K), each row in groups of four as (w0, w2, w1,
+    w3) (a tail of three as (w0, w2, w1)), then 4 zero bytes of slack for its word loads."""
+    k = w.shape[1]
+    order = []
+    for g in range(0, k, 4):
+        n = min(4, k - g)
+        order += [g + i for i in ((0, 2, 1, 3), (0, 2, 1), (0, 1), (0,))[4 - n]]
+    cw = np.transpose(w, (2, 0, 1))[:, :, order]
+    return np.concatenate([cw.reshape(-1), np.zeros(4, dtype=cw.dtype)])
+
+
 def _conv_gemm_setup(
     g: Graph, op: Op, options: CodegenOptions
 ) -> tuple[np.ndarray, np.ndarray, int, int, np.ndarray | None]:
@@ -1137,7 +1198,11 @@ def _emit_specialized(
         elif op.kind == "depthwise_conv2d":
             if op.options.get("depth_multiplier", 1) != 1:
                 raise UnsupportedOperatorError("depthwise_conv2d with depth_multiplier != 1")
-            em.array(f"{label}_w", "int8_t", np.transpose(w.data[0], (2, 0, 1)))  # (C, kh, kw)
+            small = not in_stage and _dw_small(options, kh, kw, sh, sw, h, wd, oh, ow, pt, pl)
+            if small:
+                em.array(f"{label}_w", "int8_t", _dw_small_weights(w.data[0]))
+            else:
+                em.array(f"{label}_w", "int8_t", np.transpose(w.data[0], (2, 0, 1)))  # (C, kh, kw)
             em.array(f"{label}_b", "int32_t", bias)
             wabs = np.abs(w.data[0].astype(np.int64)).sum(axis=(0, 1))
             rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
@@ -1146,7 +1211,19 @@ def _emit_specialized(
             if not in_stage and plan.aliases.get(op.outputs[0]) == op.inputs[0]:
                 inplace.append(op.name or label)
             ring_w = (((max_ow - 1) * sw + kw + 1) & ~1) + 2  # ring row: halfwords, even
-            if _dwk_ring(options, kh, kw, sh, sw, ow, ring_w):
+            if small:
+                # the widened input channel: its rows (within the windows), one halfword of
+                # slack on either side
+                ch = min(h, (oh - 1) * sh + kh - pt)
+                rw = min(wd, (ow - 1) * sw + kw - pl) + 2
+                scratch = max(scratch, 2 * ch * rw)
+                body.append(
+                    f"    te_dw_small({p(op.inputs[0])}, {p(op.outputs[0])}, "
+                    f"(int16_t *)(void *){sc}, {dims}, {cin}, {oh}, {ow}, {kh}, {sh}, {pt}, "
+                    f"{pl}, {rw}, {label}_w, {label}_b, {label}_mult, {label}_shift, {rq}, "
+                    f"{off}, {out.zp}, {lo}, {hi});"
+                )
+            elif _dwk_ring(options, kh, kw, sh, sw, ow, ring_w):
                 scratch = max(scratch, 2 * kh * 2 * ring_w)  # the doubled ring of kh rows
                 body.append(
                     f"    te_dwk_ring({p(op.inputs[0])}, {p(op.outputs[0])}, "

@@ -41,6 +41,7 @@ OFF = {
     "dw_rows": False,
     "gemm_cache": False,
     "add_table": False,
+    "dw_small": False,
 }
 # (key, label, options): each step adds one optimisation to the previous one.
 STEPS: list[tuple[str, str, CodegenOptions]] = [
@@ -65,6 +66,7 @@ for _key, _label in [
     ("dw_rows", "+ depthwise on int16 row rings (LDRD / SMLAD asm row loops)"),
     ("gemm_cache", "+ 1x1 GEMM with weights widened once per pixel block"),
     ("add_table", "+ ADD inputs rescaled by table lookup"),
+    ("dw_small", "+ depthwise on tiny planes computing only the taps inside the image"),
 ]:
     if _key != "generic":
         _on[_key] = True

@@ -1139,6 +1139,87 @@ TE_KERNEL void te_dwk_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
 }
 #endif
 
+#if TE_SIMD
+#ifndef TE_DWS_MAX_OW
+#define TE_DWS_MAX_OW 8
+#endif
+/* K x K depthwise convolution (K = 3, 5 or 7, stride S) for a tiny output plane (OW <= 8), on the
+ * valid taps only. Each channel's input is widened once into plane (CH rows of RW halfwords,
+ * column ix at 1 + ix) as x + off, so a tap outside the image is simply not computed (it would
+ * add w * (zp + off) = 0) and the accumulator starts at the plain bias. Per output row, the
+ * window rows inside the image are a run-time range; per window row, every output column's
+ * valid taps are a constant range (OW, K, S, PL are literals, the column loop unrolls), taken
+ * as pairs (w_2j, w_2j+1): SMLAD against the input pair read as one word (LDR, any alignment),
+ * SMLABB / SMLATT when only the pair's first / second tap is valid. The weights are stored per
+ * row in groups of four as (w0, w2, w1, w3) (a shorter tail (w0, w2, w1) or (w0)), so SXTB16 of
+ * a word and of the word rotated by 8 give the pairs (w0, w1) and (w2, w3); the array has 4
+ * bytes of slack at the end. In place is safe: the channel is copied before it is written. */
+TE_KERNEL void te_dw_small(const int8_t *in, int8_t *out, int16_t *plane, int32_t H, int32_t W,
+                           int32_t C, int32_t OH, int32_t OW, int32_t K, int32_t S, int32_t PT,
+                           int32_t PL, int32_t RW, const int8_t *wt, const int32_t *bias,
+                           const int32_t *mult, const int32_t *shift, const int32_t *rq,
+                           int32_t off, int32_t out_zp, int32_t lo, int32_t hi) {
+    const int32_t PH = (OH - 1) * S + K;
+    const int32_t PW = (OW - 1) * S + K;
+    const int32_t CH = H < PH - PT ? H : PH - PT;
+    const int32_t CW = W < PW - PL ? W : PW - PL;
+    for (int32_t c = 0; c < C; ++c) {
+        const int8_t *src = in + c;
+        for (int32_t iy = 0; iy < CH; ++iy) {
+            int16_t *d = plane + 1 + iy * RW;
+#pragma GCC unroll 16
+            for (int32_t ix = 0; ix < CW; ++ix) {
+                d[ix] = (int16_t)(src[(iy * W + ix) * C] + off);
+            }
+        }
+        const int8_t *w = wt + c * K * K;
+        const int32_t b = bias[c];
+        int8_t *o = out + c;
+        for (int32_t oy = 0; oy < OH; ++oy) {
+            int32_t acc[TE_DWS_MAX_OW];
+#pragma GCC unroll 8
+            for (int32_t ox = 0; ox < OW; ++ox) {
+                acc[ox] = b;
+            }
+            const int32_t top = oy * S - PT; /* the input row of window row 0 */
+            const int32_t ky0 = top < 0 ? -top : 0;
+            const int32_t ky1 = CH - top < K ? CH - top : K;
+            for (int32_t ky = ky0; ky < ky1; ++ky) {
+                const int16_t *r = plane + 1 + (top + ky) * RW - PL; /* r[px]: padded column */
+                const int8_t *wr = w + ky * K;
+                uint32_t wp[4];
+#pragma GCC unroll 2
+                for (int32_t m = 0; m < (K + 3) / 4; ++m) {
+                    const uint32_t x = te_read_u32(wr + 4 * m);
+                    wp[2 * m] = te_sxtb16(x);
+                    wp[2 * m + 1] = te_sxtb16_ror8(x);
+                }
+#pragma GCC unroll 8
+                for (int32_t ox = 0; ox < OW; ++ox) {
+                    const int32_t kx0 = PL - ox * S > 0 ? PL - ox * S : 0;
+                    const int32_t kx1 = CW + PL - ox * S < K ? CW + PL - ox * S : K;
+#pragma GCC unroll 4
+                    for (int32_t j = kx0 / 2; 2 * j < kx1; ++j) {
+                        const uint32_t x = te_read_u32((const int8_t *)(r + ox * S + 2 * j));
+                        if (2 * j < kx0) {
+                            acc[ox] = te_smlatt(x, wp[j], acc[ox]);
+                        } else if (2 * j + 1 >= kx1) {
+                            acc[ox] = te_smlabb(x, wp[j], acc[ox]);
+                        } else {
+                            acc[ox] = te_smlad(x, wp[j], acc[ox]);
+                        }
+                    }
+                }
+            }
+#pragma GCC unroll 8
+            for (int32_t ox = 0; ox < OW; ++ox) {
+                o[(oy * OW + ox) * C] = te_output_ch(acc[ox], c, rq, mult, shift, out_zp, lo, hi);
+            }
+        }
+    }
+}
+#endif
+
 /* Depthwise convolution, channel by channel (weights stored (C, KH, KW)), TinyEngine style.
  *
  * Each channel is first gathered into pad, a zero-padded CHW plane of PH x PW bytes

@@ -33,7 +33,7 @@ CONFIGS = {
     # SIMD with the input offset added to pairs (SADD16) instead of folded into the bias
     "no_inplace": CodegenOptions(inplace=False, fold_offset=False),
     # the int8 2x2 GEMM (one-pixel tail included) and the int8 padded-plane depthwise
-    "gemm": CodegenOptions(per_channel=False, dw_rows=False),
+    "gemm": CodegenOptions(per_channel=False, dw_rows=False, dw_small=False),
     "generic": CodegenOptions(
         simd=False, unroll=False, inplace=False, specialize=False, fuse_pad=False, fold_offset=False
     ),
@@ -139,6 +139,23 @@ def depthwise_k_odd_graph() -> Graph:
     return b.build()
 
 
+def depthwise_small_graph() -> Graph:
+    """Depthwise layers on tiny output planes (te_dw_small): 3x3, 5x5, 7x7, stride 1 and 2,
+    from the graph input (not in place) and in place, ReLU6 / ReLU / none, odd channel counts
+    and 261 channels (strided loads beyond an 8-bit offset)."""
+    b = GraphBuilder((1, 9, 9, 7), seed=21)
+    b.conv(0, 7, stride=2, depthwise=True)  # 5x5, reads the graph input
+    b.conv(0, 5, depthwise=True, activation="relu")  # 5x5, in place
+    b.conv(261, 1)
+    b.conv(0, 7, depthwise=True, activation="none")  # 5x5, 261 channels
+    b.conv(0, 3, stride=2, depthwise=True)  # 3x3
+    b.conv(9, 1)
+    b.conv(0, 3, depthwise=True, activation="relu")  # 3x3, stride 1
+    b.conv(0, 5, stride=2, depthwise=True)  # 2x2
+    b.conv(6, 1, activation="none")
+    return b.build()
+
+
 def residual_graph() -> Graph:
     """MobileNetV2 blocks with residual adds (one with a fused ReLU), odd channel counts."""
     b = GraphBuilder((1, 9, 9, 7), seed=5)
@@ -192,6 +209,7 @@ GRAPHS: dict[str, Callable[[], Graph]] = {
     "global_pool": global_pool_graph,
     "depthwise_k": depthwise_k_graph,
     "depthwise_k_odd": depthwise_k_odd_graph,
+    "depthwise_small": depthwise_small_graph,
     "residual": residual_graph,
     "pool_fc": pool_fc_graph,
     "softmax": softmax_graph,
@@ -384,6 +402,7 @@ def test_ring_depthwise_with_odd_extents_is_bit_exact_on_cortex_m7(
 
     monkeypatch.setattr(codegen, "_dw_ring", lambda o, kh, kw, sh, sw, *_: kh == kw == 3)
     monkeypatch.setattr(codegen, "_dwk_ring", lambda o, kh, kw, sh, sw, *_: kh == kw > 3)
+    monkeypatch.setattr(codegen, "_dw_small", lambda *_: False)
     for name in ("depthwise_simd", "depthwise", "depthwise_k", "depthwise_k_odd", "residual"):
         g = graphs[name]
         project = generate(g, tmp_path / name, CONFIGS["specialized"])
@@ -408,11 +427,34 @@ def test_odd_width_5x5_7x7_depthwise_runs_the_asm_rows_bit_exact_on_cortex_m7(
     from common.mcu import cortexm, toolchain
 
     g = graphs["depthwise_k_odd"]
-    project = generate(g, tmp_path / "c", CONFIGS["specialized"])
+    project = generate(g, tmp_path / "c", CodegenOptions(dw_small=False))
     source = (project.out_dir / "model.c").read_text()
     assert source.count("te_dwk_ring(") == 5
     assert project.inplace_ops, "the graph should exercise an in-place layer"
     xs = _inputs(g, 6)
+    _check(g, build_host(project), xs)
+    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+        pytest.skip("needs the Arm toolchain (make toolchain)")
+    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
+    for x in xs:
+        want = reference.run(g, x)[g.outputs[0]].ravel()
+        got = cortexm.run(build, x).output.reshape(-1)
+        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+
+
+def test_tiny_plane_depthwise_runs_the_valid_taps_bit_exact_on_cortex_m7(
+    graphs: dict[str, Graph], tmp_path: Path
+) -> None:
+    """Every depthwise layer of the tiny-plane graph takes te_dw_small (valid taps only), on the
+    host and on the M7 (SXTB16 / SMLAD / unaligned word loads)."""
+    from common.mcu import cortexm, toolchain
+
+    g = graphs["depthwise_small"]
+    project = generate(g, tmp_path / "c", CONFIGS["specialized"])
+    source = (project.out_dir / "model.c").read_text()
+    assert source.count("te_dw_small(") == 6
+    assert project.inplace_ops, "the graph should exercise an in-place layer"
+    xs = _inputs(g, 8)
     _check(g, build_host(project), xs)
     if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
         pytest.skip("needs the Arm toolchain (make toolchain)")

@@ -116,6 +116,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         experiment=EXPERIMENT, stage="once_for_all_search", config=sc, profile=profile
     ) as mlrun:
         extremes = extreme_archs(space, choices)
+        # seconds of search and fine-tuning: as recorded when the work ran (checkpoints keep
+        # them), and as spent by this invocation (less when it resumed from the checkpoints)
+        recorded = spent = 0.0
         for name, (target, matches) in all_targets(cfg, space).items():
             cost = efficiency_fn(target.metric, space, table, mcu_table)
             limit = target.limit
@@ -136,12 +139,14 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 extra["latency_table"] = _sha(args.latency)
             if target.metric == "mcu_minstr":
                 extra["mcu_table"] = _sha(args.mcu_table)
+            t_work = time.perf_counter()
             try:
                 found = search.run(
                     checkpoint=args.checkpoints / f"search_{name}.json", fingerprint_extra=extra
                 )
             except SearchError as exc:
                 raise SearchError(f"search.targets.{name}: {exc}") from None
+            spent += time.perf_counter() - t_work
             arch = found.arch
             t0 = time.perf_counter()
             ofa = evaluate_arch(supernet, arch, calibration=splits.calibration, eval_loader=test)
@@ -154,6 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             if sc.finetune is not None:
                 seed_everything(sc.finetune.seed)
                 wrapped = ResizeInput(sub, r)
+                t_work = time.perf_counter()
                 res = Trainer(
                     wrapped,
                     sc.finetune,
@@ -162,6 +168,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                     checkpoint_dir=args.checkpoints / f"finetune_{name}",
                     fingerprint_extra={"target": name, "arch": arch},
                 ).fit()
+                spent += time.perf_counter() - t_work
                 ft_seconds = sum(h["epoch_seconds"] for h in res.history)
                 ft_acc = evaluate_classifier(wrapped, test)["accuracy"]
             save_subnet(
@@ -201,6 +208,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 "finetune_seconds": ft_seconds,
                 "eval_seconds": time.perf_counter() - t0 - ft_seconds,
             }
+            recorded += found.seconds + ft_seconds
             results[name] = row
             for key in (
                 "predicted_accuracy",
@@ -227,7 +235,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 + f" (search {found.seconds:.1f}s)"
             )
         metrics["search/targets"] = float(len(results))
-        metrics["time/search"] = time.perf_counter() - t_start
+        # a resumed run counts the resumed work with the time it took when it ran
+        metrics["time/search"] = time.perf_counter() - t_start + max(0.0, recorded - spent)
         metrics["search/mean_search_seconds"] = sum(
             r_["search_seconds"] for r_ in results.values()
         ) / max(len(results), 1)

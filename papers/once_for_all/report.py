@@ -15,6 +15,7 @@ import math
 from pathlib import Path
 from typing import Any
 
+from common.ofa.mcu_cost import McuInstructionTable
 from common.report import Section, evaluate_claims, fmt, load_claims, table
 from common.report.claims import load_metrics
 from common.report.figures import pyplot, save
@@ -237,9 +238,9 @@ def mcu_table_section(mt: dict[str, Any] | None, m: dict[str, float]) -> str:
     """Predicted against measured Cortex-M7 instructions of the held-out sub-networks."""
     if mt is None:
         return "The MCU instruction table was not built (stage `once_for_all_mcu_table`)."
-    meta = mt.get("meta", {})
+    tbl = McuInstructionTable.from_dict(mt)
+    meta = tbl.meta
     check = meta.get("validation", {})
-    clock = float(mt.get("clock_hz", 216e6))
     rows = []
     for i, r in enumerate(check.get("rows", [])):
         a = r["arch"]
@@ -252,7 +253,7 @@ def mcu_table_section(mt: dict[str, Any] | None, m: dict[str, float]) -> str:
                 f"{r['measured'] / 1e6:.3f}",
                 f"{r['rel_error']:.2f}",
                 f"{r['missing_ops']} / {r['ops']}",
-                f"{1e3 * r['measured'] / clock:.1f}",
+                f"{tbl.latency_ms_estimate(r['measured']):.1f}",
             ]
         )
     build = meta.get("measurements", {}).get("build", [])
@@ -270,7 +271,7 @@ def mcu_table_section(mt: dict[str, Any] | None, m: dict[str, float]) -> str:
         f"{fmt(m.get('mcu_table/spearman'), 3)}); "
         f"{fmt(None if fallback is None else 100 * fallback, 1)}% "
         "of their operators were not in the table. The latency column is an *estimate*, not a "
-        f"measurement: instructions at an assumed IPC of 1 and {clock / 1e6:.0f} MHz.\n\n"
+        f"measurement: instructions at an assumed IPC of 1 and {tbl.clock_hz / 1e6:.0f} MHz.\n\n"
     )
     return text + table(
         [

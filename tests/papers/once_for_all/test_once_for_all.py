@@ -191,27 +191,27 @@ def test_mcu_minstr_targets_use_the_mcu_instruction_table() -> None:
 
 
 def test_report_shows_the_mcu_table_validation_from_its_outputs() -> None:
+    from common.ofa.mcu_cost import McuInstructionTable
     from papers.once_for_all.report import mcu_table_section
 
     arch = {"ks": [3] * 20, "e": [3] * 20, "d": [2, 3, 4, 2, 3], "r": 24}
-    mt = {
-        "clock_hz": 216_000_000,
-        "meta": {
-            "validation": {
-                "rows": [
-                    {
-                        "arch": arch,
-                        "predicted": 4_321_000.0,
-                        "measured": 4_300_000,
-                        "rel_error": 0.488,
-                        "missing_ops": 3,
-                        "ops": 60,
-                    }
-                ]
-            },
-            "measurements": {"build": [{}, {}]},
+    cfg = _profile(_smoke())
+    meta = {
+        "validation": {
+            "rows": [
+                {
+                    "arch": arch,
+                    "predicted": 4_321_000.0,
+                    "measured": 4_300_000,
+                    "rel_error": 0.488,
+                    "missing_ops": 3,
+                    "ops": 60,
+                }
+            ]
         },
+        "measurements": {"build": [{}, {}]},
     }
+    mt = McuInstructionTable(cfg.space, {}, clock_hz=216_000_000, meta=meta).to_dict()
     m = {
         "mcu_table/entries": 123.0,
         "mcu_table/validate_archs": 1.0,

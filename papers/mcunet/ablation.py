@@ -12,6 +12,7 @@ against the numpy reference.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -95,6 +96,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
 
         def step(item: tuple[str, str, CodegenOptions]) -> tuple[int, int]:
             key, _label, opts = item
+            if opts.kernels == "specialized":
+                opts = dataclasses.replace(opts, channel_flash=cfg.deploy.channel_flash_kb * 1024)
             project = generate(g, args.out / key, opts)
             built = cortexm.build(
                 project.out_dir,

@@ -50,6 +50,8 @@ class DeployConfig:
     max_patch_overhead: float = field(default=0.3, metadata=bounds(ge=0))
     stack_bytes: int = field(default=16384, metadata=bounds(ge=1024))
     opt: str = "-O2"
+    # flash (kB) the per-channel code may add over the int8 GEMM (CodegenOptions.channel_flash)
+    channel_flash_kb: int = field(default=192, metadata=bounds(ge=0, le=4096))
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from tqdm.auto import tqdm
 from common.checkpoint import CheckpointError, load_model
 from common.io import write_metrics
 from common.mcu import toolchain
-from common.mcu.codegen import run_host_batch
+from common.mcu.codegen import HOST_OPT, CodegenOptions, run_host_batch
 from common.mcu.convert import convert, quantize_input
 from common.mcu.deploy import DeployOptions, deploy, table
 from common.mcu.toolchain import ToolchainMissingError
@@ -65,6 +65,12 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             max_patch_overhead=d.max_patch_overhead,
             stack_bytes=d.stack_bytes,
             opt=d.opt,
+            engines={
+                "tinyengine": CodegenOptions(channel_flash=d.channel_flash_kb * 1024),
+                "reference": CodegenOptions(kernels="reference"),
+            },
+            # a few accuracy images: the harness compiles faster at -O0 than it runs at -O1
+            host_opt=HOST_OPT if n_eval > 100 else "-O0",
         )
         measured = deploy(g, args.out, check, opts, name=args.name)
         # Accuracy: the float model, and the generated C code (host build) on the same images.

@@ -71,8 +71,9 @@ optimisations, each behind a :class:`CodegenOptions` switch for ablations:
 * **depthwise on int16 row rings** (``dw_rows``): rows of the padded channel plane are widened
   to int16 once (LDRSB/STRH) into a small ring instead of a whole int8 plane; LDRD fetches two
   value pairs and SMLAD / SMLATB / SMLABT against (w0, w1) and (w1, w2) pairs compute two
-  outputs per window row; 3x3 stride 1 does two output rows at a time, stride 2 and 5x5 / 7x7
-  (generated ``te_dwk.h``) run a whole output row as one asm loop with the requantization.
+  outputs per window row; 3x3 stride 1 runs two output rows at a time as one asm loop with the
+  requantization and the stores (literal extents), stride 2 and 5x5 / 7x7 (generated
+  ``te_dwk.h``) a whole output row; te_dw3_ring's bias comes with ``off * sum(w)`` folded in.
 * **valid-tap depthwise on tiny planes** (``dw_small``): for small output planes each channel is
   widened to int16 with the input offset added, so taps in the padding are skipped instead of
   multiplied by zero (te_dw_small; per-column tap ranges are literals, SMLAD on weight pairs).
@@ -1203,14 +1204,21 @@ def _emit_specialized(
                 em.array(f"{label}_w", "int8_t", _dw_small_weights(w.data[0]))
             else:
                 em.array(f"{label}_w", "int8_t", np.transpose(w.data[0], (2, 0, 1)))  # (C, kh, kw)
-            em.array(f"{label}_b", "int32_t", bias)
+            max_oh, max_ow = int(geo["max_oh"]), int(geo["max_ow"])
+            ring_w = (((max_ow - 1) * sw + kw + 1) & ~1) + 2  # ring row: halfwords, even
+            ring3 = (
+                not small
+                and not _dwk_ring(options, kh, kw, sh, sw, ow, ring_w)
+                and _dw_ring(options, kh, kw, sh, sw, oh, ow, ring_w)
+            )
+            # te_dw3_ring takes its bias with the input offset's contribution folded in
+            wsum = w.data[0].astype(np.int64).sum(axis=(0, 1))
+            em.array(f"{label}_b", "int32_t", bias + off * wsum if ring3 else bias)
             wabs = np.abs(w.data[0].astype(np.int64)).sum(axis=(0, 1))
             rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
-            max_oh, max_ow = int(geo["max_oh"]), int(geo["max_ow"])
             sc = f"(arena + {scratch_off})"
             if not in_stage and plan.aliases.get(op.outputs[0]) == op.inputs[0]:
                 inplace.append(op.name or label)
-            ring_w = (((max_ow - 1) * sw + kw + 1) & ~1) + 2  # ring row: halfwords, even
             if small:
                 # the widened input channel: its rows (within the windows), one halfword of
                 # slack on either side
@@ -1231,7 +1239,7 @@ def _emit_specialized(
                     f"{sh}, {geo['pt']}, {geo['pl']}, {ring_w}, {label}_w, {label}_b, "
                     f"{label}_mult, {label}_shift, {rq}, {off}, {out.zp}, {lo}, {hi});"
                 )
-            elif _dw_ring(options, kh, kw, sh, sw, oh, ow, ring_w):
+            elif ring3:
                 # a ring of four int16 rows of the padded plane (LDRD offsets reach 3 rows)
                 scratch = max(scratch, 4 * 2 * ring_w)
                 body.append(

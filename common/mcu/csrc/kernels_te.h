@@ -724,20 +724,20 @@ static inline __attribute__((always_inline)) int8_t te_dw_out2(int32_t a, te_dw_
 /* One output row of a 3x3 depthwise window from rows p0, p1, p2 (int16), outputs ox0 .. OW-1. */
 static inline __attribute__((always_inline)) void te_dw3_row_c(
     const int16_t *p0, const int16_t *p1, const int16_t *p2, int8_t *o, int32_t ox0, int32_t OW,
-    int32_t S, int32_t C, const uint32_t *w01, const uint32_t *w12, int32_t base, te_dw_rq q,
+    int32_t S, int32_t C, const uint32_t *wv, int32_t base, te_dw_rq q,
     int32_t out_zp, int32_t lo, int32_t hi) {
     for (int32_t ox = ox0; ox < OW; ++ox) {
         uint32_t a, b;
         int32_t acc = base;
         te_ld2(p0 + S * ox, &a, &b);
-        acc = te_smlad(a, w01[0], acc);
-        acc = te_smlabt(b, w12[0], acc);
+        acc = te_smlad(a, wv[0], acc);
+        acc = te_smlabt(b, wv[1], acc);
         te_ld2(p1 + S * ox, &a, &b);
-        acc = te_smlad(a, w01[1], acc);
-        acc = te_smlabt(b, w12[1], acc);
+        acc = te_smlad(a, wv[2], acc);
+        acc = te_smlabt(b, wv[3], acc);
         te_ld2(p2 + S * ox, &a, &b);
-        acc = te_smlad(a, w01[2], acc);
-        acc = te_smlabt(b, w12[2], acc);
+        acc = te_smlad(a, wv[4], acc);
+        acc = te_smlabt(b, wv[5], acc);
         o[ox * C] = te_dw_out2(acc, q, out_zp, lo, hi);
     }
 }
@@ -749,12 +749,12 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
 #define TE_DW3_S1_QUAD(R0, R1, R2, R3)                                              \
     do {                                                                            \
         register uint32_t u0_ __asm__("r4");                                        \
-        register uint32_t u1_ __asm__("r5");                                        \
-        register uint32_t u2_ __asm__("r6");                                        \
-        register uint32_t v0_ __asm__("r8");                                        \
-        register uint32_t v1_ __asm__("r9");                                        \
+        register uint32_t v0_ __asm__("r5");                                        \
+        register uint32_t u1_ __asm__("r6");                                        \
+        register uint32_t v1_ __asm__("r8");                                        \
+        register uint32_t u2_ __asm__("r9");                                        \
         register uint32_t v2_ __asm__("r10");                                       \
-    __asm__ volatile("ldmia %[wp], {%[u0], %[u1], %[u2], %[v0], %[v1], %[v2]}\n\t" \
+    __asm__ volatile("ldmia %[wp], {%[u0], %[v0], %[u1], %[v1], %[u2], %[v2]}\n\t" \
                      "ldr %[a00], [%[wp], #24]\n\t"                                 \
                      "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                           \
                      "smlatb %[a01], %[x], %[u0], %[a00]\n\t"                       \
@@ -795,6 +795,132 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
                      : "cc", "memory");                                             \
     } while (0)
 
+/* Stride 1 with the fast requantization: two whole output rows in one asm loop (p advances by
+ * two columns up to pend), per iteration TE_DW3_S1_QUAD's two rows x two columns, requantized
+ * and stored in the same asm (o: output (row 0, column ox), advanced by two columns). The weight
+ * pairs of rows 0 and 1 come with one LDM, row 2's pairs replace row 0's once those are done (so
+ * the output pointer fits in the registers); then the multiplier, shift and rounding constant
+ * (wp[7..9]) and per output SMMLAR, ADD (sign), ASR, SSAT (and the activation clamps), STRB:
+ * 58 instructions per four outputs. Needs (OW + 1) * C <= 4095 (STRB offsets) and literal
+ * OW and C. */
+#define TE_DW3_S1_QUADQ(R0, R1, R2, R3)                                             \
+    do {                                                                            \
+        register uint32_t u0_ __asm__("r4");                                        \
+        register uint32_t v0_ __asm__("r5");                                        \
+        register uint32_t u1_ __asm__("r6");                                        \
+        register uint32_t v1_ __asm__("r8");                                        \
+        int32_t a00_, a01_, a10_, a11_;                                             \
+        uint32_t x_, y_;                                                            \
+        __asm__ volatile(                                                           \
+            "1:\n\t"                                                                \
+            "ldmia %[wp], {%[u0], %[v0], %[u1], %[v1]}\n\t"                         \
+            "ldr %[a00], [%[wp], #24]\n\t"                                          \
+            "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                                    \
+            "smlatb %[a01], %[x], %[u0], %[a00]\n\t"                                \
+            "smlad %[a00], %[x], %[u0], %[a00]\n\t"                                 \
+            "smlabt %[a00], %[y], %[v0], %[a00]\n\t"                                \
+            "smlad %[a01], %[y], %[v0], %[a01]\n\t"                                 \
+            "ldrd %[x], %[y], [%[p], %[r1]]\n\t"                                    \
+            "smlad %[a00], %[x], %[u1], %[a00]\n\t"                                 \
+            "smlatb %[a01], %[x], %[u1], %[a01]\n\t"                                \
+            "ldr %[a10], [%[wp], #24]\n\t"                                          \
+            "smlatb %[a11], %[x], %[u0], %[a10]\n\t"                                \
+            "smlad %[a10], %[x], %[u0], %[a10]\n\t"                                 \
+            "smlabt %[a00], %[y], %[v1], %[a00]\n\t"                                \
+            "smlad %[a01], %[y], %[v1], %[a01]\n\t"                                 \
+            "smlabt %[a10], %[y], %[v0], %[a10]\n\t"                                \
+            "smlad %[a11], %[y], %[v0], %[a11]\n\t"                                 \
+            "ldrd %[u0], %[v0], [%[wp], #16]\n\t"                                   \
+            "ldrd %[x], %[y], [%[p], %[r2]]\n\t"                                    \
+            "smlad %[a00], %[x], %[u0], %[a00]\n\t"                                 \
+            "smlatb %[a01], %[x], %[u0], %[a01]\n\t"                                \
+            "smlad %[a10], %[x], %[u1], %[a10]\n\t"                                 \
+            "smlatb %[a11], %[x], %[u1], %[a11]\n\t"                                \
+            "smlabt %[a00], %[y], %[v0], %[a00]\n\t"                                \
+            "smlad %[a01], %[y], %[v0], %[a01]\n\t"                                 \
+            "smlabt %[a10], %[y], %[v1], %[a10]\n\t"                                \
+            "smlad %[a11], %[y], %[v1], %[a11]\n\t"                                 \
+            "ldrd %[x], %[y], [%[p], %[r3]]\n\t"                                    \
+            "smlad %[a10], %[x], %[u0], %[a10]\n\t"                                 \
+            "smlatb %[a11], %[x], %[u0], %[a11]\n\t"                                \
+            "smlabt %[a10], %[y], %[v0], %[a10]\n\t"                                \
+            "smlad %[a11], %[y], %[v0], %[a11]\n\t"                                 \
+            "adds %[p], %[p], #4\n\t"                                               \
+            "ldrd %[x], %[y], [%[wp], #28]\n\t"                                     \
+            "ldr %[u1], [%[wp], #36]\n\t"                                           \
+            "smmlar %[v1], %[a00], %[x], %[u1]\n\t"                                   \
+            "add %[v1], %[v1], %[a00], asr #31\n\t"                                   \
+            "asr %[v1], %[v1], %[y]\n\t"                                              \
+            "ssat %[v1], #8, %[v1]\n\t"                                               \
+            ".if %c[lo] > -128\n\t"                                                 \
+            "cmp %[v1], #%c[lo]\n\t"                                                 \
+            "it lt\n\t"                                                             \
+            "movlt %[v1], #%c[lo]\n\t"                                               \
+            ".endif\n\t"                                                            \
+            ".if %c[hi] < 127\n\t"                                                  \
+            "cmp %[v1], #%c[hi]\n\t"                                                 \
+            "it gt\n\t"                                                             \
+            "movgt %[v1], #%c[hi]\n\t"                                               \
+            ".endif\n\t"                                                            \
+            "strb %[v1], [%[o], #%c[z0]]\n\t"                                     \
+            "smmlar %[v1], %[a01], %[x], %[u1]\n\t"                                   \
+            "add %[v1], %[v1], %[a01], asr #31\n\t"                                   \
+            "asr %[v1], %[v1], %[y]\n\t"                                              \
+            "ssat %[v1], #8, %[v1]\n\t"                                               \
+            ".if %c[lo] > -128\n\t"                                                 \
+            "cmp %[v1], #%c[lo]\n\t"                                                 \
+            "it lt\n\t"                                                             \
+            "movlt %[v1], #%c[lo]\n\t"                                               \
+            ".endif\n\t"                                                            \
+            ".if %c[hi] < 127\n\t"                                                  \
+            "cmp %[v1], #%c[hi]\n\t"                                                 \
+            "it gt\n\t"                                                             \
+            "movgt %[v1], #%c[hi]\n\t"                                               \
+            ".endif\n\t"                                                            \
+            "strb %[v1], [%[o], #%c[z1]]\n\t"                                     \
+            "smmlar %[v1], %[a10], %[x], %[u1]\n\t"                                   \
+            "add %[v1], %[v1], %[a10], asr #31\n\t"                                   \
+            "asr %[v1], %[v1], %[y]\n\t"                                              \
+            "ssat %[v1], #8, %[v1]\n\t"                                               \
+            ".if %c[lo] > -128\n\t"                                                 \
+            "cmp %[v1], #%c[lo]\n\t"                                                 \
+            "it lt\n\t"                                                             \
+            "movlt %[v1], #%c[lo]\n\t"                                               \
+            ".endif\n\t"                                                            \
+            ".if %c[hi] < 127\n\t"                                                  \
+            "cmp %[v1], #%c[hi]\n\t"                                                 \
+            "it gt\n\t"                                                             \
+            "movgt %[v1], #%c[hi]\n\t"                                               \
+            ".endif\n\t"                                                            \
+            "strb %[v1], [%[o], #%c[z2]]\n\t"                                     \
+            "smmlar %[v1], %[a11], %[x], %[u1]\n\t"                                   \
+            "add %[v1], %[v1], %[a11], asr #31\n\t"                                   \
+            "asr %[v1], %[v1], %[y]\n\t"                                              \
+            "ssat %[v1], #8, %[v1]\n\t"                                               \
+            ".if %c[lo] > -128\n\t"                                                 \
+            "cmp %[v1], #%c[lo]\n\t"                                                 \
+            "it lt\n\t"                                                             \
+            "movlt %[v1], #%c[lo]\n\t"                                               \
+            ".endif\n\t"                                                            \
+            ".if %c[hi] < 127\n\t"                                                  \
+            "cmp %[v1], #%c[hi]\n\t"                                                 \
+            "it gt\n\t"                                                             \
+            "movgt %[v1], #%c[hi]\n\t"                                               \
+            ".endif\n\t"                                                            \
+            "strb %[v1], [%[o], #%c[z3]]\n\t"                                     \
+            "add %[o], %[o], #%c[z4]\n\t"                                           \
+            "cmp %[p], %[pend]\n\t"                                                 \
+            "bne 1b"                                                                \
+            : [p] "+r"(p), [o] "+r"(o0), [a00] "=&r"(a00_), [a01] "=&r"(a01_),      \
+              [a10] "=&r"(a10_), [a11] "=&r"(a11_), [x] "=&r"(x_), [y] "=&r"(y_),   \
+              [u0] "=&r"(u0_), [v0] "=&r"(v0_), [u1] "=&r"(u1_), [v1] "=&r"(v1_)    \
+            : [wp] "r"(wv), [pend] "r"(pend), [r0] "i"(R0), [r1] "i"(R1),           \
+              [r2] "i"(R2), [r3] "i"(R3), [z0] "i"(0), [z1] "i"(C), [z2] "i"(OW * C), [z3] "i"((OW + 1) * C),   \
+              [z4] "i"(2 * C), [lo] "i"(lo), [hi] "i"(hi)                           \
+            : "cc", "memory");                                                      \
+        (void)a00_, (void)a01_, (void)a10_, (void)a11_, (void)x_, (void)y_;         \
+    } while (0)
+
 /* Stride 2: a whole output row (an even number of outputs) in one asm loop, two outputs per
  * iteration from the three ring rows at byte offsets R0..R2 from p, requantization and store
  * included. wp: {(w0, w1) x 3, (w1, w2) x 3, 2 * base, multiplier, e, r}; per iteration one LDM
@@ -804,16 +930,16 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
 #define TE_DW3_S2_ROW(R0, R1, R2)                                                   \
     do {                                                                            \
         register uint32_t u0_ __asm__("r4");                                        \
-        register uint32_t u1_ __asm__("r5");                                        \
-        register uint32_t u2_ __asm__("r6");                                        \
-        register uint32_t v0_ __asm__("r8");                                        \
-        register uint32_t v1_ __asm__("r9");                                        \
+        register uint32_t v0_ __asm__("r5");                                        \
+        register uint32_t u1_ __asm__("r6");                                        \
+        register uint32_t v1_ __asm__("r8");                                        \
+        register uint32_t u2_ __asm__("r9");                                        \
         register uint32_t v2_ __asm__("r10");                                       \
         int32_t a0_, a1_;                                                           \
         uint32_t x_, y_;                                                            \
         __asm__ volatile(                                                           \
             "1:\n\t"                                                                \
-            "ldmia %[wp], {%[u0], %[u1], %[u2], %[v0], %[v1], %[v2]}\n\t"           \
+            "ldmia %[wp], {%[u0], %[v0], %[u1], %[v1], %[u2], %[v2]}\n\t"           \
             "ldr %[a0], [%[wp], #24]\n\t"                                           \
             "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                                    \
             "smlad %[a1], %[y], %[u0], %[a0]\n\t"                                   \
@@ -892,8 +1018,9 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
  * SMLAD(x23, w01) + SMLABT(x45, w12). The rows of a step sit at constant offsets from one
  * pointer into slot 0 in each of the two ring phases (first row in slot 0 or 2). With the fast
  * requantization the weights and the base are taken twice (|2 * acc| < 2^31, checked by the
- * generator), which removes the doubling from te_output_fast. In place (out == in) is safe: an
- * output row only overwrites slots of input rows that were already widened. */
+ * generator), which removes the doubling from te_output_fast. bias already holds
+ * bias + off * sum(w) (folded by the generator). In place (out == in) is safe: an output row only
+ * overwrites slots of input rows that were already widened. */
 TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t H, int32_t W,
                            int32_t C, int32_t OH, int32_t OW, int32_t S, int32_t PT, int32_t PL,
                            int32_t RW, const int8_t *wt, const int32_t *bias,
@@ -910,19 +1037,14 @@ TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
     const int32_t dbl = rq ? 2 : 1;
     for (int32_t c = 0; c < C; ++c) {
         const int8_t *w = wt + c * 9;
-        int32_t w_sum = 0;
-        for (int32_t t = 0; t < 9; ++t) {
-            w_sum += w[t];
-        }
-        const int32_t base = (bias[c] + off * w_sum) * dbl;
-        /* (w0, w1) of rows 0..2, (w1, w2) of rows 0..2, then for TE_DW3_S2_ROW 2 * base and the
-         * fast requantization's multiplier, shift and rounding constant */
+        const int32_t base = bias[c] * dbl; /* the generator folded in off * sum(w) */
+        /* (w0, w1), (w1, w2) of row 0, of row 1, of row 2, then 2 * base and (for the asm row
+         * loops) the fast requantization's multiplier, shift and rounding constant */
         uint32_t wv[10];
-        uint32_t *w01 = wv, *w12 = wv + 3;
         for (int32_t k = 0; k < 3; ++k) {
             const int32_t k0 = dbl * w[3 * k], k1 = dbl * w[3 * k + 1], k2 = dbl * w[3 * k + 2];
-            w01[k] = (te_pack_pair(k0) & 0xffffu) | (te_pack_pair(k1) << 16);
-            w12[k] = (te_pack_pair(k1) & 0xffffu) | (te_pack_pair(k2) << 16);
+            wv[2 * k] = (te_pack_pair(k0) & 0xffffu) | (te_pack_pair(k1) << 16);
+            wv[2 * k + 1] = (te_pack_pair(k1) & 0xffffu) | (te_pack_pair(k2) << 16);
         }
         wv[6] = (uint32_t)base;
         te_dw_rq q = {0, 0, 0, 0, mult[c], shift[c]};
@@ -931,6 +1053,9 @@ TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
             q.qm = rq[3 * c];
             q.qe = rq[3 * c + 1];
             q.qr = rq[3 * c + 2];
+            wv[7] = (uint32_t)q.qm;
+            wv[8] = (uint32_t)q.qe;
+            wv[9] = (uint32_t)q.qr;
         }
         int32_t next = 0; /* the next plane row to widen */
         for (int32_t oy = 0; oy < OH;) {
@@ -964,7 +1089,18 @@ TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
 #if TE_HAVE_DSP && TE_SPECIALIZE
             const int16_t *p = ring; /* slot 0: every row at a non-negative offset */
             uint32_t x, y;
-            if (rows == 2) { /* top is even: the rows start in slot 0 or slot 2 */
+            /* requantized in the asm: the output offsets are literals (not in patch stages) */
+            if (rows == 2 && q.fast && __builtin_constant_p(OW * C) && OW >= 2 &&
+                (OW + 1) * C <= 4095) {
+                const int16_t *pend = p + 2 * (OW / 2);
+                if ((top & 3) == 0) {
+                    TE_DW3_S1_QUADQ(0, 2 * RW, 4 * RW, 6 * RW);
+                } else {
+                    TE_DW3_S1_QUADQ(4 * RW, 6 * RW, 0, 2 * RW);
+                }
+                ox = OW / 2 * 2;
+                o1 = o0 + OW * C;
+            } else if (rows == 2) { /* top is even: the rows start in slot 0 or slot 2 */
                 for (; ox + 2 <= OW; ox += 2) {
                     int32_t a00, a01, a10, a11;
                     if ((top & 3) == 0) {
@@ -981,9 +1117,6 @@ TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
                 }
             } else if (S == 2 && q.fast && OW >= 2 && C <= 255) { /* top = 2 * oy: slot 0 or 2 */
                 const int16_t *pend = p + 4 * (OW / 2);
-                wv[7] = (uint32_t)q.qm;
-                wv[8] = (uint32_t)q.qe;
-                wv[9] = (uint32_t)q.qr;
                 if ((top & 3) == 0) {
                     TE_DW3_S2_ROW(0, 2 * RW, 4 * RW);
                 } else {
@@ -994,9 +1127,9 @@ TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t
             o0 -= ox * C;
             o1 -= ox * C;
 #endif
-            te_dw3_row_c(q0, q1, q2, o0, ox, OW, S, C, w01, w12, base, q, out_zp, lo, hi);
+            te_dw3_row_c(q0, q1, q2, o0, ox, OW, S, C, wv, base, q, out_zp, lo, hi);
             if (rows == 2) {
-                te_dw3_row_c(q1, q2, q3, o1, ox, OW, S, C, w01, w12, base, q, out_zp, lo, hi);
+                te_dw3_row_c(q1, q2, q3, o1, ox, OW, S, C, wv, base, q, out_zp, lo, hi);
             }
             oy += rows;
         }

@@ -156,6 +156,20 @@ def depthwise_small_graph() -> Graph:
     return b.build()
 
 
+def depthwise_ring_graph() -> Graph:
+    """3x3 stride-1 depthwise layers on even planes (te_dw3_ring's requantizing asm row pairs):
+    from the graph input and in place, ReLU6 / ReLU / none, odd channel counts and 261
+    channels (output offsets past 8 bits)."""
+    b = GraphBuilder((1, 8, 8, 7), seed=23)
+    b.conv(0, 3, depthwise=True)  # reads the graph input
+    b.conv(261, 1)
+    b.conv(0, 3, depthwise=True, activation="relu")  # in place, 261 channels
+    b.conv(0, 3, depthwise=True, activation="none")
+    b.conv(9, 1, activation="none")
+    b.conv(0, 3, depthwise=True)
+    return b.build()
+
+
 def residual_graph() -> Graph:
     """MobileNetV2 blocks with residual adds (one with a fused ReLU), odd channel counts."""
     b = GraphBuilder((1, 9, 9, 7), seed=5)
@@ -210,6 +224,7 @@ GRAPHS: dict[str, Callable[[], Graph]] = {
     "depthwise_k": depthwise_k_graph,
     "depthwise_k_odd": depthwise_k_odd_graph,
     "depthwise_small": depthwise_small_graph,
+    "depthwise_ring": depthwise_ring_graph,
     "residual": residual_graph,
     "pool_fc": pool_fc_graph,
     "softmax": softmax_graph,
@@ -455,6 +470,29 @@ def test_tiny_plane_depthwise_runs_the_valid_taps_bit_exact_on_cortex_m7(
     assert source.count("te_dw_small(") == 6
     assert project.inplace_ops, "the graph should exercise an in-place layer"
     xs = _inputs(g, 8)
+    _check(g, build_host(project), xs)
+    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+        pytest.skip("needs the Arm toolchain (make toolchain)")
+    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
+    for x in xs:
+        want = reference.run(g, x)[g.outputs[0]].ravel()
+        got = cortexm.run(build, x).output.reshape(-1)
+        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+
+
+def test_ring_depthwise_requantizing_rows_are_bit_exact_on_cortex_m7(
+    graphs: dict[str, Graph], tmp_path: Path
+) -> None:
+    """Every 3x3 layer of the ring graph takes te_dw3_ring (stride 1, even extents: the asm row
+    pairs with the requantization and the stores inside), on the host and on the M7."""
+    from common.mcu import cortexm, toolchain
+
+    g = graphs["depthwise_ring"]
+    project = generate(g, tmp_path / "c", CONFIGS["specialized"])
+    source = (project.out_dir / "model.c").read_text()
+    assert source.count("te_dw3_ring(") == 4
+    assert project.inplace_ops, "the graph should exercise an in-place layer"
+    xs = _inputs(g, 9)
     _check(g, build_host(project), xs)
     if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
         pytest.skip("needs the Arm toolchain (make toolchain)")

@@ -49,35 +49,36 @@ def _kb(v: float | None) -> str:
 def derive(metrics: dict[str, float], models: list[str]) -> dict[str, float]:
     """Ratios and kB values the claims compare (from the measured bytes and counts)."""
     d = dict(metrics)
+
+    def ratio(key: str, num: str, den: str) -> None:
+        """d[key] = metrics[num] / metrics[den] when both are there (and non-zero)."""
+        if metrics.get(num) and metrics.get(den):
+            d[key] = metrics[num] / metrics[den]
+
     for m in models:
-        g = metrics.get
-        if g(f"{m}/tflm/arena_head_bytes") and g(f"{m}/tinyengine/arena_bytes"):
-            d[f"{m}/sram_reduction"] = g(f"{m}/tflm/arena_head_bytes") / g(
-                f"{m}/tinyengine/arena_bytes"
-            )
-        if g(f"{m}/reference/instructions") and g(f"{m}/tinyengine/instructions"):
-            d[f"{m}/instruction_reduction"] = g(f"{m}/reference/instructions") / g(
-                f"{m}/tinyengine/instructions"
-            )
-        if g(f"{m}/tinyengine/plan_bytes") and g(f"{m}/patch/peak_bytes"):
-            d[f"{m}/patch_reduction"] = g(f"{m}/tinyengine/plan_bytes") / g(f"{m}/patch/peak_bytes")
-        if g(f"{m}/tinyengine/sram_bytes") is not None:
-            d[f"{m}/tinyengine/sram_kb"] = g(f"{m}/tinyengine/sram_bytes") / 1024
+        ratio(f"{m}/sram_reduction", f"{m}/tflm/arena_head_bytes", f"{m}/tinyengine/arena_bytes")
+        ratio(
+            f"{m}/instruction_reduction",
+            f"{m}/reference/instructions",
+            f"{m}/tinyengine/instructions",
+        )
+        ratio(f"{m}/patch_reduction", f"{m}/tinyengine/plan_bytes", f"{m}/patch/peak_bytes")
+        if metrics.get(f"{m}/tinyengine/sram_bytes") is not None:
+            d[f"{m}/tinyengine/sram_kb"] = metrics[f"{m}/tinyengine/sram_bytes"] / 1024
         # patch-based C code (measured), the input frame in SRAM ("patch") or streamed
         # ("stream"): against TF-Lite Micro's arena and our per-layer code
         for engine, v in (("tinyengine_patch", "patch"), ("tinyengine_stream", "stream")):
-            if g(f"{m}/tflm/arena_head_bytes") and g(f"{m}/{engine}/arena_bytes"):
-                d[f"{m}/sram_reduction_{v}"] = g(f"{m}/tflm/arena_head_bytes") / g(
-                    f"{m}/{engine}/arena_bytes"
-                )
-            if g(f"{m}/tinyengine/sram_bytes") and g(f"{m}/{engine}/sram_bytes"):
-                d[f"{m}/{v}_reduction_measured"] = g(f"{m}/tinyengine/sram_bytes") / g(
-                    f"{m}/{engine}/sram_bytes"
-                )
-            if g(f"{m}/tinyengine/instructions") and g(f"{m}/{engine}/instructions"):
-                d[f"{m}/{v}_instruction_overhead_pct"] = 100 * (
-                    g(f"{m}/{engine}/instructions") / g(f"{m}/tinyengine/instructions") - 1
-                )
+            ratio(
+                f"{m}/sram_reduction_{v}", f"{m}/tflm/arena_head_bytes", f"{m}/{engine}/arena_bytes"
+            )
+            ratio(
+                f"{m}/{v}_reduction_measured",
+                f"{m}/tinyengine/sram_bytes",
+                f"{m}/{engine}/sram_bytes",
+            )
+            ours, per_layer = (metrics.get(f"{m}/{e}/instructions") for e in (engine, "tinyengine"))
+            if ours and per_layer:
+                d[f"{m}/{v}_instruction_overhead_pct"] = 100 * (ours / per_layer - 1)
     for k in ("per_layer", "per_patch"):
         if f"patch_mbv2/{k}_bytes" in metrics:
             d[f"patch_mbv2/{k}_kb"] = metrics[f"patch_mbv2/{k}_bytes"] / 1024

@@ -271,6 +271,27 @@ def _check(g: Graph, exe: Path, xs: list[np.ndarray]) -> None:
         assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
 
 
+def _have_arm() -> bool:
+    from common.mcu import toolchain
+
+    return all(toolchain.have(t) for t in toolchain.BUILD_TOOLS)
+
+
+def _check_m7(
+    g: Graph, project_dir: Path, out_dir: Path, xs: list[np.ndarray], name: str = ""
+) -> None:
+    """Build ``project_dir`` for the emulated Cortex-M7 and compare its outputs on ``xs`` with
+    the numpy reference."""
+    from common.mcu import cortexm
+
+    build = cortexm.build(project_dir, "mps2-an500", out_dir=out_dir)
+    for x in xs:
+        want = reference.run(g, x)[g.outputs[0]].ravel()
+        got = cortexm.run(build, x).output.reshape(-1)
+        diff = f"{np.count_nonzero(got != want)} of {want.size} differ"
+        assert np.array_equal(got, want), f"{name}: {diff}" if name else diff
+
+
 def test_the_batch_harness_runs_every_input_in_order(
     builds: Builds, graphs: dict[str, Graph]
 ) -> None:
@@ -384,7 +405,7 @@ def test_per_channel_variants_are_bit_exact_on_cortex_m7(
     """Every convolution of the narrow graph forced to the looped per-channel code (the shift
     read from the record) or to the int8 GEMM (te_conv1x1_wc for the 1x1 layers, odd pixel and
     channel counts included), on the host and the emulated Cortex-M7."""
-    from common.mcu import codegen, cortexm, toolchain
+    from common.mcu import codegen
 
     g = graphs["narrow"]
     convs = [i for i, op in enumerate(g.ops) if op.kind == "conv2d"]
@@ -398,13 +419,9 @@ def test_per_channel_variants_are_bit_exact_on_cortex_m7(
         assert source.count("te_conv1x1_wc(") >= 2
     xs = _inputs(g, 4)[:3]
     _check(g, build_host(project), xs)
-    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+    if not _have_arm():
         pytest.skip("needs the Arm toolchain (make toolchain)")
-    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
-    for x in xs:
-        want = reference.run(g, x)[g.outputs[0]].ravel()
-        got = cortexm.run(build, x).output.reshape(-1)
-        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+    _check_m7(g, project.out_dir, tmp_path / "m7", xs)
 
 
 def test_ring_depthwise_with_odd_extents_is_bit_exact_on_cortex_m7(
@@ -413,7 +430,7 @@ def test_ring_depthwise_with_odd_extents_is_bit_exact_on_cortex_m7(
     """te_dw3_ring / te_dwk_ring forced onto every 3x3 / 5x5 / 7x7 layer of the depthwise
     graphs, odd extents included (their portable tails: the last column, the last row of an odd
     stride-1 height), host and M7."""
-    from common.mcu import codegen, cortexm, toolchain
+    from common.mcu import codegen
 
     monkeypatch.setattr(codegen, "_dw_ring", lambda o, kh, kw, sh, sw, *_: kh == kw == 3)
     monkeypatch.setattr(codegen, "_dwk_ring", lambda o, kh, kw, sh, sw, *_: kh == kw > 3)
@@ -425,82 +442,45 @@ def test_ring_depthwise_with_odd_extents_is_bit_exact_on_cortex_m7(
         assert "te_dw3_ring(" in source or "te_dwk_ring(" in source
         xs = _inputs(g, 5)[:3]
         _check(g, build_host(project), xs)
-        if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+        if not _have_arm():
             continue
-        build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / f"{name}_m7")
-        for x in xs:
-            want = reference.run(g, x)[g.outputs[0]].ravel()
-            got = cortexm.run(build, x).output.reshape(-1)
-            assert np.array_equal(got, want), f"{name}: {np.count_nonzero(got != want)} differ"
+        _check_m7(g, project.out_dir, tmp_path / f"{name}_m7", xs, name)
 
 
-def test_odd_width_5x5_7x7_depthwise_runs_the_asm_rows_bit_exact_on_cortex_m7(
-    graphs: dict[str, Graph], tmp_path: Path
+# (graph, options, kernel, layers that take it, input seed): the M7-only paths of the depthwise
+# kernels. te_dwk_ring on odd widths (the extra pair of an odd width, the spare output on the
+# next row; te_dw_small off, which would take these small planes); te_dw_small on tiny planes
+# (valid taps only: SXTB16 / SMLAD / unaligned word loads); te_dw3_ring's asm row pairs with the
+# requantization and the stores inside (stride 1, even extents).
+KERNEL_CASES = [
+    ("depthwise_k_odd", CodegenOptions(dw_small=False), "te_dwk_ring(", 5, 6),
+    ("depthwise_small", CONFIGS["specialized"], "te_dw_small(", 6, 8),
+    ("depthwise_ring", CONFIGS["specialized"], "te_dw3_ring(", 4, 9),
+]
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "kernel", "count", "seed"), KERNEL_CASES, ids=[c[0] for c in KERNEL_CASES]
+)
+def test_depthwise_kernel_is_selected_and_bit_exact_on_cortex_m7(
+    graphs: dict[str, Graph],
+    name: str,
+    options: CodegenOptions,
+    kernel: str,
+    count: int,
+    seed: int,
+    tmp_path: Path,
 ) -> None:
-    """Every 5x5 / 7x7 layer of the odd-width graph takes te_dwk_ring by default; its asm row
-    steps (the extra pair of an odd width, spare output on the next row) are M7-only code."""
-    from common.mcu import cortexm, toolchain
-
-    g = graphs["depthwise_k_odd"]
-    project = generate(g, tmp_path / "c", CodegenOptions(dw_small=False))
+    g = graphs[name]
+    project = generate(g, tmp_path / "c", options)
     source = (project.out_dir / "model.c").read_text()
-    assert source.count("te_dwk_ring(") == 5
+    assert source.count(kernel) == count
     assert project.inplace_ops, "the graph should exercise an in-place layer"
-    xs = _inputs(g, 6)
+    xs = _inputs(g, seed)
     _check(g, build_host(project), xs)
-    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+    if not _have_arm():
         pytest.skip("needs the Arm toolchain (make toolchain)")
-    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
-    for x in xs:
-        want = reference.run(g, x)[g.outputs[0]].ravel()
-        got = cortexm.run(build, x).output.reshape(-1)
-        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
-
-
-def test_tiny_plane_depthwise_runs_the_valid_taps_bit_exact_on_cortex_m7(
-    graphs: dict[str, Graph], tmp_path: Path
-) -> None:
-    """Every depthwise layer of the tiny-plane graph takes te_dw_small (valid taps only), on the
-    host and on the M7 (SXTB16 / SMLAD / unaligned word loads)."""
-    from common.mcu import cortexm, toolchain
-
-    g = graphs["depthwise_small"]
-    project = generate(g, tmp_path / "c", CONFIGS["specialized"])
-    source = (project.out_dir / "model.c").read_text()
-    assert source.count("te_dw_small(") == 6
-    assert project.inplace_ops, "the graph should exercise an in-place layer"
-    xs = _inputs(g, 8)
-    _check(g, build_host(project), xs)
-    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
-        pytest.skip("needs the Arm toolchain (make toolchain)")
-    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
-    for x in xs:
-        want = reference.run(g, x)[g.outputs[0]].ravel()
-        got = cortexm.run(build, x).output.reshape(-1)
-        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
-
-
-def test_ring_depthwise_requantizing_rows_are_bit_exact_on_cortex_m7(
-    graphs: dict[str, Graph], tmp_path: Path
-) -> None:
-    """Every 3x3 layer of the ring graph takes te_dw3_ring (stride 1, even extents: the asm row
-    pairs with the requantization and the stores inside), on the host and on the M7."""
-    from common.mcu import cortexm, toolchain
-
-    g = graphs["depthwise_ring"]
-    project = generate(g, tmp_path / "c", CONFIGS["specialized"])
-    source = (project.out_dir / "model.c").read_text()
-    assert source.count("te_dw3_ring(") == 4
-    assert project.inplace_ops, "the graph should exercise an in-place layer"
-    xs = _inputs(g, 9)
-    _check(g, build_host(project), xs)
-    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
-        pytest.skip("needs the Arm toolchain (make toolchain)")
-    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
-    for x in xs:
-        want = reference.run(g, x)[g.outputs[0]].ravel()
-        got = cortexm.run(build, x).output.reshape(-1)
-        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+    _check_m7(g, project.out_dir, tmp_path / "m7", xs)
 
 
 def test_channel_choices_respect_the_flash_budget(graphs: dict[str, Graph]) -> None:
@@ -640,17 +620,12 @@ def test_cortex_m7_build_is_bit_exact(
 ) -> None:
     """The Cortex-M7 build takes the DSP paths the host cannot (SMLAD / SMMLAR inline assembly,
     the LDRD GEMM group): it must agree with the numpy reference on the emulated core."""
-    from common.mcu import cortexm, toolchain
 
-    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+    if not _have_arm():
         pytest.skip("needs the Arm toolchain (make toolchain)")
     g = graphs[name]
     project = generate(g, tmp_path / "c", CONFIGS[config])
-    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
-    for x in _inputs(g, 1)[:3]:
-        want = reference.run(g, x)[g.outputs[0]].ravel()
-        got = cortexm.run(build, x).output.reshape(-1)
-        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+    _check_m7(g, project.out_dir, tmp_path / "m7", _inputs(g, 1)[:3])
 
 
 # ------------------------------------------------------------------ patch-based inference
@@ -714,17 +689,12 @@ def test_patch_based_arena_is_smaller_on_a_memory_heavy_stage(tmp_path: Path) ->
 
 
 def test_patch_based_cortex_m7_build_is_bit_exact(graphs: dict[str, Graph], tmp_path: Path) -> None:
-    from common.mcu import cortexm, toolchain
 
-    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+    if not _have_arm():
         pytest.skip("needs the Arm toolchain (make toolchain)")
     g = graphs["residual"]
     project = generate(g, tmp_path / "c", CodegenOptions(patch_ops=9, patches=3))
-    build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
-    for x in _inputs(g, 2)[:3]:
-        want = reference.run(g, x)[g.outputs[0]].ravel()
-        got = cortexm.run(build, x).output.reshape(-1)
-        assert np.array_equal(got, want), f"{np.count_nonzero(got != want)} of {want.size} differ"
+    _check_m7(g, project.out_dir, tmp_path / "m7", _inputs(g, 2)[:3])
 
 
 @pytest.mark.parametrize(("name", "n_ops", "patches"), [("residual", 9, 3), ("depthwise", 6, 2)])
@@ -734,7 +704,7 @@ def test_streamed_input_patch_build_is_bit_exact_without_the_frame_in_the_arena(
     """``stream_input``: each tile's input window comes from model_read_input (the host
     harness's frame; a semihosting call on the M7), the arena holds no input frame, and the
     outputs are those of the frame-held build, on the host, the M7 and a standalone image."""
-    from common.mcu import cortexm, toolchain
+    from common.mcu import cortexm
 
     g = graphs[name]
     held = generate(g, tmp_path / "held", CodegenOptions(patch_ops=n_ops, patches=patches))
@@ -748,7 +718,7 @@ def test_streamed_input_patch_build_is_bit_exact_without_the_frame_in_the_arena(
     assert "#define MODEL_STREAMS_INPUT 1" in (streamed.out_dir / "model.h").read_text()
     xs = _inputs(g, 8)
     _check(g, build_host(streamed), xs)
-    if not all(toolchain.have(t) for t in toolchain.BUILD_TOOLS):
+    if not _have_arm():
         pytest.skip("needs the Arm toolchain (make toolchain)")
     build = cortexm.build(streamed.out_dir, "mps2-an500", out_dir=tmp_path / "m7")
     held_build = cortexm.build(held.out_dir, "mps2-an500", out_dir=tmp_path / "m7_held")

@@ -68,6 +68,11 @@ optimisations, each behind a :class:`CodegenOptions` switch for ablations:
   byte of flash, within ``channel_flash`` extra bytes (deploy shrinks it when an image would
   overflow the target's flash). Each operator is its own ``noipa`` function, so the compiler
   allocates registers per layer.
+* **two pixels per pass** (``pixel_pairs``): for convolutions with a gathered window (kernel
+  larger than 1x1, K > 8) the unrolled per-channel code widens two output pixels into one
+  interleaved buffer, so each LDM of four weight words serves both: LDM + 2 LDM + 8 SMLAD per
+  16 MACs (TE_WIDE2_CH, generated into ``te_wide.h``), where the two pixels fit in the scratch
+  the model needs anyway.
 * **depthwise on int16 row rings** (``dw_rows``): rows of the padded channel plane are widened
   to int16 once (LDRSB/STRH) into a small ring instead of a whole int8 plane; LDRD fetches two
   value pairs and SMLAD / SMLATB / SMLABT against (w0, w1) and (w1, w2) pairs compute two
@@ -186,6 +191,11 @@ class CodegenOptions:
             estimate wins) compute only the taps inside the image (te_dw_small: the channel
             widened to int16 with the input offset added, constant per-column tap ranges,
             SMLAD / SMLABB / SMLATT on weight pairs taken by SXTB16 from reordered int8 rows).
+        pixel_pairs: the unrolled per-channel code of convolutions with a gathered window
+            (kernel larger than 1x1) runs two output pixels per pass over the records
+            (TE_WIDE2_CH: one LDM of four weight words serves both pixels, 11 instructions per
+            16 MACs instead of 14), where the two widened pixels fit in the scratch the model
+            needs anyway.
         patch_ops: MCUNetV2 patch-based inference: the first ``patch_ops`` operators of the
             PAD-fused graph run tile by tile on a ``patches x patches`` grid of the stage
             output (0: every operator runs on whole tensors). Needs ``fuse_pad``.
@@ -208,6 +218,7 @@ class CodegenOptions:
     gemm_cache: bool = True
     add_table: bool = True
     dw_small: bool = True
+    pixel_pairs: bool = True
     patch_ops: int = 0
     patches: int = 1
     stream_input: bool = False
@@ -281,6 +292,7 @@ class _Emitter:
         self.weight_bytes = 0
         self.wide_kps: list[int] = []  # record lengths of the wide per-channel code
         self.looped_kps: list[int] = []  # and of its looped variant
+        self.pair_kps: list[int] = []  # and of its two-pixel variant
         self.channel_bytes = 0  # estimated flash of the per-channel code over the GEMM
         self.funcs: list[str] = []  # one function per operator (specialized code)
 
@@ -576,6 +588,76 @@ def _wide_macro(kp: int, looped: bool = False) -> str:
     )
 
 
+_X_REGS = ("r0", "r1", "r2", "r3")  # the two-pixel code's LDM targets: two words of each pixel
+_B_REG = "r10"  # and its second accumulator
+
+
+def _wide2_instructions(kp: int) -> int:
+    """Instructions per two outputs (one channel, two pixels) of the two-pixel code: per chunk
+    one LDM of the weights and per two words one LDM of the pixels and four SMLAD; the copy of
+    the bias, the LDM of the requantization constants, two requantizations, two stores and the
+    pixel pointer's reset."""
+    return sum(1 + 5 * (c // 2) for c in _wide_chunks(kp)) + 11
+
+
+def _wide2_macro(kp: int) -> str:
+    """``TE_WIDE2_CH_<kp>(E, lo, hi)``: one output channel of the wide per-channel code for two
+    pixels at once (``px`` interleaved by te_widen_px2), the outputs stored through ``o`` and
+    ``o2``. The record is the one-pixel code's."""
+    chunks = _wide_chunks(kp)
+    names = ["w0", "w1", "w2", "w3"]
+    asm = []
+    for i, size in enumerate(chunks):
+        regs = [f"%[{n}]" for n in names[:size]] + (["%[a]"] if i == 0 else [])
+        asm.append(f"ldmia %[pw]!, {{{', '.join(regs)}}}")
+        if i == 0:
+            asm.append("mov %[b], %[a]")
+        for j in range(0, size, 2):
+            asm += [
+                "ldmia %[q]!, {%[x0], %[x1], %[x2], %[x3]}",
+                f"smlad %[a], %[x0], %[{names[j]}], %[a]",
+                f"smlad %[a], %[x1], %[{names[j + 1]}], %[a]",
+                f"smlad %[b], %[x2], %[{names[j]}], %[b]",
+                f"smlad %[b], %[x3], %[{names[j + 1]}], %[b]",
+            ]
+    asm.append("ldmia %[pw]!, {%[x0], %[x1]}")  # multiplier, rounding constant
+    for acc, y in (("a", "x2"), ("b", "x3")):
+        asm += [
+            f"smmlar %[{y}], %[{acc}], %[x0], %[x1]",
+            f"add %[{y}], %[{y}], %[{acc}], asr #31",
+            f"ssat %[{y}], #8, %[{y}], asr %[e]",
+        ]
+    text = "".join(f'        "{line}\\n\\t" \\\n' for line in asm[:-1])
+    text += f'        "{asm[-1]}" \\\n'
+    pinned = [
+        f'register uint32_t {n}_ __asm__("{r}");' for n, r in zip(names, _W_REGS, strict=True)
+    ]
+    pinned += [f'register int32_t x{j}_ __asm__("{r}");' for j, r in enumerate(_X_REGS)]
+    pinned += [
+        f'register int32_t a_ __asm__("{_A_REG}");',
+        f'register int32_t b_ __asm__("{_B_REG}");',
+    ]
+    return "\n".join(
+        [
+            f"#define TE_WIDE2_CH_{kp}(E, lo, hi) \\",
+            "    do { \\",
+            *(f"        {line} \\" for line in pinned),
+            "        const uint32_t *q_ = px; \\",
+            "        __asm__ volatile( \\",
+            text.rstrip("\\\n") + " \\",
+            '        : [pw] "+r"(pw), [q] "+r"(q_), [w0] "=&r"(w0_), [w1] "=&r"(w1_), \\',
+            '          [w2] "=&r"(w2_), [w3] "=&r"(w3_), [a] "=&r"(a_), [b] "=&r"(b_), \\',
+            '          [x0] "=&r"(x0_), [x1] "=&r"(x1_), [x2] "=&r"(x2_), [x3] "=&r"(x3_) \\',
+            '        : [e] "i"(E) \\',
+            '        : "memory"); \\',
+            "        (void)w0_, (void)w1_, (void)w2_, (void)w3_, (void)a_, (void)b_, (void)q_; \\",
+            "        (void)x0_, (void)x1_; \\",
+            "        TE_PAIR_STORE(x2_, x3_, lo, hi); \\",
+            "    } while (0)",
+        ]
+    )
+
+
 _DWK_REGS = ("r4", "r5", "r6", "r8", "r9", "r10")  # a window row's weight pairs (LDM targets)
 
 
@@ -641,20 +723,7 @@ def _dwk_macro(k: int, s: int) -> str:
             ]
         )
         asm += [
-            f"smmlar %[w1], %[{acc}], %[x], %[w0]",
-            f"add %[w1], %[w1], %[{acc}], asr #31",
-            "asr %[w1], %[w1], %[y]",
-            "ssat %[w1], #8, %[w1]",
-            ".if %c[lo] > -128",
-            "cmp %[w1], #%c[lo]",
-            "it lt",
-            "movlt %[w1], #%c[lo]",
-            ".endif",
-            ".if %c[hi] < 127",
-            "cmp %[w1], #%c[hi]",
-            "it gt",
-            "movgt %[w1], #%c[hi]",
-            ".endif",
+            *_requant_clamp("%[w1]", f"%[{acc}]", "%[x]", "%[y]", "%[w0]"),
             *store,
             ".endif",
         ]
@@ -686,17 +755,200 @@ def _dwk_macro(k: int, s: int) -> str:
     )
 
 
+def _requant_clamp(dst: str, acc: str, mult: str, shift: str, rnd: str) -> list[str]:
+    """The fast requantization of ``acc`` into ``dst`` (SMMLAR, ADD of the sign, ASR, SSAT)
+    and the activation clamps, for an asm block with ``lo``/``hi`` immediates."""
+    return [
+        f"smmlar {dst}, {acc}, {mult}, {rnd}",
+        f"add {dst}, {dst}, {acc}, asr #31",
+        f"asr {dst}, {dst}, {shift}",
+        f"ssat {dst}, #8, {dst}",
+        ".if %c[lo] > -128",
+        f"cmp {dst}, #%c[lo]",
+        "it lt",
+        f"movlt {dst}, #%c[lo]",
+        ".endif",
+        ".if %c[hi] < 127",
+        f"cmp {dst}, #%c[hi]",
+        "it gt",
+        f"movgt {dst}, #%c[hi]",
+        ".endif",
+    ]
+
+
+def _asm_define(
+    head: str, pinned: list[tuple[str, str]], local: list[str], asm: list[str], tail: list[str]
+) -> str:
+    """A ``#define`` of one asm block: ``pinned`` (name, register) LDM targets, ``local``
+    declarations, the asm lines, then ``tail`` (operand lists and what follows the block)."""
+    body = "".join(f'        "{line}\\n\\t" \\\n' for line in asm[:-1]) + f'        "{asm[-1]}" \\'
+    return "\n".join(
+        [
+            f"#define {head} \\",
+            "    do { \\",
+            *(f'        register uint32_t {n}_ __asm__("{r}"); \\' for n, r in pinned),
+            *(f"        {line} \\" for line in local),
+            "        __asm__ volatile( \\",
+            body,
+            *(f"        {line} \\" for line in tail),
+            "    } while (0)",
+        ]
+    )
+
+
+_DW3_REGS = (("u0", "r4"), ("v0", "r5"), ("u1", "r6"), ("v1", "r8"), ("u2", "r9"), ("v2", "r10"))
+
+
+def _dw3_rows_asm(rows: list[str], weights: list[list[str]]) -> list[str]:
+    """MACs of two output rows x two columns of a 3x3 stride-1 depthwise layer from the four
+    ring rows at immediates ``rows``: output row o takes ring rows o .. o + 2; ring row i's words
+    (x, y) = ((x0, x1), (x2, x3)) meet weight pairs (u_k, v_k) = ((w0, w1), (w1, w2)) of window
+    row k = i - o, column 0 by SMLAD(x, u) + SMLABT(y, v), column 1 by SMLATB(x, u) + SMLAD(y, v).
+    Column 1 starts from column 0's base (loaded from wp[6] before the first MAC of its row).
+    ``weights[i]``: the (u, v) operands of window rows 0..2 when ring row i is read."""
+    asm = ["ldr %[a00], [%[wp], #24]"]
+    for i, row in enumerate(rows):
+        asm.append(f"ldrd %[x], %[y], [%[p], {row}]")
+        outs = [o for o in (0, 1) if 0 <= i - o <= 2]
+        xs, ys = [], []
+        for o in outs:
+            u, v = weights[i][i - o]
+            a0, a1 = f"%[a{o}0]", f"%[a{o}1]"
+            if i - o == 0:  # the row's first window row: column 1 starts from the base
+                if o == 1:
+                    xs.append(f"ldr {a0}, [%[wp], #24]")
+                xs += [f"smlatb {a1}, %[x], {u}, {a0}", f"smlad {a0}, %[x], {u}, {a0}"]
+            else:
+                xs += [f"smlad {a0}, %[x], {u}, {a0}", f"smlatb {a1}, %[x], {u}, {a1}"]
+            ys += [f"smlabt {a0}, %[y], {v}, {a0}", f"smlad {a1}, %[y], {v}, {a1}"]
+        asm += xs + ys
+    return asm
+
+
+def _dw3_quad_macro() -> str:
+    """``TE_DW3_S1_QUAD(R0, R1, R2, R3)``: two output rows x two columns of a 3x3 stride-1
+    depthwise layer from the four ring rows at byte offsets R0..R3 from p (one LDM of the six
+    weight pairs, two loads of the base wp[6], four LDRD, 24 MACs); p advances one column pair."""
+    uv = [(f"%[u{k}]", f"%[v{k}]") for k in range(3)]
+    asm = [
+        "ldmia %[wp], {%[u0], %[v0], %[u1], %[v1], %[u2], %[v2]}",
+        *_dw3_rows_asm([f"%[r{i}]" for i in range(4)], [uv] * 4),
+        "adds %[p], %[p], #4",
+    ]
+    return _asm_define(
+        "TE_DW3_S1_QUAD(R0, R1, R2, R3)",
+        list(_DW3_REGS),
+        [],
+        asm,
+        [
+            ': [p] "+r"(p), [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10),',
+            '  [a11] "=&r"(a11), [x] "=&r"(x), [y] "=&r"(y), [u0] "=&r"(u0_),',
+            '  [u1] "=&r"(u1_), [u2] "=&r"(u2_), [v0] "=&r"(v0_), [v1] "=&r"(v1_),',
+            '  [v2] "=&r"(v2_)',
+            ': [wp] "r"(wv), [r0] "i"(R0), [r1] "i"(R1), [r2] "i"(R2), [r3] "i"(R3)',
+            ': "cc", "memory");',
+        ],
+    )
+
+
+def _dw3_quadq_macro() -> str:
+    """``TE_DW3_S1_QUADQ(R0, R1, R2, R3)``: two whole output rows of a 3x3 stride-1 depthwise
+    layer as one asm loop (p advances a column pair up to pend), each iteration
+    TE_DW3_S1_QUAD's MACs with window row 2's pairs loaded over row 0's once those are done (so
+    the output pointer fits in the registers), then per output the fast requantization, the
+    clamps and a STRB at its offset from o (literal OW and C); o advances two columns."""
+    low = [("%[u0]", "%[v0]"), ("%[u1]", "%[v1]"), (None, None)]
+    high = [(None, None), ("%[u1]", "%[v1]"), ("%[u0]", "%[v0]")]
+    macs = _dw3_rows_asm([f"%[r{i}]" for i in range(4)], [low, low, high, high])
+    at = macs.index("ldrd %[x], %[y], [%[p], %[r2]]")
+    asm = [
+        "1:",
+        "ldmia %[wp], {%[u0], %[v0], %[u1], %[v1]}",
+        *macs[:at],
+        "ldrd %[u0], %[v0], [%[wp], #16]",  # window row 2's pairs over row 0's
+        *macs[at:],
+        "adds %[p], %[p], #4",
+        "ldrd %[x], %[y], [%[wp], #28]",
+        "ldr %[u1], [%[wp], #36]",
+    ]
+    for n, acc in enumerate(("a00", "a01", "a10", "a11")):
+        asm += _requant_clamp("%[v1]", f"%[{acc}]", "%[x]", "%[y]", "%[u1]")
+        asm.append(f"strb %[v1], [%[o], #%c[z{n}]]")
+    asm += ["add %[o], %[o], #%c[z4]", "cmp %[p], %[pend]", "bne 1b"]
+    return _asm_define(
+        "TE_DW3_S1_QUADQ(R0, R1, R2, R3)",
+        list(_DW3_REGS[:4]),
+        ["int32_t a00_, a01_, a10_, a11_;", "uint32_t x_, y_;"],
+        asm,
+        [
+            ': [p] "+r"(p), [o] "+r"(o0), [a00] "=&r"(a00_), [a01] "=&r"(a01_),',
+            '  [a10] "=&r"(a10_), [a11] "=&r"(a11_), [x] "=&r"(x_), [y] "=&r"(y_),',
+            '  [u0] "=&r"(u0_), [v0] "=&r"(v0_), [u1] "=&r"(u1_), [v1] "=&r"(v1_)',
+            ': [wp] "r"(wv), [pend] "r"(pend), [r0] "i"(R0), [r1] "i"(R1),',
+            '  [r2] "i"(R2), [r3] "i"(R3), [z0] "i"(0), [z1] "i"(C), [z2] "i"(OW * C),',
+            '  [z3] "i"((OW + 1) * C), [z4] "i"(2 * C), [lo] "i"(lo), [hi] "i"(hi)',
+            ': "cc", "memory");',
+            "(void)a00_, (void)a01_, (void)a10_, (void)a11_, (void)x_, (void)y_;",
+        ],
+    )
+
+
+def _dw3_s2_macro() -> str:
+    """``TE_DW3_S2_ROW(R0, R1, R2)``: a whole output row (an even number of outputs) of a 3x3
+    stride-2 depthwise layer as one asm loop, two outputs per iteration from the three ring rows
+    at byte offsets R0..R2 from p: one LDM of the weight pairs, per window row LDRD + LDR of six
+    neighbouring values and four MACs (output 1 starts from output 0's base), then per output the
+    fast requantization, the clamps and a post-indexed STRB."""
+    asm = ["1:", "ldmia %[wp], {%[u0], %[v0], %[u1], %[v1], %[u2], %[v2]}"]
+    asm.append("ldr %[a0], [%[wp], #24]")
+    for k in range(3):
+        u, v, r = f"%[u{k}]", f"%[v{k}]", f"%[r{k}]"
+        asm.append(f"ldrd %[x], %[y], [%[p], {r}]")
+        if k == 0:
+            asm += [f"smlad %[a1], %[y], {u}, %[a0]", f"smlad %[a0], %[x], {u}, %[a0]"]
+            asm.append(f"smlabt %[a0], %[y], {v}, %[a0]")
+        else:
+            asm += [f"smlad %[a0], %[x], {u}, %[a0]", f"smlabt %[a0], %[y], {v}, %[a0]"]
+            asm.append(f"smlad %[a1], %[y], {u}, %[a1]")
+        asm += [f"ldr %[x], [%[p], %[r{k}z]]", f"smlabt %[a1], %[x], {v}, %[a1]"]
+    asm += ["ldrd %[x], %[y], [%[wp], #28]", "ldr %[u0], [%[wp], #36]"]
+    for acc in ("a0", "a1"):
+        asm += _requant_clamp("%[u1]", f"%[{acc}]", "%[x]", "%[y]", "%[u0]")
+        asm.append("strb %[u1], [%[o]], %[c]")
+    asm += ["adds %[p], %[p], #8", "cmp %[p], %[pend]", "bne 1b"]
+    return _asm_define(
+        "TE_DW3_S2_ROW(R0, R1, R2)",
+        list(_DW3_REGS),
+        ["int32_t a0_, a1_;", "uint32_t x_, y_;"],
+        asm,
+        [
+            ': [p] "+r"(p), [o] "+r"(o0), [a0] "=&r"(a0_), [a1] "=&r"(a1_),',
+            '  [x] "=&r"(x_), [y] "=&r"(y_), [u0] "=&r"(u0_), [u1] "=&r"(u1_),',
+            '  [u2] "=&r"(u2_), [v0] "=&r"(v0_), [v1] "=&r"(v1_), [v2] "=&r"(v2_)',
+            ': [wp] "r"(wv), [pend] "r"(pend), [r0] "i"(R0), [r1] "i"(R1),',
+            '  [r2] "i"(R2), [r0z] "i"((R0) + 8), [r1z] "i"((R1) + 8),',
+            '  [r2z] "i"((R2) + 8), [c] "i"(C), [lo] "i"(lo), [hi] "i"(hi)',
+            ': "cc", "memory");',
+            "(void)a0_, (void)a1_, (void)x_, (void)y_, (void)u2_, (void)v0_, (void)v1_,",
+            "    (void)v2_;",
+        ],
+    )
+
+
 def _dwk_header() -> str:
-    """te_dwk.h: the 5x5 and 7x7 depthwise row loops for strides 1 and 2."""
-    parts = ["/* Generated: k x k depthwise row loops on int16 ring rows (see kernels_te.h). */"]
+    """te_dwk.h: the depthwise asm row loops on int16 ring rows: 3x3 (two rows x two columns,
+    two whole rows for stride 1, a row for stride 2) and 5x5 / 7x7 for strides 1 and 2."""
+    parts = ["/* Generated: depthwise asm row loops on int16 ring rows (see kernels_te.h). */"]
     parts += ["#ifndef TE_DWK_H", "#define TE_DWK_H", ""]
+    parts += ["#if TE_HAVE_DSP && TE_SPECIALIZE", _dw3_quad_macro(), ""]
+    parts += [_dw3_quadq_macro(), "", _dw3_s2_macro(), "#endif", ""]
     for k in (5, 7):
         for s in (1, 2):
             parts += [_dwk_macro(k, s), ""]
     return "\n".join([*parts, "#endif /* TE_DWK_H */", ""])
 
 
-def _wide_header(kps: list[int], looped_kps: list[int]) -> str:
+def _wide_header(kps: list[int], looped_kps: list[int], pair_kps: list[int]) -> str:
     """te_wide.h: the per-channel asm block of every record length the model uses."""
     parts = [
         "/* Generated: wide per-channel code, one macro per record length (see kernels_te.h). */",
@@ -710,6 +962,15 @@ def _wide_header(kps: list[int], looped_kps: list[int]) -> str:
             _wide_macro(kp),
             "#else",
             f"#define TE_WIDE_CH_{kp}(E, lo, hi) TE_WIDE_CH_C({kp}, E, lo, hi)",
+            "#endif",
+            "",
+        ]
+    for kp in sorted(set(pair_kps)):
+        parts += [
+            "#if TE_HAVE_DSP",
+            _wide2_macro(kp),
+            "#else",
+            f"#define TE_WIDE2_CH_{kp}(E, lo, hi) TE_WIDE2_CH_C({kp}, E, lo, hi)",
             "#endif",
             "",
         ]
@@ -895,19 +1156,46 @@ def _conv_gemm_setup(
     return wdata, bias, off, _padded_k(wdata.shape[1], options), rq
 
 
-def _channel_costs(kp: int, cout: int, cached: bool = False) -> dict[str, tuple[float, int]]:
+def _channel_costs(
+    kp: int, cout: int, cached: bool = False, pairs: bool = False
+) -> dict[str, tuple[float, int]]:
     """Estimated (instructions per output, flash bytes) of a convolution layer per kernel
-    (``cached``: the GEMM is te_conv1x1_wc, 11 instructions per 16 MACs instead of 15)."""
+    (``cached``: the GEMM is te_conv1x1_wc, 11 instructions per 16 MACs instead of 15;
+    ``pairs``: the unrolled code runs two pixels at once, TE_WIDE2_CH)."""
     unrolled = kp // 2 + 5 if kp <= 8 else _wide_instructions(kp)
+    code = unrolled
+    if pairs:
+        code = _wide2_instructions(kp)
+        unrolled = code / 2
     return {
         "gemm": ((11 if cached else 15) / 16 * kp + 12, cout * (kp + 24)),
-        "unrolled": (unrolled, cout * ((kp // 2 + 3) * 4 + 4 * unrolled)),
+        "unrolled": (unrolled, cout * ((kp // 2 + 3) * 4 + 4 * code)),
         "looped": (_wide_instructions(kp) + 3, cout * (kp // 2 + 4) * 4 + 256),
     }
 
 
-def _channel_choices(g: Graph, options: CodegenOptions) -> dict[int, str]:
-    """Per convolution (op index): ``"unrolled"`` / ``"looped"`` per-channel code or ``"gemm"``.
+def _pair_layers(g: Graph, options: CodegenOptions, pair_scratch: int) -> set[int]:
+    """The convolutions (op indices) whose unrolled per-channel code runs two pixels at once:
+    gathered windows (kernel larger than 1x1) with more than eight values, whose two widened
+    pixels and window fit in ``pair_scratch`` (the scratch the model needs anyway)."""
+    if not (options.pixel_pairs and options.per_channel and options.simd):
+        return set()
+    layers = set()
+    for i, op in enumerate(g.ops):
+        if op.kind != "conv2d":
+            continue
+        kh, kw = g.tensors[op.inputs[1]].shape[1:3]
+        kp = _padded_k(int(np.prod(g.tensors[op.inputs[1]].shape[1:])), options)
+        if kh * kw > 1 and kp > 8 and _align(kp + 4, 8) + 4 * kp <= pair_scratch:
+            layers.add(i)
+    return layers
+
+
+def _channel_choices(
+    g: Graph, options: CodegenOptions, pairs: set[int] | None = None
+) -> dict[int, str]:
+    """Per convolution (op index): ``"unrolled"`` / ``"looped"`` per-channel code or ``"gemm"``
+    (``pairs``: the layers whose unrolled code would run two pixels at once).
 
     Maximises the estimated instructions saved over the GEMM within ``options.channel_flash``
     extra bytes: each layer takes the option with the best ``saved - lam * extra bytes``, with
@@ -922,7 +1210,9 @@ def _channel_choices(g: Graph, options: CodegenOptions) -> dict[int, str]:
             continue
         out = g.tensors[op.outputs[0]]
         n_out = int(np.prod(out.shape[1:]))
-        costs = _channel_costs(kp, out.shape[-1], _wc_candidate(g, op, options, kp))
+        costs = _channel_costs(
+            kp, out.shape[-1], _wc_candidate(g, op, options, kp), i in (pairs or ())
+        )
         base_i, base_b = costs["gemm"]
         opts = {k: (n_out * (base_i - c), b - base_b) for k, (c, b) in costs.items()}
         layers.append((i, opts))
@@ -965,13 +1255,15 @@ def _wc_candidate(g: Graph, op: Op, options: CodegenOptions, kp: int) -> bool:
     )
 
 
-def _channel_extra(g: Graph, options: CodegenOptions, choices: dict[int, str]) -> int:
+def _channel_extra(
+    g: Graph, options: CodegenOptions, choices: dict[int, str], pairs: set[int] | None = None
+) -> int:
     """Estimated flash bytes the chosen per-channel code adds over the int8 GEMM."""
     total = 0
     for i, kind in choices.items():
         op = g.ops[i]
         kp = _conv_gemm_setup(g, op, options)[3]
-        costs = _channel_costs(kp, g.tensors[op.outputs[0]].shape[-1])
+        costs = _channel_costs(kp, g.tensors[op.outputs[0]].shape[-1], pairs=i in (pairs or ()))
         total += max(costs[kind][1] - costs["gemm"][1], 0)
     return total
 
@@ -995,9 +1287,11 @@ def _channel_records(
     )
 
 
-def _channel_code(label: str, kp: int, rq: np.ndarray, lo: int, hi: int) -> list[str]:
+def _channel_code(
+    label: str, kp: int, rq: np.ndarray, lo: int, hi: int, pairs: bool = False
+) -> list[str]:
     """One line per output channel (its literal shift) of the unrolled per-channel code."""
-    macro = f"TE_NARROW_CH{kp}" if kp <= 8 else f"TE_WIDE_CH_{kp}"
+    macro = f"TE_NARROW_CH{kp}" if kp <= 8 else f"TE_WIDE{'2' if pairs else ''}_CH_{kp}"
     return [
         f"const uint32_t *pw = (const uint32_t *)(const void *){label}_nw;",
         *(f"{macro}({int(e)}, {lo}, {hi});" for e in rq[:, 1]),
@@ -1021,11 +1315,13 @@ def _emit_specialized(
     em: _Emitter,
     scratch_off: int,
     wc_scratch: int = 0,
+    pair_scratch: int = 0,
 ) -> tuple[int, list[str]]:
     """Emit the TinyEngine-style operator sequence; returns (scratch bytes, in-place op names).
 
     ``wc_scratch``: the scratch bytes the weight-cached 1x1 GEMM (te_conv1x1_wc) may use for its
-    pixel blocks (0: none; :func:`generate` passes what the other layers need anyway).
+    pixel blocks (0: none; :func:`generate` passes what the other layers need anyway), and
+    ``pair_scratch`` the scratch the two-pixel per-channel code may use (0: none; the same).
 
     With ``options.patch_ops`` the first operators run inside a loop over the tiles of the
     stage output (MCUNetV2): the input frame's tile is copied in, every stage operator runs on
@@ -1036,8 +1332,10 @@ def _emit_specialized(
     inplace: list[str] = []
     wide_kps: list[int] = []
     looped_kps: list[int] = []
-    choices = _channel_choices(g, options)
-    em.channel_bytes = _channel_extra(g, options, choices)
+    pairs = _pair_layers(g, options, pair_scratch)
+    choices = _channel_choices(g, options, pairs)
+    em.channel_bytes = _channel_extra(g, options, choices, pairs)
+    pair_kps: list[int] = []
     ps = _PatchStage(g, options)
 
     def ptr(t: str) -> str:
@@ -1118,12 +1416,15 @@ def _emit_specialized(
                     f"{label}_nw", "int32_t", _channel_records(wdata, kp, bias, rq_rows, looped)
                 )
                 wide = kp > 8 or looped
+                two = choice == "unrolled" and i in pairs and not direct
                 if looped:
                     looped_kps.append(kp)
+                elif two:
+                    pair_kps.append(kp)
                 elif wide:
                     wide_kps.append(kp)
                 col_bytes = 0 if direct else _align(kp + 4, 8)
-                scratch = max(scratch, col_bytes + (2 * kp if wide else 0))
+                scratch = max(scratch, col_bytes + ((4 if two else 2) * kp if wide else 0))
                 src, dst = p(op.inputs[0]), p(op.outputs[0])
                 lines = ["    {", f"        int8_t *o = {dst};"]
                 if not direct:
@@ -1141,9 +1442,33 @@ def _emit_specialized(
                 code = (
                     _looped_code(label, kp, cout, lo, hi)
                     if looped
-                    else _channel_code(label, kp, rq_rows, lo, hi)
+                    else _channel_code(label, kp, rq_rows, lo, hi, two)
                 )
-                if direct:
+                gather = (
+                    f"te_gather({src}, col, oy, ox, {dims}, {cin}, {geo['ow']}, "
+                    f"{kh}, {kw}, {sh}, {sw}, {geo['pt']}, {geo['pl']}, {inp.zp}, {kp});"
+                )
+                step = f"if (++ox == {geo['ow']}) {{ ox = 0; ++oy; }}"
+                npx = f"{geo['oh']} * {geo['ow']}"
+                if two:  # pixels p and p + 1 (p again at an odd end: the same bytes twice)
+                    lines += [
+                        "        int32_t oy = 0, ox = 0;",
+                        f"        for (int32_t p = 0; p < {npx}; p += 2) {{",
+                        f"            {gather}",
+                        f"            te_widen_px2(col, px, {kp}, {off});",
+                        "            int8_t *o2 = o;",
+                        f"            if (p + 1 < {npx}) {{",
+                        f"                {step}",
+                        f"                {gather}",
+                        f"                o2 = o + {cout};",
+                        "            }",
+                        f"            te_widen_px2(col, px + 2, {kp}, {off});",
+                        f"            {step}",
+                        *(" " * 12 + line for line in code),
+                        "            o = o2;",
+                        "        }",
+                    ]
+                elif direct:
                     lines += [
                         f"        const int8_t *x = {src};",
                         f"        for (int32_t p = 0; p < {geo['oh']} * {geo['ow']}; ++p, x += {cin}) {{",
@@ -1387,6 +1712,7 @@ def _emit_specialized(
             body = em.body
     em.wide_kps = wide_kps
     em.looped_kps = looped_kps
+    em.pair_kps = pair_kps
     return scratch, inplace
 
 
@@ -1563,10 +1889,17 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
         config = ['#include "kernels_ref.h"', '#include "softmax.h"']
     else:
         files += SPECIALIZED_FILES
-        # a dry run sizes the scratch without te_conv1x1_wc, which then uses up to that much
+        # a dry run sizes the scratch without te_conv1x1_wc and the two-pixel code, which then
+        # use up to that much
         base_scratch, _ = _emit_specialized(run_graph, plan, options, _Emitter(), 0)
         scratch, inplace = _emit_specialized(
-            run_graph, plan, options, em, activation_bytes, wc_scratch=_align(base_scratch, 8)
+            run_graph,
+            plan,
+            options,
+            em,
+            activation_bytes,
+            wc_scratch=_align(base_scratch, 8),
+            pair_scratch=_align(base_scratch, 8),
         )
         taps = [
             int(np.prod(run_graph.tensors[op.inputs[1]].shape[1:3]))
@@ -1582,7 +1915,7 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
             '#include "softmax.h"',
         ]
         (out_dir / "te_dw_unrolled.h").write_text(_dw_unrolled_header())
-        (out_dir / "te_wide.h").write_text(_wide_header(em.wide_kps, em.looped_kps))
+        (out_dir / "te_wide.h").write_text(_wide_header(em.wide_kps, em.looped_kps, em.pair_kps))
         (out_dir / "te_dwk.h").write_text(_dwk_header())
     for name in files:
         shutil.copyfile(CSRC / name, out_dir / name)

@@ -129,12 +129,32 @@ def arch_peak_sram(config: OFAMobileNetV3Config, arch: Arch) -> int:
 
 
 # ---------------------------------------------------------------------- latency table
+class JsonTable:
+    """``save`` / ``load`` of a table as JSON through its ``to_dict`` / ``from_dict``."""
+
+    def to_dict(self) -> dict[str, Any]:
+        raise NotImplementedError
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> Any:
+        raise NotImplementedError
+
+    def save(self, path: str | Path) -> Path:
+        from common.io import write_json
+
+        return write_json(self.to_dict(), path)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Any:
+        return cls.from_dict(json.loads(Path(path).read_text()))
+
+
 def _lut_key(kind: str, *parts: int) -> str:
     return "/".join([kind, *(str(p) for p in parts)])
 
 
 @dataclass
-class LatencyTable:
+class LatencyTable(JsonTable):
     """Per-block latencies (ms, batch 1) of one space on one machine; see :meth:`build`.
 
     Keys: ``stem/<r>``, ``first/<r>``, ``block/<stage>/<first in stage: 0|1>/<k>/<e>/<r>`` and
@@ -243,15 +263,6 @@ class LatencyTable:
             int(d.get("threads", 1)),
             dict(d.get("meta", {})),
         )
-
-    def save(self, path: str | Path) -> Path:
-        from common.io import write_json
-
-        return write_json(self.to_dict(), path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> LatencyTable:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def measure_arch_latency(

@@ -57,7 +57,6 @@ sub-networks with a table from nine (random weights; mean error 0.46%, worst 0.7
 
 from __future__ import annotations
 
-import json
 import math
 import tempfile
 import time
@@ -74,7 +73,7 @@ from common.mcu import cortexm, toolchain
 from common.mcu.codegen import CodegenOptions, generate
 from common.mcu.convert import convert, quantize_input
 from common.mcu.graph import Graph, Op
-from common.ofa.efficiency import Arch, random_archs, shapes_graph
+from common.ofa.efficiency import Arch, JsonTable, random_archs, shapes_graph
 from common.ofa.predictor import rank_correlation
 from common.ofa.supernet import OFAMobileNetV3, OFAMobileNetV3Config, subnet_spec
 from common.ofa.training import recalibrate_bn_, resize_batch, set_arch
@@ -297,7 +296,7 @@ def measure_subnet_instructions(
 
 # ---------------------------------------------------------------------- table
 @dataclass
-class McuInstructionTable:
+class McuInstructionTable(JsonTable):
     """Per-operator Cortex-M7 instruction counts of one space; see the module docstring.
 
     ``entries`` maps an operator signature (:func:`op_signature`) to ``instructions`` (the
@@ -424,15 +423,6 @@ class McuInstructionTable:
             int(d.get("clock_hz", cortexm.TARGETS[TARGET].clock_hz)),
             dict(d.get("meta", {})),
         )
-
-    def save(self, path: str | Path) -> Path:
-        from common.io import write_json
-
-        return write_json(self.to_dict(), path)
-
-    @classmethod
-    def load(cls, path: str | Path) -> McuInstructionTable:
-        return cls.from_dict(json.loads(Path(path).read_text()))
 
 
 def validate_mcu_table(

@@ -43,6 +43,7 @@ OFF = {
     "gemm_cache": False,
     "add_table": False,
     "dw_small": False,
+    "pixel_pairs": False,
 }
 # (key, label, options): each step adds one optimisation to the previous one.
 STEPS: list[tuple[str, str, CodegenOptions]] = [
@@ -68,6 +69,7 @@ for _key, _label in [
     ("gemm_cache", "+ 1x1 GEMM with weights widened once per pixel block"),
     ("add_table", "+ ADD inputs rescaled by table lookup"),
     ("dw_small", "+ depthwise on tiny planes computing only the taps inside the image"),
+    ("pixel_pairs", "+ two pixels per pass of the per-channel code (gathered windows)"),
 ]:
     if _key != "generic":
         _on[_key] = True

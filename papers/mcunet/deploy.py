@@ -28,7 +28,7 @@ from common.io import write_metrics
 from common.mcu import toolchain
 from common.mcu.codegen import HOST_OPT, CodegenOptions, run_host_batch
 from common.mcu.convert import convert, quantize_input
-from common.mcu.deploy import DeployOptions, deploy, table
+from common.mcu.deploy import ENGINE_WORKERS, DeployOptions, deploy, table
 from common.mcu.toolchain import ToolchainMissingError
 from common.stage import run_stage
 from common.tracking import stage_run
@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         exe = args.out / "c_tinyengine" / "model_host"
         if not exe.is_file():
             raise CheckpointError(f"{exe} missing after deployment")
-        chunk = 100  # inputs per harness process; two processes at a time (2 cores)
+        chunk = 100  # inputs per harness process, as many processes at a time as engines
         starts = range(0, n_eval, chunk)
-        with ThreadPoolExecutor(max_workers=2) as pool:
+        with ThreadPoolExecutor(max_workers=ENGINE_WORKERS) as pool:
             outs = pool.map(
                 lambda i: run_host_batch(exe, quantize_input(g, xs[i : i + chunk])), starts
             )

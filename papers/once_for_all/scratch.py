@@ -40,6 +40,7 @@ from papers.once_for_all.stage import (
     loader,
     read_json,
     save_subnet,
+    stage_seconds,
 )
 
 
@@ -118,7 +119,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         secs = [r_["train_seconds"] for r_ in results.values()]
         metrics["scratch/mean_train_seconds"] = sum(secs) / len(secs)
         # a resumed run counts the epochs it resumed with the time they took when they ran
-        metrics["time/scratch"] = time.perf_counter() - t_start + max(0.0, sum(secs) - spent)
+        metrics["time/scratch"] = stage_seconds(t_start, sum(secs), spent)
         write_json({"networks": results, "train": to_dict(train_cfg)}, args.out / "results.json")
         write_metrics(metrics, args.metrics)
         if mlrun is not None:

@@ -57,6 +57,7 @@ from papers.once_for_all.stage import (
     loader,
     read_json,
     save_subnet,
+    stage_seconds,
 )
 
 
@@ -236,7 +237,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
             )
         metrics["search/targets"] = float(len(results))
         # a resumed run counts the resumed work with the time it took when it ran
-        metrics["time/search"] = time.perf_counter() - t_start + max(0.0, recorded - spent)
+        metrics["time/search"] = stage_seconds(t_start, recorded, spent)
         metrics["search/mean_search_seconds"] = sum(
             r_["search_seconds"] for r_ in results.values()
         ) / max(len(results), 1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import copy
 import json
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -84,6 +85,14 @@ def _take(ds: Dataset, idx: Tensor) -> Dataset:
     out = Subset(ds, idx.tolist())
     out.num_classes = ds.num_classes  # type: ignore[attr-defined]
     return out
+
+
+def stage_seconds(t_start: float, recorded: float, spent: float) -> float:
+    """Seconds of a stage's work when it may have resumed from checkpoints: this invocation's
+    wall time since ``t_start`` (``time.perf_counter``), plus the resumed work at the seconds
+    it took when it ran (``recorded`` covers all the work, ``spent`` the part this invocation
+    ran itself)."""
+    return time.perf_counter() - t_start + max(0.0, recorded - spent)
 
 
 def load_splits(cfg: OFAProfile, data: Path) -> Splits:

@@ -394,6 +394,65 @@ static inline __attribute__((always_inline)) void te_widen_px(const int8_t *x, u
         TE_NARROW_STORE(y_, lo, hi);                                                \
     } while (0)
 
+/* Two output pixels per pass over the records (TE_WIDE2_CH_<KP>, te_wide.h): the two pixels are
+ * widened into one buffer, interleaved two words at a time (pixel 0's words 0, 1, then pixel
+ * 1's words 0, 1, then pixel 0's words 2, 3, ...), so one LDM fetches two words of each, and
+ * every weight chunk the record's LDM brings in serves both pixels. te_widen_px2 writes one
+ * pixel's half of that layout (px for pixel 0, px + 2 for pixel 1). */
+static inline __attribute__((always_inline)) void te_widen_px2(const int8_t *x, uint32_t *px,
+                                                               int32_t KP, int32_t off) {
+    const uint32_t off2 = te_pack_pair(off);
+#pragma GCC unroll 64
+    for (int32_t k = 0; k < KP; k += 4) {
+        const uint32_t v = te_read_u32(x + k);
+        uint32_t e = te_sxtb16(v);
+        uint32_t d = te_sxtb16_ror8(v);
+        if (off != 0) {
+            e = te_sadd16(e, off2);
+            d = te_sadd16(d, off2);
+        }
+        px[k] = e;
+        px[k + 1] = d;
+    }
+}
+
+/* Store one channel's outputs of the two pixels: pixel 0 through o, pixel 1 through o2. */
+#define TE_PAIR_STORE(y0, y1, lo, hi)                                               \
+    do {                                                                            \
+        int32_t s0_ = (y0), s1_ = (y1);                                             \
+        if ((lo) > -128) {                                                          \
+            s0_ = s0_ < (lo) ? (lo) : s0_;                                          \
+            s1_ = s1_ < (lo) ? (lo) : s1_;                                          \
+        }                                                                           \
+        if ((hi) < 127) {                                                           \
+            s0_ = s0_ > (hi) ? (hi) : s0_;                                          \
+            s1_ = s1_ > (hi) ? (hi) : s1_;                                          \
+        }                                                                           \
+        *o++ = (int8_t)s0_;                                                         \
+        *o2++ = (int8_t)s1_;                                                        \
+    } while (0)
+
+/* Portable two-pixel code on the same record and interleaved pixels (bit-identical). */
+#define TE_WIDE2_CH_C(KP, E, lo, hi)                                                \
+    do {                                                                            \
+        const int32_t *q_ = (const int32_t *)(const void *)pw;                      \
+        const int32_t f_ = (KP) / 2 < 4 ? (KP) / 2 : 4;                             \
+        int32_t a_ = q_[f_], b_ = q_[f_];                                           \
+        for (int32_t j_ = 0; j_ < (KP) / 2; ++j_) {                                 \
+            const uint32_t w_ = (uint32_t)q_[j_ < f_ ? j_ : j_ + 1];                \
+            const int32_t i_ = (j_ / 2) * 4 + j_ % 2;                               \
+            a_ = te_smlad(px[i_], w_, a_);                                          \
+            b_ = te_smlad(px[i_ + 2], w_, b_);                                      \
+        }                                                                           \
+        const int32_t m_ = q_[(KP) / 2 + 1], r_ = q_[(KP) / 2 + 2];                 \
+        int32_t y_ = (te_smmlar(a_, m_, r_) + (a_ >> 31)) >> (E);                   \
+        int32_t z_ = (te_smmlar(b_, m_, r_) + (b_ >> 31)) >> (E);                   \
+        y_ = y_ < -128 ? -128 : (y_ > 127 ? 127 : y_);                              \
+        z_ = z_ < -128 ? -128 : (z_ > 127 ? 127 : z_);                              \
+        pw += (KP) / 2 + 3;                                                         \
+        TE_PAIR_STORE(y_, z_, lo, hi);                                              \
+    } while (0)
+
 /* The looped variant: the shift is the record's last word. */
 #define TE_WIDEL_CH_C(KP, lo, hi)                                                   \
     do {                                                                            \
@@ -742,270 +801,6 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
     }
 }
 
-#if TE_HAVE_DSP && TE_SPECIALIZE
-/* Stride 1: two output rows x two columns from the four ring rows at byte offsets R0..R3 from p
- * (p points into ring slot 0, so every offset is non-negative): one LDM of the weight pairs (wp),
- * two loads of the base (wp[6]) into the first accumulators, four LDRD, 24 MACs. */
-#define TE_DW3_S1_QUAD(R0, R1, R2, R3)                                              \
-    do {                                                                            \
-        register uint32_t u0_ __asm__("r4");                                        \
-        register uint32_t v0_ __asm__("r5");                                        \
-        register uint32_t u1_ __asm__("r6");                                        \
-        register uint32_t v1_ __asm__("r8");                                        \
-        register uint32_t u2_ __asm__("r9");                                        \
-        register uint32_t v2_ __asm__("r10");                                       \
-    __asm__ volatile("ldmia %[wp], {%[u0], %[v0], %[u1], %[v1], %[u2], %[v2]}\n\t" \
-                     "ldr %[a00], [%[wp], #24]\n\t"                                 \
-                     "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                           \
-                     "smlatb %[a01], %[x], %[u0], %[a00]\n\t"                       \
-                     "smlad %[a00], %[x], %[u0], %[a00]\n\t"                        \
-                     "smlabt %[a00], %[y], %[v0], %[a00]\n\t"                       \
-                     "smlad %[a01], %[y], %[v0], %[a01]\n\t"                        \
-                     "ldrd %[x], %[y], [%[p], %[r1]]\n\t"                           \
-                     "smlad %[a00], %[x], %[u1], %[a00]\n\t"                        \
-                     "smlatb %[a01], %[x], %[u1], %[a01]\n\t"                       \
-                     "ldr %[a10], [%[wp], #24]\n\t"                                 \
-                     "smlatb %[a11], %[x], %[u0], %[a10]\n\t"                       \
-                     "smlad %[a10], %[x], %[u0], %[a10]\n\t"                        \
-                     "smlabt %[a00], %[y], %[v1], %[a00]\n\t"                       \
-                     "smlad %[a01], %[y], %[v1], %[a01]\n\t"                        \
-                     "smlabt %[a10], %[y], %[v0], %[a10]\n\t"                       \
-                     "smlad %[a11], %[y], %[v0], %[a11]\n\t"                        \
-                     "ldrd %[x], %[y], [%[p], %[r2]]\n\t"                           \
-                     "smlad %[a00], %[x], %[u2], %[a00]\n\t"                        \
-                     "smlatb %[a01], %[x], %[u2], %[a01]\n\t"                       \
-                     "smlad %[a10], %[x], %[u1], %[a10]\n\t"                        \
-                     "smlatb %[a11], %[x], %[u1], %[a11]\n\t"                       \
-                     "smlabt %[a00], %[y], %[v2], %[a00]\n\t"                       \
-                     "smlad %[a01], %[y], %[v2], %[a01]\n\t"                        \
-                     "smlabt %[a10], %[y], %[v1], %[a10]\n\t"                       \
-                     "smlad %[a11], %[y], %[v1], %[a11]\n\t"                        \
-                     "ldrd %[x], %[y], [%[p], %[r3]]\n\t"                           \
-                     "smlad %[a10], %[x], %[u2], %[a10]\n\t"                        \
-                     "smlatb %[a11], %[x], %[u2], %[a11]\n\t"                       \
-                     "smlabt %[a10], %[y], %[v2], %[a10]\n\t"                       \
-                     "smlad %[a11], %[y], %[v2], %[a11]\n\t"                        \
-                     "adds %[p], %[p], #4"                                          \
-                     : [p] "+r"(p), [a00] "=&r"(a00), [a01] "=&r"(a01), [a10] "=&r"(a10), \
-                       [a11] "=&r"(a11), [x] "=&r"(x), [y] "=&r"(y), [u0] "=&r"(u0_),  \
-                       [u1] "=&r"(u1_), [u2] "=&r"(u2_), [v0] "=&r"(v0_), [v1] "=&r"(v1_), \
-                       [v2] "=&r"(v2_)                                              \
-                     : [wp] "r"(wv), [r0] "i"(R0), [r1] "i"(R1), [r2] "i"(R2),      \
-                       [r3] "i"(R3)                                                 \
-                     : "cc", "memory");                                             \
-    } while (0)
-
-/* Stride 1 with the fast requantization: two whole output rows in one asm loop (p advances by
- * two columns up to pend), per iteration TE_DW3_S1_QUAD's two rows x two columns, requantized
- * and stored in the same asm (o: output (row 0, column ox), advanced by two columns). The weight
- * pairs of rows 0 and 1 come with one LDM, row 2's pairs replace row 0's once those are done (so
- * the output pointer fits in the registers); then the multiplier, shift and rounding constant
- * (wp[7..9]) and per output SMMLAR, ADD (sign), ASR, SSAT (and the activation clamps), STRB:
- * 58 instructions per four outputs. Needs (OW + 1) * C <= 4095 (STRB offsets) and literal
- * OW and C. */
-#define TE_DW3_S1_QUADQ(R0, R1, R2, R3)                                             \
-    do {                                                                            \
-        register uint32_t u0_ __asm__("r4");                                        \
-        register uint32_t v0_ __asm__("r5");                                        \
-        register uint32_t u1_ __asm__("r6");                                        \
-        register uint32_t v1_ __asm__("r8");                                        \
-        int32_t a00_, a01_, a10_, a11_;                                             \
-        uint32_t x_, y_;                                                            \
-        __asm__ volatile(                                                           \
-            "1:\n\t"                                                                \
-            "ldmia %[wp], {%[u0], %[v0], %[u1], %[v1]}\n\t"                         \
-            "ldr %[a00], [%[wp], #24]\n\t"                                          \
-            "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                                    \
-            "smlatb %[a01], %[x], %[u0], %[a00]\n\t"                                \
-            "smlad %[a00], %[x], %[u0], %[a00]\n\t"                                 \
-            "smlabt %[a00], %[y], %[v0], %[a00]\n\t"                                \
-            "smlad %[a01], %[y], %[v0], %[a01]\n\t"                                 \
-            "ldrd %[x], %[y], [%[p], %[r1]]\n\t"                                    \
-            "smlad %[a00], %[x], %[u1], %[a00]\n\t"                                 \
-            "smlatb %[a01], %[x], %[u1], %[a01]\n\t"                                \
-            "ldr %[a10], [%[wp], #24]\n\t"                                          \
-            "smlatb %[a11], %[x], %[u0], %[a10]\n\t"                                \
-            "smlad %[a10], %[x], %[u0], %[a10]\n\t"                                 \
-            "smlabt %[a00], %[y], %[v1], %[a00]\n\t"                                \
-            "smlad %[a01], %[y], %[v1], %[a01]\n\t"                                 \
-            "smlabt %[a10], %[y], %[v0], %[a10]\n\t"                                \
-            "smlad %[a11], %[y], %[v0], %[a11]\n\t"                                 \
-            "ldrd %[u0], %[v0], [%[wp], #16]\n\t"                                   \
-            "ldrd %[x], %[y], [%[p], %[r2]]\n\t"                                    \
-            "smlad %[a00], %[x], %[u0], %[a00]\n\t"                                 \
-            "smlatb %[a01], %[x], %[u0], %[a01]\n\t"                                \
-            "smlad %[a10], %[x], %[u1], %[a10]\n\t"                                 \
-            "smlatb %[a11], %[x], %[u1], %[a11]\n\t"                                \
-            "smlabt %[a00], %[y], %[v0], %[a00]\n\t"                                \
-            "smlad %[a01], %[y], %[v0], %[a01]\n\t"                                 \
-            "smlabt %[a10], %[y], %[v1], %[a10]\n\t"                                \
-            "smlad %[a11], %[y], %[v1], %[a11]\n\t"                                 \
-            "ldrd %[x], %[y], [%[p], %[r3]]\n\t"                                    \
-            "smlad %[a10], %[x], %[u0], %[a10]\n\t"                                 \
-            "smlatb %[a11], %[x], %[u0], %[a11]\n\t"                                \
-            "smlabt %[a10], %[y], %[v0], %[a10]\n\t"                                \
-            "smlad %[a11], %[y], %[v0], %[a11]\n\t"                                 \
-            "adds %[p], %[p], #4\n\t"                                               \
-            "ldrd %[x], %[y], [%[wp], #28]\n\t"                                     \
-            "ldr %[u1], [%[wp], #36]\n\t"                                           \
-            "smmlar %[v1], %[a00], %[x], %[u1]\n\t"                                   \
-            "add %[v1], %[v1], %[a00], asr #31\n\t"                                   \
-            "asr %[v1], %[v1], %[y]\n\t"                                              \
-            "ssat %[v1], #8, %[v1]\n\t"                                               \
-            ".if %c[lo] > -128\n\t"                                                 \
-            "cmp %[v1], #%c[lo]\n\t"                                                 \
-            "it lt\n\t"                                                             \
-            "movlt %[v1], #%c[lo]\n\t"                                               \
-            ".endif\n\t"                                                            \
-            ".if %c[hi] < 127\n\t"                                                  \
-            "cmp %[v1], #%c[hi]\n\t"                                                 \
-            "it gt\n\t"                                                             \
-            "movgt %[v1], #%c[hi]\n\t"                                               \
-            ".endif\n\t"                                                            \
-            "strb %[v1], [%[o], #%c[z0]]\n\t"                                     \
-            "smmlar %[v1], %[a01], %[x], %[u1]\n\t"                                   \
-            "add %[v1], %[v1], %[a01], asr #31\n\t"                                   \
-            "asr %[v1], %[v1], %[y]\n\t"                                              \
-            "ssat %[v1], #8, %[v1]\n\t"                                               \
-            ".if %c[lo] > -128\n\t"                                                 \
-            "cmp %[v1], #%c[lo]\n\t"                                                 \
-            "it lt\n\t"                                                             \
-            "movlt %[v1], #%c[lo]\n\t"                                               \
-            ".endif\n\t"                                                            \
-            ".if %c[hi] < 127\n\t"                                                  \
-            "cmp %[v1], #%c[hi]\n\t"                                                 \
-            "it gt\n\t"                                                             \
-            "movgt %[v1], #%c[hi]\n\t"                                               \
-            ".endif\n\t"                                                            \
-            "strb %[v1], [%[o], #%c[z1]]\n\t"                                     \
-            "smmlar %[v1], %[a10], %[x], %[u1]\n\t"                                   \
-            "add %[v1], %[v1], %[a10], asr #31\n\t"                                   \
-            "asr %[v1], %[v1], %[y]\n\t"                                              \
-            "ssat %[v1], #8, %[v1]\n\t"                                               \
-            ".if %c[lo] > -128\n\t"                                                 \
-            "cmp %[v1], #%c[lo]\n\t"                                                 \
-            "it lt\n\t"                                                             \
-            "movlt %[v1], #%c[lo]\n\t"                                               \
-            ".endif\n\t"                                                            \
-            ".if %c[hi] < 127\n\t"                                                  \
-            "cmp %[v1], #%c[hi]\n\t"                                                 \
-            "it gt\n\t"                                                             \
-            "movgt %[v1], #%c[hi]\n\t"                                               \
-            ".endif\n\t"                                                            \
-            "strb %[v1], [%[o], #%c[z2]]\n\t"                                     \
-            "smmlar %[v1], %[a11], %[x], %[u1]\n\t"                                   \
-            "add %[v1], %[v1], %[a11], asr #31\n\t"                                   \
-            "asr %[v1], %[v1], %[y]\n\t"                                              \
-            "ssat %[v1], #8, %[v1]\n\t"                                               \
-            ".if %c[lo] > -128\n\t"                                                 \
-            "cmp %[v1], #%c[lo]\n\t"                                                 \
-            "it lt\n\t"                                                             \
-            "movlt %[v1], #%c[lo]\n\t"                                               \
-            ".endif\n\t"                                                            \
-            ".if %c[hi] < 127\n\t"                                                  \
-            "cmp %[v1], #%c[hi]\n\t"                                                 \
-            "it gt\n\t"                                                             \
-            "movgt %[v1], #%c[hi]\n\t"                                               \
-            ".endif\n\t"                                                            \
-            "strb %[v1], [%[o], #%c[z3]]\n\t"                                     \
-            "add %[o], %[o], #%c[z4]\n\t"                                           \
-            "cmp %[p], %[pend]\n\t"                                                 \
-            "bne 1b"                                                                \
-            : [p] "+r"(p), [o] "+r"(o0), [a00] "=&r"(a00_), [a01] "=&r"(a01_),      \
-              [a10] "=&r"(a10_), [a11] "=&r"(a11_), [x] "=&r"(x_), [y] "=&r"(y_),   \
-              [u0] "=&r"(u0_), [v0] "=&r"(v0_), [u1] "=&r"(u1_), [v1] "=&r"(v1_)    \
-            : [wp] "r"(wv), [pend] "r"(pend), [r0] "i"(R0), [r1] "i"(R1),           \
-              [r2] "i"(R2), [r3] "i"(R3), [z0] "i"(0), [z1] "i"(C), [z2] "i"(OW * C), [z3] "i"((OW + 1) * C),   \
-              [z4] "i"(2 * C), [lo] "i"(lo), [hi] "i"(hi)                           \
-            : "cc", "memory");                                                      \
-        (void)a00_, (void)a01_, (void)a10_, (void)a11_, (void)x_, (void)y_;         \
-    } while (0)
-
-/* Stride 2: a whole output row (an even number of outputs) in one asm loop, two outputs per
- * iteration from the three ring rows at byte offsets R0..R2 from p, requantization and store
- * included. wp: {(w0, w1) x 3, (w1, w2) x 3, 2 * base, multiplier, e, r}; per iteration one LDM
- * of the weight pairs, per window row LDRD + LDR of six neighbouring values and four MACs, then
- * per output SMMLAR, ADD (sign), ASR, SSAT (and the activation clamps) and a post-indexed STRB:
- * 35 instructions per two outputs. */
-#define TE_DW3_S2_ROW(R0, R1, R2)                                                   \
-    do {                                                                            \
-        register uint32_t u0_ __asm__("r4");                                        \
-        register uint32_t v0_ __asm__("r5");                                        \
-        register uint32_t u1_ __asm__("r6");                                        \
-        register uint32_t v1_ __asm__("r8");                                        \
-        register uint32_t u2_ __asm__("r9");                                        \
-        register uint32_t v2_ __asm__("r10");                                       \
-        int32_t a0_, a1_;                                                           \
-        uint32_t x_, y_;                                                            \
-        __asm__ volatile(                                                           \
-            "1:\n\t"                                                                \
-            "ldmia %[wp], {%[u0], %[v0], %[u1], %[v1], %[u2], %[v2]}\n\t"           \
-            "ldr %[a0], [%[wp], #24]\n\t"                                           \
-            "ldrd %[x], %[y], [%[p], %[r0]]\n\t"                                    \
-            "smlad %[a1], %[y], %[u0], %[a0]\n\t"                                   \
-            "smlad %[a0], %[x], %[u0], %[a0]\n\t"                                   \
-            "smlabt %[a0], %[y], %[v0], %[a0]\n\t"                                  \
-            "ldr %[x], [%[p], %[r0z]]\n\t"                                          \
-            "smlabt %[a1], %[x], %[v0], %[a1]\n\t"                                  \
-            "ldrd %[x], %[y], [%[p], %[r1]]\n\t"                                    \
-            "smlad %[a0], %[x], %[u1], %[a0]\n\t"                                   \
-            "smlabt %[a0], %[y], %[v1], %[a0]\n\t"                                  \
-            "smlad %[a1], %[y], %[u1], %[a1]\n\t"                                   \
-            "ldr %[x], [%[p], %[r1z]]\n\t"                                          \
-            "smlabt %[a1], %[x], %[v1], %[a1]\n\t"                                  \
-            "ldrd %[x], %[y], [%[p], %[r2]]\n\t"                                    \
-            "smlad %[a0], %[x], %[u2], %[a0]\n\t"                                   \
-            "smlabt %[a0], %[y], %[v2], %[a0]\n\t"                                  \
-            "smlad %[a1], %[y], %[u2], %[a1]\n\t"                                   \
-            "ldr %[x], [%[p], %[r2z]]\n\t"                                          \
-            "smlabt %[a1], %[x], %[v2], %[a1]\n\t"                                  \
-            "ldrd %[x], %[y], [%[wp], #28]\n\t"                                     \
-            "ldr %[u0], [%[wp], #36]\n\t"                                           \
-            "smmlar %[u1], %[a0], %[x], %[u0]\n\t"                                  \
-            "add %[u1], %[u1], %[a0], asr #31\n\t"                                  \
-            "asr %[u1], %[u1], %[y]\n\t"                                            \
-            "ssat %[u1], #8, %[u1]\n\t"                                             \
-            ".if %c[lo] > -128\n\t"                                                 \
-            "cmp %[u1], #%c[lo]\n\t"                                                \
-            "it lt\n\t"                                                             \
-            "movlt %[u1], #%c[lo]\n\t"                                              \
-            ".endif\n\t"                                                            \
-            ".if %c[hi] < 127\n\t"                                                  \
-            "cmp %[u1], #%c[hi]\n\t"                                                \
-            "it gt\n\t"                                                             \
-            "movgt %[u1], #%c[hi]\n\t"                                              \
-            ".endif\n\t"                                                            \
-            "strb %[u1], [%[o]], %[c]\n\t"                                          \
-            "smmlar %[u1], %[a1], %[x], %[u0]\n\t"                                  \
-            "add %[u1], %[u1], %[a1], asr #31\n\t"                                  \
-            "asr %[u1], %[u1], %[y]\n\t"                                            \
-            "ssat %[u1], #8, %[u1]\n\t"                                             \
-            ".if %c[lo] > -128\n\t"                                                 \
-            "cmp %[u1], #%c[lo]\n\t"                                                \
-            "it lt\n\t"                                                             \
-            "movlt %[u1], #%c[lo]\n\t"                                              \
-            ".endif\n\t"                                                            \
-            ".if %c[hi] < 127\n\t"                                                  \
-            "cmp %[u1], #%c[hi]\n\t"                                                \
-            "it gt\n\t"                                                             \
-            "movgt %[u1], #%c[hi]\n\t"                                              \
-            ".endif\n\t"                                                            \
-            "strb %[u1], [%[o]], %[c]\n\t"                                          \
-            "adds %[p], %[p], #8\n\t"                                               \
-            "cmp %[p], %[pend]\n\t"                                                 \
-            "bne 1b"                                                                \
-            : [p] "+r"(p), [o] "+r"(o0), [a0] "=&r"(a0_), [a1] "=&r"(a1_),          \
-              [x] "=&r"(x_), [y] "=&r"(y_), [u0] "=&r"(u0_), [u1] "=&r"(u1_),       \
-              [u2] "=&r"(u2_), [v0] "=&r"(v0_), [v1] "=&r"(v1_), [v2] "=&r"(v2_)    \
-            : [wp] "r"(wv), [pend] "r"(pend), [r0] "i"(R0), [r1] "i"(R1),           \
-              [r2] "i"(R2), [r0z] "i"((R0) + 8), [r1z] "i"((R1) + 8),               \
-              [r2z] "i"((R2) + 8), [c] "i"(C), [lo] "i"(lo), [hi] "i"(hi)           \
-            : "cc", "memory");                                                      \
-        (void)a0_, (void)a1_, (void)x_, (void)y_, (void)u2_, (void)v0_, (void)v1_,  \
-            (void)v2_;                                                              \
-    } while (0)
-#endif
-
 /* 3x3 depthwise convolution (stride 1 or 2) on channel rows widened to int16 in a ring of four
  * rows (ring: 4 * RW halfwords, RW = PW rounded up to even + 2, a literal). Row py of the
  * zero-point padded channel plane is widened into slot py % 4 the first time an output row
@@ -1020,7 +815,9 @@ static inline __attribute__((always_inline)) void te_dw3_row_c(
  * requantization the weights and the base are taken twice (|2 * acc| < 2^31, checked by the
  * generator), which removes the doubling from te_output_fast. bias already holds
  * bias + off * sum(w) (folded by the generator). In place (out == in) is safe: an output row only
- * overwrites slots of input rows that were already widened. */
+ * overwrites slots of input rows that were already widened. The asm steps (TE_DW3_S1_QUAD,
+ * TE_DW3_S1_QUADQ with the requantization and stores: 58 instructions per four outputs, and
+ * TE_DW3_S2_ROW: 35 per two) are generated into te_dwk.h. */
 TE_KERNEL void te_dw3_ring(const int8_t *in, int8_t *out, int16_t *ring, int32_t H, int32_t W,
                            int32_t C, int32_t OH, int32_t OW, int32_t S, int32_t PT, int32_t PL,
                            int32_t RW, const int8_t *wt, const int32_t *bias,

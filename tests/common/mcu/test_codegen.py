@@ -212,6 +212,21 @@ def softmax_graph() -> Graph:
     return b.build()
 
 
+def pairs_graph() -> Graph:
+    """Convolutions with gathered windows run two pixels at a time (TE_WIDE2_CH): a 5x5 on one
+    channel (K = 25 -> 28, SAME: zero-point padding at the borders) over 121 pixels, so the last
+    pair repeats its pixel, a max pool, a 3x3 VALID on 6 channels (K = 54 -> 56, unclamped, 9
+    pixels) and a fully connected layer whose widened input gives the scratch both need."""
+    b = GraphBuilder((1, 11, 11, 1), seed=27)
+    b.conv(6, 5)
+    b.pool("max_pool2d", 2, 2)
+    b.conv(10, 3, padding="valid", activation="none")
+    x = b.g.tensors[b.last]
+    b.reshape((1, int(np.prod(x.shape[1:]))))
+    b.fc(5)
+    return b.build()
+
+
 GRAPHS: dict[str, Callable[[], Graph]] = {
     "random0": lambda: random_graph(0),
     "random1": lambda: random_graph(1, size=15),
@@ -228,6 +243,7 @@ GRAPHS: dict[str, Callable[[], Graph]] = {
     "residual": residual_graph,
     "pool_fc": pool_fc_graph,
     "softmax": softmax_graph,
+    "pairs": pairs_graph,
 }
 
 
@@ -483,6 +499,37 @@ def test_depthwise_kernel_is_selected_and_bit_exact_on_cortex_m7(
     _check_m7(g, project.out_dir, tmp_path / "m7", xs)
 
 
+def test_two_pixel_code_is_used_bit_exact_and_shorter_on_cortex_m7(
+    graphs: dict[str, Graph], tmp_path: Path
+) -> None:
+    """Both gathered convolutions run two pixels per pass (the odd pixel count included) and
+    match the reference on the host and the Cortex-M7, in fewer instructions than one pixel
+    per pass; without room in the scratch, or switched off, the one-pixel code runs."""
+    g = graphs["pairs"]
+    on = generate(g, tmp_path / "on", CONFIGS["specialized"])
+    off = generate(g, tmp_path / "off", CodegenOptions(pixel_pairs=False))
+    source = (on.out_dir / "model.c").read_text()
+    assert source.count("TE_WIDE2_CH_28(") == 6 and source.count("TE_WIDE2_CH_56(") == 10
+    assert "TE_WIDE_CH_" not in source
+    assert "TE_WIDE2_CH_" not in (off.out_dir / "model.c").read_text()
+    assert on.scratch_bytes == off.scratch_bytes  # within the scratch the FC needs anyway
+    # the narrow graph's stem has no such room: its scratch is its own window's
+    narrow = generate(graphs["narrow"], tmp_path / "narrow", CONFIGS["specialized"])
+    assert "TE_WIDE2_CH_" not in (narrow.out_dir / "model.c").read_text()
+    xs = _inputs(g, 5)
+    _check(g, build_host(on), xs)
+    if not _have_arm():
+        pytest.skip("needs the Arm toolchain (make toolchain)")
+    from common.mcu import cortexm
+
+    _check_m7(g, on.out_dir, tmp_path / "m7_on", xs)
+    counts = []
+    for project, name in ((on, "m7_on"), (off, "m7_off")):
+        build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / f"{name}_n")
+        counts.append(cortexm.run(build, xs[0]).instructions)
+    assert counts[0] < counts[1]
+
+
 def test_channel_choices_respect_the_flash_budget(graphs: dict[str, Graph]) -> None:
     from common.mcu.codegen import _channel_choices, _channel_extra
 
@@ -640,6 +687,7 @@ PATCH_CASES = [
     ("pool_fc", 5, 3),
     ("explicit_pad", 3, 2),
     ("random1", 6, 3),
+    ("pairs", 2, 3),
 ]
 
 

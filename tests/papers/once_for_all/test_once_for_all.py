@@ -267,3 +267,14 @@ def test_search_with_a_missing_or_corrupt_table_names_its_stage(
     stage = {"latency": "once_for_all_latency_table", "mcu-table": "once_for_all_mcu_table"}
     assert str(tables[broken]) in err and f"dvc repro {stage[broken]}" in err
     assert not (tmp_path / "out").exists()
+
+
+def test_stage_seconds_count_resumed_work_at_its_recorded_time(monkeypatch) -> None:
+    """A clean run reports its wall time; a resumed run adds the recorded seconds of the work it
+    did not redo (never less than its own wall time)."""
+    from papers.once_for_all import stage
+
+    monkeypatch.setattr(stage.time, "perf_counter", lambda: 110.0)
+    assert stage.stage_seconds(100.0, recorded=8.0, spent=8.0) == 10.0  # ran it all itself
+    assert stage.stage_seconds(100.0, recorded=200.0, spent=5.0) == 205.0  # resumed 195 s
+    assert stage.stage_seconds(100.0, recorded=3.0, spent=5.0) == 10.0  # recorded < spent

@@ -470,8 +470,9 @@ def scaled_down(profile: str, cfg: OFAProfile, m: dict[str, float]) -> list[str]
         f"Predictor: {cfg.predictor.samples} measured sub-networks instead of 16K.",
         "Latency: a lookup table of this CPU (batch 1) instead of phones.",
         f"Time of the OFA stages on this machine: {fmt(m.get('time/total_stage_seconds', 0) / 60, 1)} "
-        "minutes (sum of the stages' wall times; the search's and the from-scratch training's "
-        "work resumed from checkpoints counts with the time it took when it ran).",
+        "minutes (sum of the stages' wall times; work resumed from checkpoints (training "
+        "epochs, the search, the from-scratch training) counts with the time it took when it "
+        "ran).",
     ]
     return lines
 

@@ -47,6 +47,7 @@ from papers.once_for_all.stage import (
     load_splits,
     load_supernet,
     save_supernet,
+    stage_seconds,
 )
 
 
@@ -118,15 +119,21 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         final = result.final
         steps = math.ceil(len(splits.train) / ph.train.batch_size)
         p = args.phase
+        recorded = sum(r["epoch_seconds"] for r in result.history)
+        # epochs this invocation trained (a resumed run reloads the earlier ones)
+        spent = sum(
+            r["epoch_seconds"] for r in result.history if r["epoch"] > result.resumed_from_epoch
+        )
         metrics = {
             f"{p}/max/holdout_accuracy": final["eval_max_accuracy"],
             f"{p}/min/holdout_accuracy": final["eval_min_accuracy"],
-            f"{p}/train_seconds": sum(r["epoch_seconds"] for r in result.history),
+            f"{p}/train_seconds": recorded,
             f"{p}/epochs": float(ph.train.epochs),
             f"{p}/subnets_per_step": float(ph.subnets_per_step),
             f"{p}/subnet_passes": float(steps * ph.train.epochs * ph.subnets_per_step),
             f"{p}/train_images": float(len(splits.train)),
-            f"time/train_{p}": time.perf_counter() - t_start,
+            # a resumed run counts the epochs it resumed with the time they took when they ran
+            f"time/train_{p}": stage_seconds(t_start, recorded, spent),
         }
         net.set_max_net()
         save_supernet(

@@ -31,6 +31,10 @@ optimisations, each behind a :class:`CodegenOptions` switch for ablations:
   compiler emits per-layer code with static loop bounds.
 * **fused padding** (``fuse_pad``): PAD + VALID convolution becomes one convolution with explicit
   padding (:func:`~common.mcu.graph.fuse_pad`); no padded copy is ever materialised.
+* **fused max pool** (``fuse_pool``): a non-overlapping VALID max pool after a convolution with
+  per-channel code (LeNet-5's 2x2 / 2) becomes part of it (:func:`~common.mcu.graph.fuse_pool`):
+  each pooled pixel is the byte-wise maximum (``SSUB8`` + ``SEL``) of its window's convolution
+  pixels, computed one after the other, so the full-size map is never stored.
 * **1x1 convolution without im2col**: a 1x1 stride-1 convolution is a GEMM over the input pixels
   read in place; other convolutions gather two pixels at a time into a small im2col buffer.
   Both compute a 2-pixel x 2-output-channel register block.
@@ -113,7 +117,14 @@ from pathlib import Path
 
 import numpy as np
 
-from common.mcu.graph import Graph, Op, UnsupportedOperatorError, fuse_pad, resolve_padding
+from common.mcu.graph import (
+    Graph,
+    Op,
+    UnsupportedOperatorError,
+    fuse_pad,
+    fuse_pool,
+    resolve_padding,
+)
 from common.mcu.memory import (
     Buffer,
     MemoryPlan,
@@ -150,6 +161,7 @@ ARM_CFLAGS = (
     "-Wextra",
 )
 UNROLLED_DW = (3, 5, 7)
+MAX_CHANNEL_KP = 2040  # per-channel code: the pixel's words within LDR's reach
 INT32_MIN, INT32_MAX = -(2**31), 2**31 - 1
 
 
@@ -194,8 +206,12 @@ class CodegenOptions:
         pixel_pairs: the unrolled per-channel code of convolutions with a gathered window
             (kernel larger than 1x1) runs two output pixels per pass over the records
             (TE_WIDE2_CH: one LDM of four weight words serves both pixels, 11 instructions per
-            16 MACs instead of 14), where the two widened pixels fit in the scratch the model
-            needs anyway.
+            16 MACs instead of 14): per layer everywhere, patch by patch (the memory build) only
+            where the two widened pixels fit in the scratch the model needs anyway.
+        fuse_pool: fold a non-overlapping VALID max pool into the convolution that feeds it
+            (:func:`~common.mcu.graph.fuse_pool`), where that convolution runs per-channel code:
+            each pooled pixel is the maximum of its window's convolution pixels, computed one
+            after the other, so the unpooled tensor is never stored (LeNet-5's 24x24x20).
         patch_ops: MCUNetV2 patch-based inference: the first ``patch_ops`` operators of the
             PAD-fused graph run tile by tile on a ``patches x patches`` grid of the stage
             output (0: every operator runs on whole tensors). Needs ``fuse_pad``.
@@ -219,6 +235,7 @@ class CodegenOptions:
     add_table: bool = True
     dw_small: bool = True
     pixel_pairs: bool = True
+    fuse_pool: bool = True
     patch_ops: int = 0
     patches: int = 1
     stream_input: bool = False
@@ -367,20 +384,20 @@ def _gemm_weights(w: np.ndarray, kp: int, options: CodegenOptions) -> np.ndarray
     return rows.reshape(-1, 2, kp // 4, 4).transpose(0, 2, 1, 3).reshape(-1)
 
 
-def _gemm_scratch(kp: int, options: CodegenOptions, *, im2col: bool) -> int:
-    """Scratch bytes of a convolution / FC: the 2-row im2col buffer (when it gathers), then the
-    widened int16 rows of two pixels (with SIMD)."""
-    return (_align(2 * kp, 8) if im2col else 0) + (4 * kp if options.simd else 0)
+def _gemm_scratch(kp: int, options: CodegenOptions, *, im2col: bool, rows: int = 2) -> int:
+    """Scratch bytes of a convolution (two pixels at a time) or FC (``rows=1``): the im2col
+    rows (when it gathers or pads), then the widened int16 rows (with SIMD)."""
+    return (_align(rows * kp, 8) if im2col else 0) + (2 * rows * kp if options.simd else 0)
 
 
 def _gemm_scratch_ptrs(
-    kp: int, scratch_off: int, options: CodegenOptions, *, im2col: bool
+    kp: int, scratch_off: int, options: CodegenOptions, *, im2col: bool, rows: int = 2
 ) -> tuple[str, str]:
     """C expressions for the im2col buffer and the widened int16 rows (8-byte aligned)."""
     col = f"(arena + {scratch_off})" if im2col else "(int8_t *)0"
     if not options.simd:
         return col, "(int16_t *)0"
-    col16 = scratch_off + (_align(2 * kp, 8) if im2col else 0)
+    col16 = scratch_off + (_align(rows * kp, 8) if im2col else 0)
     return col, f"(int16_t *)(void *)(arena + {col16})"
 
 
@@ -444,12 +461,12 @@ def best_patch_split(
     during the patch stage (unless ``stream_input``), the tiles, the stage output, then the
     rest per layer.
     """
-    fused = fuse_pad(g)
+    fused = run_graph(g, CodegenOptions())
     best: tuple[int, int, float, int] | None = None
     for n in range(1, len(fused.ops)):
         for p in patches:
             try:
-                overhead = patch_plan(g, n, p).mac_overhead
+                overhead = patch_plan(fused, n, p).mac_overhead
                 if overhead > max_overhead:
                     continue
                 cg = CodegenOptions(patch_ops=n, patches=p, stream_input=stream_input)
@@ -461,19 +478,32 @@ def best_patch_split(
     return None if best is None else best[:3]
 
 
+def run_graph(g: Graph, options: CodegenOptions) -> Graph:
+    """The graph the specialized code runs: PAD fused into convolutions (``fuse_pad``) and max
+    pools into the convolutions before them where those run per-channel code (``fuse_pool``)."""
+    out = fuse_pad(g) if options.fuse_pad or options.patch_ops else copy.deepcopy(g)
+    if options.fuse_pool and options.per_channel and options.simd:
+
+        def accept(graph: Graph, conv: Op) -> bool:
+            _, _, _, kp, rq = _conv_gemm_setup(graph, conv, options)
+            return rq is not None and kp <= MAX_CHANNEL_KP
+
+        out = fuse_pool(out, accept)
+    return out
+
+
 def _plan(g: Graph, options: CodegenOptions) -> tuple[Graph, MemoryPlan]:
     """The graph the code runs and its memory plan for ``options``."""
     if options.kernels == "reference":
         return g, plan_tflm(g)
+    run = run_graph(g, options)
     if options.patch_ops:
-        run_graph = fuse_pad(g)
-        return run_graph, _patch_memory(run_graph, options)
-    run_graph = fuse_pad(g) if options.fuse_pad else copy.deepcopy(g)
+        return run, _patch_memory(run, options)
     if options.inplace and options.fuse_pad:
-        return run_graph, plan_tinyengine(g)
-    aliases = inplace_aliases(run_graph)[0] if options.inplace else {}
-    buffers = lifetimes(run_graph, aliases)
-    return run_graph, MemoryPlan(buffers, _place_greedy(buffers, 4), aliases=aliases)
+        return run, plan_tinyengine(run)
+    aliases = inplace_aliases(run)[0] if options.inplace else {}
+    buffers = lifetimes(run, aliases)
+    return run, MemoryPlan(buffers, _place_greedy(buffers, 4), aliases=aliases)
 
 
 def _dw_unrolled_header() -> str:
@@ -590,6 +620,7 @@ def _wide_macro(kp: int, looped: bool = False) -> str:
 
 _X_REGS = ("r0", "r1", "r2", "r3")  # the two-pixel code's LDM targets: two words of each pixel
 _B_REG = "r10"  # and its second accumulator
+_PW_REG, _Q_REG = "r11", "r12"  # and its record and pixel pointers
 
 
 def _wide2_instructions(kp: int) -> int:
@@ -642,16 +673,20 @@ def _wide2_macro(kp: int) -> str:
             f"#define TE_WIDE2_CH_{kp}(E, lo, hi) \\",
             "    do { \\",
             *(f"        {line} \\" for line in pinned),
-            "        const uint32_t *q_ = px; \\",
+            # the pointers pinned too: with ten registers pinned GCC may find no two others
+            # for them (seen with arena offsets past 4095, which take a register to form)
+            f'        register const uint32_t *q_ __asm__("{_Q_REG}") = px; \\',
+            f'        register const uint32_t *pw_ __asm__("{_PW_REG}") = pw; \\',
             "        __asm__ volatile( \\",
             text.rstrip("\\\n") + " \\",
-            '        : [pw] "+r"(pw), [q] "+r"(q_), [w0] "=&r"(w0_), [w1] "=&r"(w1_), \\',
+            '        : [pw] "+r"(pw_), [q] "+r"(q_), [w0] "=&r"(w0_), [w1] "=&r"(w1_), \\',
             '          [w2] "=&r"(w2_), [w3] "=&r"(w3_), [a] "=&r"(a_), [b] "=&r"(b_), \\',
             '          [x0] "=&r"(x0_), [x1] "=&r"(x1_), [x2] "=&r"(x2_), [x3] "=&r"(x3_) \\',
             '        : [e] "i"(E) \\',
             '        : "memory"); \\',
             "        (void)w0_, (void)w1_, (void)w2_, (void)w3_, (void)a_, (void)b_, (void)q_; \\",
             "        (void)x0_, (void)x1_; \\",
+            "        pw = pw_; \\",
             "        TE_PAIR_STORE(x2_, x3_, lo, hi); \\",
             "    } while (0)",
         ]
@@ -1174,10 +1209,10 @@ def _channel_costs(
     }
 
 
-def _pair_layers(g: Graph, options: CodegenOptions, pair_scratch: int) -> set[int]:
+def _pair_layers(g: Graph, options: CodegenOptions, pair_scratch: int | None) -> set[int]:
     """The convolutions (op indices) whose unrolled per-channel code runs two pixels at once:
     gathered windows (kernel larger than 1x1) with more than eight values, whose two widened
-    pixels and window fit in ``pair_scratch`` (the scratch the model needs anyway)."""
+    pixels and window fit in ``pair_scratch`` (None: any scratch)."""
     if not (options.pixel_pairs and options.per_channel and options.simd):
         return set()
     layers = set()
@@ -1186,7 +1221,15 @@ def _pair_layers(g: Graph, options: CodegenOptions, pair_scratch: int) -> set[in
             continue
         kh, kw = g.tensors[op.inputs[1]].shape[1:3]
         kp = _padded_k(int(np.prod(g.tensors[op.inputs[1]].shape[1:])), options)
-        if kh * kw > 1 and kp > 8 and _align(kp + 4, 8) + 4 * kp <= pair_scratch:
+        ph, pw = op.options.get("pool", (1, 1))
+        # a fused pool pairs the pixels of its window's rows, and keeps both pixels' outputs
+        tmp = _align(2 * g.tensors[op.outputs[0]].shape[-1], 4) if ph * pw > 1 else 0
+        if (
+            kh * kw > 1
+            and kp > 8
+            and (pw % 2 == 0 or ph * pw == 1)
+            and (pair_scratch is None or _align(kp + 4, 8) + 4 * kp + tmp <= pair_scratch)
+        ):
             layers.add(i)
     return layers
 
@@ -1206,15 +1249,18 @@ def _channel_choices(
         if op.kind != "conv2d" or not (options.per_channel and options.simd):
             continue
         _, _, _, kp, rq = _conv_gemm_setup(g, op, options)
-        if rq is None or kp > 2040:  # the pixel's words within LDR's reach
+        if rq is None or kp > MAX_CHANNEL_KP:
             continue
         out = g.tensors[op.outputs[0]]
-        n_out = int(np.prod(out.shape[1:]))
+        ph, pw = op.options.get("pool", (1, 1))
+        n_out = int(np.prod(out.shape[1:])) * ph * pw
         costs = _channel_costs(
             kp, out.shape[-1], _wc_candidate(g, op, options, kp), i in (pairs or ())
         )
         base_i, base_b = costs["gemm"]
         opts = {k: (n_out * (base_i - c), b - base_b) for k, (c, b) in costs.items()}
+        if "pool" in op.options:  # a fused pool has no GEMM code
+            del opts["gemm"]
         layers.append((i, opts))
 
     def pick(lam: float) -> tuple[dict[int, str], int]:
@@ -1308,6 +1354,59 @@ def _looped_code(label: str, kp: int, cout: int, lo: int, hi: int) -> list[str]:
     ]
 
 
+def _pooled_conv_loop(
+    gather: str,
+    widen: str,
+    code: list[str],
+    geo: dict[str, str],
+    pool: tuple[int, int],
+    kp: int,
+    off: int,
+    cout: int,
+    tmp_off: int,
+    two: bool,
+) -> list[str]:
+    """The per-channel code of a convolution with a fused max pool: for each pooled pixel ``d``
+    the ``ph x pw`` convolution pixels of its window (two per pass with ``two``), the first
+    written into ``d`` and the others into ``t0`` and merged with te_max_into. ``gather`` reads
+    the window of convolution pixel ``({y}, {x})`` (a format string)."""
+    ph, pw = pool
+    if two:
+        inner = [
+            gather.format(y="oy", x="ox"),
+            f"te_widen_px2(col, px, {kp}, {off});",
+            gather.format(y="oy", x="ox + 1"),
+            f"te_widen_px2(col, px + 2, {kp}, {off});",
+            "int8_t *o = (dy | dx) ? t0 : d;",
+            f"int8_t *o2 = t0 + {cout};",
+            *code,
+            f"if (dy | dx) {{ te_max_into(d, t0, {cout}); }}",
+            f"te_max_into(d, t0 + {cout}, {cout});",
+        ]
+    else:
+        inner = [
+            gather.format(y="oy", x="ox"),
+            widen,
+            "int8_t *o = (dy | dx) ? t0 : d;",
+            *code,
+            f"if (dy | dx) {{ te_max_into(d, t0, {cout}); }}",
+        ]
+    return [
+        f"        int8_t *t0 = arena + {tmp_off};",
+        f"        for (int32_t py = 0; py < {geo['oh']}; ++py) {{",
+        f"            for (int32_t qx = 0; qx < {geo['ow']}; ++qx, d += {cout}) {{",
+        f"                for (int32_t dy = 0; dy < {ph}; ++dy) {{",
+        f"                    const int32_t oy = py * {ph} + dy;",
+        f"                    for (int32_t dx = 0; dx < {pw}; dx += {2 if two else 1}) {{",
+        f"                        const int32_t ox = qx * {pw} + dx;",
+        *(" " * 24 + line for line in inner),
+        "                    }",
+        "                }",
+        "            }",
+        "        }",
+    ]
+
+
 def _emit_specialized(
     g: Graph,
     plan: MemoryPlan,
@@ -1315,13 +1414,14 @@ def _emit_specialized(
     em: _Emitter,
     scratch_off: int,
     wc_scratch: int = 0,
-    pair_scratch: int = 0,
+    pair_scratch: int | None = 0,
 ) -> tuple[int, list[str]]:
     """Emit the TinyEngine-style operator sequence; returns (scratch bytes, in-place op names).
 
     ``wc_scratch``: the scratch bytes the weight-cached 1x1 GEMM (te_conv1x1_wc) may use for its
     pixel blocks (0: none; :func:`generate` passes what the other layers need anyway), and
-    ``pair_scratch`` the scratch the two-pixel per-channel code may use (0: none; the same).
+    ``pair_scratch`` the scratch the two-pixel per-channel code may use (0: none; None: as much
+    as it needs).
 
     With ``options.patch_ops`` the first operators run inside a loop over the tiles of the
     stage output (MCUNetV2): the input frame's tile is copied in, every stage operator runs on
@@ -1387,8 +1487,9 @@ def _emit_specialized(
                 kh, kw = w.shape[1], w.shape[2]
             sh, sw = op.options["stride"]
             *_, pt, _pb, pl, _pr = resolve_padding(h, wd, kh, kw, (sh, sw), op.options["padding"])
+            ph, pw = op.options.get("pool", (1, 1))  # a fused max pool (fuse_pool)
             geo = (
-                ps.window(g, op, sh, sw, pt, pl)
+                ps.window(g, op, sh * ph, sw * pw, pt, pl)
                 if in_stage
                 else {
                     k: str(v)
@@ -1401,14 +1502,20 @@ def _emit_specialized(
         if op.kind == "conv2d":
             wdata, bias, off, kp, rq_rows = _conv_gemm_setup(g, op, options)
             # a tile of a 1x1 stride-1 unpadded convolution has equal input and output extents
+            pool = op.options.get("pool")
             direct = (
                 kh == kw == 1
                 and sh == sw == 1
                 and pt == pl == 0
                 and (oh, ow) == (h, wd)
                 and kp == cin
+                and pool is None
             )
             choice = choices.get(i, "gemm")
+            if pool is not None:
+                assert choice != "gemm", "fuse_pool accepts only convolutions with per-channel code"
+                plo, phi = activation_range(op.options["pool_activation"], out.s, out.zp)
+                lo, hi = max(lo, plo), min(hi, phi)
             if choice != "gemm":
                 assert rq_rows is not None
                 looped = choice == "looped"
@@ -1424,9 +1531,12 @@ def _emit_specialized(
                 elif wide:
                     wide_kps.append(kp)
                 col_bytes = 0 if direct else _align(kp + 4, 8)
-                scratch = max(scratch, col_bytes + ((4 if two else 2) * kp if wide else 0))
+                px_bytes = (4 if two else 2) * kp if wide else 0
+                tmp_off = scratch_off + col_bytes + px_bytes  # fused pool: the pixels' outputs
+                tmp_bytes = _align((2 if two else 1) * cout, 4) if pool else 0
+                scratch = max(scratch, col_bytes + px_bytes + tmp_bytes)
                 src, dst = p(op.inputs[0]), p(op.outputs[0])
-                lines = ["    {", f"        int8_t *o = {dst};"]
+                lines = ["    {", f"        int8_t *{'d' if pool else 'o'} = {dst};"]
                 if not direct:
                     lines.append(f"        int8_t *col = arena + {scratch_off};")
                 if wide:
@@ -1444,13 +1554,29 @@ def _emit_specialized(
                     if looped
                     else _channel_code(label, kp, rq_rows, lo, hi, two)
                 )
-                gather = (
-                    f"te_gather({src}, col, oy, ox, {dims}, {cin}, {geo['ow']}, "
-                    f"{kh}, {kw}, {sh}, {sw}, {geo['pt']}, {geo['pl']}, {inp.zp}, {kp});"
+                cow = geo["ow"] if pool is None else f"{geo['ow']} * {pw}"  # convolution OW
+
+                gather_at = (  # the window of convolution pixel ({y}, {x})
+                    f"te_gather({src}, col, {{y}}, {{x}}, {dims}, {cin}, {cow}, {kh}, {kw}, "
+                    f"{sh}, {sw}, {geo['pt']}, {geo['pl']}, {inp.zp}, {kp});"
                 )
+                gather = gather_at.format(y="oy", x="ox")
                 step = f"if (++ox == {geo['ow']}) {{ ox = 0; ++oy; }}"
                 npx = f"{geo['oh']} * {geo['ow']}"
-                if two:  # pixels p and p + 1 (p again at an odd end: the same bytes twice)
+                if pool is not None:
+                    lines += _pooled_conv_loop(
+                        gather_at,
+                        widen.format(x="col", kp=kp, off=off),
+                        code,
+                        geo,
+                        (ph, pw),
+                        kp,
+                        off,
+                        cout,
+                        tmp_off,
+                        two,
+                    )
+                elif two:  # pixels p and p + 1 (p again at an odd end: the same bytes twice)
                     lines += [
                         "        int32_t oy = 0, ox = 0;",
                         f"        for (int32_t p = 0; p < {npx}; p += 2) {{",
@@ -1592,8 +1718,8 @@ def _emit_specialized(
             em.array(f"{label}_b", "int32_t", bias)
             wabs = np.abs(w.data.astype(np.int64)).sum(axis=1)
             rq = rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
-            scratch = max(scratch, _gemm_scratch(kp, options, im2col=kp != n_in))
-            col, col16 = _gemm_scratch_ptrs(kp, scratch_off, options, im2col=kp != n_in)
+            scratch = max(scratch, _gemm_scratch(kp, options, im2col=kp != n_in, rows=1))
+            col, col16 = _gemm_scratch_ptrs(kp, scratch_off, options, im2col=kp != n_in, rows=1)
             body.append(
                 f"    te_fully_connected({ptr(op.inputs[0])}, {ptr(op.outputs[0])}, {col}, "
                 f"{col16}, {n_in}, {n_out}, {kp}, {label}_w, {label}_b, {label}_mult, "
@@ -1877,33 +2003,35 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
         raise ValueError("the code generator handles graphs with one input and one output")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    run_graph, plan = _plan(g, options)
+    code_graph, plan = _plan(g, options)
     activation_bytes = _align(plan.arena_bytes, 8)
     em = _Emitter()
     inplace: list[str] = []
     files = list(COMMON_FILES)
     if options.kernels == "reference":
         files += REFERENCE_FILES
-        _emit_reference(run_graph, plan, em)
+        _emit_reference(code_graph, plan, em)
         scratch = 0
         config = ['#include "kernels_ref.h"', '#include "softmax.h"']
     else:
         files += SPECIALIZED_FILES
-        # a dry run sizes the scratch without te_conv1x1_wc and the two-pixel code, which then
-        # use up to that much
-        base_scratch, _ = _emit_specialized(run_graph, plan, options, _Emitter(), 0)
+        # a dry run sizes the scratch without te_conv1x1_wc and the two-pixel code; the first
+        # then uses up to that much
+        base_scratch, _ = _emit_specialized(code_graph, plan, options, _Emitter(), 0)
         scratch, inplace = _emit_specialized(
-            run_graph,
+            code_graph,
             plan,
             options,
             em,
             activation_bytes,
             wc_scratch=_align(base_scratch, 8),
-            pair_scratch=_align(base_scratch, 8),
+            # per layer (the latency build) every eligible convolution runs two pixels per
+            # pass; patch by patch (the memory build) only within the scratch needed anyway
+            pair_scratch=_align(base_scratch, 8) if options.patch_ops else None,
         )
         taps = [
-            int(np.prod(run_graph.tensors[op.inputs[1]].shape[1:3]))
-            for op in run_graph.ops
+            int(np.prod(code_graph.tensors[op.inputs[1]].shape[1:3]))
+            for op in code_graph.ops
             if op.kind == "depthwise_conv2d"
         ]
         config = [
@@ -1921,7 +2049,7 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
         shutil.copyfile(CSRC / name, out_dir / name)
     scratch = _align(scratch, 8)
     arena = activation_bytes + scratch
-    x_t, y_t = run_graph.tensors[g.inputs[0]], run_graph.tensors[g.outputs[0]]
+    x_t, y_t = code_graph.tensors[g.inputs[0]], code_graph.tensors[g.outputs[0]]
     stream_decl = ""
     if options.stream_input:
         _, ih, iw, ic = x_t.shape
@@ -1961,7 +2089,7 @@ void model_invoke(void);
     (out_dir / "model.h").write_text(header)
     source = "\n".join(
         [
-            f"/* Generated model: {len(run_graph.ops)} operators, {options}. */",
+            f"/* Generated model: {len(code_graph.ops)} operators, {options}. */",
             *config,
             '#include "model.h"',
             "",
@@ -1991,7 +2119,7 @@ void model_invoke(void);
         sources=sources,
         headers=headers,
         options=options,
-        graph=run_graph,
+        graph=code_graph,
         plan=plan,
         arena_bytes=max(arena, 8),
         activation_bytes=activation_bytes,

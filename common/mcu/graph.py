@@ -9,6 +9,7 @@ Layout follows TF-Lite: activations are NHWC with batch 1; convolution weights a
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -68,7 +69,9 @@ class Op:
 
     Options: ``stride`` (h, w), ``padding`` ("same"/"valid"), ``activation``
     ("none"/"relu"/"relu6"), ``filter`` (h, w) for pools, ``depth_multiplier``,
-    ``paddings`` ((top, bottom), (left, right)) for pad, ``beta`` for softmax.
+    ``paddings`` ((top, bottom), (left, right)) for pad, ``beta`` for softmax; only in the
+    graphs the C code runs, ``pool`` (h, w) and ``pool_activation`` on a convolution with a
+    fused max pool (:func:`fuse_pool`).
     """
 
     kind: str
@@ -113,7 +116,8 @@ class Graph:
             out = self.tensors[op.outputs[0]]
             if op.kind == "conv2d":
                 w = self.tensors[op.inputs[1]]
-                total += int(np.prod(out.shape)) * int(np.prod(w.shape[1:]))
+                ph, pw = op.options.get("pool", (1, 1))  # a fused max pool (fuse_pool)
+                total += int(np.prod(out.shape)) * ph * pw * int(np.prod(w.shape[1:]))
             elif op.kind == "depthwise_conv2d":
                 w = self.tensors[op.inputs[1]]
                 total += int(np.prod(out.shape)) * w.shape[1] * w.shape[2]
@@ -185,3 +189,55 @@ def fuse_pad(g: Graph) -> Graph:
         keep.append(op)
     g.ops = keep
     return g
+
+
+def fuse_pool(g: Graph, accept: Callable[[Graph, Op], bool] | None = None) -> Graph:
+    """Fold every non-overlapping VALID max pool into the convolution that feeds it.
+
+    A convolution whose only consumer is a MAX_POOL_2D with VALID padding and its filter equal
+    to its stride (LeNet's 2x2 / 2) gets ``options["pool"] = (fh, fw)`` and the pool's output
+    tensor; the pool and the full-resolution convolution output disappear. The C code computes
+    the convolution's pixels window by window and keeps their maximum, so the unpooled tensor
+    never exists: the same int8 values (max commutes with the monotonic requantization and
+    clamps, and TF-Lite's max pool keeps its input's scale and zero point), in a quarter of
+    the memory. ``accept(g, conv)`` may refuse a convolution (the generator fuses only where
+    its per-channel code runs).
+    """
+    import copy
+
+    g = copy.deepcopy(g)
+    consumers: dict[str, list[Op]] = {}
+    for op in g.ops:
+        for t in op.inputs:
+            consumers.setdefault(t, []).append(op)
+    producer = {op.outputs[0]: op for op in g.ops}
+    keep: list[Op] = []
+    for op in g.ops:
+        conv = producer.get(op.inputs[0]) if op.kind == "max_pool2d" else None
+        if (
+            conv is not None
+            and conv.kind == "conv2d"
+            and "pool" not in conv.options
+            and len(consumers.get(conv.outputs[0], [])) == 1
+            and conv.outputs[0] not in g.outputs
+            and op.options.get("padding") == "valid"
+            and tuple(op.options["filter"]) == tuple(op.options["stride"])
+            and _same_quant(g.tensors[conv.outputs[0]], g.tensors[op.outputs[0]])
+            and (accept is None or accept(g, conv))
+        ):
+            del g.tensors[conv.outputs[0]]
+            conv.outputs = list(op.outputs)
+            conv.options["pool"] = tuple(op.options["filter"])
+            conv.options["pool_activation"] = op.options.get("activation", "none")
+            continue
+        keep.append(op)
+    g.ops = keep
+    return g
+
+
+def _same_quant(a: Tensor, b: Tensor) -> bool:
+    return (
+        a.shape[-1] == b.shape[-1]
+        and np.array_equal(a.scale, b.scale)
+        and np.array_equal(a.zero_point, b.zero_point)
+    )

@@ -211,7 +211,10 @@ def _window(op: Op, g: Graph) -> tuple[int, int, int, int, int, int, int, int]:
     _, _, pt, _, pl, _ = resolve_padding(
         in_h, in_w, kh, kw, (sh, sw), op.options.get("padding", "valid")
     )
-    return kh, kw, sh, sw, pt, pl, in_h, in_w
+    # a fused max pool (fuse_pool): each output pixel is the maximum over ph x pw convolution
+    # pixels, so its window spans (ph - 1) more strides
+    ph, pw = op.options.get("pool", (1, 1))
+    return kh + (ph - 1) * sh, kw + (pw - 1) * sw, sh * ph, sw * pw, pt, pl, in_h, in_w
 
 
 # operators that work on a spatial tile of NHWC tensors
@@ -324,8 +327,14 @@ def patch_plan(g: Graph, n_ops: int, patches: int) -> PatchPlan:
             h0, h1, w0, w1 = region[op.outputs[0]]
             cout = g.tensors[op.outputs[0]].shape[3]
             if op.kind == "conv2d":
+                ph, pw = op.options.get("pool", (1, 1))
                 total_macs += (
-                    (h1 - h0) * (w1 - w0) * cout * int(np.prod(g.tensors[op.inputs[1]].shape[1:]))
+                    (h1 - h0)
+                    * (w1 - w0)
+                    * ph
+                    * pw
+                    * cout
+                    * int(np.prod(g.tensors[op.inputs[1]].shape[1:]))
                 )
             elif op.kind == "depthwise_conv2d":
                 wt = g.tensors[op.inputs[1]]

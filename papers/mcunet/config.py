@@ -28,6 +28,9 @@ class ModelConfig:
     train: TrainConfig | None = None  # None: trained by another stage (see dvc.yaml)
     train_subset: int | None = field(default=None, metadata=bounds(ge=1))
     test_subset: int | None = field(default=None, metadata=bounds(ge=1))
+    # train (and run the float model) in channels-last memory format: 1.4-1.6x faster steps on
+    # CPU for these depthwise-separable networks (measured on 2 cores at 160-176 px)
+    channels_last: bool = True
 
     def __post_init__(self) -> None:
         if self.model not in MODELS:

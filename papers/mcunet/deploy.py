@@ -74,6 +74,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         )
         measured = deploy(g, args.out, check, opts, name=args.name)
         # Accuracy: the float model, and the generated C code (host build) on the same images.
+        if m.channels_last:
+            model = model.to(memory_format=torch.channels_last)
         with torch.no_grad():
             float_pred = model(xs).argmax(1)
         exe = args.out / "c_tinyengine" / "model_host"

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+import torch
+
 from common.checkpoint import save_model
 from common.config import ConfigError, save_resolved, to_dict
 from common.io import write_history, write_metrics
@@ -32,6 +34,8 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     train, test = datasets(m, args.data, m.train.seed)
     seed_everything(m.train.seed)
     model = create_model(m.model, num_classes=train.num_classes, **m.model_kwargs)
+    if m.channels_last:  # convolution outputs follow the weights' memory format
+        model = model.to(memory_format=torch.channels_last)
     stage = f"mcunet_train@{args.name}"
     with stage_run(experiment=EXPERIMENT, stage=stage, config=m, profile=profile) as mlrun:
         result = Trainer(
@@ -46,6 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
                 "kwargs": m.model_kwargs,
                 "resolution": m.resolution,
                 "subsets": [m.train_subset, m.test_subset],
+                "channels_last": m.channels_last,
             },
         ).fit()
         metrics = {

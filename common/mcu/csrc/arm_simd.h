@@ -127,6 +127,23 @@ static inline int32_t te_smlatt(uint32_t a, uint32_t b, int32_t acc) {
 }
 #endif
 
+/* Byte-wise signed maximum of four int8 lanes (SSUB8 sets the GE flags, SEL picks a or b). */
+static inline uint32_t te_max8x4(uint32_t a, uint32_t b) {
+#if TE_HAVE_DSP
+    uint32_t r;
+    __asm__("ssub8 %0, %1, %2\n\tsel %0, %1, %2" : "=&r"(r) : "r"(a), "r"(b) : "cc");
+    return r;
+#else
+    uint32_t r = 0;
+    for (uint32_t k = 0; k < 32u; k += 8u) {
+        const int8_t x = (int8_t)((a >> k) & 0xffu);
+        const int8_t y = (int8_t)((b >> k) & 0xffu);
+        r |= ((uint32_t)(uint8_t)(x > y ? x : y)) << k;
+    }
+    return r;
+#endif
+}
+
 /* Two halfwords both equal to v (for adding an input offset to a pair). */
 static inline uint32_t te_pack_pair(int32_t v) {
     uint32_t h = (uint32_t)v & 0xffffu;

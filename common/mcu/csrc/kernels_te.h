@@ -80,8 +80,9 @@ static inline __attribute__((always_inline)) void te_widen(const int8_t *x, int1
     }
 }
 
-/* Output channels [0, COUT) of two widened pixels (interleaved at col16); pixel 1's outputs are
- * stored only when two_px. wt: channel pairs, KP / 4 groups of two words each. */
+/* Output channels [0, COUT) of two widened pixels (interleaved at col16, te_widen) or, when not
+ * two_px, of one pixel widened compactly at col16 (te_widen_px: KP halfwords, the scratch of a
+ * fully connected layer). wt: channel pairs, KP / 4 groups of two words each. */
 static inline __attribute__((always_inline)) void te_gemm16(
     const int16_t *col16, int8_t *o0, int8_t *o1, int two_px, int32_t KP, int32_t COUT,
     const int8_t *wt, const int32_t *bias, const int32_t *mult, const int32_t *shift,
@@ -94,12 +95,12 @@ static inline __attribute__((always_inline)) void te_gemm16(
         const te_u64 *px = (const te_u64 *)(const void *)col16;
         const te_u64 *end = pw + KP / 4;
 #if TE_HAVE_DSP
-        if (!two_px) { /* one pixel: its pair slot holds a copy, skip those MACs */
+        if (!two_px) { /* one pixel, widened compactly (te_widen_px): KP / 2 words */
 #pragma GCC unroll 16
             for (; pw < end; ++pw) {
                 uint32_t w0, w1, t0, t1, x0, x1;
                 __asm__ volatile("ldrd %[w0], %[w1], [%[pw]]\n\t"
-                                 "ldrd %[x0], %[x1], [%[px]], #16\n\t"
+                                 "ldrd %[x0], %[x1], [%[px]], #8\n\t"
                                  "sxtb16 %[t0], %[w0]\n\t"
                                  "sxtb16 %[w0], %[w0], ror #8\n\t"
                                  "sxtb16 %[t1], %[w1]\n\t"
@@ -113,6 +114,17 @@ static inline __attribute__((always_inline)) void te_gemm16(
                                    [t1] "=&r"(t1), [x0] "=&r"(x0), [x1] "=&r"(x1)
                                  : [pw] "r"(pw)
                                  : "memory");
+            }
+        }
+#else
+        if (!two_px) { /* one pixel, widened compactly (te_widen_px): KP / 2 words */
+            for (; pw < end; ++pw) {
+                const uint64_t w = *pw;
+                const uint64_t xa = *px++;
+                a00 = te_smlad((uint32_t)xa, te_sxtb16((uint32_t)w), a00);
+                a00 = te_smlad((uint32_t)(xa >> 32), te_sxtb16_ror8((uint32_t)w), a00);
+                a10 = te_smlad((uint32_t)xa, te_sxtb16((uint32_t)(w >> 32)), a10);
+                a10 = te_smlad((uint32_t)(xa >> 32), te_sxtb16_ror8((uint32_t)(w >> 32)), a10);
             }
         }
 #endif
@@ -374,6 +386,19 @@ static inline __attribute__((always_inline)) void te_widen_px(const int8_t *x, u
         }
         px[k / 2] = e;
         px[k / 2 + 1] = d;
+    }
+}
+
+/* d[i] = max(d[i], s[i]) for n int8 values: a convolution with a fused max pool merges each
+ * pixel of the pooling window into the pooled output (a word at a time: SSUB8 + SEL). */
+static inline __attribute__((always_inline)) void te_max_into(int8_t *d, const int8_t *s,
+                                                              int32_t n) {
+    int32_t i = 0;
+    for (; i + 4 <= n; i += 4) {
+        te_write_u32(d + i, te_max8x4(te_read_u32(d + i), te_read_u32(s + i)));
+    }
+    for (; i < n; ++i) {
+        d[i] = d[i] > s[i] ? d[i] : s[i];
     }
 }
 
@@ -699,11 +724,12 @@ TE_KERNEL void te_conv2d(const int8_t *in, int8_t *out, int8_t *col, int16_t *co
         int8_t *o0 = out + p * COUT;
         int8_t *o1 = o0 + COUT;
 #if TE_SIMD
-        te_widen(x0, col16, KP, off);
-        te_widen(two_px ? x1 : x0, col16 + 4, KP, off);
         if (two_px) { /* a literal two_px: the compiler drops the stores of the other branch */
+            te_widen(x0, col16, KP, off);
+            te_widen(x1, col16 + 4, KP, off);
             te_gemm16(col16, o0, o1, 1, KP, COUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
         } else {
+            te_widen_px(x0, (uint32_t *)(void *)col16, KP, off);
             te_gemm16(col16, o0, o0, 0, KP, COUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
         }
 #else
@@ -734,8 +760,7 @@ TE_KERNEL void te_fully_connected(const int8_t *in, int8_t *out, int8_t *col, in
         x = col;
     }
 #if TE_SIMD
-    te_widen(x, col16, KP, off);
-    te_widen(x, col16 + 4, KP, off);
+    te_widen_px(x, (uint32_t *)(void *)col16, KP, off);
     te_gemm16(col16, out, out, 0, KP, N_OUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
 #else
     te_gemm8(x, x, out, out, 0, KP, N_OUT, wt, bias, mult, shift, rq, off, out_zp, lo, hi);

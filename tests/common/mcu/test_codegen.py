@@ -34,6 +34,8 @@ CONFIGS = {
     "no_inplace": CodegenOptions(inplace=False, fold_offset=False),
     # the int8 2x2 GEMM (one-pixel tail included) and the int8 padded-plane depthwise
     "gemm": CodegenOptions(per_channel=False, dw_rows=False, dw_small=False),
+    # the one-pixel per-channel code for gathered windows (and in fused pools)
+    "one_pixel": CodegenOptions(pixel_pairs=False),
     "generic": CodegenOptions(
         simd=False, unroll=False, inplace=False, specialize=False, fuse_pad=False, fold_offset=False
     ),
@@ -227,6 +229,21 @@ def pairs_graph() -> Graph:
     return b.build()
 
 
+def lenet_graph() -> Graph:
+    """LeNet-5 in miniature: a 5x5 VALID convolution on one channel (K = 25 -> 28) and a 3x3
+    one on 6 channels (K = 54 -> 56, ReLU), each followed by a 2x2 / 2 max pool that fuse_pool
+    folds into it, then two fully connected layers."""
+    b = GraphBuilder((1, 16, 16, 1), seed=31)
+    b.conv(6, 5, padding="valid")  # 12x12x6
+    b.pool("max_pool2d", 2, 2)  # 6x6x6
+    b.conv(10, 3, padding="valid", activation="relu")  # 4x4x10
+    b.pool("max_pool2d", 2, 2)  # 2x2x10
+    b.reshape((1, 40))
+    b.fc(12, activation="relu")
+    b.fc(5)
+    return b.build()
+
+
 GRAPHS: dict[str, Callable[[], Graph]] = {
     "random0": lambda: random_graph(0),
     "random1": lambda: random_graph(1, size=15),
@@ -244,6 +261,7 @@ GRAPHS: dict[str, Callable[[], Graph]] = {
     "pool_fc": pool_fc_graph,
     "softmax": softmax_graph,
     "pairs": pairs_graph,
+    "lenet": lenet_graph,
 }
 
 
@@ -401,17 +419,30 @@ def test_fast_requantization_is_used_only_where_exact() -> None:
     assert _fast_requant(mult, np.array([-1, -7, -31]), 127, small) is None  # r overflows
 
 
-def test_narrow_kernels_are_used(builds: Builds, graphs: dict[str, Graph]) -> None:
+def test_narrow_kernels_are_used(builds: Builds, graphs: dict[str, Graph], tmp_path: Path) -> None:
     """Every per-channel kernel is generated for the narrow graph (the bit-exactness tests above
-    then cover them on the host and on the Cortex-M7), and only with SIMD."""
+    then cover them on the host and on the Cortex-M7), and only with SIMD; the stem's gathered
+    window runs two pixels per pass, or one with ``pixel_pairs=False`` (checked on the M7 here)."""
     project, _ = builds.get("narrow", graphs["narrow"], "specialized")
     source = (project.out_dir / "model.c").read_text()
-    counts = {m: source.count(f"{m}(") for m in ("TE_WIDE_CH_28", "TE_WIDE_CH_16", "TE_WIDE_CH_24")}
-    assert counts == {"TE_WIDE_CH_28": 16, "TE_WIDE_CH_16": 21, "TE_WIDE_CH_24": 8}
+    names = ("TE_WIDE2_CH_28", "TE_WIDE_CH_28", "TE_WIDE_CH_16", "TE_WIDE_CH_24")
+    counts = {m: source.count(f"{m}(") for m in names}
+    assert counts == {
+        "TE_WIDE2_CH_28": 16,
+        "TE_WIDE_CH_28": 0,
+        "TE_WIDE_CH_16": 21,
+        "TE_WIDE_CH_24": 8,
+    }
     assert source.count("TE_NARROW_CH8(") == 4 and source.count("TE_NARROW_CH4(") == 13
     assert "te_conv2d(" not in source
+    one, _ = builds.get("narrow", graphs["narrow"], "one_pixel")
+    source = (one.out_dir / "model.c").read_text()
+    assert source.count("TE_WIDE_CH_28(") == 16 and "TE_WIDE2_CH_" not in source
     project, _ = builds.get("narrow", graphs["narrow"], "no_simd")
     assert "TE_NARROW" not in (project.out_dir / "model.c").read_text()
+    if _have_arm():
+        g = graphs["narrow"]
+        _check_m7(g, one.out_dir, tmp_path / "m7", _inputs(g, 4)[:3])
 
 
 @pytest.mark.parametrize("kind", ["looped", "gemm"])
@@ -504,7 +535,8 @@ def test_two_pixel_code_is_used_bit_exact_and_shorter_on_cortex_m7(
 ) -> None:
     """Both gathered convolutions run two pixels per pass (the odd pixel count included) and
     match the reference on the host and the Cortex-M7, in fewer instructions than one pixel
-    per pass; without room in the scratch, or switched off, the one-pixel code runs."""
+    per pass; switched off, or patch by patch without room in the scratch the model needs
+    anyway, the one-pixel code runs."""
     g = graphs["pairs"]
     on = generate(g, tmp_path / "on", CONFIGS["specialized"])
     off = generate(g, tmp_path / "off", CodegenOptions(pixel_pairs=False))
@@ -512,10 +544,18 @@ def test_two_pixel_code_is_used_bit_exact_and_shorter_on_cortex_m7(
     assert source.count("TE_WIDE2_CH_28(") == 6 and source.count("TE_WIDE2_CH_56(") == 10
     assert "TE_WIDE_CH_" not in source
     assert "TE_WIDE2_CH_" not in (off.out_dir / "model.c").read_text()
-    assert on.scratch_bytes == off.scratch_bytes  # within the scratch the FC needs anyway
-    # the narrow graph's stem has no such room: its scratch is its own window's
-    narrow = generate(graphs["narrow"], tmp_path / "narrow", CONFIGS["specialized"])
-    assert "TE_WIDE2_CH_" not in (narrow.out_dir / "model.c").read_text()
+    # patch by patch (the memory build) the pairs take no scratch of their own: the stem's
+    # two pixels (fused with its pool; 32 + 112 + 12 B) fit in the 280 B the FC needs anyway,
+    # the second convolution's (64 + 224 B) do not
+    tiled = generate(g, tmp_path / "tiled", CodegenOptions(patch_ops=1, patches=2))
+    tiled_off = generate(
+        g, tmp_path / "tiled_off", CodegenOptions(patch_ops=1, patches=2, pixel_pairs=False)
+    )
+    source = (tiled.out_dir / "model.c").read_text()
+    assert source.count("TE_WIDE2_CH_28(") == 6 and source.count("TE_WIDE_CH_56(") == 10
+    assert tiled.scratch_bytes == 280
+    assert tiled.scratch_bytes == tiled_off.scratch_bytes
+    _check(g, build_host(tiled), _inputs(g, 6))
     xs = _inputs(g, 5)
     _check(g, build_host(on), xs)
     if not _have_arm():
@@ -688,6 +728,7 @@ PATCH_CASES = [
     ("explicit_pad", 3, 2),
     ("random1", 6, 3),
     ("pairs", 2, 3),
+    ("lenet", 2, 2),
 ]
 
 
@@ -786,3 +827,44 @@ def test_streamed_input_patch_build_is_bit_exact_without_the_frame_in_the_arena(
 def test_streamed_input_needs_patches() -> None:
     with pytest.raises(ValueError, match="stream_input needs"):
         CodegenOptions(stream_input=True)
+
+
+def test_fused_max_pool_is_bit_exact_smaller_and_shorter_on_cortex_m7(
+    graphs: dict[str, Graph], tmp_path: Path
+) -> None:
+    """fuse_pool: both convolution + max pool pairs of the LeNet-like graph run as one
+    operator (no full-size map in the plan), per layer with two pixels per pass, without them,
+    and patch by patch with the input streamed; all bit-exact on the host and the Cortex-M7,
+    and the fused code takes fewer instructions than convolution then pool."""
+    g = graphs["lenet"]
+    fused = generate(g, tmp_path / "fused", CodegenOptions())
+    unfused = generate(g, tmp_path / "unfused", CodegenOptions(fuse_pool=False))
+    one_px = generate(g, tmp_path / "one_px", CodegenOptions(pixel_pairs=False))
+    cg = CodegenOptions(patch_ops=2, patches=2, stream_input=True)
+    streamed = generate(g, tmp_path / "streamed", cg)
+    assert [op.kind for op in fused.graph.ops].count("max_pool2d") == 0
+    assert [op.kind for op in unfused.graph.ops].count("max_pool2d") == 2
+    # per layer: input 256 + 6x6x6 = 216 at the first operator, 216 + 2x2x10 = 40 at the second
+    assert fused.activation_bytes == 472 < unfused.activation_bytes
+    source = (fused.out_dir / "model.c").read_text()
+    assert "te_max_into(" in source and "TE_WIDE2_CH_56(" in source
+    assert "TE_WIDE2_CH_" not in (one_px.out_dir / "model.c").read_text()
+    xs = _inputs(g, 9)
+    for project in (fused, one_px, streamed):
+        _check(g, build_host(project), xs)
+    if not _have_arm():
+        pytest.skip("needs the Arm toolchain (make toolchain)")
+    from common.mcu import cortexm
+
+    counts = {}
+    for name, project in (("fused", fused), ("unfused", unfused), ("one_px", one_px)):
+        build = cortexm.build(project.out_dir, "mps2-an500", out_dir=tmp_path / f"m7_{name}")
+        for x in xs[:3]:
+            r = cortexm.run(build, x)
+            assert np.array_equal(r.output.reshape(-1), reference.run(g, x)[g.outputs[0]].ravel())
+        counts[name] = r.instructions
+    assert counts["fused"] < counts["unfused"] and counts["fused"] < counts["one_px"]
+    build = cortexm.build(streamed.out_dir, "mps2-an500", out_dir=tmp_path / "m7_streamed")
+    for x in xs[:3]:
+        got = cortexm.run(build, x).output.reshape(-1)
+        assert np.array_equal(got, reference.run(g, x)[g.outputs[0]].ravel())

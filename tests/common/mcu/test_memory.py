@@ -134,3 +134,80 @@ def test_generated_patch_arena_by_hand() -> None:
         "fc_4/out": (0, 10),
     }
     assert plan.arena_bytes == 364
+
+
+def _conv_pool() -> Graph:
+    """input 10x10x1 (100 B) -> conv 3x3 VALID 4 (A, 8x8x4 = 256 B) -> max pool 2x2 / 2
+    (P, 4x4x4 = 64 B) -> reshape -> fc 10 (F, 10 B): LeNet's conv + pool in miniature."""
+    b = GraphBuilder((1, 10, 10, 1), seed=3)
+    b.conv(4, 3, padding="valid")
+    b.pool("max_pool2d", 2, 2)
+    b.reshape((1, 64))
+    b.fc(10)
+    return b.build()
+
+
+def test_fused_pool_plans_by_hand() -> None:
+    """A max pool folded into its convolution (fuse_pool): the 8x8x4 map never exists."""
+    from common.mcu.codegen import CodegenOptions, _patch_memory
+    from common.mcu.graph import fuse_pool
+
+    g = _conv_pool()
+    # Unfused: op 0 holds input 100 + A 256 = 356, op 1 A 256 + P 64 = 320: 356 B.
+    assert plan_tinyengine(g).peak_bytes == 356
+    fused = fuse_pool(g)
+    assert [op.kind for op in fused.ops] == ["conv2d", "reshape", "fully_connected"]
+    assert fused.ops[0].options["pool"] == (2, 2)
+    # Fused: op 0 holds input 100 + P 64 = 164; the FC P 64 + F 12 (4-byte aligned) = 76.
+    assert plan_tinyengine(fused).peak_bytes == 164
+    # The MACs are the convolution's, pool or not: 8 * 8 * 4 * 9.
+    assert fused.macs() - 64 * 10 == g.macs() - 64 * 10 == 2304
+    # Patches over the fused op (2x2 grid, P tiles of 2x2): its window is 4 rows (3 + one more
+    # stride of the pool) at stride 2, so a tile reads input rows [0, 6) (or [4, 10)): 36 B.
+    # Stage peak: input tile 36 + P tile 2*2*4 = 16 + the assembled P 64 = 116. The tiles do
+    # not overlap in P's convolution pixels: no MAC is recomputed.
+    plan = patch_plan(fused, n_ops=1, patches=2)
+    assert plan.patch_stage_peak == 116
+    assert plan.rest_peak == 76
+    assert plan.macs == plan.base_macs
+    # The generated arena with the input streamed: P 64 at 0 (largest first), the input tile
+    # 64..100, the P tile beside it 100..116, F over nothing but P: 64..76. 116 B.
+    arena = _patch_memory(fused, CodegenOptions(patch_ops=1, patches=2, stream_input=True))
+    offsets = {b.tensor: (b.offset, b.size) for b in arena.buffers}
+    assert offsets == {
+        "input@tile": (64, 36),
+        "max_pool2d_2/out@tile": (100, 16),
+        "max_pool2d_2/out": (0, 64),
+        "fc_4/out": (64, 10),
+    }
+    assert arena.arena_bytes == 116
+
+
+@pytest.mark.parametrize(
+    ("pool", "why"),
+    [
+        (("max_pool2d", 2, 2, "same"), "SAME padding"),
+        (("max_pool2d", 3, 2, "valid"), "overlapping windows"),
+        (("avg_pool2d", 2, 2, "valid"), "an average"),
+    ],
+)
+def test_fuse_pool_leaves_other_pools(pool: tuple[str, int, int, str], why: str) -> None:
+    from common.mcu.graph import fuse_pool
+
+    b = GraphBuilder((1, 10, 10, 1), seed=3)
+    b.conv(4, 3, padding="valid")
+    b.pool(*pool)
+    g = b.build()
+    assert [op.kind for op in fuse_pool(g).ops] == ["conv2d", pool[0]], why
+
+
+def test_fuse_pool_keeps_a_convolution_read_twice() -> None:
+    from common.mcu.graph import fuse_pool
+
+    b = GraphBuilder((1, 8, 8, 4), seed=4)
+    a = b.conv(4, 3)
+    b.pool("max_pool2d", 2, 2)
+    b.last = a
+    b.add("input")  # the convolution's full-size output is read again
+    g = b.build()
+    assert "max_pool2d" in [op.kind for op in fuse_pool(g).ops]

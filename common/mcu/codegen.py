@@ -109,6 +109,7 @@ depthwise channel plane).
 from __future__ import annotations
 
 import copy
+import functools
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -578,43 +579,27 @@ def _wide_macro(kp: int, looped: bool = False) -> str:
         asm += ["asr %[m], %[m], %[e]", "ssat %[m], #8, %[m]"]
     else:
         asm += ["ssat %[m], #8, %[m], asr %[e]"]
-    text = "".join(f'        "{line}\\n\\t" \\\n' for line in asm[:-1])
-    text += f'        "{asm[-1]}" \\\n'
-    pinned = [
-        f'register uint32_t {n}_ __asm__("{r}");' for n, r in zip(names, _W_REGS, strict=True)
-    ]
-    pinned += [
-        f'register int32_t a_ __asm__("{_A_REG}");',
-        f'register int32_t m_ __asm__("{_M_REG}");',
-        f'register int32_t r_ __asm__("{_R_REG}");',
-    ]
+    pinned = [("uint32_t", n, r) for n, r in zip(names, _W_REGS, strict=True)]
+    pinned += [("int32_t", "a", _A_REG), ("int32_t", "m", _M_REG), ("int32_t", "r", _R_REG)]
     if looped:
-        pinned.append(f'register int32_t e_ __asm__("{_E_REG}");')
-    head = (
-        f"#define TE_WIDEL_CH_{kp}(lo, hi) \\"
-        if looped
-        else f"#define TE_WIDE_CH_{kp}(E, lo, hi) \\"
-    )
+        pinned.append(("int32_t", "e", _E_REG))
     outputs_e = ', [e] "=&r"(e_)' if looped else ""
     inputs_e = "" if looped else ', [e] "i"(E)'
-    return "\n".join(
+    return _asm_define(
+        f"TE_WIDEL_CH_{kp}(lo, hi)" if looped else f"TE_WIDE_CH_{kp}(E, lo, hi)",
+        pinned,
+        ["uint32_t x0_, x1_;"],
+        asm,
         [
-            head,
-            "    do { \\",
-            *(f"        {line} \\" for line in pinned),
-            "        uint32_t x0_, x1_; \\",
-            "        __asm__ volatile( \\",
-            text.rstrip("\\\n") + " \\",
-            '        : [pw] "+r"(pw), [w0] "=&r"(w0_), [w1] "=&r"(w1_), [w2] "=&r"(w2_), \\',
-            '          [w3] "=&r"(w3_), [a] "=&r"(a_), [m] "=&r"(m_), [r] "=&r"(r_), \\',
-            f'          [x0] "=&r"(x0_), [x1] "=&r"(x1_){outputs_e} \\',
-            f'        : [px] "r"(px){inputs_e} \\',
-            '        : "memory"); \\',
-            "        (void)w0_, (void)w1_, (void)w2_, (void)w3_, (void)r_, (void)x0_, (void)x1_; \\",
-            *(["        (void)e_; \\"] if looped else []),
-            "        TE_NARROW_STORE(m_, lo, hi); \\",
-            "    } while (0)",
-        ]
+            ': [pw] "+r"(pw), [w0] "=&r"(w0_), [w1] "=&r"(w1_), [w2] "=&r"(w2_),',
+            '  [w3] "=&r"(w3_), [a] "=&r"(a_), [m] "=&r"(m_), [r] "=&r"(r_),',
+            f'  [x0] "=&r"(x0_), [x1] "=&r"(x1_){outputs_e}',
+            f': [px] "r"(px){inputs_e}',
+            ': "memory");',
+            "(void)w0_, (void)w1_, (void)w2_, (void)w3_, (void)r_, (void)x0_, (void)x1_;",
+            *(["(void)e_;"] if looped else []),
+            "TE_NARROW_STORE(m_, lo, hi);",
+        ],
     )
 
 
@@ -658,38 +643,31 @@ def _wide2_macro(kp: int) -> str:
             f"add %[{y}], %[{y}], %[{acc}], asr #31",
             f"ssat %[{y}], #8, %[{y}], asr %[e]",
         ]
-    text = "".join(f'        "{line}\\n\\t" \\\n' for line in asm[:-1])
-    text += f'        "{asm[-1]}" \\\n'
-    pinned = [
-        f'register uint32_t {n}_ __asm__("{r}");' for n, r in zip(names, _W_REGS, strict=True)
-    ]
-    pinned += [f'register int32_t x{j}_ __asm__("{r}");' for j, r in enumerate(_X_REGS)]
-    pinned += [
-        f'register int32_t a_ __asm__("{_A_REG}");',
-        f'register int32_t b_ __asm__("{_B_REG}");',
-    ]
-    return "\n".join(
+    return _asm_define(
+        f"TE_WIDE2_CH_{kp}(E, lo, hi)",
         [
-            f"#define TE_WIDE2_CH_{kp}(E, lo, hi) \\",
-            "    do { \\",
-            *(f"        {line} \\" for line in pinned),
+            *(("uint32_t", n, r) for n, r in zip(names, _W_REGS, strict=True)),
+            *(("int32_t", f"x{j}", r) for j, r in enumerate(_X_REGS)),
+            ("int32_t", "a", _A_REG),
+            ("int32_t", "b", _B_REG),
             # the pointers pinned too: with ten registers pinned GCC may find no two others
             # for them (seen with arena offsets past 4095, which take a register to form)
-            f'        register const uint32_t *q_ __asm__("{_Q_REG}") = px; \\',
-            f'        register const uint32_t *pw_ __asm__("{_PW_REG}") = pw; \\',
-            "        __asm__ volatile( \\",
-            text.rstrip("\\\n") + " \\",
-            '        : [pw] "+r"(pw_), [q] "+r"(q_), [w0] "=&r"(w0_), [w1] "=&r"(w1_), \\',
-            '          [w2] "=&r"(w2_), [w3] "=&r"(w3_), [a] "=&r"(a_), [b] "=&r"(b_), \\',
-            '          [x0] "=&r"(x0_), [x1] "=&r"(x1_), [x2] "=&r"(x2_), [x3] "=&r"(x3_) \\',
-            '        : [e] "i"(E) \\',
-            '        : "memory"); \\',
-            "        (void)w0_, (void)w1_, (void)w2_, (void)w3_, (void)a_, (void)b_, (void)q_; \\",
-            "        (void)x0_, (void)x1_; \\",
-            "        pw = pw_; \\",
-            "        TE_PAIR_STORE(x2_, x3_, lo, hi); \\",
-            "    } while (0)",
-        ]
+            ("const uint32_t *", "q", _Q_REG, "px"),
+            ("const uint32_t *", "pw", _PW_REG, "pw"),
+        ],
+        [],
+        asm,
+        [
+            ': [pw] "+r"(pw_), [q] "+r"(q_), [w0] "=&r"(w0_), [w1] "=&r"(w1_),',
+            '  [w2] "=&r"(w2_), [w3] "=&r"(w3_), [a] "=&r"(a_), [b] "=&r"(b_),',
+            '  [x0] "=&r"(x0_), [x1] "=&r"(x1_), [x2] "=&r"(x2_), [x3] "=&r"(x3_)',
+            ': [e] "i"(E)',
+            ': "memory");',
+            "(void)w0_, (void)w1_, (void)w2_, (void)w3_, (void)a_, (void)b_, (void)q_;",
+            "(void)x0_, (void)x1_;",
+            "pw = pw_;",
+            "TE_PAIR_STORE(x2_, x3_, lo, hi);",
+        ],
     )
 
 
@@ -763,30 +741,23 @@ def _dwk_macro(k: int, s: int) -> str:
             ".endif",
         ]
     asm += [f"adds %[p], %[p], #{4 if s == 1 else 8}", "cmp %[p], %[pend]", "bne 1b"]
-    body = "".join(f'        "{line}\\n\\t" \\\n' for line in asm[:-1]) + f'        "{asm[-1]}" \\'
-    pinned = [f'register uint32_t w{j}_ __asm__("{_DWK_REGS[j]}");' for j in range(k - 1)]
     outs = ", ".join(f'[w{j}] "=&r"(w{j}_)' for j in range(k - 1))
     voids = ", ".join(f"(void)w{j}_" for j in range(k - 1))
     base = k * (k - 1)
-    return "\n".join(
+    return _asm_define(
+        f"TE_DWK_ROW_{k}_{s}(RW2)",
+        [("uint32_t", f"w{j}", _DWK_REGS[j]) for j in range(k - 1)],
+        ["int32_t a0_, a1_;", "uint32_t x_, y_;", "const uint32_t *wq_ = wv;"],
+        asm,
         [
-            f"#define TE_DWK_ROW_{k}_{s}(RW2) \\",
-            "    do { \\",
-            *(f"        {line} \\" for line in pinned),
-            "        int32_t a0_, a1_; \\",
-            "        uint32_t x_, y_; \\",
-            "        const uint32_t *wq_ = wv; \\",
-            "        __asm__ volatile( \\",
-            body,
-            '        : [p] "+r"(p), [o] "+r"(o0), [wp] "+r"(wq_), [a0] "=&r"(a0_), \\',
-            f'          [a1] "=&r"(a1_), [x] "=&r"(x_), [y] "=&r"(y_), {outs} \\',
-            '        : [pend] "r"(pend), [rw2] "i"(RW2), [c] "i"(C), [lo] "i"(lo), \\',
-            f'          [hi] "i"(hi), [boff] "i"({4 * base}), [moff] "i"({4 * (base + 1)}), \\',
-            f'          [roff] "i"({4 * (base + 3)}) \\',
-            '        : "cc", "memory"); \\',
-            f"        (void)a0_, (void)a1_, (void)x_, (void)y_, {voids}; \\",
-            "    } while (0)",
-        ]
+            ': [p] "+r"(p), [o] "+r"(o0), [wp] "+r"(wq_), [a0] "=&r"(a0_),',
+            f'  [a1] "=&r"(a1_), [x] "=&r"(x_), [y] "=&r"(y_), {outs}',
+            ': [pend] "r"(pend), [rw2] "i"(RW2), [c] "i"(C), [lo] "i"(lo),',
+            f'  [hi] "i"(hi), [boff] "i"({4 * base}), [moff] "i"({4 * (base + 1)}),',
+            f'  [roff] "i"({4 * (base + 3)})',
+            ': "cc", "memory");',
+            f"(void)a0_, (void)a1_, (void)x_, (void)y_, {voids};",
+        ],
     )
 
 
@@ -812,17 +783,26 @@ def _requant_clamp(dst: str, acc: str, mult: str, shift: str, rnd: str) -> list[
 
 
 def _asm_define(
-    head: str, pinned: list[tuple[str, str]], local: list[str], asm: list[str], tail: list[str]
+    head: str,
+    pinned: list[tuple[str, ...]],
+    local: list[str],
+    asm: list[str],
+    tail: list[str],
 ) -> str:
-    """A ``#define`` of one asm block: ``pinned`` (name, register) LDM targets, ``local``
-    declarations, the asm lines, then ``tail`` (operand lists and what follows the block)."""
+    """A ``#define`` of one asm block: ``pinned`` register variables ``(ctype, name, register)``
+    or ``(ctype, name, register, initial value)`` (LDM targets must ascend, so they are chosen
+    here), ``local`` declarations, the asm lines, then ``tail`` (the operand lists and what
+    follows the block)."""
+    pins = [
+        f'register {ctype} {name}_ __asm__("{reg}"){f" = {init[0]}" if init else ""};'
+        for ctype, name, reg, *init in pinned
+    ]
     body = "".join(f'        "{line}\\n\\t" \\\n' for line in asm[:-1]) + f'        "{asm[-1]}" \\'
     return "\n".join(
         [
             f"#define {head} \\",
             "    do { \\",
-            *(f'        register uint32_t {n}_ __asm__("{r}"); \\' for n, r in pinned),
-            *(f"        {line} \\" for line in local),
+            *(f"        {line} \\" for line in [*pins, *local]),
             "        __asm__ volatile( \\",
             body,
             *(f"        {line} \\" for line in tail),
@@ -872,7 +852,7 @@ def _dw3_quad_macro() -> str:
     ]
     return _asm_define(
         "TE_DW3_S1_QUAD(R0, R1, R2, R3)",
-        list(_DW3_REGS),
+        [("uint32_t", n, r) for n, r in _DW3_REGS],
         [],
         asm,
         [
@@ -912,7 +892,7 @@ def _dw3_quadq_macro() -> str:
     asm += ["add %[o], %[o], #%c[z4]", "cmp %[p], %[pend]", "bne 1b"]
     return _asm_define(
         "TE_DW3_S1_QUADQ(R0, R1, R2, R3)",
-        list(_DW3_REGS[:4]),
+        [("uint32_t", n, r) for n, r in _DW3_REGS[:4]],
         ["int32_t a00_, a01_, a10_, a11_;", "uint32_t x_, y_;"],
         asm,
         [
@@ -953,7 +933,7 @@ def _dw3_s2_macro() -> str:
     asm += ["adds %[p], %[p], #8", "cmp %[p], %[pend]", "bne 1b"]
     return _asm_define(
         "TE_DW3_S2_ROW(R0, R1, R2)",
-        list(_DW3_REGS),
+        [("uint32_t", n, r) for n, r in _DW3_REGS],
         ["int32_t a0_, a1_;", "uint32_t x_, y_;"],
         asm,
         [
@@ -984,40 +964,33 @@ def _dwk_header() -> str:
 
 
 def _wide_header(kps: list[int], looped_kps: list[int], pair_kps: list[int]) -> str:
-    """te_wide.h: the per-channel asm block of every record length the model uses."""
+    """te_wide.h: the per-channel asm block of every record length the model uses (one, two
+    pixels per pass, looped), each with kernels_te.h's portable code where there is no DSP."""
     parts = [
         "/* Generated: wide per-channel code, one macro per record length (see kernels_te.h). */",
         "#ifndef TE_WIDE_H",
         "#define TE_WIDE_H",
         "",
     ]
-    for kp in sorted(set(kps)):
-        parts += [
-            "#if TE_HAVE_DSP",
-            _wide_macro(kp),
-            "#else",
-            f"#define TE_WIDE_CH_{kp}(E, lo, hi) TE_WIDE_CH_C({kp}, E, lo, hi)",
-            "#endif",
-            "",
-        ]
-    for kp in sorted(set(pair_kps)):
-        parts += [
-            "#if TE_HAVE_DSP",
-            _wide2_macro(kp),
-            "#else",
-            f"#define TE_WIDE2_CH_{kp}(E, lo, hi) TE_WIDE2_CH_C({kp}, E, lo, hi)",
-            "#endif",
-            "",
-        ]
-    for kp in sorted(set(looped_kps)):
-        parts += [
-            "#if TE_HAVE_DSP",
-            _wide_macro(kp, looped=True),
-            "#else",
-            f"#define TE_WIDEL_CH_{kp}(lo, hi) TE_WIDEL_CH_C({kp}, lo, hi)",
-            "#endif",
-            "",
-        ]
+    variants: list[tuple[list[int], Callable[[int], str], str]] = [
+        (kps, _wide_macro, "TE_WIDE_CH_{kp}(E, lo, hi) TE_WIDE_CH_C({kp}, E, lo, hi)"),
+        (pair_kps, _wide2_macro, "TE_WIDE2_CH_{kp}(E, lo, hi) TE_WIDE2_CH_C({kp}, E, lo, hi)"),
+        (
+            looped_kps,
+            functools.partial(_wide_macro, looped=True),
+            "TE_WIDEL_CH_{kp}(lo, hi) TE_WIDEL_CH_C({kp}, lo, hi)",
+        ),
+    ]
+    for used, macro, portable in variants:
+        for kp in sorted(set(used)):
+            parts += [
+                "#if TE_HAVE_DSP",
+                macro(kp),
+                "#else",
+                f"#define {portable.format(kp=kp)}",
+                "#endif",
+                "",
+            ]
     return "\n".join([*parts, "#endif /* TE_WIDE_H */", ""])
 
 
@@ -1597,7 +1570,7 @@ def _emit_specialized(
                 elif direct:
                     lines += [
                         f"        const int8_t *x = {src};",
-                        f"        for (int32_t p = 0; p < {geo['oh']} * {geo['ow']}; ++p, x += {cin}) {{",
+                        f"        for (int32_t p = 0; p < {npx}; ++p, x += {cin}) {{",
                         "            " + widen.format(x="x", kp=kp, off=off),
                         *(" " * 12 + line for line in code),
                         "        }",
@@ -1606,8 +1579,7 @@ def _emit_specialized(
                     lines += [
                         f"        for (int32_t oy = 0; oy < {geo['oh']}; ++oy) {{",
                         f"            for (int32_t ox = 0; ox < {geo['ow']}; ++ox) {{",
-                        f"                te_gather({src}, col, oy, ox, {dims}, {cin}, {geo['ow']}, "
-                        f"{kh}, {kw}, {sh}, {sw}, {geo['pt']}, {geo['pl']}, {inp.zp}, {kp});",
+                        f"                {gather}",
                         "                " + widen.format(x="col", kp=kp, off=off),
                         *(" " * 16 + line for line in code),
                         "            }",

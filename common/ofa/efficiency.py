@@ -25,7 +25,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -129,23 +129,26 @@ def arch_peak_sram(config: OFAMobileNetV3Config, arch: Arch) -> int:
 
 
 # ---------------------------------------------------------------------- latency table
-class JsonTable:
-    """``save`` / ``load`` of a table as JSON through its ``to_dict`` / ``from_dict``."""
+class _DictCodec(Protocol):
+    """What :class:`JsonTable` needs of the class it is mixed into."""
 
-    def to_dict(self) -> dict[str, Any]:
-        raise NotImplementedError
+    def to_dict(self) -> dict[str, Any]: ...
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> Any:
-        raise NotImplementedError
+    def from_dict(cls, d: dict[str, Any]) -> Any: ...
 
-    def save(self, path: str | Path) -> Path:
+
+class JsonTable:
+    """Mixin: ``save`` / ``load`` of a table as JSON through the class's ``to_dict`` /
+    ``from_dict``."""
+
+    def save(self: _DictCodec, path: str | Path) -> Path:
         from common.io import write_json
 
         return write_json(self.to_dict(), path)
 
     @classmethod
-    def load(cls, path: str | Path) -> Any:
+    def load(cls: type[_DictCodec], path: str | Path) -> Any:
         return cls.from_dict(json.loads(Path(path).read_text()))
 
 

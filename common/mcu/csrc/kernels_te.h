@@ -60,24 +60,39 @@
  * 4) with zero weights; an odd last channel is paired with a zero row. */
 typedef uint64_t te_u64 __attribute__((may_alias, aligned(4)));
 
-/* Widen n (a multiple of 4) int8 values at x into SXTB16-ordered pairs, every other group of
- * two words at col16 (the other slot holds the second pixel). */
-static inline __attribute__((always_inline)) void te_widen(const int8_t *x, int16_t *col16,
-                                                           int32_t n, int32_t off) {
+/* Widen KP (a multiple of 4) int8 values at x, plus the input offset, into SXTB16-ordered
+ * halfword pairs: values 4g..4g+3 become the words (x0, x2), (x1, x3) at px[G * g], px[G * g + 1].
+ * G = 2 packs one pixel (te_widen_px); G = 4 leaves two words between groups for a second
+ * pixel, widened at px + 2 (te_widen: two pixels side by side). */
+static inline __attribute__((always_inline)) void te_widen_groups(const int8_t *x, uint32_t *px,
+                                                                  int32_t KP, int32_t off,
+                                                                  int32_t G) {
     const uint32_t off2 = te_pack_pair(off);
-    uint32_t *dst = (uint32_t *)(void *)col16;
-    for (int32_t k = 0; k < n; k += 4) {
+#pragma GCC unroll 64
+    for (int32_t k = 0; k < KP; k += 4) {
         const uint32_t v = te_read_u32(x + k);
         uint32_t e = te_sxtb16(v);
-        uint32_t o = te_sxtb16_ror8(v);
+        uint32_t d = te_sxtb16_ror8(v);
         if (off != 0) {
             e = te_sadd16(e, off2);
-            o = te_sadd16(o, off2);
+            d = te_sadd16(d, off2);
         }
-        dst[0] = e;
-        dst[1] = o;
-        dst += 4;
+        px[0] = e;
+        px[1] = d;
+        px += G;
     }
+}
+
+/* One pixel widened compactly: KP / 2 words. */
+static inline __attribute__((always_inline)) void te_widen_px(const int8_t *x, uint32_t *px,
+                                                              int32_t KP, int32_t off) {
+    te_widen_groups(x, px, KP, off, 2);
+}
+
+/* One of two pixels widened side by side (col16 for pixel 0, col16 + 4 halfwords for pixel 1). */
+static inline __attribute__((always_inline)) void te_widen(const int8_t *x, int16_t *col16,
+                                                           int32_t n, int32_t off) {
+    te_widen_groups(x, (uint32_t *)(void *)col16, n, off, 4);
 }
 
 /* Output channels [0, COUT) of two widened pixels (interleaved at col16, te_widen) or, when not
@@ -279,15 +294,21 @@ static inline __attribute__((always_inline)) void te_gemm8(
     } while (0)
 
 /* Clamp a saturated int8 result to [lo, hi] and store it at *o++. */
+/* Clamp v to [lo, hi] in place, each bound only where it is tighter than int8's. */
+#define TE_CLAMP(v, lo, hi)                                                         \
+    do {                                                                            \
+        if ((lo) > -128) {                                                          \
+            (v) = (v) < (lo) ? (lo) : (v);                                          \
+        }                                                                           \
+        if ((hi) < 127) {                                                           \
+            (v) = (v) > (hi) ? (hi) : (v);                                          \
+        }                                                                           \
+    } while (0)
+
 #define TE_NARROW_STORE(y, lo, hi)                                                  \
     do {                                                                            \
         int32_t s_ = (y);                                                           \
-        if ((lo) > -128) {                                                          \
-            s_ = s_ < (lo) ? (lo) : s_;                                             \
-        }                                                                           \
-        if ((hi) < 127) {                                                           \
-            s_ = s_ > (hi) ? (hi) : s_;                                             \
-        }                                                                           \
+        TE_CLAMP(s_, lo, hi);                                                       \
         *o++ = (int8_t)s_;                                                          \
     } while (0)
 
@@ -372,22 +393,6 @@ static inline __attribute__((always_inline)) void te_gemm8(
  * and rounding constant after the last, so the first chunk's LDM also fetches the bias and the
  * last one's the requantization constants; per chunk of eight values: LDM, two LDRD of the
  * pixel, four SMLAD. */
-static inline __attribute__((always_inline)) void te_widen_px(const int8_t *x, uint32_t *px,
-                                                              int32_t KP, int32_t off) {
-    const uint32_t off2 = te_pack_pair(off);
-#pragma GCC unroll 64
-    for (int32_t k = 0; k < KP; k += 4) {
-        const uint32_t v = te_read_u32(x + k);
-        uint32_t e = te_sxtb16(v);
-        uint32_t d = te_sxtb16_ror8(v);
-        if (off != 0) {
-            e = te_sadd16(e, off2);
-            d = te_sadd16(d, off2);
-        }
-        px[k / 2] = e;
-        px[k / 2 + 1] = d;
-    }
-}
 
 /* d[i] = max(d[i], s[i]) for n int8 values: a convolution with a fused max pool merges each
  * pixel of the pooling window into the pooled output (a word at a time: SSUB8 + SEL). */
@@ -426,33 +431,15 @@ static inline __attribute__((always_inline)) void te_max_into(int8_t *d, const i
  * pixel's half of that layout (px for pixel 0, px + 2 for pixel 1). */
 static inline __attribute__((always_inline)) void te_widen_px2(const int8_t *x, uint32_t *px,
                                                                int32_t KP, int32_t off) {
-    const uint32_t off2 = te_pack_pair(off);
-#pragma GCC unroll 64
-    for (int32_t k = 0; k < KP; k += 4) {
-        const uint32_t v = te_read_u32(x + k);
-        uint32_t e = te_sxtb16(v);
-        uint32_t d = te_sxtb16_ror8(v);
-        if (off != 0) {
-            e = te_sadd16(e, off2);
-            d = te_sadd16(d, off2);
-        }
-        px[k] = e;
-        px[k + 1] = d;
-    }
+    te_widen_groups(x, px, KP, off, 4);
 }
 
 /* Store one channel's outputs of the two pixels: pixel 0 through o, pixel 1 through o2. */
 #define TE_PAIR_STORE(y0, y1, lo, hi)                                               \
     do {                                                                            \
         int32_t s0_ = (y0), s1_ = (y1);                                             \
-        if ((lo) > -128) {                                                          \
-            s0_ = s0_ < (lo) ? (lo) : s0_;                                          \
-            s1_ = s1_ < (lo) ? (lo) : s1_;                                          \
-        }                                                                           \
-        if ((hi) < 127) {                                                           \
-            s0_ = s0_ > (hi) ? (hi) : s0_;                                          \
-            s1_ = s1_ > (hi) ? (hi) : s1_;                                          \
-        }                                                                           \
+        TE_CLAMP(s0_, lo, hi);                                                      \
+        TE_CLAMP(s1_, lo, hi);                                                      \
         *o++ = (int8_t)s0_;                                                         \
         *o2++ = (int8_t)s1_;                                                        \
     } while (0)

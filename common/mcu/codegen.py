@@ -198,8 +198,12 @@ class CodegenOptions:
         add_table: ADD (fast path) looks each input's rescaled value up in a 256-entry table
             per input (it is a function of the int8 value) instead of computing it.
         gemm_cache: 1x1 GEMMs widen each output-channel pair's weights to int16 once per block
-            of pixels (te_conv1x1_wc, 11 instead of 15 instructions per 16 MACs), within the
-            scratch the other layers need anyway.
+            of pixels (te_conv1x1_wc, 11 instead of 15 instructions per 16 MACs): per layer (the
+            latency build) within ``cache_scratch`` bytes or the scratch the other layers need
+            anyway, whichever is larger; patch by patch (the memory build) within the latter.
+        cache_scratch: the scratch (bytes) te_conv1x1_wc's pixel blocks may take per layer:
+            larger blocks widen each weight pair for more pixels. The default, 8 kB, is 2.5% of
+            the STM32F746's SRAM.
         dw_small: depthwise layers with a tiny output plane (at most 8 columns, where the
             estimate wins) compute only the taps inside the image (te_dw_small: the channel
             widened to int16 with the input offset added, constant per-column tap ranges,
@@ -233,6 +237,7 @@ class CodegenOptions:
     channel_flash: int = 192 * 1024
     dw_rows: bool = True
     gemm_cache: bool = True
+    cache_scratch: int = 8 * 1024
     add_table: bool = True
     dw_small: bool = True
     pixel_pairs: bool = True
@@ -244,6 +249,8 @@ class CodegenOptions:
     def __post_init__(self) -> None:
         if self.kernels not in ("specialized", "reference"):
             raise ValueError(f"kernels must be 'specialized' or 'reference', not {self.kernels!r}")
+        if self.cache_scratch < 0:
+            raise ValueError("cache_scratch must be >= 0")
         if self.patch_ops < 0 or self.patches < 1:
             raise ValueError("patch_ops must be >= 0 and patches >= 1")
         if self.stream_input and not self.patch_ops:
@@ -1996,9 +2003,12 @@ def generate(g: Graph, out_dir: str | Path, options: CodegenOptions = CodegenOpt
             options,
             em,
             activation_bytes,
-            wc_scratch=_align(base_scratch, 8),
-            # per layer (the latency build) every eligible convolution runs two pixels per
-            # pass; patch by patch (the memory build) only within the scratch needed anyway
+            # per layer (the latency build) te_conv1x1_wc may take cache_scratch and every
+            # eligible convolution runs two pixels per pass; patch by patch (the memory build)
+            # both stay within the scratch the model needs anyway
+            wc_scratch=_align(base_scratch, 8)
+            if options.patch_ops
+            else max(_align(base_scratch, 8), options.cache_scratch),
             pair_scratch=_align(base_scratch, 8) if options.patch_ops else None,
         )
         taps = [

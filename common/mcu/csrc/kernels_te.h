@@ -60,39 +60,54 @@
  * 4) with zero weights; an odd last channel is paired with a zero row. */
 typedef uint64_t te_u64 __attribute__((may_alias, aligned(4)));
 
-/* Widen KP (a multiple of 4) int8 values at x, plus the input offset, into SXTB16-ordered
- * halfword pairs: values 4g..4g+3 become the words (x0, x2), (x1, x3) at px[G * g], px[G * g + 1].
- * G = 2 packs one pixel (te_widen_px); G = 4 leaves two words between groups for a second
- * pixel, widened at px + 2 (te_widen: two pixels side by side). */
+/* Four int8 values at x, plus the input offset (off2 = the offset in both halfwords), as the
+ * SXTB16-ordered halfword pairs (x0, x2), (x1, x3) at px[0], px[1]. */
+static inline __attribute__((always_inline)) void te_widen4(const int8_t *x, uint32_t *px,
+                                                            int32_t off, uint32_t off2) {
+    const uint32_t v = te_read_u32(x);
+    uint32_t e = te_sxtb16(v);
+    uint32_t d = te_sxtb16_ror8(v);
+    if (off != 0) {
+        e = te_sadd16(e, off2);
+        d = te_sadd16(d, off2);
+    }
+    px[0] = e;
+    px[1] = d;
+}
+
+/* Widen KP (a multiple of 4) int8 values, group g (values 4g..4g+3) at px[G * g]: G = 2 packs
+ * one pixel, G = 4 leaves room for a second pixel at px + 2 (two pixels side by side). A plain
+ * loop: the GEMM kernels are inlined at every layer, so their code stays small. */
 static inline __attribute__((always_inline)) void te_widen_groups(const int8_t *x, uint32_t *px,
                                                                   int32_t KP, int32_t off,
                                                                   int32_t G) {
     const uint32_t off2 = te_pack_pair(off);
-#pragma GCC unroll 64
-    for (int32_t k = 0; k < KP; k += 4) {
-        const uint32_t v = te_read_u32(x + k);
-        uint32_t e = te_sxtb16(v);
-        uint32_t d = te_sxtb16_ror8(v);
-        if (off != 0) {
-            e = te_sadd16(e, off2);
-            d = te_sadd16(d, off2);
-        }
-        px[0] = e;
-        px[1] = d;
-        px += G;
+    for (int32_t k = 0; k < KP; k += 4, px += G) {
+        te_widen4(x + k, px, off, off2);
     }
-}
-
-/* One pixel widened compactly: KP / 2 words. */
-static inline __attribute__((always_inline)) void te_widen_px(const int8_t *x, uint32_t *px,
-                                                              int32_t KP, int32_t off) {
-    te_widen_groups(x, px, KP, off, 2);
 }
 
 /* One of two pixels widened side by side (col16 for pixel 0, col16 + 4 halfwords for pixel 1). */
 static inline __attribute__((always_inline)) void te_widen(const int8_t *x, int16_t *col16,
                                                            int32_t n, int32_t off) {
     te_widen_groups(x, (uint32_t *)(void *)col16, n, off, 4);
+}
+
+/* The same, unrolled (the per-channel code widens one window per pixel or pair of pixels). */
+static inline __attribute__((always_inline)) void te_widen_unrolled(const int8_t *x,
+                                                                    uint32_t *px, int32_t KP,
+                                                                    int32_t off, int32_t G) {
+    const uint32_t off2 = te_pack_pair(off);
+#pragma GCC unroll 64
+    for (int32_t k = 0; k < KP; k += 4, px += G) {
+        te_widen4(x + k, px, off, off2);
+    }
+}
+
+/* One pixel widened compactly: KP / 2 words. */
+static inline __attribute__((always_inline)) void te_widen_px(const int8_t *x, uint32_t *px,
+                                                              int32_t KP, int32_t off) {
+    te_widen_unrolled(x, px, KP, off, 2);
 }
 
 /* Output channels [0, COUT) of two widened pixels (interleaved at col16, te_widen) or, when not
@@ -431,7 +446,7 @@ static inline __attribute__((always_inline)) void te_max_into(int8_t *d, const i
  * pixel's half of that layout (px for pixel 0, px + 2 for pixel 1). */
 static inline __attribute__((always_inline)) void te_widen_px2(const int8_t *x, uint32_t *px,
                                                                int32_t KP, int32_t off) {
-    te_widen_groups(x, px, KP, off, 4);
+    te_widen_unrolled(x, px, KP, off, 4);
 }
 
 /* Store one channel's outputs of the two pixels: pixel 0 through o, pixel 1 through o2. */
@@ -716,7 +731,7 @@ TE_KERNEL void te_conv2d(const int8_t *in, int8_t *out, int8_t *col, int16_t *co
             te_widen(x1, col16 + 4, KP, off);
             te_gemm16(col16, o0, o1, 1, KP, COUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
         } else {
-            te_widen_px(x0, (uint32_t *)(void *)col16, KP, off);
+            te_widen_groups(x0, (uint32_t *)(void *)col16, KP, off, 2); /* compact */
             te_gemm16(col16, o0, o0, 0, KP, COUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
         }
 #else
@@ -747,7 +762,7 @@ TE_KERNEL void te_fully_connected(const int8_t *in, int8_t *out, int8_t *col, in
         x = col;
     }
 #if TE_SIMD
-    te_widen_px(x, (uint32_t *)(void *)col16, KP, off);
+    te_widen_groups(x, (uint32_t *)(void *)col16, KP, off, 2); /* compact: one row */
     te_gemm16(col16, out, out, 0, KP, N_OUT, wt, bias, mult, shift, rq, out_zp, lo, hi);
 #else
     te_gemm8(x, x, out, out, 0, KP, N_OUT, wt, bias, mult, shift, rq, off, out_zp, lo, hi);

@@ -11,8 +11,13 @@ import pytest
 from common.mcu import tflm
 from common.mcu.fixtures import GraphBuilder
 from common.mcu.graph import Graph
-from common.mcu.memory import live_peak, patch_plan, plan_tflm, plan_tinyengine
+from common.mcu.memory import MemoryPlan, live_peak, patch_plan, plan_tflm, plan_tinyengine
 from common.mcu.tflite_io import export_tflite
+
+
+def _placed(plan: MemoryPlan) -> dict[str, tuple[int, int]]:
+    """Each buffer's (offset, size) by tensor name."""
+    return {b.tensor: (b.offset, b.size) for b in plan.buffers}
 
 
 def _block() -> Graph:
@@ -124,8 +129,7 @@ def test_generated_patch_arena_by_hand() -> None:
     # at op 1) 228..244, F at 0 (only O is alive with it). Arena 364 = the op-0 sum.
     g = fuse_pad(_two_convs())
     plan = _patch_memory(g, CodegenOptions(patch_ops=2, patches=2))
-    offsets = {b.tensor: (b.offset, b.size) for b in plan.buffers}
-    assert offsets == {
+    assert _placed(plan) == {
         "input@tile": (228, 72),
         "conv_1/out@tile": (128, 100),
         "conv_2/out@tile": (228, 16),
@@ -173,8 +177,7 @@ def test_fused_pool_plans_by_hand() -> None:
     # The generated arena with the input streamed: P 64 at 0 (largest first), the input tile
     # 64..100, the P tile beside it 100..116, F over nothing but P: 64..76. 116 B.
     arena = _patch_memory(fused, CodegenOptions(patch_ops=1, patches=2, stream_input=True))
-    offsets = {b.tensor: (b.offset, b.size) for b in arena.buffers}
-    assert offsets == {
+    assert _placed(arena) == {
         "input@tile": (64, 36),
         "max_pool2d_2/out@tile": (100, 16),
         "max_pool2d_2/out": (0, 64),

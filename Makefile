@@ -7,7 +7,7 @@
 #   make test                        the test suite (TEST_WORKERS=2 processes; 0: in this one)
 #   make bench                       training-loop overhead benchmark
 #   make ui                          MLflow UI on http://127.0.0.1:5000
-#   make verify                      check reports/*/claims.json (STRICT=1: fail on any miss)
+#   make verify                      check every registered paper's reports/<paper>/claims.json (STRICT=1: fail on any miss)
 #   make setup                       only the set-up: .venv, plus the microcontroller toolchain
 #   make toolchain                   only the Arm GCC + QEMU check/install (see below)
 #   make lint / make lock / make clean
@@ -94,7 +94,7 @@ ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT) --workers 1
 
 verify: $(STAMP)
-	$(BIN)/python -m common.report.verify $(if $(STRICT),--strict,) reports/*/claims.json
+	$(BIN)/python -m common.report.verify $(if $(STRICT),--strict,)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,17 +10,22 @@ a message naming the file, the full key and what is allowed:
 * values outside a declared range (``bounds(ge=1)`` in the field metadata) or outside a
   ``Literal[...]``.
 
-Profiles: every paper section of ``params.yaml`` looks like::
+Profiles: the root ``params.yaml`` says which profile each section runs::
 
-    deep_compression:
-      profile: default          # smoke | default | paper
-      profiles:
-        smoke:   {...}
-        default: {...}
-        paper:   {...}
+    profile:
+      deep_compression: default   # smoke | default | paper
 
-and :func:`load_profile` validates the *whole* selected profile before a stage does any work, so a
-typo anywhere in it fails at once rather than twenty minutes later.
+and each section keeps its three profiles in its own file, ``papers/<slug>/params.yaml`` (or
+``data/params.yaml``)::
+
+    default: &default {...}       # the laptop-scale replication
+    smoke:                        # default with overrides (YAML merge keys: ``<<: *anchor``)
+      <<: *default
+      ...
+    paper: {...}
+
+:func:`load_profile` validates every profile of the section before a stage does any work, so a
+typo anywhere fails at once rather than twenty minutes (or one profile switch) later.
 """
 
 from __future__ import annotations
@@ -112,14 +117,16 @@ def _convert(tp: Any, value: Any, key: str, file: str | None) -> Any:
         options = get_args(tp)
         if value is None and type(None) in options:
             return None
-        errors = []
+        errors: list[ConfigError] = []
         for option in options:
             if option is type(None):
                 continue
             try:
                 return _convert(option, value, key, file)
             except ConfigError as exc:
-                errors.append(str(exc))
+                errors.append(exc)
+        if len(errors) == 1 and value is not None:
+            raise errors[0]  # one real option (``X | None``): its own error names the key
         raise ConfigError(
             f"{_where(file, key)}: expected {_type_name(tp)}, got {type(value).__name__} ({value!r})"
         )
@@ -262,38 +269,85 @@ def read_yaml(path: str | Path) -> Any:
         raise ConfigError(f"{path}: invalid YAML: {exc}") from None
 
 
-def select_profile(params: Mapping[str, Any], section: str, *, file: str) -> str:
-    """Return the profile name selected by ``<section>.profile``, validated."""
-    if section not in params or not isinstance(params[section], Mapping):
-        raise ConfigError(f"{file}: missing section {section!r}")
-    profile = params[section].get("profile")
-    if profile not in PROFILES:
+ROOT_KEYS = ("launch", "profile")
+
+
+def section_file(params_file: str | Path, section: str) -> Path:
+    """The file holding ``section``'s profiles: ``papers/<section>/params.yaml`` for a paper,
+    ``<section>/params.yaml`` otherwise (``data/params.yaml``), beside the root ``params_file``."""
+    root = Path(params_file).parent
+    for candidate in (root / "papers" / section / "params.yaml", root / section / "params.yaml"):
+        if candidate.is_file():
+            return candidate
+    return root / "papers" / section / "params.yaml"
+
+
+def read_root(params_file: str | Path) -> dict[str, Any]:
+    """The root ``params.yaml``: ``launch`` and the ``profile`` each section runs, validated."""
+    file = str(params_file)
+    params = read_yaml(params_file) or {}
+    if not isinstance(params, Mapping):
+        raise ConfigError(f"{file}: expected a mapping with keys {', '.join(ROOT_KEYS)}")
+    unknown = sorted(set(params) - set(ROOT_KEYS))
+    if unknown:
+        raise ConfigError(f"{file}: {unknown[0]}: unknown key; allowed keys here: {', '.join(ROOT_KEYS)}")
+    selection = params.get("profile")
+    if not isinstance(selection, Mapping):
+        raise ConfigError(f"{file}: profile: expected a mapping of section: smoke | default | paper")
+    for section, profile in selection.items():
+        if profile not in PROFILES:
+            raise ConfigError(
+                f"{file}: profile.{section}: {profile!r} is not allowed; allowed values: "
+                + ", ".join(repr(p) for p in PROFILES)
+            )
+        if not section_file(params_file, section).is_file():
+            raise ConfigError(
+                f"{file}: profile.{section}: no section {section!r} (expected its profiles in "
+                f"papers/{section}/params.yaml or {section}/params.yaml)"
+            )
+    return dict(params)
+
+
+def select_profile(params_file: str | Path, section: str) -> str:
+    """The profile the root ``params_file`` selects for ``section`` (``profile.<section>``)."""
+    selection = read_root(params_file)["profile"]
+    if section not in selection:
         raise ConfigError(
-            f"{file}: {section}.profile: {profile!r} is not allowed; allowed values: "
-            + ", ".join(repr(p) for p in PROFILES)
+            f"{params_file}: profile.{section}: missing; add `{section}: default` under `profile:`"
         )
-    return profile
+    return selection[section]
 
 
-def profile_data(params: Mapping[str, Any], section: str, profile: str, *, file: str) -> Any:
-    try:
-        return params[section]["profiles"][profile]
-    except (KeyError, TypeError):
-        raise ConfigError(f"{file}: missing key {section}.profiles.{profile}") from None
+def load_profiles(cls: type[C], params_file: str | Path, section: str) -> dict[str, C]:
+    """Every profile of ``section``, each validated as ``cls`` (a typo in a profile that is not
+    selected must not wait for the day someone selects it)."""
+    path = section_file(params_file, section)
+    data = read_yaml(path)
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{path}: expected a mapping with the profiles {', '.join(PROFILES)}")
+    unknown = sorted(set(data) - set(PROFILES))
+    if unknown:
+        raise ConfigError(
+            f"{path}: {unknown[0]}: unknown profile; allowed here: {', '.join(PROFILES)}"
+        )
+    missing = [p for p in PROFILES if p not in data]
+    if missing:
+        raise ConfigError(f"{path}: missing profile {missing[0]!r} (every section has {', '.join(PROFILES)})")
+    return {p: from_dict(cls, data[p], file=str(path), prefix=p) for p in PROFILES}
 
 
 def load_profile(cls: type[C], params_file: str | Path, section: str) -> tuple[str, C]:
-    """Load and validate the selected profile of ``section`` as the dataclass ``cls``.
+    """Load the profile of ``section`` that ``params_file`` selects, as the dataclass ``cls``.
+
+    The root ``params_file`` says which profile runs (``profile.<section>``); the profiles live in
+    the section's own file (:func:`section_file`). All of them are validated, the selected one is
+    returned.
 
     Returns:
         ``(profile_name, config)``.
     """
-    file = str(params_file)
-    params = read_yaml(params_file) or {}
-    profile = select_profile(params, section, file=file)
-    data = profile_data(params, section, profile, file=file)
-    config = from_dict(cls, data, file=file, prefix=f"{section}.profiles.{profile}")
-    return profile, config
+    profile = select_profile(params_file, section)
+    return profile, load_profiles(cls, params_file, section)[profile]
 
 
 def save_resolved(config: Any, path: str | Path, **extra: Any) -> Path:
@@ -311,9 +365,7 @@ def profile_overrides(params_file: str | Path, profile: str) -> list[str]:
         raise ConfigError(
             f"profile {profile!r} is not allowed; allowed values: {', '.join(PROFILES)}"
         )
-    params = read_yaml(params_file) or {}
-    sections = [k for k, v in params.items() if isinstance(v, Mapping) and "profile" in v]
-    return [f"{s}.profile={profile}" for s in sections]
+    return [f"profile.{s}={profile}" for s in read_root(params_file)["profile"]]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,7 +11,23 @@ Each paper keeps ``papers/<slug>/claims.yaml``::
         paper: 0.80
         tolerance: 0.10
         check: at_most                          # within | at_most | at_least
+        kind: result                            # result | setting | architecture
         scale: same data and architecture       # what differs from the paper for this claim
+
+``kind`` says what agreeing with the paper would show:
+
+* ``result``: something the method produced (an error, a size after compression, a speed-up).
+  Only results count in a report's headline, the index and MLflow's ``claims/reproduced``.
+* ``setting``: a value we set in ``params.yaml`` to the paper's (kept %, bit widths); shown in
+  the tables so the reader sees the setting was the paper's, never counted as reproduced.
+* ``architecture``: a property of the network as the paper defines it (a weight count); a check
+  that we built the same thing, not a result.
+
+``source`` is the paper or its official repository. Goals of our own (e.g. an engine's speed-up
+target) are not claims: they go under ``targets:`` in the same file, with the same fields but
+``goal`` instead of ``paper`` (and optionally ``paper`` and ``paper_source`` for the paper's
+related number); the report shows them in a benchmark section, and they never reach
+``claims.json`` or a headline.
 
 ``check`` says what "reproduced" means:
 
@@ -35,9 +51,11 @@ from typing import Any, Literal
 
 from common.config import ConfigError, bounds, from_dict, read_yaml
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+KINDS = ("result", "setting", "architecture")
 RECORD_FIELDS = (
     "id",
+    "kind",
     "source",
     "description",
     "metric",
@@ -64,18 +82,37 @@ class Claim:
     unit: str
     paper: float
     tolerance: float = field(metadata=bounds(ge=0))
+    kind: Literal["result", "setting", "architecture"]
     check: Literal["within", "at_most", "at_least"] = "within"
     scale: str = ""
     note: str = ""
 
 
 @dataclass(frozen=True)
+class Target:
+    """A goal of our own (not the paper's): shown in the report's benchmark section, beside the
+    paper's related number when there is one, and never counted as a claim."""
+
+    id: str
+    description: str
+    metric: str
+    unit: str
+    goal: float
+    check: Literal["within", "at_most", "at_least"] = "at_least"
+    tolerance: float = field(default=0.0, metadata=bounds(ge=0))
+    paper: float | None = None
+    paper_source: str = ""
+    note: str = ""
+
+
+@dataclass(frozen=True)
 class ClaimsFile:
     claims: list[Claim]
+    targets: list[Target] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         seen = set()
-        for c in self.claims:
+        for c in [*self.claims, *self.targets]:
             if c.id in seen:
                 raise ConfigError(f"claim id {c.id!r} appears twice")
             seen.add(c.id)
@@ -86,6 +123,7 @@ class ClaimResult:
     """A claim evaluated against our metrics: one record of ``claims.json``."""
 
     id: str
+    kind: str
     source: str
     description: str
     metric: str
@@ -104,8 +142,43 @@ class ClaimResult:
 
 
 def load_claims(path: str | Path) -> list[Claim]:
-    """Read and validate a ``claims.yaml``."""
-    return from_dict(ClaimsFile, read_yaml(path), file=str(path)).claims
+    """Read and validate a ``claims.yaml`` (its claims)."""
+    return load_claims_file(path).claims
+
+
+def load_claims_file(path: str | Path) -> ClaimsFile:
+    """Read and validate a ``claims.yaml``: claims and targets."""
+    return from_dict(ClaimsFile, read_yaml(path), file=str(path))
+
+
+def count_results(records: list[Any]) -> tuple[int, int]:
+    """``(reproduced, total)`` over the claims of kind ``result`` (records or ClaimResults)."""
+
+    def get(r: Any, key: str) -> Any:
+        return r[key] if isinstance(r, Mapping) else getattr(r, key)
+
+    results = [r for r in records if get(r, "kind") == "result"]
+    return sum(bool(get(r, "reproduced")) for r in results), len(results)
+
+
+@dataclass
+class TargetResult:
+    """A target evaluated against our metrics."""
+
+    target: Target
+    ours: float | None
+    met: bool
+
+
+def evaluate_targets(targets: list[Target], metrics: Mapping[str, float]) -> list[TargetResult]:
+    out = []
+    for t in targets:
+        value = metrics.get(t.metric)
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            out.append(TargetResult(t, None, False))
+            continue
+        out.append(TargetResult(t, float(value), is_reproduced(t.check, t.goal, float(value), t.tolerance)))
+    return out
 
 
 def is_reproduced(check: str, paper: float, ours: float, tolerance: float) -> bool:
@@ -181,6 +254,7 @@ def evaluate_claims(
 def _base(c: Claim) -> dict[str, Any]:
     return {
         "id": c.id,
+        "kind": c.kind,
         "source": c.source,
         "description": c.description,
         "metric": c.metric,

@@ -8,21 +8,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from common.env import configure_environment
-from common.report.claims import read_claims_json
+from common.papers import papers
+from common.report.claims import count_results, read_claims_json
 from common.report.markdown import GENERATED_NOTE, table
-from common.tracking import stage_run
-
-# The repository's mission: the seven papers, in the course's order.
-PAPERS = (
-    ("deep_compression", "Deep Compression", "Han, Mao, Dally, ICLR 2016"),
-    ("once_for_all", "Once-for-All", "Cai et al., ICLR 2020"),
-    ("mcunet", "MCUNet / MCUNetV2", "Lin et al., NeurIPS 2020 / 2021"),
-    ("lite_transformer", "Lite Transformer", "Wu et al., ICLR 2020"),
-    ("spatten", "SpAtten", "Wang et al., HPCA 2021"),
-    ("anycost_gan", "Anycost GAN", "Lin et al., CVPR 2021"),
-    ("fast_lidarnet", "Fast-LiDARNet", "Liu et al., ICRA 2021"),
-)
+from common.stage import StageContext, stage
 
 
 def render_index(claims_files: list[Path]) -> str:
@@ -31,30 +20,30 @@ def render_index(claims_files: list[Path]) -> str:
         data = read_claims_json(path)
         found[data["paper"]] = (path, data)
     rows = []
-    for slug, title, cite in PAPERS:
+    for paper in papers(planned=True):
+        slug, title, cite = paper.slug, paper.title, paper.citation
         if slug in found:
             path, data = found.pop(slug)
-            claims = data["claims"]
-            ok = sum(c["reproduced"] for c in claims)
+            ok, total = count_results(data["claims"])
             rows.append(
                 [
                     f"[{title}]({slug}/README.md)",
                     cite,
                     data["profile"],
-                    f"{ok} / {len(claims)}",
+                    f"{ok} / {total}",
                     f"[claims.json]({slug}/claims.json)",
                 ]
             )
         else:
             rows.append([title, cite, "–", "not yet replicated", "–"])
     for slug, (_path, data) in sorted(found.items()):
-        claims = data["claims"]
+        ok, total = count_results(data["claims"])
         rows.append(
             [
                 f"[{slug}]({slug}/README.md)",
                 "",
                 data["profile"],
-                f"{sum(c['reproduced'] for c in claims)} / {len(claims)}",
+                f"{ok} / {total}",
                 f"[claims.json]({slug}/claims.json)",
             ]
         )
@@ -64,10 +53,12 @@ def render_index(claims_files: list[Path]) -> str:
                 GENERATED_NOTE.format(stage="reports_index"),
                 "# Reports",
                 "One generated report per paper: the paper's numbers beside ours, with what was scaled "
-                "down. `claims.json` in each folder is the same comparison as data; "
+                "down. *Results reproduced* counts the claims of kind `result`: values we set to the "
+                "paper's (bit widths, kept %) and architecture checks are shown in each report but "
+                "not counted. `claims.json` in each folder is the same comparison as data; "
                 "`python -m common.report.verify reports/*/claims.json` checks them all.",
                 table(
-                    ["Paper", "Citation", "Profile", "Claims reproduced", "Data"],
+                    ["Paper", "Citation", "Profile", "Results reproduced", "Data"],
                     rows,
                     align="lllrl",
                 ),
@@ -77,29 +68,24 @@ def render_index(claims_files: list[Path]) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> int:
-    configure_environment()
-    parser = argparse.ArgumentParser(prog="python -m common.report.index")
+def _flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("claims", nargs="*", type=Path, help="reports/<paper>/claims.json files")
     parser.add_argument("--out", type=Path, required=True)
-    args = parser.parse_args(argv)
+
+
+@stage(section="reports", name="reports_index", config=None, flags=_flags)
+def main(ctx: StageContext) -> None:
+    """Stage reports_index: write reports/README.md, the index of every paper's report."""
+    args = ctx.args
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(render_index(args.claims))
-    with stage_run(experiment="reports", stage="reports_index") as run:
-        for path in args.claims:
-            data = read_claims_json(path)
-            claims = data["claims"]
-            run.log_metrics(
-                {
-                    f"{data['paper']}/claims_reproduced": float(
-                        sum(c["reproduced"] for c in claims)
-                    ),
-                    f"{data['paper']}/claims_total": float(len(claims)),
-                }
-            )
-        run.log_artifact(args.out)
-    print(f"wrote {args.out}")
-    return 0
+    metrics: dict[str, float] = {}
+    for path in args.claims:
+        data = read_claims_json(path)
+        ok, total = count_results(data["claims"])
+        metrics[f"{data['paper']}/results_reproduced"] = float(ok)
+        metrics[f"{data['paper']}/results_total"] = float(total)
+    ctx.finish(metrics, artifacts=[args.out], summary=f"wrote {args.out}")
 
 
 if __name__ == "__main__":

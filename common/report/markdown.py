@@ -47,10 +47,32 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | No
     return "\n".join(lines)
 
 
+KIND_LABELS = {
+    "result": "",
+    "setting": "setting (set to the paper's value, not a result)",
+    "architecture": "architecture check (not a result)",
+}
+
+
 def verdict(result: ClaimResult) -> str:
     if result.ours is None:
         return "not measured"
+    if result.kind == "setting":
+        return "as set" if result.reproduced else "**setting differs**"
+    if result.kind == "architecture":
+        return "same" if result.reproduced else "**differs**"
     return "**reproduced**" if result.reproduced else "**not reproduced**"
+
+
+def mark(result: ClaimResult) -> str:
+    """A short verdict for a table cell: ✓ / ✗ for results, (set) / (arch) for the others."""
+    if result.ours is None:
+        return "–"
+    if result.kind == "setting":
+        return "(set)"
+    if result.kind == "architecture":
+        return "(arch)"
+    return "✓" if result.reproduced else "✗"
 
 
 def claims_table(results: Sequence[ClaimResult]) -> str:
@@ -67,7 +89,7 @@ def claims_table(results: Sequence[ClaimResult]) -> str:
                 fmt(r.difference) if r.difference is not None else "–",
                 f"{sign}{fmt(r.tolerance)}",
                 verdict(r),
-                r.scale + (f" — {r.note}" if r.note else ""),
+                "; ".join(x for x in (KIND_LABELS[r.kind], r.scale) if x) + (f" — {r.note}" if r.note else ""),
             ]
         )
     return table(
@@ -87,8 +109,18 @@ def claims_table(results: Sequence[ClaimResult]) -> str:
 
 
 def summary_line(results: Sequence[ClaimResult]) -> str:
-    ok = sum(r.reproduced for r in results)
-    return f"**{ok} of {len(results)} claims reproduced** at this profile."
+    """The headline: results only; settings and architecture checks are counted apart."""
+    from common.report.claims import count_results
+
+    ok, total = count_results(list(results))
+    others = [
+        f"{n} {label}" for label, n in (
+            ("settings copied from the paper", sum(r.kind == "setting" for r in results)),
+            ("architecture checks", sum(r.kind == "architecture" for r in results)),
+        ) if n
+    ]
+    extra = f" (the tables also show {' and '.join(others)}, not counted)" if others else ""
+    return f"**{ok} of {total} results reproduced** at this profile{extra}."
 
 
 @dataclass
@@ -107,7 +139,7 @@ def render_page(
     sections: Sequence[Section],
     scaled_down: Sequence[str],
 ) -> str:
-    """The whole ``reports/<paper>/README.md``."""
+    """The whole ``reports/<paper>/README.md`` (sections already rendered to Markdown)."""
     parts = [
         GENERATED_NOTE.format(stage=stage),
         f"# {title}",

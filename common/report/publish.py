@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from common.report.claims import ClaimResult, write_claims_json
+from common.report.claims import ClaimResult, count_results, write_claims_json
 from common.report.markdown import Section, render_page
 
 
@@ -21,13 +21,11 @@ def publish_report(
     results: Sequence[ClaimResult],
     sections: Sequence[Section],
     scaled_down: Sequence[str],
-    experiment: str,
-    config: Any = None,
+    run: Any = None,
 ) -> Path:
     """Render the page, write ``README.md`` and ``claims.json`` under ``out`` and record them
-    (with ``figures/`` when present) in the stage's MLflow run. Returns the README's path."""
-    from common.tracking import stage_run
-
+    (with ``figures/`` when present) in the stage's MLflow ``run``. Returns the README's path.
+    ``claims/reproduced`` and ``claims/total`` count results only (see :data:`~common.report.claims.KINDS`)."""
     out = Path(out)
     page = render_page(
         title=title,
@@ -44,15 +42,12 @@ def publish_report(
     write_claims_json(
         list(results), out / "claims.json", paper=paper, profile=profile, generated_by=stage
     )
-    reproduced = sum(r.reproduced for r in results)
-    with stage_run(experiment=experiment, stage=stage, config=config, profile=profile) as run:
-        if run is not None:
-            run.log_metrics(
-                {"claims/reproduced": float(reproduced), "claims/total": float(len(results))}
-            )
-            run.log_artifact(readme)
-            run.log_artifact(out / "claims.json")
-            if (out / "figures").is_dir():
-                run.log_artifact(out / "figures", artifact_path="figures")
-    print(f"wrote {readme}: {reproduced}/{len(results)} claims reproduced ({profile} profile)")
+    reproduced, total = count_results(list(results))
+    if run is not None:
+        run.log_metrics({"claims/reproduced": float(reproduced), "claims/total": float(total)})
+        run.log_artifact(readme)
+        run.log_artifact(out / "claims.json")
+        if (out / "figures").is_dir():
+            run.log_artifact(out / "figures", artifact_path="figures")
+    print(f"wrote {readme}: {reproduced}/{total} results reproduced ({profile} profile)")
     return readme

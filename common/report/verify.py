@@ -1,6 +1,7 @@
 """Check ``claims.json`` files: schema, internal consistency, and (``--strict``) verdicts.
 
-``python -m common.report.verify reports/*/claims.json [--strict]``
+``python -m common.report.verify [reports/<paper>/claims.json ...] [--strict]`` (no files: the
+report of every paper in the registry, ``papers/registry.yaml``)
 
 Exit status 1 when a file does not follow the schema, when a record's ``reproduced`` or
 ``difference`` does not follow from its own ``paper``/``ours``/``tolerance``/``check`` (a hand
@@ -15,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from common.report.claims import RECORD_FIELDS, SCHEMA_VERSION, is_reproduced
+from common.report.claims import KINDS, RECORD_FIELDS, SCHEMA_VERSION, is_reproduced
 
 _NUMBER = (int, float)
 
@@ -41,6 +42,9 @@ def check_file(path: Path) -> tuple[list[str], list[dict[str, Any]]]:
             problems.append(
                 f"{where}: fields {sorted(set(rec) ^ set(RECORD_FIELDS))} differ from the schema"
             )
+            continue
+        if rec["kind"] not in KINDS:
+            problems.append(f"{where}: kind {rec['kind']!r} is not one of {', '.join(KINDS)}")
             continue
         if not isinstance(rec["paper"], _NUMBER) or not isinstance(rec["tolerance"], _NUMBER):
             problems.append(f"{where}: paper and tolerance must be numbers")
@@ -68,23 +72,33 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m common.report.verify", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("files", nargs="+", type=Path)
+    parser.add_argument(
+        "files", nargs="*", type=Path, help="claims.json files (default: every registered paper's)"
+    )
     parser.add_argument(
         "--strict", action="store_true", help="also fail when a claim is not reproduced"
     )
     args = parser.parse_args(argv)
+    if not args.files:
+        from common.papers import papers
+
+        args.files = [Path("reports") / p.slug / "claims.json" for p in papers()]
     all_problems: list[str] = []
     failed_claims = 0
     for path in args.files:
         problems, records = check_file(path)
         all_problems += problems
-        ok = sum(bool(r.get("reproduced")) for r in records)
-        failed_claims += len(records) - ok
-        print(f"{path}: {ok}/{len(records)} claims reproduced")
+        results = [r for r in records if r.get("kind") == "result"]
+        ok = sum(bool(r.get("reproduced")) for r in results)
+        failed_claims += sum(not r.get("reproduced") for r in records)
+        print(
+            f"{path}: {ok}/{len(results)} results reproduced "
+            f"({len(records) - len(results)} settings and architecture checks besides)"
+        )
         for r in records:
             if not r.get("reproduced"):
                 print(
-                    f"  not reproduced: {r.get('id')}: paper {r.get('paper')} ours {r.get('ours')} {r.get('unit', '')} ({r.get('note', '')})"
+                    f"  not reproduced ({r.get('kind')}): {r.get('id')}: paper {r.get('paper')} ours {r.get('ours')} {r.get('unit', '')} ({r.get('note', '')})"
                 )
     for p in all_problems:
         print(f"error: {p}", file=sys.stderr)

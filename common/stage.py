@@ -177,8 +177,11 @@ def stage(
 
         def main(argv: list[str] | None = None) -> int:
             configure_environment()
+            module = body.__module__
+            if module == "__main__":  # run as `python -m package.module`
+                module = getattr(sys.modules["__main__"].__spec__, "name", module)
             parser = argparse.ArgumentParser(
-                prog=f"python -m {body.__module__}", description=doc.split("\n")[0]
+                prog=f"python -m {module}", description=doc.split("\n")[0]
             )
             parser.add_argument("--params", type=Path, default=Path("params.yaml"))
             if callable(flags):

@@ -51,9 +51,13 @@ class EpochBatchSampler(Sampler[list[int]]):
         self.n, self.batch_size, self.shuffle, self.seed = n, batch_size, shuffle, seed
         self.drop_last, self.rank, self.world_size, self.pad = drop_last, rank, world_size, pad
         self.epoch = 0
+        self.start = 0
 
-    def set_epoch(self, epoch: int) -> None:
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        """Iterate epoch ``epoch``'s batches from batch ``start`` on (a resume inside an epoch
+        skips the batches already trained on without loading them)."""
         self.epoch = epoch
+        self.start = start
 
     def _indices(self) -> torch.Tensor:
         if self.shuffle:
@@ -71,7 +75,7 @@ class EpochBatchSampler(Sampler[list[int]]):
 
     def __iter__(self) -> Iterator[list[int]]:
         order = self._indices()
-        for start in range(0, len(order), self.batch_size):
+        for start in range(self.start * self.batch_size, len(order), self.batch_size):
             batch = order[start : start + self.batch_size]
             if self.drop_last and len(batch) < self.batch_size:
                 return

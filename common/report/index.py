@@ -56,7 +56,7 @@ def render_index(claims_files: list[Path]) -> str:
                 "down. *Results reproduced* counts the claims of kind `result`: values we set to the "
                 "paper's (bit widths, kept %) and architecture checks are shown in each report but "
                 "not counted. `claims.json` in each folder is the same comparison as data; "
-                "`python -m common.report.verify reports/*/claims.json` checks them all.",
+                "`make verify` checks them all.",
                 table(
                     ["Paper", "Citation", "Profile", "Results reproduced", "Data"],
                     rows,

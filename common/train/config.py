@@ -53,13 +53,20 @@ class ScheduleConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything the shared loop needs besides the model and the data.
+    """Everything the shared loop needs besides the model, the data and the task.
+
+    Training length is ``epochs`` (passes over the training set) or ``steps`` (optimizer steps,
+    for long epochs or step-based recipes), not both; neither means 10 epochs.
+    ``checkpoint_every`` also writes the resumable checkpoint every that many steps inside an
+    epoch, so a long epoch is never lost (0: at the end of each epoch only).
 
     ``batch_size`` is the *global* batch: under ``torchrun`` each of the N processes takes
-    ``batch_size / N``, so a run means the same thing on one or many processes.
+    ``batch_size / N``, so a run means the same thing on one or many processes. (Token-sequence
+    tasks batch by token count instead: see :class:`common.train.tasks.TokenTask`.)
     """
 
-    epochs: int = field(default=10, metadata=bounds(ge=1))
+    epochs: int | None = field(default=None, metadata=bounds(ge=1))
+    steps: int | None = field(default=None, metadata=bounds(ge=1))
     batch_size: int = field(default=128, metadata=bounds(ge=1))
     eval_batch_size: int = field(default=1000, metadata=bounds(ge=1))
     optimizer: OptimizerConfig = OptimizerConfig()
@@ -70,10 +77,40 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     num_workers: int = field(default=0, metadata=bounds(ge=0))
     eval_every: int = field(default=1, metadata=bounds(ge=0))
+    checkpoint_every: int = field(default=0, metadata=bounds(ge=0))
     threads: int | None = field(default=None, metadata=bounds(ge=1))
 
     def __post_init__(self) -> None:
-        if self.schedule.warmup_epochs >= self.epochs and self.schedule.warmup_epochs > 0:
+        if self.epochs is not None and self.steps is not None:
+            raise ConfigError(
+                f"give epochs ({self.epochs}) or steps ({self.steps}) as the training length, not both"
+            )
+        if self.epochs is None and self.steps is None:
+            object.__setattr__(self, "epochs", 10)
+        if (
+            self.epochs is not None
+            and self.schedule.warmup_epochs >= self.epochs
+            and self.schedule.warmup_epochs > 0
+        ):
             raise ConfigError(
                 f"schedule.warmup_epochs ({self.schedule.warmup_epochs}) must be below epochs ({self.epochs})"
             )
+
+
+@dataclass(frozen=True)
+class AdversarialConfig:
+    """What :class:`common.train.tasks.AdversarialTask` adds to a :class:`TrainConfig` (whose
+    ``optimizer`` is the generator's).
+
+    ``r1_every``: lazy regularisation (StyleGAN2): the R1 penalty on real images every that many
+    steps, scaled by it (0: never). ``ema_beta``: the generator's exponential moving average,
+    ``ema <- beta * ema + (1 - beta) * G`` after every step. ``d_steps``: discriminator steps per
+    generator step.
+    """
+
+    d_optimizer: OptimizerConfig = OptimizerConfig(name="adam", lr=0.002, betas=(0.0, 0.99))
+    latent_dim: int = field(default=128, metadata=bounds(ge=1))
+    r1_gamma: float = field(default=10.0, metadata=bounds(ge=0))
+    r1_every: int = field(default=16, metadata=bounds(ge=0))
+    ema_beta: float = field(default=0.999, metadata=bounds(ge=0, lt=1))
+    d_steps: int = field(default=1, metadata=bounds(ge=1))

@@ -1,27 +1,36 @@
-"""The one training loop every paper uses.
+"""The one training loop every paper uses, over tasks.
 
-What it guarantees:
+The loop is the same for every kind of training; a :class:`~common.train.tasks.Task` says what
+a batch is, what one step does and how to evaluate (classification, token sequences, adversarial
+training: see :mod:`common.train.tasks`). What the loop guarantees:
 
 * **Reproducible**: the RNGs are re-seeded at the start of every epoch from ``(seed, epoch)`` and
   the batch order of epoch ``e`` depends only on ``(seed, e)``. A run that is interrupted and
   resumed therefore ends with the same weights as an uninterrupted one (bitwise on CPU).
-* **Resumable**: after every epoch the model, optimizer, step counter, history and hook states are
-  written atomically to ``<checkpoint_dir>/last.pt``. Starting the same run again picks up after
-  the last finished epoch. A checkpoint from a *different* configuration is moved aside, never
-  silently mixed in
-  (it is kept as ``last.pt.stale``).
+* **Resumable**: after every epoch, and every ``checkpoint_every`` steps inside one, the model,
+  the optimizers, the step counter, the history, the task's and the hooks' states (and, inside an
+  epoch, the RNG states and the epoch's running sums) are written atomically to
+  ``<checkpoint_dir>/last.pt``. Starting the same run again picks up where it stopped, skipping
+  the batches already trained on. A checkpoint from a *different* configuration is moved aside,
+  never silently mixed in (it is kept as ``last.pt.stale``).
+* **Epochs or steps**: ``TrainConfig.epochs`` or ``TrainConfig.steps``; the learning-rate
+  schedule is a function of the global step.
 * **Extensible through hooks** (:class:`TrainHook`): extra losses (knowledge distillation),
-  gradient surgery (pruning masks, weight sharing), per-epoch logging. Papers subclass the hook,
-  never copy the loop.
+  gradient surgery (pruning masks, weight sharing), per-epoch logging. Papers subclass the hook
+  or the task, never copy the loop.
 * **Multi-process** under ``torchrun`` (see :mod:`common.train.distributed`): DDP, sharded data,
   rank 0 writes checkpoints.
+
+A mid-epoch resume is bitwise with ``num_workers: 0`` (the default here); with loader workers,
+random data augmentation after the resume point can differ from the uninterrupted run's.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import json
+import math
+import random
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -29,6 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.utils.data import Dataset
@@ -36,12 +46,11 @@ from tqdm.auto import tqdm
 
 from common.checkpoint import atomic_save, safe_load
 from common.config import to_dict
-from common.data.loader import build_loader
 from common.seed import derive_seed, seed_everything
 from common.train.config import TrainConfig
 from common.train.distributed import DistContext, all_reduce_sum, barrier, init_distributed
-from common.train.evaluate import evaluate_classifier
-from common.train.optim import build_optimizer, lr_factor, set_lr
+from common.train.optim import lr_factor, set_lr
+from common.train.tasks import ClassificationTask, Evaluator, Task
 
 CHECKPOINT_NAME = "last.pt"
 
@@ -96,13 +105,27 @@ class TrainResult:
     final: dict[str, float] = field(default_factory=dict)
 
 
-Evaluator = Callable[[nn.Module, Any, torch.device, DistContext], dict[str, float]]
+def _rng_state() -> dict[str, Any]:
+    """Every RNG the loop and its tasks draw from (for a resume inside an epoch)."""
+    np_state = np.random.get_state()
+    state: dict[str, Any] = {
+        "torch": torch.get_rng_state(),
+        "numpy": [np_state[0], torch.from_numpy(np_state[1].astype(np.int64)), *np_state[2:]],
+        "python": random.getstate(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
 
 
-def _default_evaluator(
-    model: nn.Module, loader: Any, device: torch.device, ctx: DistContext
-) -> dict[str, float]:
-    return evaluate_classifier(model, loader, device=device, ctx=ctx)
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["torch"])
+    kind, keys, *rest = state["numpy"]
+    np.random.set_state((kind, keys.numpy().astype(np.uint32), *rest))
+    py = state["python"]
+    random.setstate((py[0], tuple(py[1]), py[2]))
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _dataset_signature(data: Any) -> Any:
@@ -139,27 +162,24 @@ def fingerprint_of(config: Any, model: nn.Module, extra: Any = None, *, data: An
 
 
 class Trainer:
-    """Train ``model`` on ``train_data`` with ``config``.
+    """Train ``model`` on ``train_data`` with ``config``, doing what ``task`` says.
 
     Args:
-        model: the network (moved to the configured device).
+        model: the network (moved to the configured device); for adversarial training, the
+            generator.
         config: a :class:`~common.train.config.TrainConfig`.
-        train_data: a map-style dataset; batch-indexable datasets are batched in one call.
+        train_data: a dataset in the task's format (map-style; batch-indexable datasets are
+            batched in one call).
         eval_data: evaluated every ``config.eval_every`` epochs and after the last one.
         checkpoint_dir: where ``last.pt`` is kept; ``None`` disables checkpointing.
-        loss_fn: ``loss_fn(outputs, targets) -> Tensor``; default cross-entropy with the
-            configured label smoothing.
-        evaluator: ``evaluator(model, loader, device, ctx) -> metrics``; default top-1 error.
+        task: a :class:`~common.train.tasks.Task`; default a
+            :class:`~common.train.tasks.ClassificationTask` built from ``loss_fn``,
+            ``evaluator``, ``passes_per_step`` and ``find_unused_parameters`` (see there).
         hooks: :class:`TrainHook` instances.
         param_groups: optimizer parameter groups; default all parameters.
         progress: show a progress bar (on a terminal, rank 0 only).
         fingerprint_extra: anything else that defines the run (data choice, pruning masks...);
             part of the resume fingerprint.
-        passes_per_step: forward/backward passes over each batch before the optimizer steps;
-            their gradients add up (each pass is preceded by the hooks' ``before_forward``, so
-            the passes can run different sub-networks, as Once-for-All's training does).
-        find_unused_parameters: under DDP, allow parameters that a pass does not use (weight
-            sharing supernets whose sub-networks skip layers).
         log: ``log(message)`` for the per-epoch summary line; default prints to stdout.
     """
 
@@ -171,6 +191,7 @@ class Trainer:
         train_data: Dataset,
         eval_data: Dataset | None = None,
         checkpoint_dir: str | Path | None = None,
+        task: Task | None = None,
         loss_fn: Callable[[Tensor, Tensor], Tensor] | None = None,
         evaluator: Evaluator | None = None,
         hooks: Sequence[TrainHook] = (),
@@ -182,59 +203,90 @@ class Trainer:
         passes_per_step: int = 1,
         find_unused_parameters: bool = False,
     ) -> None:
-        if passes_per_step < 1:
-            raise ValueError(f"passes_per_step must be >= 1, got {passes_per_step}")
+        if task is None:
+            task = ClassificationTask(
+                loss_fn=loss_fn,
+                evaluator=evaluator,
+                passes_per_step=passes_per_step,
+                find_unused_parameters=find_unused_parameters,
+            )
+        elif (
+            loss_fn is not None
+            or evaluator is not None
+            or passes_per_step != 1
+            or find_unused_parameters
+        ):
+            raise ValueError(
+                "loss_fn, evaluator, passes_per_step and find_unused_parameters configure the "
+                "default classification task: give them to the task instead"
+            )
         self.config = config
         self.model = model
+        self.task = task
         self.train_data = train_data
         self.eval_data = eval_data
         self.checkpoint_dir = Path(checkpoint_dir) if checkpoint_dir is not None else None
-        self.loss_fn = loss_fn or nn.CrossEntropyLoss(label_smoothing=config.label_smoothing)
-        self.evaluator = evaluator or _default_evaluator
         self.hooks = list(hooks)
         self.param_groups = param_groups
         self.progress = progress
-        self.passes_per_step = passes_per_step
-        self.find_unused_parameters = find_unused_parameters
         self.pass_index = 0
+        extra = fingerprint_extra if task.kind == "classification" else {
+            "task": task.fingerprint(),
+            "extra": fingerprint_extra,
+        }
         self.fingerprint = fingerprint_of(
             config,
             model,
-            fingerprint_extra,
+            extra,
             data={"train": _dataset_signature(train_data), "eval": _dataset_signature(eval_data)},
         )
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stdout))
         self.ctx = dist_context
         self.epoch = 0
         self.step = 0
-        self.optimizer: torch.optim.Optimizer | None = None
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
         self.ddp_model: nn.Module | None = None
+        self._resume: dict[str, Any] | None = None  # the mid-epoch part of a loaded checkpoint
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer | None:
+        """The first (for most tasks the only) optimizer."""
+        return next(iter(self.optimizers.values()), None)
 
     # ------------------------------------------------------------------ checkpointing
     @property
     def checkpoint_path(self) -> Path | None:
         return self.checkpoint_dir / CHECKPOINT_NAME if self.checkpoint_dir else None
 
-    def _save(self, history: list[dict[str, float]]) -> None:
+    def _save(
+        self, history: list[dict[str, float]], *, batch: int = 0, sums: dict[str, Tensor] | None = None
+    ) -> None:
+        """Write the checkpoint; ``batch > 0``: inside epoch ``self.epoch``, after that many of
+        its batches (with the RNG states and the epoch's running sums)."""
         if self.checkpoint_path is None or not self.ctx.is_main:
             return
         state = {
             "fingerprint": self.fingerprint,
             "epoch": self.epoch,
             "step": self.step,
+            "batch": batch,
             "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
+            "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "history": history,
+            "task": self.task.state_dict(),
             "hooks": [h.state_dict() for h in self.hooks],
         }
+        if batch:
+            state["rng"] = _rng_state()
+            state["sums"] = {k: v.detach().cpu() for k, v in (sums or {}).items()}
         atomic_save(state, self.checkpoint_path)
 
-    def _try_resume(self) -> list[dict[str, float]]:
+    def _try_resume(self, total_steps: int) -> list[dict[str, float]]:
         path = self.checkpoint_path
         if path is None or not path.is_file():
             return []
         state = safe_load(path, map_location=self.ctx.device)
-        if state.get("fingerprint") != self.fingerprint:
+        if state.get("fingerprint") != self.fingerprint or "optimizers" not in state:
             if self.ctx.is_main:
                 # One stale copy is kept (nothing lost by accident), older ones are replaced.
                 stale = path.with_name(f"{path.name}.stale")
@@ -245,12 +297,21 @@ class Trainer:
             barrier(self.ctx)
             return []
         self.model.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        self.task.load_state_dict(state.get("task", {}))
         for hook, hook_state in zip(self.hooks, state.get("hooks", []), strict=False):
             hook.load_state_dict(hook_state)
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
+        if state.get("batch"):
+            self._resume = {"batch": int(state["batch"]), "rng": state["rng"], "sums": state["sums"]}
         if self.ctx.is_main:
-            self.log(f"resuming from {path} after epoch {self.epoch}/{self.config.epochs}")
+            where = (
+                f"after step {self.step}/{total_steps} (epoch {self.epoch + 1}, batch {state['batch']})"
+                if state.get("batch")
+                else f"after epoch {self.epoch} (step {self.step}/{total_steps})"
+            )
+            self.log(f"resuming from {path} {where}")
         return list(state["history"])
 
     # ------------------------------------------------------------------ main loop
@@ -266,148 +327,78 @@ class Trainer:
                 f"batch_size {cfg.batch_size} is not divisible by the {ctx.world_size} processes"
             )
         device = ctx.device
+        task = self.task
         self.model.to(device)
+        task.setup(self)
         # Frozen tensors (requires_grad=False, e.g. a re-parametrised original weight) are skipped.
-        params = (
-            self.param_groups
-            if self.param_groups is not None
-            else [p for p in self.model.parameters() if p.requires_grad]
-        )
-        self.optimizer = build_optimizer(params, cfg.optimizer)
-        history = self._try_resume()
-        resumed_from = self.epoch
-        net: nn.Module = self.model
-        if ctx.distributed:
-            net = nn.parallel.DistributedDataParallel(
-                self.model,
-                device_ids=[device.index] if device.type == "cuda" else None,
-                find_unused_parameters=self.find_unused_parameters,
-            )
-        self.ddp_model = net
-
-        train_loader = build_loader(
-            self.train_data,
-            batch_size=cfg.batch_size // ctx.world_size,
-            shuffle=True,
-            seed=cfg.seed,
-            rank=ctx.rank,
-            world_size=ctx.world_size,
-            num_workers=cfg.num_workers,
-            pin_memory=device.type == "cuda",
-        )
-        eval_loader = None
-        if self.eval_data is not None:
-            eval_loader = build_loader(
-                self.eval_data,
-                batch_size=cfg.eval_batch_size,
-                shuffle=False,
-                rank=ctx.rank,
-                world_size=ctx.world_size,
-                num_workers=cfg.num_workers,
-            )
+        self.optimizers = task.build_optimizers(self)
+        train_loader = task.train_loader(self, self.train_data)
         steps_per_epoch = len(train_loader)
-        total_steps = steps_per_epoch * cfg.epochs
+        if steps_per_epoch == 0:
+            raise ValueError("the training data gives no batch: is the dataset empty?")
+        total_steps = cfg.steps if cfg.steps is not None else steps_per_epoch * cfg.epochs
+        epochs = math.ceil(total_steps / steps_per_epoch)
+        history = self._try_resume(total_steps)
+        resumed_from = self.epoch
+        task.wrap(self)
+        eval_loader = task.eval_loader(self, self.eval_data) if self.eval_data is not None else None
         for hook in self.hooks:
             hook.on_fit_start(self)
 
         start = time.perf_counter()
-        while self.epoch < cfg.epochs:
+        while self.step < total_steps:
             epoch = self.epoch
+            resume, self._resume = self._resume, None
+            first = resume["batch"] if resume else 0
             seed_everything(derive_seed(cfg.seed, "epoch", epoch, "rank", ctx.rank))
-            train_loader.batch_sampler_.set_epoch(epoch)
-            net.train()
+            train_loader.batch_sampler_.set_epoch(epoch, first)
+            self.model.train()
+            self.ddp_model.train()
             t0 = time.perf_counter()
-            sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss*n, correct, n
-            extra_sums: dict[str, Tensor] = {}
+            sums: dict[str, Tensor] = {}
+            batches = iter(train_loader)  # creating it draws the loader's seed: before a restore
+            if resume:
+                _set_rng_state(resume["rng"])
+                sums = {k: v.to(device) for k, v in resume["sums"].items()}
+            in_epoch = min(steps_per_epoch, total_steps - epoch * steps_per_epoch)
             bar = tqdm(
-                total=steps_per_epoch,
-                desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                total=in_epoch,
+                initial=first,
+                desc=f"epoch {epoch + 1}/{epochs}",
                 disable=None if (self.progress and ctx.is_main) else True,
                 leave=False,
                 dynamic_ncols=True,
             )
             lr = 0.0
-            for inputs, targets in train_loader:
-                lr = set_lr(
-                    self.optimizer,
-                    lr_factor(
-                        cfg.schedule,
-                        self.step,
-                        steps_per_epoch=steps_per_epoch,
-                        total_steps=total_steps,
-                        base_lr=cfg.optimizer.lr,
-                    ),
+            for batch_index, batch in enumerate(batches, start=first):
+                factor = lr_factor(
+                    cfg.schedule,
+                    self.step,
+                    steps_per_epoch=steps_per_epoch,
+                    total_steps=total_steps,
+                    base_lr=cfg.optimizer.lr,
                 )
-                inputs = inputs.to(device, non_blocking=True)
-                targets = targets.to(device, non_blocking=True)
-                self.optimizer.zero_grad(set_to_none=True)
-                n = targets.shape[0]
-                passes = self.passes_per_step
-                for p in range(passes):
-                    self.pass_index = p
-                    x = inputs
-                    for hook in self.hooks:
-                        replaced = hook.before_forward(self, x, targets, p)
-                        if replaced is not None:
-                            x = replaced
-                    # DDP all-reduces gradients once per step, after the last pass.
-                    last_pass = p == passes - 1
-                    sync = (
-                        net.no_sync()
-                        if ctx.distributed and not last_pass
-                        else contextlib.nullcontext()
-                    )
-                    with sync:
-                        outputs = net(x)
-                        loss = self.loss_fn(outputs, targets)
-                        total = loss
-                        for hook in self.hooks:
-                            extra = hook.extra_loss(self, x, targets, outputs)
-                            if extra is None:
-                                continue
-                            named = (
-                                extra if isinstance(extra, dict) else {type(hook).__name__: extra}
-                            )
-                            for name, value in named.items():
-                                total = total + value
-                                extra_sums[name] = (
-                                    extra_sums.get(name, 0) + value.detach().double() * n / passes
-                                )
-                        total.backward()
-                    # Per-step averages over the passes (one pass: the plain batch statistics).
-                    sums[0] += loss.detach().double() * n / passes
-                    if outputs.ndim == 2 and targets.ndim == 1:
-                        sums[1] += (outputs.detach().argmax(dim=1) == targets).sum() / passes
-                for hook in self.hooks:
-                    hook.after_backward(self)
-                if cfg.grad_clip_norm:
-                    nn.utils.clip_grad_norm_(self.model.parameters(), cfg.grad_clip_norm)
-                self.optimizer.step()
-                for hook in self.hooks:
-                    hook.after_step(self)
+                lrs = [set_lr(opt, factor) for opt in self.optimizers.values()]
+                lr = lrs[0]
+                shown = task.train_step(self, batch, sums)
                 self.step += 1
-                sums[2] += n
                 bar.update(1)
                 if bar.n % 50 == 0 and not bar.disable:
-                    bar.set_postfix(loss=f"{loss.item():.4f}", lr=f"{lr:.3g}")
+                    bar.set_postfix(loss=f"{shown:.4f}", lr=f"{lr:.3g}")
+                done = batch_index + 1
+                if self.step >= total_steps or done >= steps_per_epoch:
+                    break
+                if cfg.checkpoint_every and self.step % cfg.checkpoint_every == 0:
+                    self._save(history, batch=done, sums=sums)
             bar.close()
-            all_reduce_sum(sums, ctx)
-            count = max(sums[2].item(), 1.0)
-            record: dict[str, float] = {
-                "epoch": float(epoch + 1),
-                "lr": lr,
-                "train_loss": sums[0].item() / count,
-                "train_error": 100.0 - 100.0 * sums[1].item() / count,
-            }
-            for name, value in extra_sums.items():
-                record[f"train_{name}"] = (
-                    float(all_reduce_sum(torch.as_tensor(value, device=device), ctx)) / count
-                )
-            last = epoch + 1 == cfg.epochs
+            totals = {k: float(all_reduce_sum(v.clone(), ctx)) for k, v in sums.items()}
+            record: dict[str, float] = {"epoch": float(epoch + 1), "lr": lr}
+            record.update(task.epoch_record(totals))
+            last = self.step >= total_steps
             if eval_loader is not None and (
                 last or (cfg.eval_every and (epoch + 1) % cfg.eval_every == 0)
             ):
-                for key, value in self.evaluator(self.model, eval_loader, device, ctx).items():
+                for key, value in task.evaluate(self, eval_loader).items():
                     record[f"eval_{key}"] = value
             record["epoch_seconds"] = time.perf_counter() - t0
             self.epoch = epoch + 1
@@ -417,11 +408,13 @@ class Trainer:
             self._save(history)
             barrier(ctx)
             if ctx.is_main:
-                shown = "  ".join(
-                    f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch", "epoch_seconds")
+                shown_items = "  ".join(
+                    f"{k}={v:.4g}"
+                    for k, v in record.items()
+                    if k not in ("epoch", "epoch_seconds")
                 )
                 self.log(
-                    f"epoch {epoch + 1}/{cfg.epochs}  {shown}  ({record['epoch_seconds']:.1f}s)"
+                    f"epoch {epoch + 1}/{epochs}  {shown_items}  ({record['epoch_seconds']:.1f}s)"
                 )
         seconds = time.perf_counter() - start
         return TrainResult(

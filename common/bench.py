@@ -1,132 +1,327 @@
-"""``make bench``: the shared training loop's throughput beside a bare PyTorch loop.
+"""``make bench``: the shared training loop beside a bare PyTorch loop, for each kind of task.
 
-Both train LeNet-5 on the same MNIST batches (the same loader, seed and optimizer), in the same
-process, alternating run by run so that machine noise hits both alike. Each run is one epoch over
-a fixed slice of MNIST; the shared loop runs exactly as the stages use it (per-epoch checkpoint,
-progress accounting, hooks), minus evaluation, which the bare loop does not do either. The medians
-of the repeats are compared; the overhead must stay at or below 10%.
+For each task kind the shared :class:`~common.train.Trainer` and a textbook PyTorch loop train the
+same model from the same weights on the same batches with the same optimizer and losses, in the
+same process:
 
-``python -m common.bench [--samples 12800] [--repeats 5] [--batch-size 128] [--max-overhead 0.10]``
+* ``classification``: LeNet-5 on MNIST (cross-entropy, SGD with momentum);
+* ``tokens``: a two-layer Transformer language model on token sequences batched by token count
+  (label-smoothed cross-entropy over the non-padding tokens, Adam);
+* ``adversarial``: an MLP generator and discriminator on MNIST (non-saturating loss, lazy R1
+  every 16 steps, an EMA generator, two Adam optimizers).
+
+The shared loop runs as the stages use it (checkpoint at the end of the epoch, running sums for
+the epoch record, hooks, schedule), minus evaluation, which the bare loop does not do either.
+Runs alternate (bare, shared, shared, bare, ...) so that machine noise hits both alike, each run
+lasts seconds, and the verdict is the median of the per-pair ratios shared / bare; the spread of
+the ratios is printed so a reader can see whether the answer could flip. Overhead must stay at or
+below 10% for every kind.
+
+``python -m common.bench [--kinds classification tokens adversarial] [--repeats 7] [--scale 1.0]``
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from common.config import from_dict
-from common.data import build_dataset, build_loader
-from common.models import create_model
-from common.train import TrainConfig, Trainer
+from common.data.loader import build_loader
+from common.train import AdversarialConfig, TrainConfig, Trainer
+from common.train.optim import build_optimizer
+from common.train.tasks import AdversarialTask, TokenTask
 
 
-def _config(batch_size: int) -> TrainConfig:
+def _config(**train: Any) -> TrainConfig:
     return from_dict(
         TrainConfig,
-        {
-            "epochs": 1,
-            "batch_size": batch_size,
-            "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4},
-            "schedule": {"name": "constant"},
-            "device": "cpu",
-            "seed": 0,
-        },
+        {"epochs": 1, "schedule": {"name": "constant"}, "device": "cpu", "seed": 0, **train},
     )
 
 
-def bare_loop(dataset, cfg: TrainConfig) -> float:
-    """A textbook PyTorch loop over the same batches; returns seconds."""
-    torch.manual_seed(0)
-    model = create_model("lenet5")
-    opt = torch.optim.SGD(
-        model.parameters(),
-        lr=cfg.optimizer.lr,
-        momentum=cfg.optimizer.momentum,
-        weight_decay=cfg.optimizer.weight_decay,
-    )
-    loader = build_loader(dataset, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
-    loss_fn = nn.CrossEntropyLoss()
+def _timed(fn: Callable[[], Any]) -> float:
     start = time.perf_counter()
-    model.train()
-    for x, y in loader:
-        opt.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
-        loss.backward()
-        opt.step()
+    fn()
     return time.perf_counter() - start
 
 
-def shared_loop(dataset, cfg: TrainConfig, ckpt: Path) -> float:
-    """The shared :class:`~common.train.Trainer`, checkpointing as in the stages; returns seconds."""
-    torch.manual_seed(0)
-    for f in ckpt.glob("*"):
-        f.unlink()
-    trainer = Trainer(
-        create_model("lenet5"),
-        cfg,
-        train_data=dataset,
-        checkpoint_dir=ckpt,
-        progress=False,
-        log=lambda _m: None,
-    )
-    start = time.perf_counter()
-    trainer.fit()
-    return time.perf_counter() - start
+# ---------------------------------------------------------------------- classification
+class Classification:
+    name = "classification"
+
+    def __init__(self, scale: float) -> None:
+        from common.data import build_dataset
+        from common.models import create_model
+
+        self.create = lambda: create_model("lenet5")
+        self.data = build_dataset("mnist", "train", subset=int(25600 * scale), seed=0)
+        self.cfg = _config(
+            batch_size=128,
+            optimizer={"name": "sgd", "lr": 0.01, "momentum": 0.9, "weight_decay": 5e-4},
+        )
+        self.unit = f"LeNet-5, {len(self.data):,} MNIST images, batch 128"
+
+    def bare(self) -> float:
+        torch.manual_seed(0)
+        model = self.create()
+        opt = build_optimizer(model.parameters(), self.cfg.optimizer)
+        loader = build_loader(self.data, batch_size=self.cfg.batch_size, shuffle=True, seed=0)
+        loss_fn = nn.CrossEntropyLoss()
+
+        def run() -> None:
+            model.train()
+            for x, y in loader:
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(x), y).backward()
+                opt.step()
+
+        return _timed(run)
+
+    def shared(self, ckpt: Path) -> float:
+        torch.manual_seed(0)
+        trainer = Trainer(
+            self.create(),
+            self.cfg,
+            train_data=self.data,
+            checkpoint_dir=ckpt,
+            progress=False,
+            log=lambda _m: None,
+        )
+        return _timed(trainer.fit)
+
+
+# ---------------------------------------------------------------------- tokens
+class _TransformerLM(nn.Module):
+    def __init__(self, vocab: int = 1000, dim: int = 128) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(vocab, dim, padding_idx=0)
+        layer = nn.TransformerEncoderLayer(dim, 4, 4 * dim, dropout=0.1, batch_first=True)
+        self.body = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.out = nn.Linear(dim, vocab)
+
+    def forward(self, batch: Any) -> torch.Tensor:
+        t = batch.inputs.shape[1]
+        causal = torch.ones(t, t, dtype=torch.bool).triu(1)  # True: may not attend
+        h = self.body(
+            self.embed(batch.inputs), mask=causal, src_key_padding_mask=batch.target_padding_mask
+        )
+        return self.out(h)
+
+
+class Tokens:
+    name = "tokens"
+
+    def __init__(self, scale: float) -> None:
+        from common.data.tokens import TokenSequences
+
+        g = torch.Generator().manual_seed(0)
+        n = int(3000 * scale)
+        lengths = torch.randint(8, 64, (n,), generator=g).tolist()
+        self.data = TokenSequences([torch.randint(3, 1000, (k,), generator=g) for k in lengths])
+        self.max_tokens = 2048
+        self.cfg = _config(optimizer={"name": "adam", "lr": 5e-4}, label_smoothing=0.1)
+        self.unit = (
+            f"2-layer Transformer LM, {sum(lengths):,} tokens, {self.max_tokens} tokens a batch"
+        )
+
+    def bare(self) -> float:
+        from common.data.tokens import build_token_loader
+
+        torch.manual_seed(0)
+        model = _TransformerLM()
+        opt = build_optimizer(model.parameters(), self.cfg.optimizer)
+        loader = build_token_loader(self.data, max_tokens=self.max_tokens, shuffle=True, seed=0)
+
+        def run() -> None:
+            model.train()
+            for batch in loader:
+                opt.zero_grad(set_to_none=True)
+                logits = model(batch)
+                loss = F.cross_entropy(
+                    logits.flatten(0, 1),
+                    batch.targets.flatten(),
+                    ignore_index=batch.pad_id,
+                    label_smoothing=0.1,
+                    reduction="sum",
+                )
+                (loss / batch.ntokens).backward()
+                opt.step()
+
+        return _timed(run)
+
+    def shared(self, ckpt: Path) -> float:
+        torch.manual_seed(0)
+        trainer = Trainer(
+            _TransformerLM(),
+            self.cfg,
+            train_data=self.data,
+            checkpoint_dir=ckpt,
+            task=TokenTask(max_tokens=self.max_tokens),
+            progress=False,
+            log=lambda _m: None,
+        )
+        return _timed(trainer.fit)
+
+
+# ---------------------------------------------------------------------- adversarial
+def _mlp(sizes: list[int], last: nn.Module | None = None) -> nn.Module:
+    layers: list[nn.Module] = []
+    for a, b in itertools.pairwise(sizes):
+        layers += [nn.Linear(a, b), nn.LeakyReLU(0.2)]
+    layers = layers[:-1] + ([last] if last is not None else [])
+    return nn.Sequential(*layers)
+
+
+class Adversarial:
+    name = "adversarial"
+
+    def __init__(self, scale: float) -> None:
+        from common.data import build_dataset
+
+        images = build_dataset("mnist", "train", subset=int(12800 * scale), seed=0).images
+        self.data = torch.utils.data.TensorDataset(images.flatten(1).float() / 127.5 - 1)
+        self.cfg = _config(
+            batch_size=64, optimizer={"name": "adam", "lr": 2e-4, "betas": [0.5, 0.99]}
+        )
+        self.adv = from_dict(
+            AdversarialConfig, {"latent_dim": 64, "r1_every": 16, "ema_beta": 0.99}
+        )
+        self.unit = f"MLP GAN, {len(self.data):,} MNIST images, batch 64, R1 every 16, EMA"
+
+    def models(self) -> tuple[nn.Module, nn.Module]:
+        torch.manual_seed(0)
+        return _mlp([64, 256, 256, 784], nn.Tanh()), _mlp([784, 256, 256, 1])
+
+    def bare(self) -> float:
+        import copy
+
+        gen, disc = self.models()
+        ema = copy.deepcopy(gen)
+        g_opt = build_optimizer(gen.parameters(), self.cfg.optimizer)
+        d_opt = build_optimizer(disc.parameters(), self.adv.d_optimizer)
+        loader = build_loader(self.data, batch_size=self.cfg.batch_size, shuffle=True, seed=0)
+        cfg = self.adv
+
+        def run() -> None:
+            for step, (real,) in enumerate(loader):
+                n = real.shape[0]
+                gen.requires_grad_(False)
+                disc.requires_grad_(True)
+                with torch.no_grad():
+                    fake = gen(torch.randn(n, cfg.latent_dim))
+                d_loss = F.softplus(disc(fake)).mean() + F.softplus(-disc(real)).mean()
+                d_opt.zero_grad(set_to_none=True)
+                d_loss.backward()
+                d_opt.step()
+                if step % cfg.r1_every == 0:
+                    x = real.detach().requires_grad_(True)
+                    out = disc(x)
+                    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+                    r1 = grad.pow(2).flatten(1).sum(1).mean()
+                    d_opt.zero_grad(set_to_none=True)
+                    (cfg.r1_gamma / 2 * r1 * cfg.r1_every + 0 * out.mean()).backward()
+                    d_opt.step()
+                gen.requires_grad_(True)
+                disc.requires_grad_(False)
+                g_loss = F.softplus(-disc(gen(torch.randn(n, cfg.latent_dim)))).mean()
+                g_opt.zero_grad(set_to_none=True)
+                g_loss.backward()
+                g_opt.step()
+                disc.requires_grad_(True)
+                with torch.no_grad():
+                    for pe, p in zip(ema.parameters(), gen.parameters(), strict=True):
+                        pe.lerp_(p, 1 - cfg.ema_beta)
+
+        return _timed(run)
+
+    def shared(self, ckpt: Path) -> float:
+        gen, disc = self.models()
+        trainer = Trainer(
+            gen,
+            self.cfg,
+            train_data=self.data,
+            checkpoint_dir=ckpt,
+            task=AdversarialTask(disc, self.adv),
+            progress=False,
+            log=lambda _m: None,
+        )
+        return _timed(trainer.fit)
+
+
+KINDS = {k.name: k for k in (Classification, Tokens, Adversarial)}
+
+
+def bench(kind: Any, repeats: int, ckpt: Path) -> dict[str, Any]:
+    """Alternating bare/shared runs (after one warm-up of each); ratios per pair."""
+
+    def shared() -> float:
+        for f in ckpt.glob("*"):
+            f.unlink()
+        return kind.shared(ckpt)
+
+    kind.bare()
+    shared()
+    bare_s, shared_s = [], []
+    for i in range(repeats):
+        pair = (kind.bare, shared) if i % 2 == 0 else (shared, kind.bare)
+        first, second = pair[0](), pair[1]()
+        b, s = (first, second) if i % 2 == 0 else (second, first)
+        bare_s.append(b)
+        shared_s.append(s)
+    ratios = sorted(s / b for s, b in zip(shared_s, bare_s, strict=True))
+    return {"bare": bare_s, "shared": shared_s, "ratios": ratios}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m common.bench", description=__doc__.split("\n")[0]
     )
-    parser.add_argument("--samples", type=int, default=12800, help="MNIST training images per run")
-    parser.add_argument("--repeats", type=int, default=5)
-    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--kinds", nargs="+", choices=list(KINDS), default=list(KINDS))
+    parser.add_argument("--repeats", type=int, default=7, help="bare/shared pairs per kind")
+    parser.add_argument(
+        "--scale", type=float, default=1.0, help="data per run (1.0: a few seconds)"
+    )
     parser.add_argument("--max-overhead", type=float, default=0.10)
     args = parser.parse_args(argv)
-
-    dataset = build_dataset("mnist", "train", subset=args.samples, seed=0)
-    cfg = _config(args.batch_size)
-    bare, shared = [], []
+    print(
+        f"{torch.get_num_threads()} CPU threads; {args.repeats} alternating pairs per kind; "
+        "overhead = median over pairs of shared/bare - 1"
+    )
+    failed = []
     with tempfile.TemporaryDirectory() as tmp:
-        ckpt = Path(tmp)
-        bare_loop(dataset, cfg)  # warm-up: allocator, kernels, lazy imports
-        shared_loop(dataset, cfg, ckpt)
-        for i in range(args.repeats):
-            # Alternate the order so neither loop always runs right after the other.
-            if i % 2 == 0:
-                bare.append(bare_loop(dataset, cfg))
-                shared.append(shared_loop(dataset, cfg, ckpt))
-            else:
-                shared.append(shared_loop(dataset, cfg, ckpt))
-                bare.append(bare_loop(dataset, cfg))
-    n = len(dataset)
-    tb, ts = statistics.median(bare), statistics.median(shared)
-    overhead = ts / tb - 1.0
-    print(
-        f"LeNet-5 on {n:,} MNIST images per run, batch {args.batch_size}, {torch.get_num_threads()} CPU threads, "
-        f"{args.repeats} alternating repeats (medians)"
-    )
-    print(f"{'loop':<28}{'seconds':>10}{'images/s':>12}")
-    print(f"{'bare PyTorch':<28}{tb:>10.3f}{n / tb:>12.0f}")
-    print(f"{'shared Trainer':<28}{ts:>10.3f}{n / ts:>12.0f}")
-    print(
-        f"throughput ratio shared/bare = {tb / ts:.3f}; overhead = {100 * overhead:+.1f}% (limit {100 * args.max_overhead:.0f}%)"
-    )
-    print(
-        "all runs (s): bare "
-        + " ".join(f"{t:.3f}" for t in bare)
-        + " | shared "
-        + " ".join(f"{t:.3f}" for t in shared)
-    )
-    if overhead > args.max_overhead:
-        print("FAIL: the shared loop is slower than the limit allows", file=sys.stderr)
+        for name in args.kinds:
+            kind = KINDS[name](args.scale)
+            r = bench(kind, args.repeats, Path(tmp))
+            overhead = statistics.median(r["ratios"]) - 1
+            lo, hi = r["ratios"][0] - 1, r["ratios"][-1] - 1
+            print(f"\n{name}: {kind.unit}")
+            print(
+                f"  bare   median {statistics.median(r['bare']):.3f} s  runs "
+                + " ".join(f"{t:.2f}" for t in r["bare"])
+            )
+            print(
+                f"  shared median {statistics.median(r['shared']):.3f} s  runs "
+                + " ".join(f"{t:.2f}" for t in r["shared"])
+            )
+            print(
+                f"  overhead {100 * overhead:+.1f}% (pairs from {100 * lo:+.1f}% to {100 * hi:+.1f}%; "
+                f"limit {100 * args.max_overhead:.0f}%)"
+            )
+            if overhead > args.max_overhead:
+                failed.append(name)
+    if failed:
+        print(f"FAIL: the shared loop is over the limit for {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
 

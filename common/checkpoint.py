@@ -1,7 +1,7 @@
 """Checkpoints that survive interruption and load safely.
 
-* :func:`atomic_save` writes to a temporary file in the same directory and renames it over the
-  target, so a process killed mid-write leaves the previous checkpoint intact.
+* :func:`atomic_save` (from :mod:`common.io`) writes to a temporary file in the same directory and
+  renames it over the target, so a process killed mid-write leaves the previous checkpoint intact.
 * :func:`safe_load` always uses ``weights_only=True``: a checkpoint can never execute code.
 * Finished models are stored as *architecture config (JSON) + weights (safetensors)*
   (:func:`save_model` / :func:`load_model`), the format every paper ships.
@@ -19,43 +19,22 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from common.errors import InputError
+from common.io import atomic_save, atomic_write_bytes
 
-class CheckpointError(RuntimeError):
+__all__ = [
+    "CheckpointError",
+    "atomic_save",
+    "atomic_write_bytes",
+    "load_model",
+    "model_config_path",
+    "safe_load",
+    "save_model",
+]
+
+
+class CheckpointError(InputError, RuntimeError):
     """A checkpoint is missing, unreadable or does not match the model."""
-
-
-def atomic_write_bytes(data: bytes, path: str | Path) -> Path:
-    """Write ``data`` to ``path`` atomically (temp file + ``os.replace``)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
-
-
-def atomic_save(obj: Any, path: str | Path) -> Path:
-    """``torch.save`` to ``path`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        with open(tmp, "rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:

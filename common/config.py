@@ -41,12 +41,14 @@ from typing import Any, Literal, TypeVar, get_args, get_origin
 
 import yaml
 
+from common.errors import InputError
+
 PROFILES = ("smoke", "default", "paper")
 
 C = TypeVar("C")
 
 
-class ConfigError(ValueError):
+class ConfigError(InputError, ValueError):
     """A config value is unknown, missing, of the wrong type or out of range."""
 
 
@@ -290,10 +292,14 @@ def read_root(params_file: str | Path) -> dict[str, Any]:
         raise ConfigError(f"{file}: expected a mapping with keys {', '.join(ROOT_KEYS)}")
     unknown = sorted(set(params) - set(ROOT_KEYS))
     if unknown:
-        raise ConfigError(f"{file}: {unknown[0]}: unknown key; allowed keys here: {', '.join(ROOT_KEYS)}")
+        raise ConfigError(
+            f"{file}: {unknown[0]}: unknown key; allowed keys here: {', '.join(ROOT_KEYS)}"
+        )
     selection = params.get("profile")
     if not isinstance(selection, Mapping):
-        raise ConfigError(f"{file}: profile: expected a mapping of section: smoke | default | paper")
+        raise ConfigError(
+            f"{file}: profile: expected a mapping of section: smoke | default | paper"
+        )
     for section, profile in selection.items():
         if profile not in PROFILES:
             raise ConfigError(
@@ -332,7 +338,9 @@ def load_profiles(cls: type[C], params_file: str | Path, section: str) -> dict[s
         )
     missing = [p for p in PROFILES if p not in data]
     if missing:
-        raise ConfigError(f"{path}: missing profile {missing[0]!r} (every section has {', '.join(PROFILES)})")
+        raise ConfigError(
+            f"{path}: missing profile {missing[0]!r} (every section has {', '.join(PROFILES)})"
+        )
     return {p: from_dict(cls, data[p], file=str(path), prefix=p) for p in PROFILES}
 
 

@@ -36,10 +36,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.checkpoint import CheckpointError
 from common.config import ConfigError, load_profile, save_resolved, section_file
-from common.data import DataError
 from common.env import configure_environment
+from common.errors import InputError
 
 # Flags every paper's stages share; dvc.yaml passes every path through them. Papers extend this
 # catalogue with their own (``{**STAGE_FLAGS, "baseline": {...}}``).
@@ -51,7 +50,8 @@ STAGE_FLAGS: dict[str, dict[str, Any]] = {
     "history": {"type": Path, "required": True, "help": "per-epoch history CSV"},
 }
 
-KNOWN_ERRORS: tuple[type[BaseException], ...] = (ConfigError, DataError, CheckpointError)
+# Bad params, missing or corrupt data, unreadable checkpoints, missing toolchains: one line, exit 2.
+KNOWN_ERRORS: tuple[type[BaseException], ...] = (InputError,)
 
 Flags = Sequence[str] | Callable[[argparse.ArgumentParser], None]
 
@@ -67,7 +67,7 @@ class StageContext:
     config: Any
     started: float = field(default_factory=time.perf_counter)
     run: Any = None  # common.tracking.StageRun, None on non-zero ranks or without tracking
-    dist: Any = None  # common.train.distributed.DistContext for distributed stages
+    dist: Any = None  # the DistContext of a distributed stage
     finished: bool = False
 
     @property
@@ -93,7 +93,7 @@ class StageContext:
         seed_everything(seed)
 
     def epoch_logger(self) -> Any:
-        """A :class:`~common.train.TrainHook` logging every epoch's record to this stage's run."""
+        """A training hook logging every epoch's record to this stage's MLflow run."""
         from common.tracking import epoch_logger
 
         return epoch_logger(self.run)
@@ -151,8 +151,7 @@ def stage(
     description: str = "",
     track: Callable[[StageContext], Any] | None = None,
     tracking: bool = True,
-    distributed: bool = False,
-    device: Callable[[StageContext], str] | None = None,
+    distributed: Callable[[StageContext], Any] | None = None,
     errors: tuple[type[BaseException], ...] = (),
 ) -> Callable[[Callable[[StageContext], Any]], Callable[[list[str] | None], int]]:
     """Turn ``body(ctx)`` into a stage's ``main(argv) -> exit code`` (see the module docstring).
@@ -167,9 +166,12 @@ def stage(
         description: the ``--help`` text (default: the body's docstring's first line).
         track: the part of the config logged to MLflow as params (default: all of it).
         tracking: open an MLflow run for the stage.
-        distributed: join ``torchrun``'s process group (``device(ctx)`` picks the device);
-            only rank 0 tracks and writes.
-        errors: more exception types that mean "bad input", reported as one line.
+        distributed: for stages that may run under ``torchrun``: ``distributed(ctx)`` joins the
+            process group and returns the :class:`~common.train.distributed.DistContext`
+            (``lambda ctx: init_distributed(<device>)``); only rank 0 tracks and writes, and the
+            group is left when the stage ends.
+        errors: more exception types that mean "bad input", reported as one line (subclasses
+            of :class:`common.errors.InputError` always are).
     """
 
     def wrap(body: Callable[[StageContext], Any]) -> Callable[[list[str] | None], int]:
@@ -205,10 +207,8 @@ def stage(
             )
             label = name(args) if callable(name) else name.format(**vars(args))
             ctx = StageContext(args=args, section=section, name=label, profile=profile, config=cfg)
-            if distributed:
-                from common.train.distributed import init_distributed
-
-                ctx.dist = init_distributed(device(ctx) if device else "auto")
+            if distributed is not None:
+                ctx.dist = distributed(ctx)
             try:
                 params = track(ctx) if track else cfg
                 if tracking and ctx.is_main:
@@ -223,9 +223,7 @@ def stage(
                     body(ctx)
             finally:
                 if ctx.dist is not None:
-                    from common.train.distributed import cleanup
-
-                    cleanup(ctx.dist)
+                    ctx.dist.close()
 
         main.__doc__ = doc
         main.body = body  # type: ignore[attr-defined]

@@ -171,16 +171,21 @@ def list_runs(experiment: str) -> list[dict[str, Any]]:
     ]
 
 
-def epoch_logger(run: StageRun | None):
-    """A :class:`~common.train.TrainHook` logging every epoch's record to ``run`` (None: no-op)."""
-    from common.train.trainer import TrainHook
+class EpochLogger:
+    """A training hook (see :class:`common.train.TrainHook`; it implements only
+    ``on_epoch_end``) that logs every epoch's record to an MLflow run, with the epoch as step."""
 
-    class MlflowEpochLogger(TrainHook):
-        def on_epoch_end(self, trainer, record):
-            if run is not None:
-                run.log_metrics(
-                    {f"epoch/{k}": v for k, v in record.items() if k != "epoch"},
-                    step=int(record["epoch"]),
-                )
+    def __init__(self, run: StageRun | None) -> None:
+        self.run = run
 
-    return MlflowEpochLogger()
+    def on_epoch_end(self, trainer: Any, record: Mapping[str, float]) -> None:
+        if self.run is not None:
+            self.run.log_metrics(
+                {f"epoch/{k}": v for k, v in record.items() if k != "epoch"},
+                step=int(record["epoch"]),
+            )
+
+
+def epoch_logger(run: StageRun | None) -> EpochLogger:
+    """A hook logging every epoch's record to ``run`` (``None``: a no-op)."""
+    return EpochLogger(run)

@@ -1,47 +1,42 @@
-"""The pipeline's wiring: params.yaml, dvc.yaml, the profiles, the two commands and CI."""
+"""The pipeline's wiring: params files, every dvc.yaml, the registry, the profiles, the declared
+code dependencies of every stage, the two commands and CI."""
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
+from functools import cache
 from pathlib import Path
 
 import pytest
 import yaml
 
-from common.config import PROFILES, from_dict
-from common.data.prepare import DataProfile
-from papers.deep_compression.config import DeepCompressionProfile
-from papers.mcunet.config import MCUNetProfile
-from papers.once_for_all.config import OFAProfile
+from common.config import PROFILES, load_profiles, read_root, section_file
+from common.papers import load_class, papers, sections
+from common.pipeline import Stage, code_files, stages, undeclared
 
 REPO = Path(__file__).resolve().parents[1]
-PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
-DVC = yaml.safe_load((REPO / "dvc.yaml").read_text())
-# Every params.yaml section with profiles, and the class that validates a profile of it.
-SECTION_CLASSES = {
-    "data": DataProfile,
-    "deep_compression": DeepCompressionProfile,
-    "mcunet": MCUNetProfile,
-    "once_for_all": OFAProfile,
-}
+ROOT_PARAMS = REPO / "params.yaml"
 _MISSING = object()
 
 
-def test_every_section_with_profiles_has_a_validator() -> None:
-    sections = {k for k, v in PARAMS.items() if isinstance(v, dict) and "profile" in v}
-    assert sections == set(SECTION_CLASSES)
+@cache
+def _stages() -> list[Stage]:
+    return stages(REPO)
 
 
-@pytest.mark.parametrize("profile", PROFILES)
-@pytest.mark.parametrize("section", sorted(SECTION_CLASSES))
-def test_every_profile_validates(section: str, profile: str) -> None:
+def test_every_section_with_profiles_is_registered() -> None:
+    """The root params.yaml selects a profile for exactly the registered sections."""
+    assert set(read_root(ROOT_PARAMS)["profile"]) == set(sections(REPO))
+
+
+@pytest.mark.parametrize("section", sorted(sections(REPO)))
+def test_every_profile_validates(section: str) -> None:
     """Profiles that CI never runs (paper) are still type- and range-checked."""
-    from_dict(
-        SECTION_CLASSES[section],
-        PARAMS[section]["profiles"][profile],
-        file="params.yaml",
-        prefix=f"{section}.profiles.{profile}",
-    )
+    cls = load_class(sections(REPO)[section])
+    assert set(load_profiles(cls, ROOT_PARAMS, section)) == set(PROFILES)
 
 
 def _lookup(data: object, dotted: str) -> object:
@@ -52,56 +47,33 @@ def _lookup(data: object, dotted: str) -> object:
     return data
 
 
-def _expand(text: str, key: str | None, item: object) -> str:
-    """Substitute DVC's foreach variables (``${item}``, ``${key}``, ``${item.field}``)."""
-    if key is None:
-        return text
-    text = text.replace("${key}", key)
-    if isinstance(item, dict):
-        for field, value in item.items():
-            text = text.replace("${item." + field + "}", str(value))
-        return text
-    return text.replace("${item}", str(item))
-
-
-def _stages() -> list[tuple[str, dict, str | None, object]]:
-    out = []
-    for name, stage in DVC["stages"].items():
-        foreach = stage.get("foreach")
-        if isinstance(foreach, dict):
-            out += [(f"{name}@{k}", stage["do"], k, v) for k, v in foreach.items()]
-        elif isinstance(foreach, list):
-            out += [(f"{name}@{k}", stage["do"], k, k) for k in foreach]
-        else:
-            out.append((name, stage, None, None))
-    return out
-
-
 @pytest.mark.parametrize("profile", PROFILES)
 def test_dvc_params_exist_in_every_profile(profile: str) -> None:
-    for name, stage, key, item in _stages():
-        for param in stage.get("params", []):
-            param = re.sub(r"\$\{[a-z_]+\.profile\}", profile, _expand(param, key, item))
-            assert _lookup(PARAMS, param) is not _MISSING, (name, param)
+    root = yaml.safe_load(ROOT_PARAMS.read_text())
+    for stage in _stages():
+        for entry in stage.params:
+            if isinstance(entry, str):
+                assert _lookup(root, entry) is not _MISSING, (stage.name, entry)
+                continue
+            (file, keys), *_ = entry.items()
+            data = yaml.safe_load((REPO / file).read_text())
+            for key in keys:
+                key = re.sub(r"^\$\{profile\.\w+\}", profile, key)
+                key = key.replace("${key}", stage.name.split("@")[-1])
+                if "${" in key:  # a foreach item field: checked through the stage's command
+                    continue
+                assert _lookup(data, key) is not _MISSING, (stage.name, file, key)
 
 
 def test_dvc_commands_pass_the_paths_they_declare() -> None:
     """Paths a command writes are declared outputs and paths it reads are declared dependencies."""
-    for name, stage, key, item in _stages():
-        cmd = _expand(stage["cmd"], key, item)
-        declared = []
-        for kind in ("outs", "metrics", "plots"):
-            for entry in stage.get(kind, []):
-                declared.append(
-                    _expand(next(iter(entry)) if isinstance(entry, dict) else entry, key, item)
-                )
-        deps = [_expand(d, key, item) for d in stage.get("deps", [])]
+    for stage in _stages():
         for flag in ("--out", "--metrics", "--history", "--checkpoints"):
-            m = re.search(rf"{flag} (\S+)", cmd)
+            m = re.search(rf"{flag} (\S+)", stage.cmd)
             if m:
                 path = m.group(1)
-                assert any(d == path or d.startswith(path + "/") for d in declared), (
-                    name,
+                assert any(o == path or o.startswith(path + "/") for o in stage.outs), (
+                    stage.name,
                     flag,
                     path,
                 )
@@ -112,12 +84,105 @@ def test_dvc_commands_pass_the_paths_they_declare() -> None:
             "--raw",
             "--mnist",
             "--claims",
-            "--metrics-dir",
             "--mcu-table",
+            "--model",
+            "--supernet",
+            "--init",
+            "--teacher",
         ):
-            m = re.search(rf"{flag} (\S+)", cmd)
+            m = re.search(rf"{flag} (\S+)", stage.cmd)
             if m:
-                assert m.group(1) in deps, (name, flag, m.group(1))
+                assert m.group(1) in stage.deps, (stage.name, flag, m.group(1))
+
+
+def test_stages_declare_the_code_they_import() -> None:
+    """Every repository module a stage can load (imports anywhere in the code it reaches, and
+    the package data those modules read) is covered by a declared dependency, so DVC reruns the
+    stage when that code changes. `python -m common.pipeline fix` rewrites them."""
+    problems = [f"{s.file}: {s.name}: {', '.join(undeclared(s, REPO))}" for s in _stages()]
+    problems = [p for p in problems if not p.endswith(": ")]
+    assert not problems, "\n".join(problems)
+
+
+@pytest.mark.slow
+def test_stage_modules_load_only_declared_code_when_imported() -> None:
+    """Each stage module imported in a fresh interpreter: every repository file it loads is a
+    declared dependency of each stage running it."""
+    modules = sorted({s.module for s in _stages() if s.module})
+    probe = (
+        "import importlib, json, sys\n"
+        "for m in sys.argv[1:]:\n"
+        "    importlib.import_module(m)\n"
+        "print(json.dumps(sorted({getattr(v, '__file__', None) or '' for v in list(sys.modules.values())})))\n"
+    )
+    for module in modules:
+        out = subprocess.run(
+            [sys.executable, "-c", probe, module],
+            cwd=REPO,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
+        )
+        paths = [Path(f).resolve() for f in json.loads(out.stdout) if f]
+        loaded = {
+            str(p.relative_to(REPO))
+            for p in paths
+            if p.is_relative_to(REPO / "common") or p.is_relative_to(REPO / "papers")
+        }
+        for stage in (s for s in _stages() if s.module == module):
+            missing = [
+                f
+                for f in sorted(loaded)
+                if not any(f == d or f.startswith(d + "/") for d in stage.deps)
+            ]
+            assert not missing, (stage.name, missing)
+
+
+def test_the_dependency_check_catches_an_undeclared_import() -> None:
+    """A stage that leaves out one file its module imports fails the check, naming the file."""
+    real = next(s for s in _stages() if s.name == "deep_compression_baseline@lenet5")
+    files = code_files(real.module, REPO)
+    dropped = "common/train/trainer.py"
+    assert dropped in files
+    deps = tuple(f for f in files if f != dropped)
+    broken = Stage(real.name, real.file, real.cmd, deps, real.outs, real.params)
+    assert undeclared(broken, REPO) == [dropped]
+    # A folder dependency covers every file below it.
+    whole = Stage(real.name, real.file, real.cmd, (*deps, "common/train"), real.outs, real.params)
+    assert undeclared(whole, REPO) == []
+
+
+def test_every_registered_paper_has_its_files_and_is_indexed() -> None:
+    index = next(s for s in _stages() if s.name == "reports_index")
+    for paper in papers(REPO):
+        folder = REPO / paper.folder
+        for name in ("README.md", "claims.yaml", "dvc.yaml", "params.yaml", "config.py"):
+            assert (folder / name).is_file(), (paper.slug, name)
+        assert section_file(ROOT_PARAMS, paper.slug) == folder / "params.yaml"
+        assert f"reports/{paper.slug}/claims.json" in index.deps, paper.slug
+        assert f"reports/{paper.slug}/claims.json" in index.cmd, paper.slug
+        names = [s.name for s in _stages() if s.file == paper.folder / "dvc.yaml"]
+        assert f"{paper.slug}_report" in names, paper.slug
+
+
+def test_report_stages_read_every_metric_of_their_paper() -> None:
+    """A report depends on each metrics file its paper's stages write (not on the folder, where it
+    writes derived.json itself) and declares derived.json as its own metric."""
+    for paper in papers(REPO):
+        own = [s for s in _stages() if s.file == paper.folder / "dvc.yaml"]
+        report = next(s for s in own if s.name == f"{paper.slug}_report")
+        derived = f"metrics/{paper.slug}/derived.json"
+        assert derived in report.outs, paper.slug
+        assert f"metrics/{paper.slug}" not in report.deps, paper.slug
+        written = {
+            o
+            for s in own
+            if s is not report
+            for o in s.outs
+            if o.startswith(f"metrics/{paper.slug}/") and o.endswith(".json")
+        }
+        assert written <= set(report.deps), sorted(written - set(report.deps))
 
 
 def test_the_two_commands_and_ci() -> None:

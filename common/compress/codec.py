@@ -43,6 +43,7 @@ from torch import nn
 from common.compress import huffman
 from common.compress.quantize import SharedLayer
 from common.compress.sparse import decode_positions, encode_positions
+from common.errors import InputError
 
 MAGIC = b"DCMP"
 VERSION = 2
@@ -50,7 +51,7 @@ KINDS = {"dense": 0, "shared": 1, "sparse": 2}
 DTYPES = ["float32", "float16", "float64", "int64", "int32", "int16", "int8", "uint8", "bool"]
 
 
-class CodecError(ValueError):
+class CodecError(InputError, ValueError):
     """The file is not a valid compressed model."""
 
 

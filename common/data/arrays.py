@@ -22,8 +22,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from common.checkpoint import atomic_write_bytes
 from common.data.checksums import DataError, sha256_file
+from common.io import atomic_write_bytes
 
 ARRAYS_FILE = "arrays.npz"
 MANIFEST_FILE = "manifest.json"

@@ -5,8 +5,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+from common.errors import InputError
 
-class DataError(RuntimeError):
+
+class DataError(InputError, RuntimeError):
     """A dataset file is missing or corrupt, or a dataset is not where it was expected.
 
     The message always names the file and how to fix it.

@@ -14,20 +14,17 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from common.config import ConfigError, bounds, load_profile, save_resolved, to_dict
+from common.config import bounds, to_dict
 from common.data.arrays import load_prepared, save_prepared
 from common.data.checksums import DataError
 from common.data.colour_digits import blend_digits, load_photos
 from common.data.mnist import PREPARED_FIX, read_mnist_raw
-from common.env import configure_environment
-from common.tracking import stage_run
+from common.stage import StageContext, stage
 
 # Canonical MNIST facts, used to check the decoded data (not to produce any reported number).
 MNIST_COUNTS = {"train": 60000, "test": 10000}
@@ -48,7 +45,7 @@ class ColourDigitsConfig:
 
 @dataclass(frozen=True)
 class DataProfile:
-    """The ``data.profiles.<name>`` section of params.yaml."""
+    """A profile of ``data/params.yaml``."""
 
     colour_digits: ColourDigitsConfig = ColourDigitsConfig()
 
@@ -154,11 +151,7 @@ def _metrics(name: str, manifest: dict) -> dict[str, float]:
     return m
 
 
-def main(argv: list[str] | None = None) -> int:
-    configure_environment()
-    parser = argparse.ArgumentParser(
-        prog="python -m common.data.prepare", description=__doc__.split("\n")[0]
-    )
+def _flags(parser: argparse.ArgumentParser) -> None:
     sub = parser.add_subparsers(dest="dataset", required=True)
     p = sub.add_parser("mnist", help="verify and decode the committed MNIST files")
     p.add_argument(
@@ -167,38 +160,33 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="prepared output directory")
     p.add_argument("--metrics", type=Path, required=True, help="flat JSON metrics file")
     c = sub.add_parser("colour_digits", help="generate the MNIST-M-style colour-digit set")
-    c.add_argument("--params", type=Path, default=Path("params.yaml"))
+    c.add_argument("--params", type=Path, default=argparse.SUPPRESS, help="root params.yaml")
     c.add_argument("--mnist", type=Path, required=True, help="prepared MNIST directory")
     c.add_argument("--out", type=Path, required=True, help="prepared output directory")
     c.add_argument("--metrics", type=Path, required=True, help="flat JSON metrics file")
-    args = parser.parse_args(argv)
-    try:
-        if args.dataset == "mnist":
-            with stage_run(experiment="data", stage="prepare_mnist") as run:
-                manifest = prepare_mnist(args.raw, args.out)
-                metrics = _metrics("mnist", manifest)
-                run.log_metrics(metrics)
-                run.log_artifact(args.out / "manifest.json")
-                run.log_artifact(args.out / "samples.png")
-        else:
-            profile, cfg = load_profile(DataProfile, args.params, "data")
-            with stage_run(
-                experiment="data", stage="prepare_colour_digits", config=cfg, profile=profile
-            ) as run:
-                save_resolved(cfg.colour_digits, args.out / "config.json", profile=profile)
-                manifest = prepare_colour_digits(args.mnist, args.out, cfg.colour_digits)
-                metrics = _metrics("colour_digits", manifest)
-                run.log_metrics(metrics)
-                run.log_artifact(args.out / "manifest.json")
-                run.log_artifact(args.out / "samples.png")
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    args.metrics.parent.mkdir(parents=True, exist_ok=True)
-    args.metrics.write_text(json.dumps(metrics, indent=2, sort_keys=True) + "\n")
+
+
+@stage(
+    section="data",
+    name="prepare_{dataset}",
+    config=DataProfile,
+    flags=_flags,
+    description=__doc__.split("\n")[0],
+    track=lambda ctx: ctx.config if ctx.args.dataset == "colour_digits" else None,
+)
+def main(ctx: StageContext) -> None:
+    args = ctx.args
+    if args.dataset == "mnist":
+        manifest = prepare_mnist(args.raw, args.out)
+    else:
+        ctx.save_config(ctx.config.colour_digits, args.out / "config.json")
+        manifest = prepare_colour_digits(args.mnist, args.out, ctx.config.colour_digits)
     counts = ", ".join(f"{k}={v['count']}" for k, v in manifest["splits"].items())
-    print(f"wrote {args.out} ({counts})")
-    return 0
+    ctx.finish(
+        _metrics(args.dataset, manifest),
+        artifacts=[args.out / "manifest.json", args.out / "samples.png"],
+        summary=f"wrote {args.out} ({counts})",
+    )
 
 
 if __name__ == "__main__":

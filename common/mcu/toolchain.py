@@ -10,6 +10,8 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterable
 
+from common.errors import InputError
+
 #: The Debian packages that provide everything :mod:`common.mcu.cortexm` shells out to.
 APT_PACKAGES: tuple[str, ...] = (
     "gcc-arm-none-eabi",
@@ -30,7 +32,7 @@ BUILD_TOOLS: tuple[str, ...] = ("arm-none-eabi-gcc", "arm-none-eabi-size")
 QEMU: str = "qemu-system-arm"
 
 
-class ToolchainMissingError(RuntimeError):
+class ToolchainMissingError(InputError, RuntimeError):
     """A required cross-compiler or emulator is not on ``PATH``."""
 
 

@@ -24,8 +24,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from common.checkpoint import atomic_write_bytes
 from common.config import bounds
+from common.io import atomic_write_bytes
 from common.ofa.supernet import OFAMobileNetV3Config
 from common.ofa.training import ElasticChoices
 

@@ -177,7 +177,9 @@ def evaluate_targets(targets: list[Target], metrics: Mapping[str, float]) -> lis
         if value is None or (isinstance(value, float) and math.isnan(value)):
             out.append(TargetResult(t, None, False))
             continue
-        out.append(TargetResult(t, float(value), is_reproduced(t.check, t.goal, float(value), t.tolerance)))
+        out.append(
+            TargetResult(t, float(value), is_reproduced(t.check, t.goal, float(value), t.tolerance))
+        )
     return out
 
 

@@ -89,7 +89,8 @@ def claims_table(results: Sequence[ClaimResult]) -> str:
                 fmt(r.difference) if r.difference is not None else "–",
                 f"{sign}{fmt(r.tolerance)}",
                 verdict(r),
-                "; ".join(x for x in (KIND_LABELS[r.kind], r.scale) if x) + (f" — {r.note}" if r.note else ""),
+                "; ".join(x for x in (KIND_LABELS[r.kind], r.scale) if x)
+                + (f" — {r.note}" if r.note else ""),
             ]
         )
     return table(
@@ -114,10 +115,12 @@ def summary_line(results: Sequence[ClaimResult]) -> str:
 
     ok, total = count_results(list(results))
     others = [
-        f"{n} {label}" for label, n in (
+        f"{n} {label}"
+        for label, n in (
             ("settings copied from the paper", sum(r.kind == "setting" for r in results)),
             ("architecture checks", sum(r.kind == "architecture" for r in results)),
-        ) if n
+        )
+        if n
     ]
     extra = f" (the tables also show {' and '.join(others)}, not counted)" if others else ""
     return f"**{ok} of {total} results reproduced** at this profile{extra}."

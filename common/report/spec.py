@@ -93,7 +93,11 @@ def _text(content: Content, r: ReportData) -> str:
 # ---------------------------------------------------------------------- cells and columns
 def cell(ours: float | None, paper: float | None = None, digits: int = 4, unit: str = "") -> str:
     """``ours (paper)`` in one cell; a dash where a value is missing."""
-    o = "–" if ours is None or (isinstance(ours, float) and math.isnan(ours)) else f"{fmt(float(ours), digits)}{unit}"
+    o = (
+        "–"
+        if ours is None or (isinstance(ours, float) and math.isnan(ours))
+        else f"{fmt(float(ours), digits)}{unit}"
+    )
     return o if paper is None else f"{o} ({fmt(float(paper), digits)}{unit})"
 
 

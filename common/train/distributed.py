@@ -29,6 +29,10 @@ class DistContext:
     def distributed(self) -> bool:
         return self.world_size > 1
 
+    def close(self) -> None:
+        """Leave the process group (see :func:`cleanup`)."""
+        cleanup(self)
+
 
 def resolve_device(preference: str, local_rank: int = 0) -> torch.device:
     """``auto`` picks CUDA when available; ``cuda`` without a GPU is an error that says so."""

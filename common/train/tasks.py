@@ -196,8 +196,8 @@ class ClassificationTask(Task):
         for p in range(passes):
             trainer.pass_index = p
             x = inputs
-            for hook in trainer.hooks:
-                replaced = hook.before_forward(trainer, x, targets, p)
+            for _, before_forward in trainer.hooks_with("before_forward"):
+                replaced = before_forward(trainer, x, targets, p)
                 if replaced is not None:
                     x = replaced
             # DDP all-reduces gradients once per step, after the last pass.
@@ -207,8 +207,8 @@ class ClassificationTask(Task):
                 outputs = net(x)
                 loss = self.loss_fn(outputs, targets)
                 total = loss
-                for hook in trainer.hooks:
-                    extra = hook.extra_loss(trainer, x, targets, outputs)
+                for hook, extra_loss in trainer.hooks_with("extra_loss"):
+                    extra = extra_loss(trainer, x, targets, outputs)
                     if extra is None:
                         continue
                     named = extra if isinstance(extra, dict) else {type(hook).__name__: extra}
@@ -221,12 +221,10 @@ class ClassificationTask(Task):
             add_(sums, "loss", loss.detach().double() * n / passes)
             if outputs.ndim == 2 and targets.ndim == 1:
                 add_(sums, "correct", (outputs.detach().argmax(dim=1) == targets).sum() / passes)
-        for hook in trainer.hooks:
-            hook.after_backward(trainer)
+        trainer.call_hooks("after_backward")
         _clip(trainer, trainer.model)
         trainer.optimizer.step()
-        for hook in trainer.hooks:
-            hook.after_step(trainer)
+        trainer.call_hooks("after_step")
         add_(sums, "count", n)
         return loss.item()
 
@@ -246,7 +244,9 @@ class ClassificationTask(Task):
             return self.evaluator(trainer.model, loader, trainer.ctx.device, trainer.ctx)
         from common.train.evaluate import evaluate_classifier
 
-        return evaluate_classifier(trainer.model, loader, device=trainer.ctx.device, ctx=trainer.ctx)
+        return evaluate_classifier(
+            trainer.model, loader, device=trainer.ctx.device, ctx=trainer.ctx
+        )
 
     def fingerprint(self) -> Any:
         return {"kind": self.kind, "passes_per_step": self.passes_per_step}
@@ -323,9 +323,13 @@ class TokenTask(Task):
         )
 
     @staticmethod
-    def _token_sums(logits: Tensor, targets: Tensor, pad: int) -> tuple[Tensor, Tensor, int]:
+    def _token_sums(
+        logits: Tensor, targets: Tensor, pad: int, nll: Tensor | None = None
+    ) -> tuple[Tensor, Tensor, int]:
+        """Summed NLL (unless given), correct next-token predictions and counted tokens."""
         flat, tgt = logits.detach().flatten(0, 1), targets.flatten()
-        nll = F.cross_entropy(flat.float(), tgt, ignore_index=pad, reduction="sum")
+        if nll is None:
+            nll = F.cross_entropy(flat.float(), tgt, ignore_index=pad, reduction="sum")
         keep = tgt.ne(pad)
         correct = (flat.argmax(dim=-1).eq(tgt) & keep).sum()
         return nll, correct, int(keep.sum())
@@ -343,13 +347,13 @@ class TokenTask(Task):
             reduction="sum",
         )
         (loss_sum / ntokens).backward()
-        for hook in trainer.hooks:
-            hook.after_backward(trainer)
+        trainer.call_hooks("after_backward")
         _clip(trainer, trainer.model)
         trainer.optimizer.step()
-        for hook in trainer.hooks:
-            hook.after_step(trainer)
-        nll, correct, n = self._token_sums(logits, batch.targets, batch.pad_id)
+        trainer.call_hooks("after_step")
+        # Without label smoothing the loss is the NLL already.
+        plain = loss_sum.detach() if trainer.config.label_smoothing == 0 else None
+        nll, correct, n = self._token_sums(logits, batch.targets, batch.pad_id, plain)
         add_(sums, "loss", loss_sum.detach().double())
         add_(sums, "nll", nll.double())
         add_(sums, "correct", correct)
@@ -379,10 +383,14 @@ class TokenTask(Task):
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # nll, correct, tokens
         for batch in loader:
             batch = batch.to(device)
-            nll, correct, n = self._token_sums(self.forward(model, batch), batch.targets, batch.pad_id)
+            nll, correct, n = self._token_sums(
+                self.forward(model, batch), batch.targets, batch.pad_id
+            )
             totals += torch.stack([nll.double(), correct.double(), torch.tensor(float(n))])
         all_reduce_sum(totals, trainer.ctx)
-        out = self._record("", dict(zip(("nll", "correct", "tokens"), totals.tolist(), strict=True)))
+        out = self._record(
+            "", dict(zip(("nll", "correct", "tokens"), totals.tolist(), strict=True))
+        )
         if self.metrics is not None:
             out.update(self.metrics(model, self._eval_data, device))
         model.train(was_training)
@@ -451,7 +459,9 @@ class AdversarialTask(Task):
         trainer.ddp_model = _ddp(trainer, trainer.model, find_unused=False)
         self.ddp_d = _ddp(trainer, self.discriminator, find_unused=False)
 
-    def latent(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+    def latent(
+        self, n: int, device: torch.device, generator: torch.Generator | None = None
+    ) -> Tensor:
         return torch.randn(n, self.config.latent_dim, device=device, generator=generator)
 
     def generate(self, generator: nn.Module, z: Tensor) -> Tensor:
@@ -499,8 +509,7 @@ class AdversarialTask(Task):
         _clip(trainer, trainer.model)
         g_opt.step()
         _requires_grad(self.discriminator, True)
-        for hook in trainer.hooks:
-            hook.after_step(trainer)
+        trainer.call_hooks("after_step")
         self.update_ema(trainer.model)
         add_(sums, "d_loss", d_loss.detach().double() * n)
         add_(sums, "g_loss", g_loss.detach().double() * n)

@@ -59,7 +59,10 @@ class TrainHook:
     """Override any subset of these methods to change what the loop does.
 
     Hooks run in the order given to :class:`Trainer`. ``trainer`` exposes ``model`` (unwrapped),
-    ``optimizer``, ``epoch``, ``step`` and ``config``.
+    ``optimizer`` (and ``optimizers`` by name), ``epoch``, ``step`` and ``config``. A hook need not
+    subclass this: any object with some of these methods works (the loop calls the ones it has).
+    ``before_forward`` and ``extra_loss`` are called by the classification task; the others by
+    every task.
     """
 
     def on_fit_start(self, trainer: Trainer) -> None:
@@ -230,10 +233,14 @@ class Trainer:
         self.param_groups = param_groups
         self.progress = progress
         self.pass_index = 0
-        extra = fingerprint_extra if task.kind == "classification" else {
-            "task": task.fingerprint(),
-            "extra": fingerprint_extra,
-        }
+        extra = (
+            fingerprint_extra
+            if task.kind == "classification"
+            else {
+                "task": task.fingerprint(),
+                "extra": fingerprint_extra,
+            }
+        )
         self.fingerprint = fingerprint_of(
             config,
             model,
@@ -248,6 +255,15 @@ class Trainer:
         self.ddp_model: nn.Module | None = None
         self._resume: dict[str, Any] | None = None  # the mid-epoch part of a loaded checkpoint
 
+    def hooks_with(self, method: str) -> list[tuple[Any, Callable[..., Any]]]:
+        """``(hook, bound method)`` for the hooks that have ``method``, in order."""
+        return [(h, getattr(h, method)) for h in self.hooks if callable(getattr(h, method, None))]
+
+    def call_hooks(self, method: str, *args: Any) -> None:
+        """Call ``method(self, *args)`` on every hook that has it."""
+        for _, fn in self.hooks_with(method):
+            fn(self, *args)
+
     @property
     def optimizer(self) -> torch.optim.Optimizer | None:
         """The first (for most tasks the only) optimizer."""
@@ -259,7 +275,11 @@ class Trainer:
         return self.checkpoint_dir / CHECKPOINT_NAME if self.checkpoint_dir else None
 
     def _save(
-        self, history: list[dict[str, float]], *, batch: int = 0, sums: dict[str, Tensor] | None = None
+        self,
+        history: list[dict[str, float]],
+        *,
+        batch: int = 0,
+        sums: dict[str, Tensor] | None = None,
     ) -> None:
         """Write the checkpoint; ``batch > 0``: inside epoch ``self.epoch``, after that many of
         its batches (with the RNG states and the epoch's running sums)."""
@@ -274,7 +294,7 @@ class Trainer:
             "optimizers": {k: o.state_dict() for k, o in self.optimizers.items()},
             "history": history,
             "task": self.task.state_dict(),
-            "hooks": [h.state_dict() for h in self.hooks],
+            "hooks": [h.state_dict() if hasattr(h, "state_dict") else {} for h in self.hooks],
         }
         if batch:
             state["rng"] = _rng_state()
@@ -301,10 +321,15 @@ class Trainer:
             opt.load_state_dict(state["optimizers"][name])
         self.task.load_state_dict(state.get("task", {}))
         for hook, hook_state in zip(self.hooks, state.get("hooks", []), strict=False):
-            hook.load_state_dict(hook_state)
+            if hasattr(hook, "load_state_dict"):
+                hook.load_state_dict(hook_state)
         self.epoch, self.step = int(state["epoch"]), int(state["step"])
         if state.get("batch"):
-            self._resume = {"batch": int(state["batch"]), "rng": state["rng"], "sums": state["sums"]}
+            self._resume = {
+                "batch": int(state["batch"]),
+                "rng": state["rng"],
+                "sums": state["sums"],
+            }
         if self.ctx.is_main:
             where = (
                 f"after step {self.step}/{total_steps} (epoch {self.epoch + 1}, batch {state['batch']})"
@@ -342,8 +367,7 @@ class Trainer:
         resumed_from = self.epoch
         task.wrap(self)
         eval_loader = task.eval_loader(self, self.eval_data) if self.eval_data is not None else None
-        for hook in self.hooks:
-            hook.on_fit_start(self)
+        self.call_hooks("on_fit_start")
 
         start = time.perf_counter()
         while self.step < total_steps:
@@ -402,16 +426,13 @@ class Trainer:
                     record[f"eval_{key}"] = value
             record["epoch_seconds"] = time.perf_counter() - t0
             self.epoch = epoch + 1
-            for hook in self.hooks:
-                hook.on_epoch_end(self, record)
+            self.call_hooks("on_epoch_end", record)
             history.append(record)
             self._save(history)
             barrier(ctx)
             if ctx.is_main:
                 shown_items = "  ".join(
-                    f"{k}={v:.4g}"
-                    for k, v in record.items()
-                    if k not in ("epoch", "epoch_seconds")
+                    f"{k}={v:.4g}" for k, v in record.items() if k not in ("epoch", "epoch_seconds")
                 )
                 self.log(
                     f"epoch {epoch + 1}/{epochs}  {shown_items}  ({record['epoch_seconds']:.1f}s)"

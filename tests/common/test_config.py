@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -10,6 +9,7 @@ import yaml
 
 from common.config import ConfigError, bounds, from_dict, load_profile, profile_overrides, to_dict
 from common.train import TrainConfig
+from tests.params import repo_profiles, write_params
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -98,44 +98,68 @@ def test_cross_field_check_mentions_file() -> None:
     assert "p.yaml: x.train" in str(exc.value) and "warmup_epochs" in str(exc.value)
 
 
-def _params_copy(tmp_path: Path) -> Path:
-    dst = tmp_path / "params.yaml"
-    shutil.copy(REPO / "params.yaml", dst)
-    return dst
-
-
 def test_typo_in_real_params_fails_before_work(tmp_path: Path) -> None:
     from papers.deep_compression.config import DeepCompressionProfile
 
-    path = _params_copy(tmp_path)
-    data = yaml.safe_load(path.read_text())
-    data["deep_compression"]["profile"] = "default"
-    data["deep_compression"]["profiles"]["default"]["baseline"]["lenet5"]["train"]["epochz"] = 3
-    path.write_text(yaml.safe_dump(data))
+    data = repo_profiles("deep_compression")
+    data["default"]["baseline"]["lenet5"]["train"]["epochz"] = 3
+    path = write_params(tmp_path, {"deep_compression": "default"}, {"deep_compression": data})
     with pytest.raises(ConfigError) as exc:
         load_profile(DeepCompressionProfile, path, "deep_compression")
-    assert str(path) in str(exc.value)
-    assert "deep_compression.profiles.default.baseline.lenet5.train.epochz: unknown key" in str(
-        exc.value
-    )
+    assert str(tmp_path / "papers" / "deep_compression" / "params.yaml") in str(exc.value)
+    assert "default.baseline.lenet5.train.epochz: unknown key" in str(exc.value)
+
+
+def test_a_typo_in_a_profile_that_is_not_selected_fails_too(tmp_path: Path) -> None:
+    from papers.deep_compression.config import DeepCompressionProfile
+
+    data = repo_profiles("deep_compression")
+    data["paper"]["baseline"]["lenet5"]["train"]["lr"] = 0.1  # belongs under optimizer
+    path = write_params(tmp_path, {"deep_compression": "smoke"}, {"deep_compression": data})
+    with pytest.raises(ConfigError, match=r"paper\.baseline\.lenet5\.train\.lr: unknown key"):
+        load_profile(DeepCompressionProfile, path, "deep_compression")
+
+
+def test_typo_inside_an_optional_section_names_the_key() -> None:
+    """``X | None`` sections report the inner key, not "expected X | null, got dict"."""
+
+    @dataclass(frozen=True)
+    class WithOptional:
+        inner: Inner | None = None
+
+    with pytest.raises(ConfigError, match=r"inner\.lrr: unknown key; allowed keys here: lr, name"):
+        from_dict(WithOptional, {"inner": {"lrr": 0.1}})
 
 
 def test_bad_profile_name_lists_profiles(tmp_path: Path) -> None:
     from papers.deep_compression.config import DeepCompressionProfile
 
-    path = _params_copy(tmp_path)
-    data = yaml.safe_load(path.read_text())
-    data["deep_compression"]["profile"] = "fast"
-    path.write_text(yaml.safe_dump(data))
+    path = write_params(tmp_path, {"deep_compression": "fast"})
     with pytest.raises(
         ConfigError, match="'fast' is not allowed; allowed values: 'smoke', 'default', 'paper'"
     ):
         load_profile(DeepCompressionProfile, path, "deep_compression")
 
 
+def test_unknown_root_key_and_unknown_section_fail(tmp_path: Path) -> None:
+    from papers.deep_compression.config import DeepCompressionProfile
+
+    path = write_params(tmp_path)
+    root = yaml.safe_load(path.read_text())
+    path.write_text(yaml.safe_dump({**root, "profle": {"deep_compression": "paper"}}))
+    with pytest.raises(
+        ConfigError, match="profle: unknown key; allowed keys here: launch, profile"
+    ):
+        load_profile(DeepCompressionProfile, path, "deep_compression")
+    root["profile"]["deep_compresion"] = "paper"
+    path.write_text(yaml.safe_dump(root))
+    with pytest.raises(ConfigError, match=r"profile\.deep_compresion: no section"):
+        load_profile(DeepCompressionProfile, path, "deep_compression")
+
+
 def test_profile_overrides_cover_every_section() -> None:
     overrides = profile_overrides(REPO / "params.yaml", "smoke")
-    assert "data.profile=smoke" in overrides
-    assert "deep_compression.profile=smoke" in overrides
+    assert "profile.data=smoke" in overrides
+    assert "profile.deep_compression=smoke" in overrides
     with pytest.raises(ConfigError):
         profile_overrides(REPO / "params.yaml", "fast")

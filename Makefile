@@ -3,9 +3,10 @@
 #
 #   make repro                       run `dvc repro` with the profiles selected in params.yaml
 #   make repro PROFILE=smoke         switch every section to a profile (dvc exp run -S ...)
-#   make repro PAPER=deep_compression  only that paper's stages (and what they depend on)
+#   make repro PAPER=deep_compression  only that paper's stages (papers/<paper>/dvc.yaml, and what they need)
 #   make test                        the test suite (TEST_WORKERS=2 processes; 0: in this one)
-#   make bench                       training-loop overhead benchmark
+#   make bench                       training-loop overhead benchmark (each task kind vs bare PyTorch)
+#   make paper SLUG=x TITLE=".." CITATION=".."   scaffold a new paper (python -m common.new_paper)
 #   make ui                          MLflow UI on http://127.0.0.1:5000
 #   make verify                      check every registered paper's reports/<paper>/claims.json (STRICT=1: fail on any miss)
 #   make setup                       only the set-up: .venv, plus the microcontroller toolchain
@@ -35,7 +36,7 @@ export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 
-.PHONY: repro test bench ui verify lint lock clean venv setup toolchain
+.PHONY: repro test bench ui verify lint lock clean venv setup toolchain paper
 
 venv: $(STAMP)
 
@@ -71,10 +72,11 @@ $(STAMP): requirements.lock pyproject.toml Makefile | toolchain
 	@$(BIN)/python -m compileall -q -j 0 "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" >/dev/null 2>&1 || true
 	@touch $@
 
-DVC_TARGETS := $(if $(PAPER),--glob '$(PAPER)*',)
+DVC_TARGETS := $(if $(PAPER),papers/$(PAPER)/dvc.yaml,)
 
 repro: $(STAMP)
 	@test -d .dvc || { echo "error: no .dvc directory: run make from the repository root" >&2; exit 2; }
+	@test -z "$(PAPER)" || test -f papers/$(PAPER)/dvc.yaml || { echo "error: no papers/$(PAPER)/dvc.yaml; papers: $$(ls papers/*/dvc.yaml | cut -d/ -f2 | tr '\n' ' ')" >&2; exit 2; }
 ifeq ($(PROFILE),)
 	$(BIN)/dvc repro $(DVC_TARGETS)
 else
@@ -89,6 +91,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m common.bench
+
+paper: $(STAMP)
+	$(BIN)/python -m common.new_paper "$(SLUG)" --title "$(TITLE)" --citation "$(CITATION)" $(if $(URL),--url "$(URL)",)
 
 ui: $(STAMP)
 	$(BIN)/mlflow ui --backend-store-uri sqlite:///$(CURDIR)/mlflow.db --host 127.0.0.1 --port $(UI_PORT) --workers 1

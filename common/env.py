@@ -7,6 +7,7 @@ no side effects. Values already set by the user win.
 from __future__ import annotations
 
 import os
+import time
 
 DEFAULTS = {
     # No phoning home: these machines (and many clusters) have no network.
@@ -26,3 +27,17 @@ def configure_environment() -> None:
     """Apply :data:`DEFAULTS` for every variable the user has not set."""
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
+
+
+def process_start_time() -> float:
+    """When this process started (``time.time()`` scale), read from ``/proc``; now, elsewhere.
+    A stage's MLflow run starts then, so its duration includes the interpreter and imports."""
+    try:
+        with open("/proc/self/stat") as fh:
+            fields = fh.read().rsplit(")", 1)[1].split()
+        ticks = int(fields[19])  # starttime: field 22, counted after the ")" of the command
+        with open("/proc/stat") as fh:
+            boot = next(int(line.split()[1]) for line in fh if line.startswith("btime "))
+        return boot + ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, StopIteration):
+        return time.time()

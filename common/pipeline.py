@@ -224,9 +224,10 @@ def _is_code(dep: str, root: Path) -> bool:
     return dep.endswith(".py") or (path.is_dir() and any(path.rglob("*.py")))
 
 
-def fix(root: Path | None = None) -> list[str]:
+def fix(root: Path | None = None, files: list[Path] | None = None) -> list[str]:
     """Rewrite each stage's code dependencies to :func:`minimal_deps` of what it imports (for a
-    ``foreach`` stage, of what any of its items imports). Returns the files changed."""
+    ``foreach`` stage, of what any of its items imports), in ``files`` (default: every
+    ``dvc.yaml``). Returns the files changed."""
     root = root or repo_root()
     by_stage: dict[tuple[Path, str], set[str]] = {}
     for s in stages(root):
@@ -234,7 +235,7 @@ def fix(root: Path | None = None) -> list[str]:
             key = (s.file, s.name.split("@")[0])
             by_stage.setdefault(key, set()).update(code_files(s.module, root))
     changed = []
-    for file in dvc_files(root):
+    for file in files if files is not None else dvc_files(root):
         lines = (root / file).read_text().splitlines()
         out: list[str] = []
         stage = None

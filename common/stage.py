@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from common.config import ConfigError, load_profile, save_resolved, section_file
-from common.env import configure_environment
+from common.env import configure_environment, process_start_time
 from common.errors import InputError
 
 # Flags every paper's stages share; dvc.yaml passes every path through them. Papers extend this
@@ -215,7 +215,11 @@ def stage(
                     from common.tracking import stage_run
 
                     with stage_run(
-                        experiment=section, stage=label, config=params, profile=profile or None
+                        experiment=section,
+                        stage=label,
+                        config=params,
+                        profile=profile or None,
+                        start_time=process_start_time(),
                     ) as run:
                         ctx.run = run
                         body(ctx)

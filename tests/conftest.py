@@ -15,6 +15,9 @@ REPO = Path(__file__).resolve().parents[1]
 def _isolated_tracking(tmp_path_factory: pytest.TempPathFactory) -> None:
     db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{db}"
+    # Stages record their MLflow run in-process here (one recorder process per stage run would
+    # double the test suite's processes); tests/common/test_tracking.py covers the recorder.
+    os.environ.setdefault("EFFML_TRACKING", "inline")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     os.environ.setdefault("DVC_NO_ANALYTICS", "1")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")

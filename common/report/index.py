@@ -50,7 +50,7 @@ def render_index(claims_files: list[Path]) -> str:
     return (
         "\n\n".join(
             [
-                GENERATED_NOTE.format(stage="reports_index"),
+                GENERATED_NOTE.format(stage="reports_index", target="reports_index"),
                 "# Reports",
                 "One generated report per paper: the paper's numbers beside ours, with what was scaled "
                 "down. *Results reproduced* counts the claims of kind `result`: values we set to the "

@@ -277,7 +277,11 @@ class Targets:
                     tg.note,
                 ]
             )
-        body = table(["Target", "Goal", "Ours", "Verdict", "Paper's related number", "Note"], rows)
+        body = table(
+            ["Target", "Goal", "Ours", "Verdict", "Paper's related number", "Note"],
+            rows,
+            align="lrrlll",
+        )
         return _join(_text(self.intro, r), body)
 
 

@@ -11,25 +11,21 @@ against the numpy reference.
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import json
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import numpy as np
 
 from common.checkpoint import CheckpointError
-from common.io import write_metrics
 from common.mcu import cortexm, reference, toolchain
 from common.mcu.codegen import CodegenOptions, generate
 from common.mcu.deploy import ENGINE_WORKERS, check_equal
 from common.mcu.tflite_io import load_tflite
 from common.mcu.toolchain import ToolchainMissingError
-from common.stage import run_stage
-from common.tracking import stage_run
-from papers.mcunet.stage import EXPERIMENT, load_config
+from common.stage import StageContext
+from papers.mcunet.stage import mcunet_stage
 
 OFF = {
     "simd": False,
@@ -76,8 +72,14 @@ for _key, _label in [
     STEPS.append((_key, _label, CodegenOptions(kernels="specialized", **{**OFF, **_on})))
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    profile, cfg = load_config(args.params)
+@mcunet_stage(
+    name="mcunet_ablation",
+    flags=["deployed", "out", "metrics"],
+    track=lambda ctx: ctx.config.deploy,
+    errors=(ToolchainMissingError,),
+)
+def main(ctx: StageContext) -> None:
+    args, cfg = ctx.args, ctx.config
     toolchain.require()  # every step is built for and run on the Cortex-M7
     name = args.deployed.name
     tfl = args.deployed / "model.tflite"
@@ -89,60 +91,41 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     rng = np.random.default_rng(cfg.seed)
     x = rng.integers(-128, 128, size=g.tensors[g.inputs[0]].shape).astype(np.int8)
     expected = reference.run(g, x)[g.outputs[0]].reshape(-1)
+    t_start = time.perf_counter()
+
+    def step(item: tuple[str, str, CodegenOptions]) -> tuple[int, int]:
+        key, _label, opts = item
+        if opts.kernels == "specialized":
+            opts = dataclasses.replace(opts, channel_flash=cfg.deploy.channel_flash_kb * 1024)
+        project = generate(g, args.out / key, opts)
+        built = cortexm.build(
+            project.out_dir,
+            "mps2-an500",
+            out_dir=args.out / f"elf_{key}",
+            opt=cfg.deploy.opt,
+            stack_bytes=cfg.deploy.stack_bytes,
+        )
+        r = cortexm.run(built, x)
+        check_equal(name, expected, r.output, f"Cortex-M7 output of ablation step {key}")
+        return r.instructions, project.arena_bytes
+
+    # Steps are independent builds and runs: two at a time (results in step order).
+    with ThreadPoolExecutor(max_workers=ENGINE_WORKERS) as pool:
+        measured = list(pool.map(step, STEPS))
     metrics: dict[str, float] = {}
     rows = []
-    t_start = time.perf_counter()
-    with stage_run(
-        experiment=EXPERIMENT, stage="mcunet_ablation", config=cfg.deploy, profile=profile
-    ) as mlrun:
-
-        def step(item: tuple[str, str, CodegenOptions]) -> tuple[int, int]:
-            key, _label, opts = item
-            if opts.kernels == "specialized":
-                opts = dataclasses.replace(opts, channel_flash=cfg.deploy.channel_flash_kb * 1024)
-            project = generate(g, args.out / key, opts)
-            built = cortexm.build(
-                project.out_dir,
-                "mps2-an500",
-                out_dir=args.out / f"elf_{key}",
-                opt=cfg.deploy.opt,
-                stack_bytes=cfg.deploy.stack_bytes,
-            )
-            r = cortexm.run(built, x)
-            check_equal(name, expected, r.output, f"Cortex-M7 output of ablation step {key}")
-            return r.instructions, project.arena_bytes
-
-        # Steps are independent builds and runs: two at a time (results in step order).
-        with ThreadPoolExecutor(max_workers=ENGINE_WORKERS) as pool:
-            measured = list(pool.map(step, STEPS))
-        for (key, label, _opts), (instructions, arena) in zip(STEPS, measured, strict=True):
-            metrics[f"ablation/{key}/instructions"] = float(instructions)
-            metrics[f"ablation/{key}/arena_bytes"] = float(arena)
-            rows.append(
-                {"key": key, "label": label, "instructions": instructions, "arena_bytes": arena}
-            )
-            print(f"{label:<75} {instructions:>13,} instructions  arena {arena:>9,} B")
-        metrics["ablation/macs"] = float(g.macs())
-        metrics["ablation/seconds"] = time.perf_counter() - t_start
-        write_metrics(metrics, args.metrics)
-        (args.out / "steps.json").write_text(
-            json.dumps({"model": name, "steps": rows}, indent=2) + "\n"
+    for (key, label, _opts), (instructions, arena) in zip(STEPS, measured, strict=True):
+        metrics[f"ablation/{key}/instructions"] = float(instructions)
+        metrics[f"ablation/{key}/arena_bytes"] = float(arena)
+        rows.append(
+            {"key": key, "label": label, "instructions": instructions, "arena_bytes": arena}
         )
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-    return metrics
-
-
-def _flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument(
-        "--deployed", type=Path, required=True, help="deploy stage output of the ablation model"
-    )
-    p.add_argument("--out", type=Path, required=True, help="output directory (C projects, images)")
-    p.add_argument("--metrics", type=Path, required=True, help="flat metrics JSON")
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(__doc__.split("\n")[0], _flags, run, argv, errors=(ToolchainMissingError,))
+        print(f"{label:<75} {instructions:>13,} instructions  arena {arena:>9,} B")
+    metrics["ablation/macs"] = float(g.macs())
+    metrics["ablation/seconds"] = time.perf_counter() - t_start
+    steps = args.out / "steps.json"
+    steps.write_text(json.dumps({"model": name, "steps": rows}, indent=2) + "\n")
+    ctx.finish(metrics, artifacts=[steps])
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ projects, buildable with ``make``), the ELF images, and the flat metrics JSON.
 
 from __future__ import annotations
 
-import argparse
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -24,20 +23,32 @@ import torch
 from tqdm.auto import tqdm
 
 from common.checkpoint import CheckpointError, load_model
-from common.io import write_metrics
 from common.mcu import toolchain
 from common.mcu.codegen import HOST_OPT, CodegenOptions, run_host_batch
 from common.mcu.convert import convert, quantize_input
 from common.mcu.deploy import ENGINE_WORKERS, DeployOptions, deploy, table
 from common.mcu.toolchain import ToolchainMissingError
-from common.stage import run_stage
-from common.tracking import stage_run
-from papers.mcunet.stage import EXPERIMENT, FLAGS, datasets, load_config, model_config
+from common.stage import StageContext
+from papers.mcunet.config import DeployConfig
+from papers.mcunet.stage import datasets, mcunet_stage
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    profile, cfg = load_config(args.params)
-    m = model_config(args.params, cfg, args.name)
+def tracked(ctx: StageContext) -> DeployConfig:
+    """The deploy section (MLflow's params), once ``--name`` is known to name a network: an
+    unknown name fails before the MLflow run opens."""
+    ctx.entry("models")
+    return ctx.config.deploy
+
+
+@mcunet_stage(
+    name="mcunet_deploy@{name}",
+    flags=["name", "model", "data", "out", "metrics"],
+    track=tracked,
+    errors=(ToolchainMissingError,),
+)
+def main(ctx: StageContext) -> None:
+    args, cfg = ctx.args, ctx.config
+    m = ctx.entry("models")
     d = cfg.deploy
     if d.emulate:
         toolchain.require()  # fail before any work, with the install command
@@ -48,84 +59,65 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         )
     model, _meta = load_model(path)
     train, test = datasets(m, args.data, cfg.seed)
-    stage = f"mcunet_deploy@{args.name}"
     t_start = time.perf_counter()
-    with stage_run(experiment=EXPERIMENT, stage=stage, config=cfg.deploy, profile=profile) as mlrun:
-        calib, _ = train[torch.arange(min(d.calibration_samples, len(train)))]
-        g = convert(model.eval(), [calib], name=args.name)
-        n_eval = min(d.eval_samples, len(test))
-        xs, ys = test[torch.arange(n_eval)]
-        check = [quantize_input(g, xs[i : i + 1]) for i in range(min(d.check_samples, n_eval))]
-        opts = DeployOptions(
-            target=d.target,
-            emulate=d.emulate,
-            emulate_engines=("tinyengine", "tinyengine_patch", "tinyengine_stream")
-            + (("reference",) if d.reference_kernels else ()),
-            patches=tuple(d.patches),
-            max_patch_overhead=d.max_patch_overhead,
-            stack_bytes=d.stack_bytes,
-            opt=d.opt,
-            engines={
-                "tinyengine": CodegenOptions(channel_flash=d.channel_flash_kb * 1024),
-                "reference": CodegenOptions(kernels="reference"),
-            },
-            # a few accuracy images: the harness compiles faster at -O0 than it runs at -O1
-            host_opt=HOST_OPT if n_eval > 100 else "-O0",
-        )
-        measured = deploy(g, args.out, check, opts, name=args.name)
-        # Accuracy: the float model, and the generated C code (host build) on the same images.
-        if m.channels_last:
-            model = model.to(memory_format=torch.channels_last)
-        with torch.no_grad():
-            float_pred = model(xs).argmax(1)
-        exe = args.out / "c_tinyengine" / "model_host"
-        if not exe.is_file():
-            raise CheckpointError(f"{exe} missing after deployment")
-        chunk = 100  # inputs per harness process, as many processes at a time as engines
-        starts = range(0, n_eval, chunk)
-        with ThreadPoolExecutor(max_workers=ENGINE_WORKERS) as pool:
-            outs = pool.map(
-                lambda i: run_host_batch(exe, quantize_input(g, xs[i : i + chunk])), starts
-            )
-            desc = f"{args.name}: int8 accuracy (host C)"
-            int8_pred = [
-                int(k)
-                for out in tqdm(outs, total=len(starts), desc=desc, leave=False)
-                for k in np.argmax(out, axis=1)
-            ]
-        prefix = args.name
-        metrics = {f"{prefix}/{k}": v for k, v in measured.items()}
-        metrics.update(
-            {
-                f"{prefix}/resolution": float(m.resolution),
-                f"{prefix}/params": float(sum(p.numel() for p in model.parameters())),
-                f"{prefix}/float_accuracy": 100.0 * float((float_pred == ys).float().mean()),
-                f"{prefix}/int8_accuracy": 100.0
-                * float(np.mean(np.array(int8_pred) == ys.numpy())),
-                f"{prefix}/eval_samples": float(n_eval),
-                f"{prefix}/deploy_seconds": time.perf_counter() - t_start,
-            }
-        )
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-            mlrun.log_artifact(args.metrics)
-            mlrun.log_artifact(args.out / "model.tflite")
-    print(table(measured, d.target))
-    print(
-        f"{args.name}: float {metrics[f'{prefix}/float_accuracy']:.2f}%, int8 (C) {metrics[f'{prefix}/int8_accuracy']:.2f}% on {n_eval} test images"
+    calib, _ = train[torch.arange(min(d.calibration_samples, len(train)))]
+    g = convert(model.eval(), [calib], name=args.name)
+    n_eval = min(d.eval_samples, len(test))
+    xs, ys = test[torch.arange(n_eval)]
+    check = [quantize_input(g, xs[i : i + 1]) for i in range(min(d.check_samples, n_eval))]
+    opts = DeployOptions(
+        target=d.target,
+        emulate=d.emulate,
+        emulate_engines=("tinyengine", "tinyengine_patch", "tinyengine_stream")
+        + (("reference",) if d.reference_kernels else ()),
+        patches=tuple(d.patches),
+        max_patch_overhead=d.max_patch_overhead,
+        stack_bytes=d.stack_bytes,
+        opt=d.opt,
+        engines={
+            "tinyengine": CodegenOptions(channel_flash=d.channel_flash_kb * 1024),
+            "reference": CodegenOptions(kernels="reference"),
+        },
+        # a few accuracy images: the harness compiles faster at -O0 than it runs at -O1
+        host_opt=HOST_OPT if n_eval > 100 else "-O0",
     )
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(
-        __doc__.split("\n")[0],
-        ["name", "model", "data", "out", "metrics"],
-        run,
-        argv,
-        catalogue=FLAGS,
-        errors=(ToolchainMissingError,),
+    measured = deploy(g, args.out, check, opts, name=args.name)
+    # Accuracy: the float model, and the generated C code (host build) on the same images.
+    if m.channels_last:
+        model = model.to(memory_format=torch.channels_last)
+    with torch.no_grad():
+        float_pred = model(xs).argmax(1)
+    exe = args.out / "c_tinyengine" / "model_host"
+    if not exe.is_file():
+        raise CheckpointError(f"{exe} missing after deployment")
+    chunk = 100  # inputs per harness process, as many processes at a time as engines
+    starts = range(0, n_eval, chunk)
+    with ThreadPoolExecutor(max_workers=ENGINE_WORKERS) as pool:
+        outs = pool.map(lambda i: run_host_batch(exe, quantize_input(g, xs[i : i + chunk])), starts)
+        desc = f"{args.name}: int8 accuracy (host C)"
+        int8_pred = [
+            int(k)
+            for out in tqdm(outs, total=len(starts), desc=desc, leave=False)
+            for k in np.argmax(out, axis=1)
+        ]
+    prefix = args.name
+    metrics = {f"{prefix}/{k}": v for k, v in measured.items()}
+    metrics.update(
+        {
+            f"{prefix}/resolution": float(m.resolution),
+            f"{prefix}/params": float(sum(p.numel() for p in model.parameters())),
+            f"{prefix}/float_accuracy": 100.0 * float((float_pred == ys).float().mean()),
+            f"{prefix}/int8_accuracy": 100.0 * float(np.mean(np.array(int8_pred) == ys.numpy())),
+            f"{prefix}/eval_samples": float(n_eval),
+            f"{prefix}/deploy_seconds": time.perf_counter() - t_start,
+        }
+    )
+    print(table(measured, d.target))
+    ctx.finish(
+        metrics,
+        artifacts=[args.out / "model.tflite"],
+        summary=f"{args.name}: float {metrics[f'{prefix}/float_accuracy']:.2f}%, int8 (C) "
+        f"{metrics[f'{prefix}/int8_accuracy']:.2f}% on {n_eval} test images",
     )
 
 

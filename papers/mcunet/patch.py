@@ -9,25 +9,26 @@ the per-patch peak :func:`common.mcu.memory.best_patch_plan` restricted to the p
 
 from __future__ import annotations
 
-import argparse
 import json
-from pathlib import Path
 
 import torch
 
-from common.io import write_metrics
 from common.mcu.convert import convert
 from common.mcu.memory import best_patch_plan, plan_tflm, plan_tinyengine
 from common.models import create_model
-from common.stage import run_stage
-from common.tracking import stage_run
-from papers.mcunet.stage import EXPERIMENT, load_config
+from common.stage import StageContext
+from papers.mcunet.stage import mcunet_stage
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    profile, cfg = load_config(args.params)
-    p = cfg.patch
-    torch.manual_seed(cfg.seed)
+@mcunet_stage(
+    name="mcunet_patch",
+    flags=["metrics"],
+    track=lambda ctx: ctx.config.patch,
+    errors=(ValueError,),
+)
+def main(ctx: StageContext) -> None:
+    p = ctx.config.patch
+    torch.manual_seed(ctx.config.seed)
     model = create_model("mobilenet_v2", width=p.width, num_classes=p.num_classes).eval()
     calib = torch.randn(2, 3, p.resolution, p.resolution)
     g = convert(model, [calib], name="mobilenet_v2")
@@ -49,20 +50,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         "patch_mbv2/patch_stage_peak_bytes": float(plan.patch_stage_peak),
         "patch_mbv2/rest_peak_bytes": float(plan.rest_peak),
     }
-    with stage_run(experiment=EXPERIMENT, stage="mcunet_patch", config=p, profile=profile) as mlrun:
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-    print(json.dumps(metrics, indent=1))
-    return metrics
-
-
-def _flags(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--metrics", type=Path, required=True, help="flat metrics JSON")
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(__doc__.split("\n")[0], _flags, run, argv, errors=(ValueError,))
+    ctx.finish(metrics, summary=json.dumps(metrics, indent=1))
 
 
 if __name__ == "__main__":

@@ -1,36 +1,35 @@
-"""What the MCUNet stages share: config loading, the flag catalogue, datasets at a resolution."""
+"""What the MCUNet stages share: the harness bound to the ``mcunet`` section, the flag catalogue,
+and the datasets at a model's resolution."""
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Any
 
-from common.config import ConfigError, load_profile
 from common.data import build_dataset
 from common.data.transforms import resize
-from common.stage import STAGE_FLAGS
+from common.stage import STAGE_FLAGS, stage
 from papers.mcunet.config import MCUNetProfile, ModelConfig
 
-EXPERIMENT = "mcunet"
 SECTION = "mcunet"
 
 FLAGS: dict[str, dict[str, Any]] = {
     **STAGE_FLAGS,
-    "name": {"required": True, "help": "model: a key of mcunet.profiles.<profile>.models"},
+    "name": {
+        "required": True,
+        "help": "model: a key of papers/mcunet/params.yaml: <profile>.models",
+    },
     "model": {"type": Path, "required": True, "help": "directory with model.safetensors"},
+    "deployed": {
+        "type": Path,
+        "required": True,
+        "help": "deploy stage output of the ablation model (its model.tflite)",
+    },
 }
 
-
-def load_config(params: Path) -> tuple[str, MCUNetProfile]:
-    return load_profile(MCUNetProfile, params, SECTION)
-
-
-def model_config(params: Path, cfg: MCUNetProfile, name: str) -> ModelConfig:
-    if name not in cfg.models:
-        raise ConfigError(
-            f"{params}: {SECTION}.profiles.<profile>.models has no {name!r}; it has {', '.join(cfg.models)}"
-        )
-    return cfg.models[name]
+# ``@mcunet_stage(name=..., flags=[...], track=...)``: a stage of this paper (see common.stage).
+mcunet_stage = functools.partial(stage, section=SECTION, config=MCUNetProfile, catalogue=FLAGS)
 
 
 def datasets(m: ModelConfig, data: Path, seed: int) -> tuple[Any, Any]:

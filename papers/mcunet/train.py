@@ -9,82 +9,75 @@ Interrupt it at any time: the next run resumes after the last finished epoch.
 
 from __future__ import annotations
 
-import argparse
-
 import torch
 
 from common.checkpoint import save_model
-from common.config import ConfigError, save_resolved, to_dict
-from common.io import write_history, write_metrics
+from common.config import ConfigError, section_file, to_dict
 from common.models import create_model
-from common.seed import seed_everything
-from common.stage import run_stage
-from common.tracking import epoch_logger, stage_run
+from common.stage import StageContext
 from common.train import Trainer
-from papers.mcunet.stage import EXPERIMENT, FLAGS, datasets, load_config, model_config
+from papers.mcunet.config import ModelConfig
+from papers.mcunet.stage import datasets, mcunet_stage
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    profile, cfg = load_config(args.params)
-    m = model_config(args.params, cfg, args.name)
+def trained_model(ctx: StageContext) -> ModelConfig:
+    """``models[--name]``, which must have a ``train`` section (LeNet-5 is trained elsewhere)."""
+    m = ctx.entry("models")
     if m.train is None:
+        where = section_file(ctx.args.params, ctx.section)
         raise ConfigError(
-            f"mcunet.profiles.{profile}.models.{args.name} has no train section: it is trained by another stage"
+            f"{where}: {ctx.profile}.models.{ctx.args.name} has no train section: "
+            "it is trained by another stage"
         )
+    return m
+
+
+@mcunet_stage(
+    name="mcunet_train@{name}",
+    flags=["name", "data", "out", "checkpoints", "metrics", "history"],
+    track=trained_model,  # checked before the MLflow run opens
+)
+def main(ctx: StageContext) -> None:
+    args, m = ctx.args, trained_model(ctx)
     train, test = datasets(m, args.data, m.train.seed)
-    seed_everything(m.train.seed)
+    ctx.seed(m.train.seed)
     model = create_model(m.model, num_classes=train.num_classes, **m.model_kwargs)
     if m.channels_last:  # convolution outputs follow the weights' memory format
         model = model.to(memory_format=torch.channels_last)
-    stage = f"mcunet_train@{args.name}"
-    with stage_run(experiment=EXPERIMENT, stage=stage, config=m, profile=profile) as mlrun:
-        result = Trainer(
-            model,
-            m.train,
-            train_data=train,
-            eval_data=test,
-            checkpoint_dir=args.checkpoints,
-            hooks=[epoch_logger(mlrun)],
-            fingerprint_extra={
-                "model": m.model,
-                "kwargs": m.model_kwargs,
-                "resolution": m.resolution,
-                "subsets": [m.train_subset, m.test_subset],
-                "channels_last": m.channels_last,
-            },
-        ).fit()
-        metrics = {
-            f"{args.name}/float/test_accuracy": 100.0 - result.final["eval_error"],
-            f"{args.name}/float/train_seconds": sum(r["epoch_seconds"] for r in result.history),
-            f"{args.name}/float/train_samples": float(len(train)),
-            f"{args.name}/float/test_samples": float(len(test)),
-        }
-        arch = {"name": m.model, "kwargs": {"num_classes": train.num_classes, **m.model_kwargs}}
-        save_model(
-            model,
-            args.out / "model.safetensors",
-            arch=arch,
-            extra={"profile": profile, "config": to_dict(m), "resolution": m.resolution},
-        )
-        save_resolved(m, args.out / "config.json", profile=profile, stage=stage)
-        write_history(result.history, args.history)
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-            mlrun.log_artifact(args.metrics)
-    print(
-        f"{args.name}: float accuracy {metrics[f'{args.name}/float/test_accuracy']:.2f}% -> {args.out}"
+    result = Trainer(
+        model,
+        m.train,
+        train_data=train,
+        eval_data=test,
+        checkpoint_dir=args.checkpoints,
+        hooks=[ctx.epoch_logger()],
+        fingerprint_extra={
+            "model": m.model,
+            "kwargs": m.model_kwargs,
+            "resolution": m.resolution,
+            "subsets": [m.train_subset, m.test_subset],
+            "channels_last": m.channels_last,
+        },
+    ).fit()
+    accuracy = 100.0 - result.final["eval_error"]
+    metrics = {
+        f"{args.name}/float/test_accuracy": accuracy,
+        f"{args.name}/float/train_seconds": sum(r["epoch_seconds"] for r in result.history),
+        f"{args.name}/float/train_samples": float(len(train)),
+        f"{args.name}/float/test_samples": float(len(test)),
+    }
+    arch = {"name": m.model, "kwargs": {"num_classes": train.num_classes, **m.model_kwargs}}
+    save_model(
+        model,
+        args.out / "model.safetensors",
+        arch=arch,
+        extra={"profile": ctx.profile, "config": to_dict(m), "resolution": m.resolution},
     )
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(
-        __doc__.split("\n")[0],
-        ["name", "data", "out", "checkpoints", "metrics", "history"],
-        run,
-        argv,
-        catalogue=FLAGS,
+    ctx.save_config(m, args.out / "config.json")
+    ctx.finish(
+        metrics,
+        history=result.history,
+        summary=f"{args.name}: float accuracy {accuracy:.2f}% -> {args.out}",
     )
 
 

@@ -13,34 +13,28 @@ on the test set. The paper: PS is 3.5 points better on average, and at (D=4, W=3
 
 from __future__ import annotations
 
-import argparse
 import itertools
-import time
 
 from tqdm.auto import tqdm
 
-from common.io import write_json, write_metrics
+from common.io import write_json
 from common.ofa.efficiency import arch_macs
 from common.ofa.training import evaluate_arch
-from common.stage import run_stage
-from common.tracking import stage_run
-from papers.once_for_all.stage import (
-    EXPERIMENT,
-    FLAGS,
-    load_config,
-    load_splits,
-    load_supernet,
-    loader,
-)
+from common.stage import StageContext
+from papers.once_for_all.stage import load_splits, load_supernet, loader, ofa_stage
 
 
 def grid_name(d: int, w: int, k: int) -> str:
     return f"d{d}_w{w}_k{k}"
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    t0 = time.perf_counter()
-    profile, cfg = load_config(args.params)
+@ofa_stage(
+    name="once_for_all_ablation",
+    flags=["supernet", "nops", "data", "out", "metrics"],
+    track=lambda ctx: ctx.config.ablation,
+)
+def main(ctx: StageContext) -> None:
+    cfg, args = ctx.config, ctx.args
     ab = cfg.ablation
     splits = load_splits(cfg, args.data)
     test = loader(splits.test, cfg.phases["full"].train.eval_batch_size)
@@ -51,55 +45,34 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     grid = list(itertools.product(ab.depths, ab.expand_ratios, ab.kernel_sizes))
     rows = []
     metrics: dict[str, float] = {}
-    with stage_run(
-        experiment=EXPERIMENT, stage="once_for_all_ablation", config=ab, profile=profile
-    ) as mlrun:
-        for d, w, k in tqdm(grid, desc="PS ablation grid", disable=None, leave=False):
-            arch = {"ks": [k] * n_blocks, "e": [w] * n_blocks, "d": [d] * space.num_stages, "r": r}
-            row = {
-                "name": grid_name(d, w, k),
-                "d": d,
-                "w": w,
-                "k": k,
-                "macs": arch_macs(space, arch),
-            }
-            for which, net in nets.items():
-                m = evaluate_arch(net, arch, calibration=splits.calibration, eval_loader=test)
-                row[which] = m["accuracy"]
-                metrics[f"ablation/{row['name']}/{which}_accuracy"] = m["accuracy"]
-            row["gain"] = row["ps"] - row["nops"]
-            metrics[f"ablation/{row['name']}/gain"] = row["gain"]
-            rows.append(row)
-        gains = [r_["gain"] for r_ in rows]
-        metrics["ablation/mean_gain"] = sum(gains) / len(gains)
-        metrics["ablation/min_gain"] = min(gains)
-        metrics["ablation/ps_better_count"] = float(sum(g > 0 for g in gains))
-        metrics["ablation/grid_size"] = float(len(rows))
-        metrics["ablation/resolution"] = float(r)
-        ref = grid_name(*ab.reference)
-        if f"ablation/{ref}/gain" in metrics:
-            metrics["ablation/reference_gain"] = metrics[f"ablation/{ref}/gain"]
-            metrics["ablation/reference_ps_accuracy"] = metrics[f"ablation/{ref}/ps_accuracy"]
-            metrics["ablation/reference_nops_accuracy"] = metrics[f"ablation/{ref}/nops_accuracy"]
-        metrics["time/ablation"] = time.perf_counter() - t0
-        write_json({"resolution": r, "test_images": len(splits.test), "rows": rows}, args.out)
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-    print(
-        f"PS ablation over {len(rows)} sub-networks: mean gain {metrics['ablation/mean_gain']:+.2f} "
-        f"points (PS better on {int(metrics['ablation/ps_better_count'])}) -> {args.out}"
-    )
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(
-        __doc__.split("\n")[0],
-        ["supernet", "nops", "data", "out", "metrics"],
-        run,
-        argv,
-        catalogue=FLAGS,
+    for d, w, k in tqdm(grid, desc="PS ablation grid", disable=None, leave=False):
+        arch = {"ks": [k] * n_blocks, "e": [w] * n_blocks, "d": [d] * space.num_stages, "r": r}
+        row = {"name": grid_name(d, w, k), "d": d, "w": w, "k": k, "macs": arch_macs(space, arch)}
+        for which, net in nets.items():
+            m = evaluate_arch(net, arch, calibration=splits.calibration, eval_loader=test)
+            row[which] = m["accuracy"]
+            metrics[f"ablation/{row['name']}/{which}_accuracy"] = m["accuracy"]
+        row["gain"] = row["ps"] - row["nops"]
+        metrics[f"ablation/{row['name']}/gain"] = row["gain"]
+        rows.append(row)
+    gains = [r_["gain"] for r_ in rows]
+    metrics["ablation/mean_gain"] = sum(gains) / len(gains)
+    metrics["ablation/min_gain"] = min(gains)
+    metrics["ablation/ps_better_count"] = float(sum(g > 0 for g in gains))
+    metrics["ablation/grid_size"] = float(len(rows))
+    metrics["ablation/resolution"] = float(r)
+    ref = grid_name(*ab.reference)
+    if f"ablation/{ref}/gain" in metrics:
+        metrics["ablation/reference_gain"] = metrics[f"ablation/{ref}/gain"]
+        metrics["ablation/reference_ps_accuracy"] = metrics[f"ablation/{ref}/ps_accuracy"]
+        metrics["ablation/reference_nops_accuracy"] = metrics[f"ablation/{ref}/nops_accuracy"]
+    metrics["time/ablation"] = ctx.seconds()
+    write_json({"resolution": r, "test_images": len(splits.test), "rows": rows}, args.out)
+    ctx.finish(
+        metrics,
+        summary=f"PS ablation over {len(rows)} sub-networks: mean gain "
+        f"{metrics['ablation/mean_gain']:+.2f} points (PS better on "
+        f"{int(metrics['ablation/ps_better_count'])}) -> {args.out}",
     )
 
 

@@ -1,4 +1,4 @@
-"""Typed configuration of the Once-for-All stages (``once_for_all.profiles.<name>`` in params.yaml).
+"""Typed configuration of the Once-for-All stages (a profile of ``papers/once_for_all/params.yaml``).
 
 * ``space``: the supernet (:class:`common.ofa.OFAMobileNetV3Config`): the paper's choices
   (kernel {3, 5, 7}, expand {3, 4, 6}, depth {2, 3, 4}) at a width and resolution range scaled

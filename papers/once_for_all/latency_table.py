@@ -12,74 +12,66 @@ machine measures its own when the stage's code or parameters change.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 from tqdm.auto import tqdm
 
 from common.config import to_dict
-from common.io import write_metrics
 from common.ofa.efficiency import LatencyTable, random_archs, validate_latency_table
 from common.ofa.training import extreme_archs, full_space
 from common.seed import derive_seed
-from common.stage import run_stage
-from common.tracking import stage_run
-from papers.once_for_all.stage import EXPERIMENT, FLAGS, load_config
+from common.stage import StageContext
+from papers.once_for_all.stage import ofa_stage
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    t_start = time.perf_counter()
-    profile, cfg = load_config(args.params)
+@ofa_stage(
+    name="once_for_all_latency_table",
+    flags=["out", "metrics"],
+    track=lambda ctx: ctx.config.latency,
+)
+def main(ctx: StageContext) -> None:
+    cfg = ctx.config
     lc = cfg.latency
     space = cfg.space
-    with stage_run(
-        experiment=EXPERIMENT, stage="once_for_all_latency_table", config=lc, profile=profile
-    ) as mlrun:
-        t0 = time.perf_counter()
-        bar = tqdm(desc="latency table", unit="block", disable=None, leave=False)
+    t0 = time.perf_counter()
+    bar = tqdm(desc="latency table", unit="block", disable=None, leave=False)
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def progress(done: int, total: int) -> None:
+        bar.total = total
+        bar.update(done - bar.n)
 
-        table = LatencyTable.build(
-            space,
-            space.resolution_choices(),
-            repeats=lc.repeats,
-            threads=lc.threads,
-            progress=progress,
-        )
-        bar.close()
-        build_seconds = time.perf_counter() - t0
-        archs = random_archs(space, lc.validate_archs, seed=derive_seed(cfg.seed, "latency"))
-        check = validate_latency_table(table, archs, repeats=lc.repeats)
-        table.meta = {"profile": profile, "config": to_dict(lc), "validation": check}
-        table.save(args.out)
-        extremes = extreme_archs(space, full_space(space))
-        metrics = {
-            "latency/entries": float(len(table.entries)),
-            "latency/build_seconds": build_seconds,
-            "latency/mean_abs_pct_error": check["mean_abs_pct_error"],
-            "latency/max_abs_pct_error": check["max_abs_pct_error"],
-            "latency/spearman": check["spearman"],
-            "latency/max_net_ms": table.predict(extremes["max"]),
-            "latency/min_net_ms": table.predict(extremes["min"]),
-            "time/latency_table": time.perf_counter() - t_start,
-        }
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-            mlrun.log_artifact(args.out)
-    print(
-        f"latency table: {len(table.entries)} entries in {build_seconds:.0f}s; whole-network check "
-        f"over {len(archs)} sub-networks: mean error {check['mean_abs_pct_error']:.1f}% "
-        f"(rank correlation {check['spearman']:.3f}) -> {args.out}"
+    table = LatencyTable.build(
+        space,
+        space.resolution_choices(),
+        repeats=lc.repeats,
+        threads=lc.threads,
+        progress=progress,
     )
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(__doc__.split("\n")[0], ["out", "metrics"], run, argv, catalogue=FLAGS)
+    bar.close()
+    build_seconds = time.perf_counter() - t0
+    archs = random_archs(space, lc.validate_archs, seed=derive_seed(cfg.seed, "latency"))
+    check = validate_latency_table(table, archs, repeats=lc.repeats)
+    table.meta = {"profile": ctx.profile, "config": to_dict(lc), "validation": check}
+    table.save(ctx.args.out)
+    extremes = extreme_archs(space, full_space(space))
+    metrics = {
+        "latency/entries": float(len(table.entries)),
+        "latency/build_seconds": build_seconds,
+        "latency/mean_abs_pct_error": check["mean_abs_pct_error"],
+        "latency/max_abs_pct_error": check["max_abs_pct_error"],
+        "latency/spearman": check["spearman"],
+        "latency/max_net_ms": table.predict(extremes["max"]),
+        "latency/min_net_ms": table.predict(extremes["min"]),
+        "time/latency_table": ctx.seconds(),
+    }
+    ctx.finish(
+        metrics,
+        artifacts=[ctx.args.out],
+        summary=f"latency table: {len(table.entries)} entries in {build_seconds:.0f}s; "
+        f"whole-network check over {len(archs)} sub-networks: mean error "
+        f"{check['mean_abs_pct_error']:.1f}% (rank correlation {check['spearman']:.3f}) "
+        f"-> {ctx.args.out}",
+    )
 
 
 if __name__ == "__main__":

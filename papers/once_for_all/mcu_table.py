@@ -22,15 +22,10 @@ installs it.
 
 from __future__ import annotations
 
-import argparse
-import time
-
 from tqdm.auto import tqdm
 
 from common.config import to_dict
-from common.io import write_metrics
 from common.mcu import toolchain
-from common.mcu.toolchain import ToolchainMissingError
 from common.ofa.efficiency import random_archs
 from common.ofa.mcu_cost import (
     McuInstructionTable,
@@ -40,15 +35,18 @@ from common.ofa.mcu_cost import (
 )
 from common.ofa.training import extreme_archs, full_space
 from common.seed import derive_seed
-from common.stage import run_stage
-from common.tracking import stage_run
-from papers.once_for_all.stage import EXPERIMENT, FLAGS, load_config, load_splits, load_supernet
+from common.stage import StageContext
+from papers.once_for_all.stage import load_splits, load_supernet, ofa_stage
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    t_start = time.perf_counter()
+@ofa_stage(
+    name="once_for_all_mcu_table",
+    flags=["supernet", "data", "out", "metrics"],
+    track=lambda ctx: ctx.config.mcu_table,
+)
+def main(ctx: StageContext) -> None:
     toolchain.require((*toolchain.BUILD_TOOLS, "arm-none-eabi-addr2line"))
-    profile, cfg = load_config(args.params)
+    cfg, args = ctx.config, ctx.args
     mc = cfg.mcu_table
     supernet, _ = load_supernet(args.supernet)
     space = supernet.config
@@ -67,66 +65,49 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         *covering_archs(space, mc.build_archs, seed=derive_seed(mc.seed, "mcu_table/build")),
         *random_archs(space, mc.validate_archs, seed=derive_seed(mc.seed, "mcu_table/validate")),
     ]
-    with stage_run(
-        experiment=EXPERIMENT, stage="once_for_all_mcu_table", config=mc, profile=profile
-    ) as mlrun:
-        measured = []
-        for arch in tqdm(archs, desc="MCU table", unit="sub-network", disable=None, leave=False):
-            measured.append(measure_subnet_instructions(supernet, arch, calib))
-        build, held_out = measured[: mc.build_archs], measured[mc.build_archs :]
-        table = McuInstructionTable.build(space, build)
-        check = validate_mcu_table(table, held_out)
-        extremes = extreme_archs(space, full_space(space))
-        table.reset_counts()
-        span = {k: table.predict(a) for k, a in extremes.items()}
-        table.meta = {
-            "profile": profile,
-            "config": to_dict(mc),
-            "validation": check,
-            "spread": table.spread(),
-            "measurements": {
-                "build": [m.to_dict() for m in build],
-                "validate": [m.to_dict() for m in held_out],
-            },
-        }
-        table.save(args.out)
-        build_seconds = sum(m.seconds for m in build)
-        metrics = {
-            "mcu_table/entries": float(len(table.entries)),
-            "mcu_table/build_archs": float(len(build)),
-            "mcu_table/validate_archs": float(len(held_out)),
-            "mcu_table/mean_rel_error": check["mean_rel_error"],
-            "mcu_table/max_rel_error": check["max_rel_error"],
-            "mcu_table/fallback_fraction": check["fallback_fraction"],
-            "mcu_table/max_entry_spread": table.spread()["max_rel_spread"],
-            "mcu_table/max_net_minstr": span["max"] / 1e6,
-            "mcu_table/min_net_minstr": span["min"] / 1e6,
-            "mcu_table/measure_seconds": build_seconds / len(build),
-            "time/mcu_table": time.perf_counter() - t_start,
-        }
-        if "spearman" in check:
-            metrics["mcu_table/spearman"] = check["spearman"]
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-            mlrun.log_artifact(args.out)
-    print(
-        f"MCU instruction table: {len(table.entries)} operator entries from {len(build)} "
+    measured = []
+    for arch in tqdm(archs, desc="MCU table", unit="sub-network", disable=None, leave=False):
+        measured.append(measure_subnet_instructions(supernet, arch, calib))
+    build, held_out = measured[: mc.build_archs], measured[mc.build_archs :]
+    table = McuInstructionTable.build(space, build)
+    check = validate_mcu_table(table, held_out)
+    extremes = extreme_archs(space, full_space(space))
+    table.reset_counts()
+    span = {k: table.predict(a) for k, a in extremes.items()}
+    table.meta = {
+        "profile": ctx.profile,
+        "config": to_dict(mc),
+        "validation": check,
+        "spread": table.spread(),
+        "measurements": {
+            "build": [m.to_dict() for m in build],
+            "validate": [m.to_dict() for m in held_out],
+        },
+    }
+    table.save(args.out)
+    build_seconds = sum(m.seconds for m in build)
+    metrics = {
+        "mcu_table/entries": float(len(table.entries)),
+        "mcu_table/build_archs": float(len(build)),
+        "mcu_table/validate_archs": float(len(held_out)),
+        "mcu_table/mean_rel_error": check["mean_rel_error"],
+        "mcu_table/max_rel_error": check["max_rel_error"],
+        "mcu_table/fallback_fraction": check["fallback_fraction"],
+        "mcu_table/max_entry_spread": table.spread()["max_rel_spread"],
+        "mcu_table/max_net_minstr": span["max"] / 1e6,
+        "mcu_table/min_net_minstr": span["min"] / 1e6,
+        "mcu_table/measure_seconds": build_seconds / len(build),
+        "time/mcu_table": ctx.seconds(),
+    }
+    if "spearman" in check:
+        metrics["mcu_table/spearman"] = check["spearman"]
+    ctx.finish(
+        metrics,
+        artifacts=[args.out],
+        summary=f"MCU instruction table: {len(table.entries)} operator entries from {len(build)} "
         f"sub-networks; {len(held_out)} held out: mean error {check['mean_rel_error']:.2f}%, "
         f"worst {check['max_rel_error']:.2f}% ({100 * check['fallback_fraction']:.0f}% of their "
-        f"operators not in the table) -> {args.out}"
-    )
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(
-        __doc__.split("\n")[0],
-        ["supernet", "data", "out", "metrics"],
-        run,
-        argv,
-        catalogue=FLAGS,
-        errors=(ToolchainMissingError,),
+        f"operators not in the table) -> {args.out}",
     )
 
 

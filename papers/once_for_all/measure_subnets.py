@@ -13,7 +13,6 @@ after the last sub-network it finished.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import time
@@ -22,20 +21,17 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from common.io import write_json, write_metrics
+from common.io import write_json
 from common.ofa.efficiency import arch_macs, random_archs
 from common.ofa.training import evaluate_arch
 from common.seed import derive_seed
-from common.stage import run_stage
-from common.tracking import stage_run
+from common.stage import StageContext
 from papers.once_for_all.stage import (
-    EXPERIMENT,
-    FLAGS,
     SUPERNET_FILE,
-    load_config,
     load_splits,
     load_supernet,
     loader,
+    ofa_stage,
 )
 
 
@@ -60,9 +56,13 @@ def _resume(log: Path, fingerprint: str) -> list[dict]:
     return records
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    t_start = time.perf_counter()
-    profile, cfg = load_config(args.params)
+@ofa_stage(
+    name="once_for_all_measure",
+    flags=["supernet", "data", "out", "checkpoints", "metrics"],
+    track=lambda ctx: ctx.config.predictor,
+)
+def main(ctx: StageContext) -> None:
+    cfg, args = ctx.config, ctx.args
     pc = cfg.predictor
     splits = load_splits(cfg, args.data)
     supernet, meta = load_supernet(args.supernet)
@@ -84,60 +84,42 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     if not records:
         log.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
     torch.set_num_threads(cfg.phases["full"].train.threads or torch.get_num_threads())
-    with stage_run(
-        experiment=EXPERIMENT, stage="once_for_all_measure", config=pc, profile=profile
-    ) as mlrun:
-        with log.open("a") as fh:
-            for arch in tqdm(archs[len(records) :], desc="sub-networks", disable=None, leave=False):
-                t1 = time.perf_counter()
-                m = evaluate_arch(
-                    supernet, arch, calibration=splits.calibration, eval_loader=holdout
-                )
-                rec = {
-                    "arch": arch,
-                    "accuracy": m["accuracy"],
-                    "macs": arch_macs(space, arch),
-                    "seconds": time.perf_counter() - t1,
-                }
-                fh.write(json.dumps(rec) + "\n")
-                fh.flush()
-                records.append(rec)
-        accs = [r["accuracy"] for r in records]
-        write_json(
-            {
-                "supernet_phase": meta.get("phase"),
-                "split": "holdout",
-                "holdout_images": len(splits.holdout),
-                "records": records,
-            },
-            args.out,
-        )
-        metrics = {
-            "measure/samples": float(len(records)),
-            # Summed over the sub-networks, so a resumed run still reports the whole cost.
-            "measure/seconds": sum(r["seconds"] for r in records),
-            "time/measure": time.perf_counter() - t_start,
-            "measure/accuracy_mean": sum(accs) / len(accs),
-            "measure/accuracy_min": min(accs),
-            "measure/accuracy_max": max(accs),
-        }
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-    print(
-        f"measured {len(records)} sub-networks on {len(splits.holdout)} held-out images: "
-        f"accuracy {min(accs):.1f}-{max(accs):.1f}% -> {args.out}"
+    with log.open("a") as fh:
+        for arch in tqdm(archs[len(records) :], desc="sub-networks", disable=None, leave=False):
+            t1 = time.perf_counter()
+            m = evaluate_arch(supernet, arch, calibration=splits.calibration, eval_loader=holdout)
+            rec = {
+                "arch": arch,
+                "accuracy": m["accuracy"],
+                "macs": arch_macs(space, arch),
+                "seconds": time.perf_counter() - t1,
+            }
+            fh.write(json.dumps(rec) + "\n")
+            fh.flush()
+            records.append(rec)
+    accs = [r["accuracy"] for r in records]
+    write_json(
+        {
+            "supernet_phase": meta.get("phase"),
+            "split": "holdout",
+            "holdout_images": len(splits.holdout),
+            "records": records,
+        },
+        args.out,
     )
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(
-        __doc__.split("\n")[0],
-        ["supernet", "data", "out", "checkpoints", "metrics"],
-        run,
-        argv,
-        catalogue=FLAGS,
+    metrics = {
+        "measure/samples": float(len(records)),
+        # Summed over the sub-networks, so a resumed run still reports the whole cost.
+        "measure/seconds": sum(r["seconds"] for r in records),
+        "time/measure": ctx.seconds(),
+        "measure/accuracy_mean": sum(accs) / len(accs),
+        "measure/accuracy_min": min(accs),
+        "measure/accuracy_max": max(accs),
+    }
+    ctx.finish(
+        metrics,
+        summary=f"measured {len(records)} sub-networks on {len(splits.holdout)} held-out images: "
+        f"accuracy {min(accs):.1f}-{max(accs):.1f}% -> {args.out}",
     )
 
 

@@ -16,37 +16,36 @@ stage resumes at the network and epoch where it stopped.
 
 from __future__ import annotations
 
-import argparse
 import time
 
 import torch
 
 from common.config import to_dict
-from common.io import write_json, write_metrics
+from common.io import write_json
 from common.ofa import OFAMobileNetV3Config
 from common.ofa.efficiency import arch_macs, arch_peak_sram, measure_arch_latency
 from common.ofa.supernet import build_static_subnet, subnet_spec, zero_init_residual_
 from common.ofa.training import Arch, ResizeInput
-from common.seed import seed_everything
-from common.stage import run_stage
-from common.tracking import stage_run
+from common.stage import StageContext
 from common.train import Trainer, evaluate_classifier
 from papers.once_for_all.mobilenetv3 import family_space, mbv3_arch
 from papers.once_for_all.stage import (
-    EXPERIMENT,
-    FLAGS,
-    load_config,
     load_splits,
     loader,
+    ofa_stage,
     read_json,
     save_subnet,
     stage_seconds,
 )
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    t_start = time.perf_counter()
-    profile, cfg = load_config(args.params)
+@ofa_stage(
+    name="once_for_all_scratch",
+    flags=["search", "data", "out", "checkpoints", "metrics"],
+    track=lambda ctx: ctx.config.baseline,
+)
+def main(ctx: StageContext) -> None:
+    cfg, args = ctx.config, ctx.args
     train_cfg = cfg.scratch_train
     splits = load_splits(cfg, args.data)
     space = OFAMobileNetV3Config.from_dict(
@@ -65,76 +64,60 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     memory = torch.channels_last if cfg.data.channels_last else torch.contiguous_format
     results: dict[str, dict] = {}
     metrics: dict[str, float] = {}
-    with stage_run(
-        experiment=EXPERIMENT, stage="once_for_all_scratch", config=cfg.baseline, profile=profile
-    ) as mlrun:
-        spent = 0.0  # seconds this invocation spent training (less when it resumed)
-        for name, kind, net_space, arch in jobs:
-            seed_everything(train_cfg.seed)
-            net = zero_init_residual_(build_static_subnet(subnet_spec(net_space, arch)))
-            net = net.to(memory_format=memory)
-            r = int(arch["r"])
-            wrapped = ResizeInput(net, r)
-            t_fit = time.perf_counter()
-            result = Trainer(
-                wrapped,
-                train_cfg,
-                train_data=splits.train,
-                eval_data=splits.test,
-                checkpoint_dir=args.checkpoints / name,
-                fingerprint_extra={"name": name, "space": net_space.to_dict(), "arch": arch},
-            ).fit()
-            spent += time.perf_counter() - t_fit
-            acc = evaluate_classifier(wrapped, test)["accuracy"]
-            row = {
-                "name": name,
-                "kind": kind,
-                "width_mult": net_space.width_mult,
-                "arch": arch,
-                "resolution": r,
-                "accuracy": acc,
-                "macs": arch_macs(net_space, arch),
-                "latency_ms_measured": measure_arch_latency(
-                    net_space, arch, threads=cfg.latency.threads
-                ),
-                "sram_kb": arch_peak_sram(net_space, arch) / 1000.0,
-                "train_seconds": sum(h["epoch_seconds"] for h in result.history),
-                "epochs": train_cfg.epochs,
-            }
-            results[name] = row
-            save_subnet(
-                net.to(memory_format=torch.contiguous_format),
-                args.out / name,
-                net_space,
-                arch,
-                trained="from scratch",
-                train_config=to_dict(train_cfg),
-            )
-            for key in ("accuracy", "macs", "latency_ms_measured", "sram_kb", "train_seconds"):
-                metrics[f"scratch/{name}/{key}"] = float(row[key])
-            print(
-                f"{name}: from scratch {acc:.2f}% at {row['macs'] / 1e6:.2f}M MACs "
-                f"({row['train_seconds']:.0f}s)"
-            )
-        secs = [r_["train_seconds"] for r_ in results.values()]
-        metrics["scratch/mean_train_seconds"] = sum(secs) / len(secs)
-        # a resumed run counts the epochs it resumed with the time they took when they ran
-        metrics["time/scratch"] = stage_seconds(t_start, sum(secs), spent)
-        write_json({"networks": results, "train": to_dict(train_cfg)}, args.out / "results.json")
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(
-        __doc__.split("\n")[0],
-        ["search", "data", "out", "checkpoints", "metrics"],
-        run,
-        argv,
-        catalogue=FLAGS,
-    )
+    spent = 0.0  # seconds this invocation spent training (less when it resumed)
+    for name, kind, net_space, arch in jobs:
+        ctx.seed(train_cfg.seed)
+        net = zero_init_residual_(build_static_subnet(subnet_spec(net_space, arch)))
+        net = net.to(memory_format=memory)
+        r = int(arch["r"])
+        wrapped = ResizeInput(net, r)
+        t_fit = time.perf_counter()
+        result = Trainer(
+            wrapped,
+            train_cfg,
+            train_data=splits.train,
+            eval_data=splits.test,
+            checkpoint_dir=args.checkpoints / name,
+            fingerprint_extra={"name": name, "space": net_space.to_dict(), "arch": arch},
+        ).fit()
+        spent += time.perf_counter() - t_fit
+        acc = evaluate_classifier(wrapped, test)["accuracy"]
+        row = {
+            "name": name,
+            "kind": kind,
+            "width_mult": net_space.width_mult,
+            "arch": arch,
+            "resolution": r,
+            "accuracy": acc,
+            "macs": arch_macs(net_space, arch),
+            "latency_ms_measured": measure_arch_latency(
+                net_space, arch, threads=cfg.latency.threads
+            ),
+            "sram_kb": arch_peak_sram(net_space, arch) / 1000.0,
+            "train_seconds": sum(h["epoch_seconds"] for h in result.history),
+            "epochs": train_cfg.epochs,
+        }
+        results[name] = row
+        save_subnet(
+            net.to(memory_format=torch.contiguous_format),
+            args.out / name,
+            net_space,
+            arch,
+            trained="from scratch",
+            train_config=to_dict(train_cfg),
+        )
+        for key in ("accuracy", "macs", "latency_ms_measured", "sram_kb", "train_seconds"):
+            metrics[f"scratch/{name}/{key}"] = float(row[key])
+        print(
+            f"{name}: from scratch {acc:.2f}% at {row['macs'] / 1e6:.2f}M MACs "
+            f"({row['train_seconds']:.0f}s)"
+        )
+    secs = [r_["train_seconds"] for r_ in results.values()]
+    metrics["scratch/mean_train_seconds"] = sum(secs) / len(secs)
+    # a resumed run counts the epochs it resumed with the time they took when they ran
+    metrics["time/scratch"] = stage_seconds(ctx.started, sum(secs), spent)
+    write_json({"networks": results, "train": to_dict(train_cfg)}, args.out / "results.json")
+    ctx.finish(metrics)
 
 
 if __name__ == "__main__":

@@ -20,7 +20,6 @@ gives the same architecture.
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import time
 from pathlib import Path
@@ -28,7 +27,7 @@ from pathlib import Path
 import torch
 
 from common.config import to_dict
-from common.io import write_json, write_metrics
+from common.io import write_json
 from common.ofa import EvolutionSearch, LatencyTable, McuInstructionTable
 from common.ofa.efficiency import arch_macs, arch_peak_sram, measure_arch_latency
 from common.ofa.search import SearchError
@@ -41,20 +40,17 @@ from common.ofa.training import (
     resize_batch,
     set_arch,
 )
-from common.seed import derive_seed, seed_everything
-from common.stage import run_stage
-from common.tracking import stage_run
+from common.seed import derive_seed
+from common.stage import StageContext
 from common.train import Trainer, evaluate_classifier
-from papers.once_for_all.config import TargetConfig
+from papers.once_for_all.config import OFAProfile, TargetConfig
 from papers.once_for_all.mobilenetv3 import family_space, mbv3_arch
 from papers.once_for_all.predictor import PREDICTOR_FILE, load_predictor
 from papers.once_for_all.stage import (
-    EXPERIMENT,
-    FLAGS,
-    load_config,
     load_splits,
     load_supernet,
     loader,
+    ofa_stage,
     read_json,
     save_subnet,
     stage_seconds,
@@ -78,7 +74,7 @@ def efficiency_fn(metric: str, space, table: LatencyTable, mcu_table: McuInstruc
     raise ValueError(f"unknown metric {metric!r}")
 
 
-def all_targets(cfg, space) -> dict[str, tuple[TargetConfig, float | None]]:
+def all_targets(cfg: OFAProfile, space) -> dict[str, tuple[TargetConfig, float | None]]:
     """The profile's targets, plus one per MobileNetV3 family member with ``match_family``
     (value: the member's width multiplier, None for the others)."""
     out: dict[str, tuple[TargetConfig, float | None]] = {}
@@ -92,9 +88,23 @@ def all_targets(cfg, space) -> dict[str, tuple[TargetConfig, float | None]]:
     return out
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    t_start = time.perf_counter()
-    profile, cfg = load_config(args.params)
+@ofa_stage(
+    name="once_for_all_search",
+    flags=[
+        "supernet",
+        "predictor",
+        "latency",
+        "mcu-table",
+        "data",
+        "out",
+        "checkpoints",
+        "metrics",
+    ],
+    track=lambda ctx: ctx.config.search,
+    errors=(SearchError,),
+)
+def main(ctx: StageContext) -> None:
+    cfg, args = ctx.config, ctx.args
     sc = cfg.search
     # The lookup tables first: a missing or corrupt one stops the stage before any work.
     table = LatencyTable.from_dict(
@@ -113,150 +123,133 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     results: dict[str, dict] = {}
     metrics: dict[str, float] = {}
     memory = torch.channels_last if cfg.data.channels_last else torch.contiguous_format
-    with stage_run(
-        experiment=EXPERIMENT, stage="once_for_all_search", config=sc, profile=profile
-    ) as mlrun:
-        extremes = extreme_archs(space, choices)
-        # seconds of search and fine-tuning: as recorded when the work ran (checkpoints keep
-        # them), and as spent by this invocation (less when it resumed from the checkpoints)
-        recorded = spent = 0.0
-        for name, (target, matches) in all_targets(cfg, space).items():
-            cost = efficiency_fn(target.metric, space, table, mcu_table)
-            limit = target.limit
-            if target.scale == "range":
-                lo, hi = cost(extremes["min"]), cost(extremes["max"])
-                limit = lo + target.limit * (hi - lo)
-            search = EvolutionSearch(
-                space,
-                choices,
-                predictor=predictor,
-                efficiency=cost,
-                limit=limit,
-                evolution=sc.evolution,
-                seed=derive_seed(cfg.seed, "search", name),
+    extremes = extreme_archs(space, choices)
+    # seconds of search and fine-tuning: as recorded when the work ran (checkpoints keep
+    # them), and as spent by this invocation (less when it resumed from the checkpoints)
+    recorded = spent = 0.0
+    for name, (target, matches) in all_targets(cfg, space).items():
+        cost = efficiency_fn(target.metric, space, table, mcu_table)
+        limit = target.limit
+        if target.scale == "range":
+            lo, hi = cost(extremes["min"]), cost(extremes["max"])
+            limit = lo + target.limit * (hi - lo)
+        search = EvolutionSearch(
+            space,
+            choices,
+            predictor=predictor,
+            efficiency=cost,
+            limit=limit,
+            evolution=sc.evolution,
+            seed=derive_seed(cfg.seed, "search", name),
+        )
+        extra = {"predictor": _sha(args.predictor / PREDICTOR_FILE), "target": to_dict(target)}
+        if target.metric == "latency_ms":
+            extra["latency_table"] = _sha(args.latency)
+        if target.metric == "mcu_minstr":
+            extra["mcu_table"] = _sha(args.mcu_table)
+        t_work = time.perf_counter()
+        try:
+            found = search.run(
+                checkpoint=args.checkpoints / f"search_{name}.json", fingerprint_extra=extra
             )
-            extra = {"predictor": _sha(args.predictor / PREDICTOR_FILE), "target": to_dict(target)}
-            if target.metric == "latency_ms":
-                extra["latency_table"] = _sha(args.latency)
-            if target.metric == "mcu_minstr":
-                extra["mcu_table"] = _sha(args.mcu_table)
+        except SearchError as exc:
+            raise SearchError(f"search.targets.{name}: {exc}") from None
+        spent += time.perf_counter() - t_work
+        arch = found.arch
+        t0 = time.perf_counter()
+        ofa = evaluate_arch(supernet, arch, calibration=splits.calibration, eval_loader=test)
+        r = int(arch["r"])
+        set_arch(supernet, arch)
+        sub = supernet.get_active_subnet().to(memory_format=memory)
+        supernet.set_max_net()
+        recalibrate_bn_(sub, (resize_batch(x, r) for x in splits.calibration))
+        ft_acc, ft_seconds = None, 0.0
+        if sc.finetune is not None:
+            ctx.seed(sc.finetune.seed)
+            wrapped = ResizeInput(sub, r)
             t_work = time.perf_counter()
-            try:
-                found = search.run(
-                    checkpoint=args.checkpoints / f"search_{name}.json", fingerprint_extra=extra
-                )
-            except SearchError as exc:
-                raise SearchError(f"search.targets.{name}: {exc}") from None
+            res = Trainer(
+                wrapped,
+                sc.finetune,
+                train_data=splits.train,
+                eval_data=splits.test,
+                checkpoint_dir=args.checkpoints / f"finetune_{name}",
+                fingerprint_extra={"target": name, "arch": arch},
+            ).fit()
             spent += time.perf_counter() - t_work
-            arch = found.arch
-            t0 = time.perf_counter()
-            ofa = evaluate_arch(supernet, arch, calibration=splits.calibration, eval_loader=test)
-            r = int(arch["r"])
-            set_arch(supernet, arch)
-            sub = supernet.get_active_subnet().to(memory_format=memory)
-            supernet.set_max_net()
-            recalibrate_bn_(sub, (resize_batch(x, r) for x in splits.calibration))
-            ft_acc, ft_seconds = None, 0.0
-            if sc.finetune is not None:
-                seed_everything(sc.finetune.seed)
-                wrapped = ResizeInput(sub, r)
-                t_work = time.perf_counter()
-                res = Trainer(
-                    wrapped,
-                    sc.finetune,
-                    train_data=splits.train,
-                    eval_data=splits.test,
-                    checkpoint_dir=args.checkpoints / f"finetune_{name}",
-                    fingerprint_extra={"target": name, "arch": arch},
-                ).fit()
-                spent += time.perf_counter() - t_work
-                ft_seconds = sum(h["epoch_seconds"] for h in res.history)
-                ft_acc = evaluate_classifier(wrapped, test)["accuracy"]
-            save_subnet(
-                sub.to(memory_format=torch.contiguous_format),
-                args.out / name,
-                space,
-                arch,
-                target=to_dict(target),
-                finetuned=sc.finetune is not None,
-            )
-            latency_measured = measure_arch_latency(space, arch, threads=table.threads)
-            minstr = mcu_table.predict_minstr(arch)
-            row = {
-                "target": name,
-                "matches_family": matches,
-                "label": target.label or name,
-                "metric": target.metric,
-                "limit": limit,
-                "limit_spec": to_dict(target),
-                "arch": arch,
-                "resolution": r,
-                "predicted_accuracy": found.predicted_accuracy,
-                "ofa_accuracy": ofa["accuracy"],
-                "finetuned_accuracy": ft_acc,
-                "macs": arch_macs(space, arch),
-                "latency_ms_table": table.predict(arch),
-                "latency_ms_measured": latency_measured,
-                "sram_kb": arch_peak_sram(space, arch) / 1000.0,
-                "mcu_minstr": minstr,
-                # instructions / 216 MHz at an assumed IPC of 1: an estimate, not a measurement
-                "mcu_latency_ms_estimate": mcu_table.latency_ms_estimate(minstr * 1e6),
-                "constraint_value": found.efficiency,
-                "search_seconds": found.seconds,
-                "evaluated": found.evaluated,
-                "generations": len(found.history),
-                "history": found.history,
-                "finetune_seconds": ft_seconds,
-                "eval_seconds": time.perf_counter() - t0 - ft_seconds,
-            }
-            recorded += found.seconds + ft_seconds
-            results[name] = row
-            for key in (
-                "predicted_accuracy",
-                "ofa_accuracy",
-                "macs",
-                "latency_ms_table",
-                "latency_ms_measured",
-                "sram_kb",
-                "mcu_minstr",
-                "mcu_latency_ms_estimate",
-                "constraint_value",
-                "limit",
-                "search_seconds",
-                "finetune_seconds",
-                "resolution",
-            ):
-                metrics[f"search/{name}/{key}"] = float(row[key])
-            if ft_acc is not None:
-                metrics[f"search/{name}/finetuned_accuracy"] = float(ft_acc)
-            print(
-                f"{name}: {target.metric} {found.efficiency:.4g} <= {limit:.4g}; predicted "
-                f"{found.predicted_accuracy:.2f}%, OFA {ofa['accuracy']:.2f}%"
-                + (f", fine-tuned {ft_acc:.2f}%" if ft_acc is not None else "")
-                + f" (search {found.seconds:.1f}s)"
-            )
-        metrics["search/targets"] = float(len(results))
-        # a resumed run counts the resumed work with the time it took when it ran
-        metrics["time/search"] = stage_seconds(t_start, recorded, spent)
-        metrics["search/mean_search_seconds"] = sum(
-            r_["search_seconds"] for r_ in results.values()
-        ) / max(len(results), 1)
-        write_json({"targets": results}, args.out / "results.json")
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(
-        __doc__.split("\n")[0],
-        ["supernet", "predictor", "latency", "mcu-table", "data", "out", "checkpoints", "metrics"],
-        run,
-        argv,
-        catalogue=FLAGS,
-        errors=(SearchError,),
-    )
+            ft_seconds = sum(h["epoch_seconds"] for h in res.history)
+            ft_acc = evaluate_classifier(wrapped, test)["accuracy"]
+        save_subnet(
+            sub.to(memory_format=torch.contiguous_format),
+            args.out / name,
+            space,
+            arch,
+            target=to_dict(target),
+            finetuned=sc.finetune is not None,
+        )
+        latency_measured = measure_arch_latency(space, arch, threads=table.threads)
+        minstr = mcu_table.predict_minstr(arch)
+        row = {
+            "target": name,
+            "matches_family": matches,
+            "label": target.label or name,
+            "metric": target.metric,
+            "limit": limit,
+            "limit_spec": to_dict(target),
+            "arch": arch,
+            "resolution": r,
+            "predicted_accuracy": found.predicted_accuracy,
+            "ofa_accuracy": ofa["accuracy"],
+            "finetuned_accuracy": ft_acc,
+            "macs": arch_macs(space, arch),
+            "latency_ms_table": table.predict(arch),
+            "latency_ms_measured": latency_measured,
+            "sram_kb": arch_peak_sram(space, arch) / 1000.0,
+            "mcu_minstr": minstr,
+            # instructions / 216 MHz at an assumed IPC of 1: an estimate, not a measurement
+            "mcu_latency_ms_estimate": mcu_table.latency_ms_estimate(minstr * 1e6),
+            "constraint_value": found.efficiency,
+            "search_seconds": found.seconds,
+            "evaluated": found.evaluated,
+            "generations": len(found.history),
+            "history": found.history,
+            "finetune_seconds": ft_seconds,
+            "eval_seconds": time.perf_counter() - t0 - ft_seconds,
+        }
+        recorded += found.seconds + ft_seconds
+        results[name] = row
+        for key in (
+            "predicted_accuracy",
+            "ofa_accuracy",
+            "macs",
+            "latency_ms_table",
+            "latency_ms_measured",
+            "sram_kb",
+            "mcu_minstr",
+            "mcu_latency_ms_estimate",
+            "constraint_value",
+            "limit",
+            "search_seconds",
+            "finetune_seconds",
+            "resolution",
+        ):
+            metrics[f"search/{name}/{key}"] = float(row[key])
+        if ft_acc is not None:
+            metrics[f"search/{name}/finetuned_accuracy"] = float(ft_acc)
+        print(
+            f"{name}: {target.metric} {found.efficiency:.4g} <= {limit:.4g}; predicted "
+            f"{found.predicted_accuracy:.2f}%, OFA {ofa['accuracy']:.2f}%"
+            + (f", fine-tuned {ft_acc:.2f}%" if ft_acc is not None else "")
+            + f" (search {found.seconds:.1f}s)"
+        )
+    metrics["search/targets"] = float(len(results))
+    # a resumed run counts the resumed work with the time it took when it ran
+    metrics["time/search"] = stage_seconds(ctx.started, recorded, spent)
+    metrics["search/mean_search_seconds"] = sum(
+        r_["search_seconds"] for r_ in results.values()
+    ) / max(len(results), 1)
+    write_json({"targets": results}, args.out / "results.json")
+    ctx.finish(metrics)
 
 
 if __name__ == "__main__":

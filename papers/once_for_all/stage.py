@@ -1,9 +1,10 @@
-"""What the Once-for-All stages share: config, flags, the data splits, saving and loading
-supernets and sub-networks."""
+"""What the Once-for-All stages share: the stage decorator with this paper's flags, the data
+splits, saving and loading supernets and sub-networks."""
 
 from __future__ import annotations
 
 import copy
+import functools
 import json
 import time
 from dataclasses import dataclass
@@ -15,7 +16,7 @@ from torch import Tensor, nn
 from torch.utils.data import Dataset, Subset
 
 from common.checkpoint import CheckpointError, load_model, save_model
-from common.config import ConfigError, load_profile
+from common.config import ConfigError
 from common.data import build_dataset
 from common.data.arrays import ArrayDataset
 from common.data.loader import build_loader
@@ -23,16 +24,15 @@ from common.data.vision import imagenet_transform
 from common.ofa import OFAMobileNetV3, OFAMobileNetV3Config
 from common.ofa.supernet import build_static_subnet, subnet_spec
 from common.ofa.training import Arch, calibration_batches
-from common.stage import STAGE_FLAGS
+from common.stage import STAGE_FLAGS, stage
 from papers.once_for_all.config import OFAProfile
 
-EXPERIMENT = "once_for_all"
 SECTION = "once_for_all"
 SUPERNET_FILE = "supernet.safetensors"
 
 FLAGS: dict[str, dict[str, Any]] = {
     **STAGE_FLAGS,
-    "phase": {"required": True, "help": "phase: a key of once_for_all.profiles.<profile>.phases"},
+    "phase": {"required": True, "help": "phase: a key of the profile's phases"},
     "init": {"type": Path, "default": None, "help": "directory of the phase this one starts from"},
     "teacher": {"type": Path, "default": None, "help": "directory of the full network (teacher)"},
     "supernet": {"type": Path, "required": True, "help": "directory of the trained supernet"},
@@ -42,15 +42,11 @@ FLAGS: dict[str, dict[str, Any]] = {
     "latency": {"type": Path, "required": True, "help": "latency lookup table JSON"},
     "mcu-table": {"type": Path, "required": True, "help": "MCU instruction lookup table JSON"},
     "search": {"type": Path, "required": True, "help": "directory of the search results"},
-    "baselines": {"type": Path, "required": True, "help": "directory of the from-scratch runs"},
-    "runs": {"type": Path, "required": True, "help": "runs/once_for_all"},
-    "metrics-dir": {"type": Path, "required": True, "help": "metrics/once_for_all"},
-    "claims": {"type": Path, "required": True, "help": "claims.yaml"},
 }
 
-
-def load_config(params: Path) -> tuple[str, OFAProfile]:
-    return load_profile(OFAProfile, params, SECTION)
+# ``@ofa_stage(name=..., flags=[...], track=...)``: a stage of this paper (common.stage.stage with
+# the section, the profile class and the flag catalogue filled in).
+ofa_stage = functools.partial(stage, section=SECTION, config=OFAProfile, catalogue=FLAGS)
 
 
 # ---------------------------------------------------------------------- data

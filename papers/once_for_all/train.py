@@ -24,42 +24,42 @@ of every profile is in params.yaml; the paper's is in the ``paper`` profile.
 
 from __future__ import annotations
 
-import argparse
 import math
-import time
 
 import torch
 
 from common.checkpoint import CheckpointError
-from common.config import ConfigError, save_resolved, to_dict
-from common.io import write_history, write_metrics
+from common.config import ConfigError, to_dict
 from common.ofa.training import SubnetEvaluator, SubnetSampler, extreme_archs
-from common.seed import derive_seed, seed_everything
-from common.stage import run_stage
-from common.tracking import epoch_logger, stage_run
-from common.train import Trainer
+from common.seed import derive_seed
+from common.stage import StageContext
+from common.train import Trainer, init_distributed
 from common.train.distill import DistillationHook
+from papers.once_for_all.config import PhaseConfig
 from papers.once_for_all.stage import (
-    EXPERIMENT,
-    FLAGS,
     build_supernet,
-    load_config,
     load_splits,
     load_supernet,
+    ofa_stage,
     save_supernet,
     stage_seconds,
 )
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    t_start = time.perf_counter()
-    profile, cfg = load_config(args.params)
-    if args.phase not in cfg.phases:
-        raise ConfigError(
-            f"{args.params}: once_for_all.profiles.{profile}.phases has no {args.phase!r}; "
-            f"it has {', '.join(cfg.phases)}"
-        )
-    ph = cfg.phases[args.phase]
+def _phase(ctx: StageContext) -> PhaseConfig:
+    """The ``--phase`` entry of the profile's phases (or one clear error)."""
+    return ctx.entry("phases", ctx.args.phase)
+
+
+@ofa_stage(
+    name="once_for_all_train@{phase}",
+    flags=["phase", "data", "init", "teacher", "out", "checkpoints", "metrics", "history"],
+    track=_phase,
+    distributed=lambda ctx: init_distributed(_phase(ctx).train.device),
+)
+def main(ctx: StageContext) -> None:
+    args, cfg = ctx.args, ctx.config
+    ph = _phase(ctx)
     if ph.init is not None and args.init is None:
         raise ConfigError(
             f"phase {args.phase} starts from phase {ph.init}: pass --init <its directory>"
@@ -67,7 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, float]:
     if ph.distill and args.teacher is None:
         raise ConfigError(f"phase {args.phase} distils from the full network: pass --teacher")
     splits = load_splits(cfg, args.data)
-    seed_everything(ph.train.seed)
+    ctx.seed(ph.train.seed)
     net = build_supernet(cfg, splits.num_classes)
     if ph.init is not None:
         start, meta = load_supernet(args.init)
@@ -94,76 +94,62 @@ def run(args: argparse.Namespace) -> dict[str, float]:
         teacher.set_max_net()
         hooks.append(DistillationHook(teacher.to(memory_format=memory), ratio=cfg.kd_ratio))
     evaluator = SubnetEvaluator(net, extreme_archs(net.config, choices), splits.calibration)
-    stage = f"once_for_all_train@{args.phase}"
-    with stage_run(experiment=EXPERIMENT, stage=stage, config=ph, profile=profile) as mlrun:
-        hooks.append(epoch_logger(mlrun))
-        result = Trainer(
-            net,
-            ph.train,
-            train_data=splits.train,
-            eval_data=splits.holdout,
-            checkpoint_dir=args.checkpoints,
-            evaluator=evaluator,
-            hooks=hooks,
-            passes_per_step=ph.subnets_per_step,
-            find_unused_parameters=True,
-            fingerprint_extra={
-                "phase": args.phase,
-                "choices": to_dict(choices),
-                "space": net.config.to_dict(),
-                "kd_ratio": cfg.kd_ratio if ph.distill else None,
-                "data": to_dict(cfg.data),
-                "seed": cfg.seed,
-            },
-        ).fit()
-        final = result.final
-        steps = math.ceil(len(splits.train) / ph.train.batch_size)
-        p = args.phase
-        recorded = sum(r["epoch_seconds"] for r in result.history)
-        # epochs this invocation trained (a resumed run reloads the earlier ones)
-        spent = sum(
-            r["epoch_seconds"] for r in result.history if r["epoch"] > result.resumed_from_epoch
-        )
-        metrics = {
-            f"{p}/max/holdout_accuracy": final["eval_max_accuracy"],
-            f"{p}/min/holdout_accuracy": final["eval_min_accuracy"],
-            f"{p}/train_seconds": recorded,
-            f"{p}/epochs": float(ph.train.epochs),
-            f"{p}/subnets_per_step": float(ph.subnets_per_step),
-            f"{p}/subnet_passes": float(steps * ph.train.epochs * ph.subnets_per_step),
-            f"{p}/train_images": float(len(splits.train)),
-            # a resumed run counts the epochs it resumed with the time they took when they ran
-            f"time/train_{p}": stage_seconds(t_start, recorded, spent),
-        }
+    hooks.append(ctx.epoch_logger())
+    result = Trainer(
+        net,
+        ph.train,
+        train_data=splits.train,
+        eval_data=splits.holdout,
+        checkpoint_dir=args.checkpoints,
+        evaluator=evaluator,
+        hooks=hooks,
+        passes_per_step=ph.subnets_per_step,
+        find_unused_parameters=True,
+        fingerprint_extra={
+            "phase": args.phase,
+            "choices": to_dict(choices),
+            "space": net.config.to_dict(),
+            "kd_ratio": cfg.kd_ratio if ph.distill else None,
+            "data": to_dict(cfg.data),
+            "seed": cfg.seed,
+        },
+        dist_context=ctx.dist,
+    ).fit()
+    final = result.final
+    steps = math.ceil(len(splits.train) / ph.train.batch_size)
+    p = args.phase
+    recorded = sum(r["epoch_seconds"] for r in result.history)
+    # epochs this invocation trained (a resumed run reloads the earlier ones)
+    spent = sum(
+        r["epoch_seconds"] for r in result.history if r["epoch"] > result.resumed_from_epoch
+    )
+    metrics = {
+        f"{p}/max/holdout_accuracy": final["eval_max_accuracy"],
+        f"{p}/min/holdout_accuracy": final["eval_min_accuracy"],
+        f"{p}/train_seconds": recorded,
+        f"{p}/epochs": float(ph.train.epochs),
+        f"{p}/subnets_per_step": float(ph.subnets_per_step),
+        f"{p}/subnet_passes": float(steps * ph.train.epochs * ph.subnets_per_step),
+        f"{p}/train_images": float(len(splits.train)),
+        # a resumed run counts the epochs it resumed with the time they took when they ran
+        f"time/train_{p}": stage_seconds(ctx.started, recorded, spent),
+    }
+    if ctx.is_main:
         net.set_max_net()
         save_supernet(
             net.to(memory_format=torch.contiguous_format),
             args.out,
             phase=args.phase,
-            profile=profile,
+            profile=ctx.profile,
             choices=to_dict(choices),
             metrics=metrics,
         )
-        save_resolved(ph, args.out / "config.json", profile=profile, stage=stage)
-        write_history(result.history, args.history)
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-            mlrun.log_artifact(args.metrics)
-    print(
-        f"{p}: holdout accuracy max {metrics[f'{p}/max/holdout_accuracy']:.2f}% "
-        f"min {metrics[f'{p}/min/holdout_accuracy']:.2f}% -> {args.out}"
-    )
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run_stage(
-        __doc__.split("\n")[0],
-        ["phase", "data", "init", "teacher", "out", "checkpoints", "metrics", "history"],
-        run,
-        argv,
-        catalogue=FLAGS,
+        ctx.save_config(ph, args.out / "config.json")
+    ctx.finish(
+        metrics,
+        history=result.history,
+        summary=f"{p}: holdout accuracy max {metrics[f'{p}/max/holdout_accuracy']:.2f}% "
+        f"min {metrics[f'{p}/min/holdout_accuracy']:.2f}% -> {args.out}",
     )
 
 

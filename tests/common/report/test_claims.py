@@ -14,7 +14,7 @@ from common.report import (
     render_page,
     write_claims_json,
 )
-from common.report.claims import RECORD_FIELDS, is_reproduced
+from common.report.claims import RECORD_FIELDS, evaluate_targets, is_reproduced, load_claims_file
 from common.report.index import render_index
 from common.report.verify import check_file
 from common.report.verify import main as verify_main
@@ -30,6 +30,7 @@ def _claim(**kw) -> Claim:
         "paper": 1.64,
         "tolerance": 0.1,
         "check": "at_most",
+        "kind": "result",
     }
     base.update(kw)
     return Claim(**base)
@@ -75,7 +76,7 @@ def test_missed_claim_renders_as_not_reproduced(tmp_path: Path) -> None:
     row = next(line for line in page.splitlines() if "`t1.err`" in line)
     assert "**not reproduced**" in row and "1.9" in row and "scale of t1.err" in row
     assert "**reproduced**" in next(line for line in page.splitlines() if "`t1.size`" in line)
-    assert "1 of 2 claims reproduced" in page
+    assert "1 of 2 results reproduced" in page
 
     path = write_claims_json(
         results, tmp_path / "claims.json", paper="p", profile="default", generated_by="s"
@@ -110,12 +111,12 @@ def test_verify_catches_hand_edits_and_strict_misses(
 def test_claims_yaml_is_validated(tmp_path: Path) -> None:
     p = tmp_path / "claims.yaml"
     p.write_text(
-        "claims:\n  - {id: a, source: T1, description: d, metric: m, unit: '%', paper: 1, tolerance: -1}\n"
+        "claims:\n  - {id: a, source: T1, description: d, metric: m, unit: '%', paper: 1, tolerance: -1, kind: result}\n"
     )
     with pytest.raises(ConfigError, match=r"tolerance: -1\.0 is out of range"):
         load_claims(p)
     p.write_text(
-        "claims:\n  - {id: a, source: T1, description: d, metric: m, unit: '%', paper: 1, tolerance: 1, check: roughly}\n"
+        "claims:\n  - {id: a, source: T1, description: d, metric: m, unit: '%', paper: 1, tolerance: 1, kind: result, check: roughly}\n"
     )
     with pytest.raises(ConfigError, match="'roughly' is not allowed"):
         load_claims(p)
@@ -133,3 +134,43 @@ def test_index_lists_every_paper(tmp_path: Path) -> None:
     page = render_index([path])
     assert "[Deep Compression](deep_compression/README.md)" in page and "1 / 1" in page
     assert page.count("not yet replicated") == 6
+
+
+def test_only_results_count_in_the_headline_and_the_index(tmp_path: Path) -> None:
+    """Settings copied from the paper and architecture checks are shown, never counted."""
+    claims = [
+        _claim(),
+        _claim(id="t1.bits", kind="setting", metric="m/bits", paper=5, tolerance=0, check="within"),
+        _claim(id="t1.w", kind="architecture", metric="m/w", paper=10, tolerance=0, check="within"),
+    ]
+    results = evaluate_claims(claims, {"m/error": 1.9, "m/bits": 5, "m/w": 10})
+    page = render_page(
+        title="T", stage="p_report", intro="i", profile="smoke", results=results, sections=[],
+        scaled_down=["x"],
+    )  # fmt: skip
+    assert "**0 of 1 results reproduced**" in page
+    assert "1 setting copied from the paper and 1 architecture check" in page
+    assert "as set" in page and "| same |" in page
+    path = write_claims_json(
+        results, tmp_path / "p" / "claims.json", paper="p", profile="smoke", generated_by="s"
+    )
+    assert "| 0 / 1 |" in render_index([path])
+    assert [r["kind"] for r in json.loads(path.read_text())["claims"]] == [
+        "result",
+        "setting",
+        "architecture",
+    ]
+
+
+def test_targets_are_shown_but_never_claims(tmp_path: Path) -> None:
+    p = tmp_path / "claims.yaml"
+    p.write_text(
+        "claims: []\n"
+        "targets:\n  - {id: goal.x, description: d, metric: m/x, unit: x, goal: 10, check: at_least,"
+        " paper: 20, paper_source: README}\n"
+    )
+    cf = load_claims_file(p)
+    assert cf.claims == [] and cf.targets[0].goal == 10
+    (met,) = evaluate_targets(cf.targets, {"m/x": 11.0})
+    (missed,) = evaluate_targets(cf.targets, {"m/x": 9.0})
+    assert met.met and not missed.met

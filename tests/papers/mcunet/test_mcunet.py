@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -42,6 +43,7 @@ def test_mobilenet_v2_matches_torchvision_macs() -> None:
 
 
 def test_derived_ratios() -> None:
+    """derive() returns the ratios the claims compare, and only derived numbers."""
     m = {
         "a/tflm/arena_head_bytes": 300.0,
         "a/tinyengine/arena_bytes": 100.0,
@@ -50,12 +52,27 @@ def test_derived_ratios() -> None:
         "a/tinyengine/plan_bytes": 90.0,
         "a/patch/peak_bytes": 30.0,
         "a/tinyengine/sram_bytes": 2048.0,
+        "a/tinyengine_patch/arena_bytes": 150.0,
+        "a/tinyengine_patch/sram_bytes": 1024.0,
+        "a/tinyengine_patch/instructions": 60.0,
+        "a/tinyengine_stream/arena_bytes": 0.0,  # a zero side leaves the ratio out
+        "ablation/unroll/arena_bytes": 160.0,
+        "ablation/inplace/arena_bytes": 100.0,
+        "patch_mbv2/per_layer_bytes": 4096.0,
     }
-    d = derive(m, ["a"])
-    assert d["a/sram_reduction"] == 3.0
-    assert d["a/instruction_reduction"] == 20.0
-    assert d["a/patch_reduction"] == 3.0
-    assert d["a/tinyengine/sram_kb"] == 2.0
+    r = SimpleNamespace(config=SimpleNamespace(models={"a": None, "b": None}))
+    d = derive(m, r)
+    assert d == {
+        "a/sram_reduction": 3.0,
+        "a/instruction_reduction": 20.0,
+        "a/patch_reduction": 3.0,
+        "a/tinyengine/sram_kb": 2.0,
+        "a/sram_reduction_patch": 2.0,
+        "a/patch_reduction_measured": 2.0,
+        "a/patch_instruction_overhead_pct": pytest.approx(20.0),
+        "ablation/inplace_reduction": 1.6,
+        "patch_mbv2/per_layer_kb": 4.0,
+    }
 
 
 def test_deploy_command_on_a_registry_model(

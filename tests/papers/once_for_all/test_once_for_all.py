@@ -1,35 +1,35 @@
 """Once-for-All's stages: config validation, the MobileNetV3 baseline, the report's derived
-numbers, and the training stage end to end on a tiny fake ImageFolder (the paper profile's
-data path: ImageNet is an ImageFolder)."""
+numbers and page, and the training stage end to end on a tiny fake ImageFolder (the paper
+profile's data path: ImageNet is an ImageFolder)."""
 
 from __future__ import annotations
 
-import copy
+import argparse
 import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from common.config import ConfigError, from_dict
 from common.data.fixtures import write_fake_imagefolder
 from common.ofa.efficiency import arch_macs
-from papers.once_for_all import train
+from common.report.spec import ReportData
+from papers.once_for_all import report, train
 from papers.once_for_all.config import OFAProfile
 from papers.once_for_all.mobilenetv3 import family_space, mbv3_arch
 from papers.once_for_all.report import derive
 from papers.once_for_all.stage import load_supernet
+from tests.params import repo_profiles, write_params
 
 REPO = Path(__file__).resolve().parents[3]
-PARAMS = yaml.safe_load((REPO / "params.yaml").read_text())
 
 
 def _smoke() -> dict:
-    return copy.deepcopy(PARAMS["once_for_all"]["profiles"]["smoke"])
+    return repo_profiles("once_for_all")["smoke"]
 
 
 def _profile(data: dict) -> OFAProfile:
-    return from_dict(OFAProfile, data, file="params.yaml", prefix="once_for_all.profiles.x")
+    return from_dict(OFAProfile, data, file="params.yaml", prefix="smoke")
 
 
 @pytest.mark.parametrize(
@@ -52,7 +52,7 @@ def test_bad_profiles_name_the_key(change, message: str) -> None:
 
 
 def test_mobilenetv3_pattern_is_in_the_space_and_widths_scale() -> None:
-    cfg = _profile(copy.deepcopy(PARAMS["once_for_all"]["profiles"]["default"]))
+    cfg = _profile(repo_profiles("once_for_all")["default"])
     arch = mbv3_arch(cfg.space)
     assert arch["d"] == [2, 3, 4, 2, 3]
     assert set(arch["ks"]) <= set(cfg.space.kernel_sizes)
@@ -90,7 +90,10 @@ def test_report_derives_comparisons_and_costs() -> None:
         for p in ("full", "kernel", "depth1", "depth2", "expand1", "expand2")
     }
     m |= {"measure/seconds": 40.0, "predictor/fit_seconds": 5.0, "latency/build_seconds": 5.0}
-    d = derive(m, cfg, search, scratch)
+    m |= {"time/train_full": 60.0, "time/search": 7.0}
+    files = {"search": search, "scratch": scratch}
+    d = derive(m, _report_data(cfg, m, files=files))
+    assert not set(d) & set(m)  # derived numbers only, never a stage metric again
     assert d["compare/mbv3_w1/ofa_minus_mbv3"] == pytest.approx(2.0)
     assert d["compare/mbv3_w1/ofa_minus_scratch"] == pytest.approx(0.5)
     assert d["compare/max_best_minus_mbv3"] == pytest.approx(3.0)  # fine-tuned 81 vs 78
@@ -98,8 +101,44 @@ def test_report_derives_comparisons_and_costs() -> None:
     once = 6 * 50.0 + 40 + 5 + 5
     assert d["cost/ofa_once_seconds"] == pytest.approx(once)
     assert d["cost/ratio_n40"] == pytest.approx(40 * 80.0 / (once + 40 * 3.0))
+    assert d["cost/supernet_train_seconds"] == pytest.approx(6 * 50.0)
+    assert d["time/total_stage_seconds"] == pytest.approx(67.0)
     assert d["space/log10_subnets"] == pytest.approx(19.34, abs=0.01)
     assert "imagenet/ablation/reference_ps_accuracy" not in d  # colour digits: not comparable
+
+
+def _report_data(cfg: OFAProfile, metrics: dict, runs: Path = Path("none"), **kw) -> ReportData:
+    args = argparse.Namespace(runs=runs)
+    return ReportData("once_for_all", "smoke", cfg, metrics, [], [], args, runs / "figures", **kw)
+
+
+def test_report_derives_from_metrics_alone_when_the_search_has_not_run(tmp_path: Path) -> None:
+    d = derive({"ablation/reference_gain": 1.0}, _report_data(_profile(_smoke()), {}, tmp_path))
+    assert not any(k.startswith(("compare/", "cost/", "imagenet/")) for k in d)
+    assert d["space/log10_subnets"] > 19
+
+
+def test_report_stage_writes_derived_numbers_and_says_what_did_not_run(tmp_path: Path) -> None:
+    params = write_params(tmp_path / "params", profile="smoke")
+    metrics = tmp_path / "metrics"
+    metrics.mkdir()
+    (metrics / "train_full.json").write_text(
+        json.dumps({"full/train_images": 256.0, "time/a": 30.0})
+    )
+    (metrics / "predictor.json").write_text(json.dumps({"predictor/valid_rmse": 0.5}))
+    argv = ["--params", str(params), "--claims", str(REPO / "papers/once_for_all/claims.yaml")]
+    argv += ["--runs", str(tmp_path / "runs"), "--metrics-dir", str(metrics)]
+    assert report.main([*argv, "--out", str(tmp_path / "out")]) == 0
+    derived = json.loads((metrics / "derived.json").read_text())
+    assert derived["time/total_stage_seconds"] == 30.0 and "space/log10_subnets" in derived
+    page = (tmp_path / "out" / "README.md").read_text()
+    for title in ("Training", "Progressive shrinking against", "Cortex-M7", "The cost"):
+        assert f"## {title}" in page
+    assert "_The ablation stage has not run._" in page and "not built" in page
+    assert "_Not all stages have run._" in page and "256 training images" in page
+    claims = json.loads((tmp_path / "out" / "claims.json").read_text())
+    rmse = next(c for c in claims["claims"] if c["id"] == "text.predictor_rmse")
+    assert rmse["ours"] == 0.5 and rmse["kind"] == "result"
 
 
 def _tiny_imagefolder_params(tmp: Path) -> Path:
@@ -118,10 +157,7 @@ def _tiny_imagefolder_params(tmp: Path) -> Path:
     )
     for ph in data["phases"].values():
         ph["train"].update(batch_size=4, eval_batch_size=8)
-    params = {"once_for_all": {"profile": "paper", "profiles": {"paper": data}}}
-    path = tmp / "params.yaml"
-    path.write_text(yaml.safe_dump(params))
-    return path
+    return write_params(tmp, {"once_for_all": "paper"}, sections={"once_for_all": {"paper": data}})
 
 
 @pytest.mark.slow
@@ -155,6 +191,16 @@ def test_training_phases_on_a_fake_imagefolder_and_resume(tmp_path: Path, capsys
     assert meta["phase"] == "full" and net.config.num_classes == 3
     metrics = json.loads((tmp_path / "full.json").read_text())
     assert 0.0 <= metrics["full/max/holdout_accuracy"] <= 100.0
+    # One MLflow run per phase, named as before the foreach stage (its params: the phase config).
+    from common.tracking import list_runs
+
+    run = next(r for r in list_runs("once_for_all") if r["run_name"] == "once_for_all_train@full")
+    assert run["status"] == "FINISHED" and run["params"]["subnets_per_step"] == "1"
+    assert run["metrics"]["full/train_images"] == metrics["full/train_images"]
+    # A phase the profile does not have: one line naming the file and the phases it has.
+    assert phase("bogus") == 2
+    err = capsys.readouterr().err
+    assert "papers/once_for_all/params.yaml: paper.phases has no 'bogus'" in err and "kernel" in err
     # Rerunning a finished phase resumes from its checkpoint instead of training again.
     assert phase("full") == 0
     assert "resuming from" in capsys.readouterr().out

@@ -1,0 +1,220 @@
+"""The MCUNet stages through their command lines: one tiny network trained, deployed, ablated and
+reported on fake colour digits, and the one-line errors for bad names, missing inputs and a
+missing toolchain."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from common.data.prepare import ColourDigitsConfig, prepare_colour_digits
+from common.io import read_metrics
+from common.mcu import toolchain
+from common.mcu.toolchain import ToolchainMissingError
+from common.report.claims import load_claims_file
+from common.tracking import list_runs
+from papers.mcunet import ablation, deploy, patch, report, train
+from tests.params import REPO, repo_profiles, write_params
+
+EMULATE = toolchain.have("arm-none-eabi-gcc") and toolchain.have("qemu-system-arm")
+
+TINY = {
+    "label": "Tiny MCUNet-style",
+    "model": "mcunet_style",
+    "model_kwargs": {"width": 0.25},
+    "resolution": 32,
+    "dataset": "colour_digits",
+    "train": {
+        "epochs": 1,
+        "batch_size": 16,
+        "eval_batch_size": 16,
+        "optimizer": {"name": "sgd", "lr": 0.05, "momentum": 0.9},
+        "schedule": {"name": "cosine"},
+        "seed": 0,
+        "device": "cpu",
+    },
+}
+
+
+def tiny_params(directory: Path, *, emulate: bool = EMULATE) -> Path:
+    """Params whose smoke profile has one tiny network, a quick deployment and a small patch row
+    (MobileNetV2-w0.35 at 64 px); LeNet-5 stays in (trained by another paper's stage)."""
+    smoke = repo_profiles("mcunet")["smoke"]
+    smoke["models"] = {"tiny": TINY, "lenet5": smoke["models"]["lenet5"]}
+    smoke["deploy"].update(
+        calibration_samples=8, eval_samples=8, check_samples=1, emulate=emulate, patches=[2]
+    )
+    smoke["patch"] = {"width": 0.35, "resolution": 64, "num_classes": 10, "patches": 2}
+    return write_params(directory, "smoke", sections={"mcunet": {"smoke": smoke}})
+
+
+@pytest.fixture
+def colour_digits(tmp_path: Path, prepared_fake_mnist: Path) -> Path:
+    out = tmp_path / "colour_digits"
+    prepare_colour_digits(prepared_fake_mnist, out, ColourDigitsConfig(n_train=48, n_test=16))
+    return out
+
+
+def cli(**flags: Any) -> list[str]:
+    """``--flag value`` pairs (``metrics_dir`` -> ``--metrics-dir``)."""
+    return [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+
+
+def runs(name: str) -> list[dict[str, Any]]:
+    return [r for r in list_runs("mcunet") if r["run_name"] == name]
+
+
+def error_line(capsys: pytest.CaptureFixture[str]) -> str:
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error: ") and "\n" not in err, err  # one line, no traceback
+    return err
+
+
+@pytest.mark.slow
+def test_tiny_network_through_every_stage(
+    tmp_path: Path, colour_digits: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = tiny_params(tmp_path / "params")
+    metrics, runs_dir = tmp_path / "metrics", tmp_path / "runs"
+    common = {"params": params, "name": "tiny", "data": colour_digits}
+    train_out = {"out": runs_dir / "train", "checkpoints": tmp_path / "ckpt"}
+    history = metrics / "train_tiny_history.csv"
+    argv = cli(**common, **train_out, metrics=metrics / "train_tiny.json", history=history)
+    assert train.main(argv) == 0
+    m = read_metrics(metrics / "train_tiny.json")
+    assert m["tiny/float/train_samples"] == 48 and m["tiny/float/test_samples"] == 16
+    assert 0 <= m["tiny/float/test_accuracy"] <= 100
+    saved = json.loads((runs_dir / "train" / "config.json").read_text())
+    assert saved["stage"] == "mcunet_train@tiny" and saved["profile"] == "smoke"
+    assert (metrics / "train_tiny_history.csv").read_text().startswith("epoch")
+    (run,) = runs("mcunet_train@tiny")
+    assert run["status"] == "FINISHED" and run["params"]["resolution"] == "32"  # the model entry
+
+    deployed = runs_dir / "tiny"  # the deploy stage's output, named after the network
+    argv = cli(
+        **common, model=runs_dir / "train", out=deployed, metrics=metrics / "deploy_tiny.json"
+    )
+    assert deploy.main(argv) == 0
+    d = read_metrics(metrics / "deploy_tiny.json")
+    assert d["tiny/resolution"] == 32 and d["tiny/eval_samples"] == 8
+    assert 0 <= d["tiny/int8_accuracy"] <= 100 and 0 <= d["tiny/float_accuracy"] <= 100
+    assert d["tiny/tinyengine/arena_bytes"] < d["tiny/tflm/arena_head_bytes"]
+    (run,) = runs("mcunet_deploy@tiny")
+    assert run["params"]["eval_samples"] == "8"  # the deploy section
+    assert run["metrics"]["tiny/int8_accuracy"] == d["tiny/int8_accuracy"]
+
+    if EMULATE:
+        assert d["tiny/tinyengine/instructions"] < d["tiny/reference/instructions"]
+        argv = cli(params=params, deployed=deployed, out=runs_dir / "ablation")
+        assert ablation.main([*argv, *cli(metrics=metrics / "ablation.json")]) == 0
+        a = read_metrics(metrics / "ablation.json")
+        steps = json.loads((runs_dir / "ablation" / "steps.json").read_text())
+        assert [s["key"] for s in steps["steps"]] == [k for k, _, _ in ablation.STEPS]
+        first, last = steps["steps"][0], steps["steps"][-1]
+        assert a["ablation/reference/instructions"] == first["instructions"]
+        assert last["instructions"] < first["instructions"]
+
+    assert patch.main(cli(params=params, metrics=metrics / "patch.json")) == 0
+    p = read_metrics(metrics / "patch.json")
+    assert p["patch_mbv2/resolution"] == 64 and p["patch_mbv2/patches"] == 2
+    assert (
+        p["patch_mbv2/reduction"]
+        == p["patch_mbv2/per_layer_bytes"] / p["patch_mbv2/per_patch_bytes"]
+    )
+    capsys.readouterr()
+
+    out = tmp_path / "report"
+    claims_yaml = REPO / "papers/mcunet/claims.yaml"
+    argv = cli(params=params, claims=claims_yaml, metrics_dir=metrics, out=out)
+    assert report.main([*argv, *cli(ablation=runs_dir / "ablation" / "steps.json")]) == 0
+    derived = read_metrics(metrics / "derived.json")
+    assert derived["tiny/sram_reduction"] == (
+        d["tiny/tflm/arena_head_bytes"] / d["tiny/tinyengine/arena_bytes"]
+    )
+    assert derived["patch_mbv2/per_layer_kb"] == p["patch_mbv2/per_layer_bytes"] / 1024
+    assert not set(derived) & {**m, **d, **p}.keys()  # derived numbers only
+    page = (out / "README.md").read_text()
+    for title in (
+        "The networks",
+        "TinyEngine vs TF-Lite Micro",
+        "Optimisation ablation",
+        "Patch-based inference (MCUNetV2 Table 1)",
+        "Patch-based inference in the generated C code",
+        "Patch-based inference with the input streamed",
+        "Fits / does not fit the STM32F746",
+        "Benchmarks: goals of our own",
+        "Run time",
+        "Bit-exactness",
+    ):
+        assert f"## {title}" in page, title
+    assert "| Tiny MCUNet-style | colour digits, 32x32 |" in page
+    assert "MobileNetV2-w0.35 @ 64 (MCUNetV2 Table 1 setting)" in page
+    assert "![peak SRAM](figures/memory.png)" in page and (out / "figures/memory.png").is_file()
+    assert ("![ablation](figures/ablation.png)" in page) == EMULATE
+    claims = json.loads((out / "claims.json").read_text())
+    claims_file = load_claims_file(REPO / "papers/mcunet/claims.yaml")
+    assert claims["schema_version"] == 2
+    assert [c["id"] for c in claims["claims"]] == [c.id for c in claims_file.claims]
+    assert all(c["kind"] in ("result", "setting", "architecture") for c in claims["claims"])
+    assert not {t.id for t in claims_file.targets} & {c["id"] for c in claims["claims"]}
+    (run,) = runs("mcunet_report")
+    results = sum(c["kind"] == "result" for c in claims["claims"])
+    assert run["metrics"]["claims/total"] == results
+
+
+def test_claims_cite_the_paper_and_goals_are_targets() -> None:
+    """Every claim's source is the paper or its repository; our own goals are targets."""
+    f = load_claims_file(REPO / "papers/mcunet/claims.yaml")
+    assert not [c.id for c in f.claims if "issue" in c.source or c.id.startswith("issue.")]
+    assert {t.id.split(".")[1] for t in f.targets} == {
+        "instruction_reduction",
+        "sram_reduction_patch",
+        "sram_reduction_stream",
+    }
+    assert all(t.goal in (10.0, 3.4) and t.check == "at_least" for t in f.targets)
+
+
+def test_a_network_trained_elsewhere_is_refused_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = tiny_params(tmp_path / "params")
+    argv = cli(params=params, data=tmp_path, out=tmp_path / "o", checkpoints=tmp_path / "c")
+    argv += cli(metrics=tmp_path / "m.json", history=tmp_path / "h.csv")
+    assert train.main([*argv, "--name", "lenet5"]) == 2
+    err = error_line(capsys)
+    assert "papers/mcunet/params.yaml: smoke.models.lenet5 has no train section" in err
+    assert not runs("mcunet_train@lenet5")  # checked before the MLflow run opens
+    assert train.main([*argv, "--name", "resnet"]) == 2
+    assert "smoke.models has no 'resnet'; it has tiny, lenet5" in error_line(capsys)
+
+
+@pytest.mark.parametrize("have_toolchain", [True, False])
+def test_missing_inputs_and_toolchain_are_one_line_errors(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    have_toolchain: bool,
+) -> None:
+    def require(*args: Any, **kwargs: Any) -> None:
+        if not have_toolchain:
+            raise ToolchainMissingError("arm-none-eabi-gcc is not on PATH (install: apt-get ...)")
+
+    monkeypatch.setattr(toolchain, "require", require)
+    params = tiny_params(tmp_path / "params", emulate=True)
+    outputs = cli(out=tmp_path / "o", metrics=tmp_path / "m.json")
+    argv = cli(params=params, name="tiny", model=tmp_path / "none", data=tmp_path)
+    assert deploy.main([*argv, *outputs]) == 2
+    assert (
+        "model.safetensors not found: run the training stage first"
+        if have_toolchain
+        else "arm-none-eabi-gcc is not on PATH"
+    ) in error_line(capsys)
+    assert ablation.main([*cli(params=params, deployed=tmp_path / "none"), *outputs]) == 2
+    assert (
+        "model.tflite not found: run mcunet_deploy@none first"
+        if have_toolchain
+        else "arm-none-eabi-gcc is not on PATH"
+    ) in error_line(capsys)

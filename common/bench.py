@@ -18,6 +18,13 @@ the ratios is printed so a reader can see whether the answer could flip. Overhea
 below 10% for every kind.
 
 ``python -m common.bench [--kinds classification tokens adversarial] [--repeats 7] [--scale 1.0]``
+
+``python -m common.bench --startup [--tree PATH]`` measures instead what every stage process pays
+before its first line of work, stage module by stage module (of the pipeline in this checkout),
+in a fresh interpreter each time: from the process start to the module imported (interpreter,
+imports), then opening the stage's MLflow run as the stage does (``common.tracking.stage_run``),
+then the first optimizer step (which imports ``torch._dynamo``). ``--tree`` runs the same probe
+against another checkout (e.g. a ``git worktree`` of an older commit), for a before/after.
 """
 
 from __future__ import annotations
@@ -283,6 +290,82 @@ def bench(kind: Any, repeats: int, ckpt: Path) -> dict[str, Any]:
     return {"bare": bare_s, "shared": shared_s, "ratios": ratios}
 
 
+# One stage's start-up, measured in a fresh interpreter (the same probe for any checkout).
+STARTUP_PROBE = r"""
+import json, os, sys, time
+def started():
+    with open("/proc/self/stat") as fh:
+        ticks = int(fh.read().rsplit(")", 1)[1].split()[19])
+    with open("/proc/stat") as fh:
+        boot = next(int(l.split()[1]) for l in fh if l.startswith("btime "))
+    return boot + ticks / os.sysconf("SC_CLK_TCK")
+t0 = started()
+import importlib
+importlib.import_module(sys.argv[1])
+t1 = time.time()
+from common.tracking import stage_run
+with stage_run(experiment="startup_probe", stage=sys.argv[1]):
+    t2 = time.time()
+t3 = time.time()
+import torch
+m = torch.nn.Linear(2, 2)
+opt = torch.optim.SGD(m.parameters(), lr=0.1)
+m(torch.zeros(1, 2)).sum().backward()
+opt.step()
+t4 = time.time()
+print(json.dumps({"imports": t1 - t0, "tracking": t2 - t1, "tracking_close": t3 - t2, "optimizer": t4 - t3}))
+"""
+
+
+def startup(tree: Path, repeats: int) -> int:
+    """Print the median start-up components of every stage module of this checkout's pipeline,
+    run against ``tree``'s code."""
+    import json
+    import os
+    import subprocess
+
+    from common.pipeline import stages
+
+    modules = sorted({s.module for s in stages() if s.module})
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "MLFLOW_TRACKING_URI": f"sqlite:///{Path(tempfile.mkdtemp()) / 'mlflow.db'}",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+    }
+    subprocess.run(
+        [sys.executable, "-c", STARTUP_PROBE, "common"],
+        cwd=tree,
+        env=env,
+        check=True,
+        capture_output=True,
+    )  # creates the database once, as a repository's first run does
+    print(f"start-up per stage module, {tree}: median of {repeats} fresh interpreters (s)")
+    print(f"{'module':<45}{'imports':>9}{'tracking':>10}{'closing':>9}{'1st step':>10}{'total':>8}")
+    totals = []
+    for module in modules:
+        runs = []
+        for _ in range(repeats):
+            out = subprocess.run(
+                [sys.executable, "-c", STARTUP_PROBE, module],
+                cwd=tree,
+                env=env,
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+        med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+        total = sum(med.values())
+        totals.append(total)
+        print(
+            f"{module:<45}{med['imports']:>9.2f}{med['tracking']:>10.2f}"
+            f"{med['tracking_close']:>9.2f}{med['optimizer']:>10.2f}{total:>8.2f}"
+        )
+    print(f"{'median over modules':<45}{'':>36}{statistics.median(totals):>8.2f}")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m common.bench", description=__doc__.split("\n")[0]
@@ -293,7 +376,13 @@ def main(argv: list[str] | None = None) -> int:
         "--scale", type=float, default=1.0, help="data per run (1.0: a few seconds)"
     )
     parser.add_argument("--max-overhead", type=float, default=0.10)
+    parser.add_argument("--startup", action="store_true", help="measure stage start-up instead")
+    parser.add_argument("--tree", type=Path, default=None, help="with --startup: another checkout")
     args = parser.parse_args(argv)
+    if args.startup:
+        from common.paths import repo_root
+
+        return startup((args.tree or repo_root()).resolve(), max(args.repeats, 1))
     print(
         f"{torch.get_num_threads()} CPU threads; {args.repeats} alternating pairs per kind; "
         "overhead = median over pairs of shared/bare - 1"

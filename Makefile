@@ -35,6 +35,7 @@ export MLFLOW_DISABLE_TELEMETRY := true
 export DO_NOT_TRACK := 1
 export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
+export MKL_DYNAMIC := FALSE
 
 .PHONY: repro test bench ui verify lint lock clean venv setup toolchain paper
 

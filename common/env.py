@@ -20,6 +20,9 @@ DEFAULTS = {
     "TOKENIZERS_PARALLELISM": "false",
     # Headless plotting.
     "MPLBACKEND": "Agg",
+    # A fixed number of BLAS threads: MKL otherwise uses fewer on a busy machine, which changes
+    # the order of floating-point sums and makes a rerun differ in the last bits.
+    "MKL_DYNAMIC": "FALSE",
 }
 
 

@@ -192,8 +192,6 @@ def stage(
                 for flag in flags:
                     parser.add_argument(f"--{flag}", **(catalogue or STAGE_FLAGS)[flag])
             args = parser.parse_args(argv)
-            if getattr(args, "checkpoints", None) is not None:
-                args.checkpoints.mkdir(parents=True, exist_ok=True)  # a DVC output even if unused
             try:
                 _run(body, args)
             except (*KNOWN_ERRORS, *errors) as exc:
@@ -205,6 +203,8 @@ def stage(
             profile, cfg = (
                 load_profile(config, args.params, section) if config is not None else ("", None)
             )
+            if getattr(args, "checkpoints", None) is not None:
+                args.checkpoints.mkdir(parents=True, exist_ok=True)  # a DVC output even if unused
             label = name(args) if callable(name) else name.format(**vars(args))
             ctx = StageContext(args=args, section=section, name=label, profile=profile, config=cfg)
             if distributed is not None:
@@ -234,32 +234,3 @@ def stage(
         return main
 
     return wrap
-
-
-def run_stage(
-    description: str,
-    flags: Flags,
-    run: Callable[[argparse.Namespace], Any],
-    argv: list[str] | None,
-    *,
-    catalogue: Mapping[str, dict[str, Any]] | None = None,
-    errors: tuple[type[BaseException], ...] = (),
-) -> int:
-    """A stage without a profile or an MLflow run of its own (``run(args)``), with the same flag
-    handling and error reporting as :func:`stage`."""
-
-    def body(ctx: StageContext) -> None:
-        run(ctx.args)
-
-    body.__module__ = getattr(run, "__module__", __name__)
-    main = stage(
-        section="",
-        name="",
-        config=None,
-        flags=flags,
-        catalogue=catalogue,
-        description=description,
-        tracking=False,
-        errors=errors,
-    )(body)
-    return main(argv)

@@ -1,4 +1,4 @@
-"""Typed configuration of the Deep Compression stages (``deep_compression.profiles.<name>``).
+"""Typed configuration of the Deep Compression stages: a profile of ``params.yaml`` beside it.
 
 Every network that goes through the whole pipeline (``lenet300``, ``lenet5`` and the VGG-style
 analogue ``vgg``) has one entry in each of ``baseline``, ``prune`` and ``compress``; the analysis
@@ -33,7 +33,8 @@ class BaselineConfig:
     def __post_init__(self) -> None:
         if self.model not in MODELS:
             raise ConfigError(
-                f"model: {self.model!r} is not a registered model; known: {', '.join(MODELS.names())}"
+                f"model: {self.model!r} is not a registered model; "
+                f"known: {', '.join(MODELS.names())}"
             )
 
 
@@ -139,7 +140,7 @@ class ImagenetConfig:
 
 @dataclass(frozen=True)
 class DeepCompressionProfile:
-    """Everything under ``deep_compression.profiles.<profile>`` in params.yaml."""
+    """One profile (``smoke``, ``default`` or ``paper``) of the paper's ``params.yaml``."""
 
     baseline: dict[str, BaselineConfig]
     prune: dict[str, PruneConfig] = field(default_factory=dict)

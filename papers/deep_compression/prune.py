@@ -11,87 +11,71 @@ a per-epoch history of the retraining.
 
 from __future__ import annotations
 
-import argparse
-
 from common.checkpoint import save_model
 from common.compress import sensitivity_scan
-from common.config import save_resolved, to_dict
-from common.io import save_masks, write_history, write_json, write_metrics
-from common.tracking import epoch_logger, stage_run
-from papers.deep_compression import stage
+from common.config import to_dict
+from common.io import save_masks, write_json
+from common.stage import StageContext
 from papers.deep_compression.method import iterative_prune
+from papers.deep_compression.stage import dc_stage, network_inputs, test_error
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    profile, cfg = stage.load_config(args.params)
-    prune_cfg = stage.network_config(args.params, cfg, "prune", args.name)
-    base = stage.network_config(args.params, cfg, "baseline", args.name)
-    train, test = stage.datasets(base, args.data)
-    model, meta = stage.load_network(args.baseline)
-    name = f"deep_compression_prune@{args.name}"
-    with stage_run(
-        experiment=stage.EXPERIMENT, stage=name, config=prune_cfg, profile=profile
-    ) as mlrun:
-        error_before = stage.test_error(model, test)
-        sensitivity = {}
-        if prune_cfg.sensitivity_densities:
-            scan_data = (
-                test
-                if prune_cfg.sensitivity_subset is None
-                else test.subset(prune_cfg.sensitivity_subset, seed=0)
-            )
-            sensitivity = sensitivity_scan(
-                model, lambda m: stage.test_error(m, scan_data), prune_cfg.sensitivity_densities
-            )
-        result = iterative_prune(
-            model,
-            prune_cfg.pruning,
-            steps=prune_cfg.steps,
-            retrain=prune_cfg.retrain,
-            train_data=train,
-            eval_data=test,
-            checkpoint_dir=args.checkpoints,
-            hooks=[epoch_logger(mlrun)],
+@dc_stage(
+    name="deep_compression_prune@{name}",
+    flags=["name", "baseline", "data", "out", "checkpoints", "metrics", "history"],
+    track=lambda ctx: ctx.entry("prune"),
+)
+def main(ctx: StageContext) -> None:
+    """Prune a trained baseline (``--name``) to the per-layer densities of the profile."""
+    cfg = ctx.entry("prune")
+    args = ctx.args
+    train, test, model, meta = network_inputs(ctx, args.baseline)
+    error_before = test_error(model, test)
+    sensitivity = {}
+    if cfg.sensitivity_densities:
+        scan_data = (
+            test if cfg.sensitivity_subset is None else test.subset(cfg.sensitivity_subset, seed=0)
         )
-        error = stage.test_error(model, test)
-        save_model(
-            model,
-            args.out / "model.safetensors",
-            arch=meta["arch"],
-            extra={"profile": profile, "config": to_dict(prune_cfg)},
+        sensitivity = sensitivity_scan(
+            model, lambda m: test_error(m, scan_data), cfg.sensitivity_densities
         )
-        save_masks(result.masks, args.out / "masks.safetensors")
-        save_resolved(prune_cfg, args.out / "config.json", profile=profile, stage=name)
-        write_json(result.report.to_dict(), args.out / "prune.json")
+    result = iterative_prune(
+        model,
+        cfg.pruning,
+        steps=cfg.steps,
+        retrain=cfg.retrain,
+        train_data=train,
+        eval_data=test,
+        checkpoint_dir=args.checkpoints,
+        hooks=[ctx.epoch_logger()],
+    )
+    error = test_error(model, test)
+    extra = {"profile": ctx.profile, "config": to_dict(cfg)}
+    save_model(model, args.out / "model.safetensors", arch=meta["arch"], extra=extra)
+    save_masks(result.masks, args.out / "masks.safetensors")
+    files = [
+        ctx.save_config(cfg, args.out / "config.json"),
+        write_json(result.report.to_dict(), args.out / "prune.json"),
         write_json(
             {k: [list(p) for p in v] for k, v in sensitivity.items()}, args.out / "sensitivity.json"
-        )
-        write_history(result.history, args.history)
-        p = f"{args.name}/pruned"
-        metrics = {
-            f"{p}/test_error": error,
-            f"{p}/test_error_before": error_before,
-            f"{p}/kept_pct": 100 * result.report.density,
-            f"{p}/weights": float(result.report.numel),
-            **{f"{p}/{layer.name}/kept_pct": 100 * layer.density for layer in result.report.layers},
-            **{f"{p}/{layer.name}/quality": layer.quality for layer in result.report.layers},
-        }
-        write_metrics(metrics, args.metrics)
-        mlrun.log_metrics(metrics)
-        for f in ("prune.json", "sensitivity.json", "config.json"):
-            mlrun.log_artifact(args.out / f)
-    print(
-        f"{args.name}: pruned to {metrics[f'{p}/kept_pct']:.2f}% of weights, test error {error:.2f}% (was {error_before:.2f}%)"
-    )
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return stage.run_main(
-        __doc__.split("\n")[0],
-        ["name", "baseline", "data", "out", "checkpoints", "metrics", "history"],
-        run,
-        argv,
+        ),
+    ]
+    p = f"{args.name}/pruned"
+    layers = result.report.layers
+    metrics = {
+        f"{p}/test_error": error,
+        f"{p}/test_error_before": error_before,
+        f"{p}/kept_pct": 100 * result.report.density,
+        f"{p}/weights": float(result.report.numel),
+        **{f"{p}/{layer.name}/kept_pct": 100 * layer.density for layer in layers},
+        **{f"{p}/{layer.name}/quality": layer.quality for layer in layers},
+    }
+    ctx.finish(
+        metrics,
+        artifacts=files,
+        history=result.history,
+        summary=f"{args.name}: pruned to {metrics[f'{p}/kept_pct']:.2f}% of weights, "
+        f"test error {error:.2f}% (was {error_before:.2f}%)",
     )
 
 

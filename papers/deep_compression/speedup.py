@@ -12,7 +12,6 @@ this machine's CPU: repeats interleaved, medians compared, the ratio reported.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 import warnings
@@ -21,11 +20,9 @@ import numpy as np
 import scipy.sparse
 import torch
 
-from common.config import save_resolved
-from common.io import write_json, write_metrics
-from common.tracking import stage_run
-from papers.deep_compression import stage
+from common.stage import StageContext
 from papers.deep_compression.config import FcLayer, SpeedupConfig
+from papers.deep_compression.stage import dc_stage, finish_analysis
 
 
 def _matrix(layer: FcLayer, seed: int) -> torch.Tensor:
@@ -82,58 +79,42 @@ def time_layer(layer: FcLayer, cfg: SpeedupConfig) -> dict[str, float]:
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    profile, cfg = stage.load_config(args.params)
-    sc = cfg.speedup
+@dc_stage(
+    name="deep_compression_speedup", flags=["out", "metrics"], track=lambda c: c.config.speedup
+)
+def main(ctx: StageContext) -> None:
+    """Time dense against sparse matrix-vector products of pruned fc layers (Figures 9-10)."""
+    sc = ctx.config.speedup
     previous = torch.get_num_threads()
     if sc.threads:
         torch.set_num_threads(sc.threads)
-    name = "deep_compression_speedup"
     rows = []
     metrics: dict[str, float] = {"speedup/threads": float(torch.get_num_threads())}
-    with stage_run(experiment=stage.EXPERIMENT, stage=name, config=sc, profile=profile) as mlrun:
-        for layer in sc.layers:
-            r = time_layer(layer, sc)
-            rows.append(
-                {"layer": layer.name, "shape": [layer.out_features, layer.in_features], **r}
-            )
-            for k, v in r.items():
-                metrics[f"speedup/{layer.name}/{k}"] = v
-            print(
-                f"{layer.name:<14} {layer.out_features}x{layer.in_features} density {r['density']:.2f}: "
-                f"dense {r['torch_dense_us']:.0f} us, CSR {r['torch_csr_us']:.0f} us -> {r['speedup_torch']:.2f}x "
-                f"(scipy {r['speedup_scipy']:.2f}x)"
-            )
-        for group in ("alexnet", "vgg16"):
-            sel = [r for r in rows if r["layer"].startswith(group + ".")]
-            if sel:
-                metrics[f"speedup/{group}/mean_torch"] = float(
-                    np.mean([r["speedup_torch"] for r in sel])
-                )
-                metrics[f"speedup/{group}/mean_scipy"] = float(
-                    np.mean([r["speedup_scipy"] for r in sel])
-                )
-        big = [r for r in rows if r["layer"].startswith(("alexnet.", "vgg16."))]
-        if big:
-            metrics["speedup/alexnet_vgg16/mean_torch"] = float(
-                np.mean([r["speedup_torch"] for r in big])
-            )
-            metrics["speedup/alexnet_vgg16/mean_scipy"] = float(
-                np.mean([r["speedup_scipy"] for r in big])
-            )
-        write_json({"threads": torch.get_num_threads(), "layers": rows}, args.out)
-        save_resolved(
-            sc, args.out.with_name(args.out.stem + "_config.json"), profile=profile, stage=name
+    for layer in sc.layers:
+        r = time_layer(layer, sc)
+        rows.append({"layer": layer.name, "shape": [layer.out_features, layer.in_features], **r})
+        for k, v in r.items():
+            metrics[f"speedup/{layer.name}/{k}"] = v
+        print(
+            f"{layer.name:<14} {layer.out_features}x{layer.in_features} "
+            f"density {r['density']:.2f}: "
+            f"dense {r['torch_dense_us']:.0f} us, CSR {r['torch_csr_us']:.0f} us -> "
+            f"{r['speedup_torch']:.2f}x (scipy {r['speedup_scipy']:.2f}x)"
         )
-        write_metrics(metrics, args.metrics)
-        mlrun.log_metrics(metrics)
-        mlrun.log_artifact(args.out)
+    groups = {
+        "alexnet": ("alexnet.",),
+        "vgg16": ("vgg16.",),
+        "alexnet_vgg16": ("alexnet.", "vgg16."),
+    }
+    for group, prefixes in groups.items():
+        sel = [r for r in rows if r["layer"].startswith(prefixes)]
+        if sel:
+            for lib in ("torch", "scipy"):
+                metrics[f"speedup/{group}/mean_{lib}"] = float(
+                    np.mean([r[f"speedup_{lib}"] for r in sel])
+                )
+    finish_analysis(ctx, sc, {"threads": torch.get_num_threads(), "layers": rows}, metrics)
     torch.set_num_threads(previous)
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return stage.run_main(__doc__.split("\n")[0], ["out", "metrics"], run, argv)
 
 
 if __name__ == "__main__":

@@ -18,23 +18,21 @@ Sizes count the weights of the compressed layers (not biases), as the paper's co
 
 from __future__ import annotations
 
-import argparse
 import copy
 import tempfile
 from pathlib import Path
 
 import numpy as np
+from torch import Tensor, nn
 
 from common.compress import KMeansQuantConfig, MagnitudePruneConfig
 from common.compress.sparse import encode_positions
-from common.config import save_resolved
-from common.io import write_json, write_metrics
-from common.tracking import stage_run
-from papers.deep_compression import stage
+from common.stage import StageContext
 from papers.deep_compression.method import encode, iterative_prune, quantize_and_finetune
+from papers.deep_compression.stage import dc_stage, finish_analysis, network_inputs, test_error
 
 
-def _pruned_size_pct(masks: dict, index_bits: int) -> float:
+def _pruned_size_pct(masks: dict[str, Tensor], index_bits: int) -> float:
     bits = dense = 0
     for mask in masks.values():
         relative, _ = encode_positions(mask.cpu().numpy().ravel(), index_bits)
@@ -43,140 +41,92 @@ def _pruned_size_pct(masks: dict, index_bits: int) -> float:
     return 100 * bits / dense
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    profile, cfg = stage.load_config(args.params)
-    tc = cfg.tradeoff
-    base_cfg = stage.network_config(args.params, cfg, "baseline", args.name)
-    train, test = stage.datasets(base_cfg, args.data)
-    if tc.train_subset is not None:
-        train = train.subset(tc.train_subset, seed=0)
-    baseline, meta = stage.load_network(args.baseline)
-    base_error = stage.test_error(baseline, test)
+@dc_stage(
+    name="deep_compression_tradeoff",
+    flags=["name", "baseline", "data", "out", "checkpoints", "metrics"],
+    track=lambda ctx: ctx.config.tradeoff,
+)
+def main(ctx: StageContext) -> None:
+    """Error against size for pruning only, quantization only, and both (Figure 6)."""
+    tc = ctx.config.tradeoff
+    args = ctx.args
+    train, test, baseline, meta = network_inputs(ctx, args.baseline, tc.train_subset)
+    base_error = test_error(baseline, test)
     points: list[dict] = []
-    name = "deep_compression_tradeoff"
 
-    def record(method: str, label: str, size_pct: float, model, **extra) -> None:
-        error = stage.test_error(model, test)
+    def record(method: str, label: str, size_pct: float, model: nn.Module, **extra) -> None:
+        error = test_error(model, test)
         points.append(
             {"method": method, "label": label, "size_pct": size_pct, "error": error, **extra}
         )
         print(f"{method:<14} {label:<10} size {size_pct:6.2f}%  error {error:.2f}%")
 
-    with (
-        stage_run(experiment=stage.EXPERIMENT, stage=name, config=tc, profile=profile) as mlrun,
-        tempfile.TemporaryDirectory() as tmp,
-    ):
+    def prune(model: nn.Module, density: float, tag: str) -> dict[str, Tensor]:
+        return iterative_prune(
+            model,
+            MagnitudePruneConfig("density", density),
+            steps=1,
+            retrain=tc.retrain,
+            train_data=train,
+            eval_data=None,
+            checkpoint_dir=args.checkpoints / tag,
+            log=lambda _m: None,
+        ).masks
+
+    def quantize(model: nn.Module, bits: int, masks: dict | None, tag: str, file: str) -> float:
+        """Quantize in place; the size (%) of the compressed layers in the fixed-width file."""
+        quant = quantize_and_finetune(
+            model,
+            KMeansQuantConfig(conv_bits=bits, fc_bits=bits),
+            masks=masks,
+            finetune=tc.finetune,
+            train_data=train,
+            checkpoint_dir=args.checkpoints / tag,
+            log=lambda _m: None,
+        )
+        codec = encode(
+            model,
+            quant,
+            scratch / file,
+            index_bits=tc.index_bits,
+            arch=meta["arch"],
+            use_huffman=False,
+        )
+        return 100 * sum(x.pq_bits for x in codec.layers) / sum(32 * x.numel for x in codec.layers)
+
+    with tempfile.TemporaryDirectory() as tmp:  # the compressed files are only measured
+        scratch = Path(tmp)
         for d in tc.densities:
             model = copy.deepcopy(baseline)
-            result = iterative_prune(
-                model,
-                MagnitudePruneConfig("density", d),
-                steps=1,
-                retrain=tc.retrain,
-                train_data=train,
-                eval_data=None,
-                checkpoint_dir=args.checkpoints / f"prune_{d:g}",
-                log=lambda _m: None,
-            )
-            record(
-                "pruning",
-                f"d={d:g}",
-                _pruned_size_pct(result.masks, tc.index_bits),
-                model,
-                density=d,
-            )
+            masks = prune(model, d, f"prune_{d:g}")
+            record("pruning", f"d={d:g}", _pruned_size_pct(masks, tc.index_bits), model, density=d)
         for b in tc.bits:
             model = copy.deepcopy(baseline)
-            quant = quantize_and_finetune(
-                model,
-                KMeansQuantConfig(conv_bits=b, fc_bits=b),
-                masks=None,
-                finetune=tc.finetune,
-                train_data=train,
-                checkpoint_dir=args.checkpoints / f"quant_{b}",
-                log=lambda _m: None,
-            )
-            codec = encode(
-                model,
-                quant,
-                Path(tmp) / "q.dcmp",
-                index_bits=tc.index_bits,
-                arch=meta["arch"],
-                use_huffman=False,
-            )
-            size = (
-                100 * sum(x.pq_bits for x in codec.layers) / sum(32 * x.numel for x in codec.layers)
-            )
+            size = quantize(model, b, None, f"quant_{b}", "q.dcmp")
             record("quantization", f"{b} bits", size, model, bits=b)
         for d, b in tc.combined:
             model = copy.deepcopy(baseline)
-            result = iterative_prune(
-                model,
-                MagnitudePruneConfig("density", d),
-                steps=1,
-                retrain=tc.retrain,
-                train_data=train,
-                eval_data=None,
-                checkpoint_dir=args.checkpoints / f"both_{d:g}_{b}_prune",
-                log=lambda _m: None,
-            )
-            quant = quantize_and_finetune(
-                model,
-                KMeansQuantConfig(conv_bits=b, fc_bits=b),
-                masks=result.masks,
-                finetune=tc.finetune,
-                train_data=train,
-                checkpoint_dir=args.checkpoints / f"both_{d:g}_{b}_quant",
-                log=lambda _m: None,
-            )
-            codec = encode(
-                model,
-                quant,
-                Path(tmp) / "pq.dcmp",
-                index_bits=tc.index_bits,
-                arch=meta["arch"],
-                use_huffman=False,
-            )
-            size = (
-                100 * sum(x.pq_bits for x in codec.layers) / sum(32 * x.numel for x in codec.layers)
-            )
+            masks = prune(model, d, f"both_{d:g}_{b}_prune")
+            size = quantize(model, b, masks, f"both_{d:g}_{b}_quant", "pq.dcmp")
             record("both", f"d={d:g}, {b} bits", size, model, density=d, bits=b)
 
-        p = f"{args.name}/tradeoff"
-        metrics = {f"{p}/baseline_error": base_error}
-        for method in ("pruning", "quantization", "both"):
-            lossless = [
-                pt["size_pct"]
-                for pt in points
-                if pt["method"] == method and pt["error"] <= base_error + tc.no_loss_tolerance
-            ]
-            if lossless:
-                metrics[f"{p}/{method}/min_size_pct_no_loss"] = float(np.min(lossless))
-        write_json(
-            {
-                "network": args.name,
-                "baseline_error": base_error,
-                "no_loss_tolerance": tc.no_loss_tolerance,
-                "points": points,
-            },
-            args.out,
-        )
-        save_resolved(
-            tc, args.out.with_name(args.out.stem + "_config.json"), profile=profile, stage=name
-        )
-        write_metrics(metrics, args.metrics)
-        mlrun.log_metrics(metrics)
-        mlrun.log_artifact(args.out)
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    return stage.run_main(
-        __doc__.split("\n")[0],
-        ["name", "baseline", "data", "out", "checkpoints", "metrics"],
-        run,
-        argv,
-    )
+    p = f"{args.name}/tradeoff"
+    metrics = {f"{p}/baseline_error": base_error}
+    for method in ("pruning", "quantization", "both"):
+        lossless = [
+            pt["size_pct"]
+            for pt in points
+            if pt["method"] == method and pt["error"] <= base_error + tc.no_loss_tolerance
+        ]
+        if lossless:
+            metrics[f"{p}/{method}/min_size_pct_no_loss"] = float(np.min(lossless))
+    side = {
+        "network": args.name,
+        "baseline_error": base_error,
+        "no_loss_tolerance": tc.no_loss_tolerance,
+        "points": points,
+    }
+    finish_analysis(ctx, tc, side, metrics)
 
 
 if __name__ == "__main__":

@@ -11,22 +11,16 @@ about 10k iterations); the ``default`` profile a short cosine schedule.
 
 Outputs: ``<out>/model.safetensors`` (+ ``.json`` architecture and config), ``<out>/config.json``,
 the flat metrics JSON and a per-epoch history CSV (a DVC plot). Interrupt it at any time: the
-next run resumes after the last finished epoch.
+next run resumes after the last finished epoch. Under ``torchrun`` every process trains and only
+rank 0 writes.
 """
 
 from __future__ import annotations
 
-import argparse
-import sys
-from pathlib import Path
-
 import torch
 
 from common.checkpoint import save_model
-from common.config import ConfigError, load_profile, save_resolved, to_dict
-from common.data import DataError, build_dataset
-from common.env import configure_environment
-from common.io import write_history, write_metrics
+from common.config import to_dict
 from common.measure import (
     count_macs,
     count_parameters,
@@ -35,13 +29,9 @@ from common.measure import (
     peak_activation_memory,
 )
 from common.models import create_model
-from common.seed import seed_everything
-from common.tracking import epoch_logger, stage_run
+from common.stage import StageContext
 from common.train import Trainer, init_distributed
-from common.train.distributed import cleanup
-from papers.deep_compression.config import BaselineConfig, DeepCompressionProfile
-
-EXPERIMENT = "deep_compression"
+from papers.deep_compression.stage import datasets, dc_stage
 
 
 def measure(model: torch.nn.Module, input_shape: tuple[int, ...], repeats: int) -> dict[str, float]:
@@ -57,102 +47,55 @@ def measure(model: torch.nn.Module, input_shape: tuple[int, ...], repeats: int) 
     }
 
 
-def run(args: argparse.Namespace) -> dict[str, float]:
-    profile, cfg_all = load_profile(DeepCompressionProfile, args.params, "deep_compression")
-    if args.name not in cfg_all.baseline:
-        raise ConfigError(
-            f"{args.params}: deep_compression.profiles.{profile}.baseline has no {args.name!r}; "
-            f"it has {', '.join(cfg_all.baseline)}"
-        )
-    cfg: BaselineConfig = cfg_all.baseline[args.name]
-    ctx = init_distributed(cfg.train.device)
-    train = build_dataset(
-        cfg.dataset, "train", root=args.data, subset=cfg.train_subset, seed=cfg.train.seed
-    )
-    test = build_dataset(
-        cfg.dataset, "test", root=args.data, subset=cfg.test_subset, seed=cfg.train.seed
-    )
-    seed_everything(cfg.train.seed)
+@dc_stage(
+    name="deep_compression_baseline@{name}",
+    flags=["name", "data", "out", "checkpoints", "metrics", "history"],
+    track=lambda ctx: ctx.entry("baseline"),
+    distributed=lambda ctx: init_distributed(ctx.entry("baseline").train.device),
+)
+def main(ctx: StageContext) -> None:
+    """Train a Table 1 reference network (``--name``) and measure it."""
+    cfg = ctx.entry("baseline")
+    args = ctx.args
+    train, test = datasets(cfg, args.data)
+    ctx.seed(cfg.train.seed)
     model = create_model(cfg.model, num_classes=train.num_classes, **cfg.model_kwargs)
-    stage = f"deep_compression_baseline@{args.name}"
-    with stage_run(
-        experiment=EXPERIMENT, stage=stage, config=cfg, profile=profile, enabled=ctx.is_main
-    ) as mlrun:
-        result = Trainer(
-            model,
-            cfg.train,
-            train_data=train,
-            eval_data=test,
-            checkpoint_dir=args.checkpoints,
-            hooks=[epoch_logger(mlrun)],
-            fingerprint_extra={
-                "model": cfg.model,
-                "dataset": cfg.dataset,
-                "subsets": [cfg.train_subset, cfg.test_subset],
-            },
-            dist_context=ctx,
-        ).fit()
-        if not ctx.is_main:
-            cleanup(ctx)
-            return {}
-        prefix = f"{args.name}/baseline"
-        metrics = {
-            f"{prefix}/test_error": result.final["eval_error"],
-            f"{prefix}/train_seconds": sum(r["epoch_seconds"] for r in result.history),
-            f"{prefix}/epochs": float(cfg.train.epochs),
-            f"{prefix}/train_samples": float(len(train)),
-            f"{prefix}/test_samples": float(len(test)),
-            **{
-                f"{prefix}/{k}": v
-                for k, v in measure(model, tuple(train.input_shape), cfg.latency_repeats).items()
-            },
-        }
-        arch = {"name": cfg.model, "kwargs": {"num_classes": train.num_classes, **cfg.model_kwargs}}
-        save_model(
-            model,
-            args.out / "model.safetensors",
-            arch=arch,
-            extra={"profile": profile, "config": to_dict(cfg)},
-        )
-        save_resolved(cfg, args.out / "config.json", profile=profile, stage=stage)
-        write_history(result.history, args.history)
-        write_metrics(metrics, args.metrics)
-        if mlrun is not None:
-            mlrun.log_metrics(metrics)
-            mlrun.log_artifact(args.out / "config.json")
-            mlrun.log_artifact(args.history)
-            mlrun.log_artifact(args.metrics)
-    cleanup(ctx)
-    return metrics
-
-
-def main(argv: list[str] | None = None) -> int:
-    configure_environment()
-    parser = argparse.ArgumentParser(
-        prog="python -m papers.deep_compression.train_baseline", description=__doc__.split("\n")[0]
+    result = Trainer(
+        model,
+        cfg.train,
+        train_data=train,
+        eval_data=test,
+        checkpoint_dir=args.checkpoints,
+        hooks=[ctx.epoch_logger()],
+        fingerprint_extra={
+            "model": cfg.model,
+            "dataset": cfg.dataset,
+            "subsets": [cfg.train_subset, cfg.test_subset],
+        },
+        dist_context=ctx.dist,
+    ).fit()
+    if not ctx.is_main:
+        return
+    prefix = f"{args.name}/baseline"
+    measured = measure(model, tuple(train.input_shape), cfg.latency_repeats)
+    metrics = {
+        f"{prefix}/test_error": result.final["eval_error"],
+        f"{prefix}/train_seconds": sum(r["epoch_seconds"] for r in result.history),
+        f"{prefix}/epochs": float(cfg.train.epochs),
+        f"{prefix}/train_samples": float(len(train)),
+        f"{prefix}/test_samples": float(len(test)),
+        **{f"{prefix}/{k}": v for k, v in measured.items()},
+    }
+    arch = {"name": cfg.model, "kwargs": {"num_classes": train.num_classes, **cfg.model_kwargs}}
+    extra = {"profile": ctx.profile, "config": to_dict(cfg)}
+    save_model(model, args.out / "model.safetensors", arch=arch, extra=extra)
+    config = ctx.save_config(cfg, args.out / "config.json")
+    ctx.finish(
+        metrics,
+        artifacts=[config],
+        history=result.history,
+        summary=f"{args.name}: test error {result.final['eval_error']:.2f}%  -> {args.metrics}",
     )
-    parser.add_argument("--params", type=Path, default=Path("params.yaml"))
-    parser.add_argument(
-        "--name", required=True, help="key under deep_compression.profiles.<p>.baseline"
-    )
-    parser.add_argument("--data", type=Path, required=True, help="prepared dataset directory")
-    parser.add_argument("--out", type=Path, required=True, help="output directory for the model")
-    parser.add_argument(
-        "--checkpoints", type=Path, required=True, help="resumable checkpoint directory"
-    )
-    parser.add_argument("--metrics", type=Path, required=True, help="flat metrics JSON")
-    parser.add_argument("--history", type=Path, required=True, help="per-epoch history CSV")
-    args = parser.parse_args(argv)
-    try:
-        metrics = run(args)
-    except (ConfigError, DataError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if metrics:
-        print(
-            f"{args.name}: test error {metrics[f'{args.name}/baseline/test_error']:.2f}%  -> {args.metrics}"
-        )
-    return 0
 
 
 if __name__ == "__main__":

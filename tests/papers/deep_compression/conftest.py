@@ -1,42 +1,58 @@
+"""Fixtures of the Deep Compression tests: params trees, and the whole pipeline at the smoke
+profile."""
+
 from __future__ import annotations
 
+import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-import yaml
+
+from tests.params import repo_profiles
+from tests.params import write_params as write_params_tree
 
 REPO = Path(__file__).resolve().parents[3]
+SECTION = "deep_compression"
 
 
-def write_params(path: Path, *, epochs: int = 2, subset: int | None = None) -> Path:
-    """params.yaml whose deep_compression section runs both LeNets briefly on the given data."""
-    data = yaml.safe_load((REPO / "params.yaml").read_text())
-    dc = data["deep_compression"]
-    dc["profile"] = "smoke"
+def write_params(
+    directory: Path, *, epochs: int = 2, subset: int | None = None, lr: float | None = None
+) -> Path:
+    """A params tree under ``directory`` whose deep_compression smoke profile trains both LeNets
+    for ``epochs`` on the given data (all of it, or ``subset`` training images), at learning rate
+    ``lr`` when given."""
+    smoke = repo_profiles(SECTION)["smoke"]
     for name in ("lenet300", "lenet5"):
-        cfg = dc["profiles"]["smoke"]["baseline"][name]
+        cfg = smoke["baseline"][name]
         cfg["train_subset"] = subset
         cfg["test_subset"] = None
-        cfg["train"]["epochs"] = epochs
-        cfg["train"]["batch_size"] = 32
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+        cfg["train"] = {**cfg["train"], "epochs": epochs, "batch_size": 32}
+        if lr is not None:
+            cfg["train"]["optimizer"] = {**cfg["train"]["optimizer"], "lr": lr}
+    return write_params_tree(
+        directory, profile={SECTION: "smoke"}, sections={SECTION: {"smoke": smoke}}
+    )
+
+
+def section_params(params: Path) -> Path:
+    """The deep_compression profiles file of the params tree whose root is ``params``."""
+    return params.parent / "papers" / SECTION / "params.yaml"
 
 
 @pytest.fixture
 def dc_params(tmp_path: Path) -> Path:
-    return write_params(tmp_path / "params.yaml")
+    return write_params(tmp_path / "params")
 
 
-def smoke_params(path: Path) -> Path:
-    """The repository's params.yaml with every section at the smoke profile."""
-    data = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section in data.values():
-        if isinstance(section, dict) and "profile" in section:
-            section["profile"] = "smoke"
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
+def run(main: Callable[[list[str]], int], params: Path, **flags: str) -> None:
+    """Call a stage's ``main`` with ``--params`` and ``--<flag> <value>`` (``_`` becomes ``-``)
+    and require success."""
+    argv = ["--params", str(params)]
+    for flag, value in flags.items():
+        argv += [f"--{flag.replace('_', '-')}", str(value)]
+    assert main(argv) == 0, argv
 
 
 @pytest.fixture(scope="session")
@@ -46,9 +62,7 @@ def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
     Real MNIST (prepared from data/mnist) and a small colour-digit set; the stages are called
     with exactly the arguments dvc.yaml gives them (paths relative to the work directory).
     """
-    import os
-
-    from common.data.prepare import main as prepare_main
+    from common.data.prepare import main as prepare
     from papers.deep_compression import (
         bitwidth,
         compress,
@@ -62,203 +76,63 @@ def smoke_pipeline(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     root = tmp_path_factory.mktemp("dc_smoke")
     shutil.copytree(REPO / "data" / "mnist", root / "data" / "mnist")
-    params = smoke_params(root / "params.yaml")
+    params = write_params_tree(root, profile="smoke")
     cwd = os.getcwd()
     os.chdir(root)
     try:
-        assert (
-            prepare_main(
-                [
-                    "mnist",
-                    "--raw",
-                    "data/mnist",
-                    "--out",
-                    "data/prepared/mnist",
-                    "--metrics",
-                    "metrics/data/mnist.json",
-                ]
-            )
-            == 0
-        )
-        assert (
-            prepare_main(
-                [
-                    "colour_digits",
-                    "--params",
-                    str(params),
-                    "--mnist",
-                    "data/prepared/mnist",
-                    "--out",
-                    "data/prepared/colour_digits",
-                    "--metrics",
-                    "metrics/data/colour_digits.json",
-                ]
-            )
-            == 0
-        )
-        data = {
-            "lenet300": "data/prepared/mnist",
-            "lenet5": "data/prepared/mnist",
-            "vgg": "data/prepared/colour_digits",
-        }
-        m = "metrics/deep_compression"
-        for net, d in data.items():
-            assert (
-                train_baseline.main(
-                    [
-                        "--params",
-                        str(params),
-                        "--name",
-                        net,
-                        "--data",
-                        d,
-                        "--out",
-                        f"runs/deep_compression/baseline/{net}",
-                        "--checkpoints",
-                        f"checkpoints/baseline/{net}",
-                        "--metrics",
-                        f"{m}/baseline_{net}.json",
-                        "--history",
-                        f"{m}/baseline_{net}_history.csv",
-                    ]
+        mnist, digits = "data/prepared/mnist", "data/prepared/colour_digits"
+        assert prepare(["mnist", "--raw", "data/mnist", "--out", mnist, "--metrics", "m.json"]) == 0
+        argv = ["colour_digits", "--params", str(params), "--mnist", mnist, "--out", digits]
+        assert prepare([*argv, "--metrics", "metrics/data/colour_digits.json"]) == 0
+        m, runs = "metrics/deep_compression", "runs/deep_compression"
+        for net, data in {"lenet300": mnist, "lenet5": mnist, "vgg": digits}.items():
+            for stage, main, source in (
+                ("baseline", train_baseline.main, {}),
+                ("pruned", prune.main, {"baseline": f"{runs}/baseline/{net}"}),
+                ("compressed", compress.main, {"pruned": f"{runs}/pruned/{net}"}),
+            ):
+                run(
+                    main,
+                    params,
+                    name=net,
+                    **source,
+                    data=data,
+                    out=f"{runs}/{stage}/{net}",
+                    checkpoints=f"checkpoints/{stage}/{net}",
+                    metrics=f"{m}/{stage}_{net}.json",
+                    history=f"{m}/{stage}_{net}_history.csv",
                 )
-                == 0
+        for main, net, source, name in (
+            (tradeoff.main, "lenet300", {"baseline": f"{runs}/baseline/lenet300"}, "tradeoff"),
+            (bitwidth.main, "lenet5", {"pruned": f"{runs}/pruned/lenet5"}, "bitwidth"),
+        ):
+            run(
+                main,
+                params,
+                name=net,
+                **source,
+                data=mnist,
+                out=f"{m}/{name}_{net}.json",
+                checkpoints=f"checkpoints/{name}",
+                metrics=f"{m}/{name}_{net}_summary.json",
             )
-            assert (
-                prune.main(
-                    [
-                        "--params",
-                        str(params),
-                        "--name",
-                        net,
-                        "--baseline",
-                        f"runs/deep_compression/baseline/{net}",
-                        "--data",
-                        d,
-                        "--out",
-                        f"runs/deep_compression/pruned/{net}",
-                        "--checkpoints",
-                        f"checkpoints/pruned/{net}",
-                        "--metrics",
-                        f"{m}/pruned_{net}.json",
-                        "--history",
-                        f"{m}/pruned_{net}_history.csv",
-                    ]
-                )
-                == 0
-            )
-            assert (
-                compress.main(
-                    [
-                        "--params",
-                        str(params),
-                        "--name",
-                        net,
-                        "--pruned",
-                        f"runs/deep_compression/pruned/{net}",
-                        "--data",
-                        d,
-                        "--out",
-                        f"runs/deep_compression/compressed/{net}",
-                        "--checkpoints",
-                        f"checkpoints/compressed/{net}",
-                        "--metrics",
-                        f"{m}/compressed_{net}.json",
-                        "--history",
-                        f"{m}/compressed_{net}_history.csv",
-                    ]
-                )
-                == 0
-            )
-        assert (
-            tradeoff.main(
-                [
-                    "--params",
-                    str(params),
-                    "--name",
-                    "lenet300",
-                    "--baseline",
-                    "runs/deep_compression/baseline/lenet300",
-                    "--data",
-                    data["lenet300"],
-                    "--out",
-                    f"{m}/tradeoff_lenet300.json",
-                    "--checkpoints",
-                    "checkpoints/tradeoff",
-                    "--metrics",
-                    f"{m}/tradeoff_lenet300_summary.json",
-                ]
-            )
-            == 0
-        )
-        assert (
-            bitwidth.main(
-                [
-                    "--params",
-                    str(params),
-                    "--name",
-                    "lenet5",
-                    "--pruned",
-                    "runs/deep_compression/pruned/lenet5",
-                    "--data",
-                    data["lenet5"],
-                    "--out",
-                    f"{m}/bitwidth_lenet5.json",
-                    "--checkpoints",
-                    "checkpoints/bitwidth",
-                    "--metrics",
-                    f"{m}/bitwidth_lenet5_summary.json",
-                ]
-            )
-            == 0
-        )
-        assert (
-            speedup.main(
-                [
-                    "--params",
-                    str(params),
-                    "--out",
-                    f"{m}/speedup.json",
-                    "--metrics",
-                    f"{m}/speedup_summary.json",
-                ]
-            )
-            == 0
-        )
+        run(speedup.main, params, out=f"{m}/speedup.json", metrics=f"{m}/speedup_summary.json")
         for net in ("alexnet", "vgg16"):
-            assert (
-                imagenet.main(
-                    [
-                        "--params",
-                        str(params),
-                        "--name",
-                        net,
-                        "--out",
-                        f"runs/deep_compression/imagenet/{net}",
-                        "--checkpoints",
-                        f"checkpoints/imagenet/{net}",
-                        "--metrics",
-                        f"{m}/imagenet_{net}.json",
-                    ]
-                )
-                == 0
+            run(
+                imagenet.main,
+                params,
+                name=net,
+                out=f"{runs}/imagenet/{net}",
+                checkpoints=f"checkpoints/imagenet/{net}",
+                metrics=f"{m}/imagenet_{net}.json",
             )
-        assert (
-            report.main(
-                [
-                    "--params",
-                    str(params),
-                    "--claims",
-                    str(REPO / "papers/deep_compression/claims.yaml"),
-                    "--runs",
-                    "runs/deep_compression",
-                    "--metrics-dir",
-                    m,
-                    "--out",
-                    "reports/deep_compression",
-                ]
-            )
-            == 0
+        run(
+            report.main,
+            params,
+            claims=REPO / "papers/deep_compression/claims.yaml",
+            runs=runs,
+            metrics_dir=m,
+            out="reports/deep_compression",
         )
     finally:
         os.chdir(cwd)

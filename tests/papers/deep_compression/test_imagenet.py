@@ -6,19 +6,16 @@ import json
 from pathlib import Path
 
 import pytest
-import yaml
 
 from common.data.fixtures import write_fake_imagefolder
 from papers.deep_compression import imagenet
-from tests.papers.deep_compression.conftest import REPO
+from tests.params import repo_profiles, write_params
 
 
 @pytest.mark.slow
 def test_alexnet_row_runs_end_to_end_on_a_fake_imagefolder(tmp_path: Path) -> None:
-    data = yaml.safe_load((REPO / "params.yaml").read_text())
-    dc = data["deep_compression"]
-    dc["profile"] = "paper"
-    cfg = dc["profiles"]["paper"]["imagenet"]["alexnet"]
+    paper = repo_profiles("deep_compression")["paper"]
+    cfg = paper["imagenet"]["alexnet"]
     tiny_train = {
         "epochs": 1,
         "batch_size": 4,
@@ -33,8 +30,11 @@ def test_alexnet_row_runs_end_to_end_on_a_fake_imagefolder(tmp_path: Path) -> No
         finetune=tiny_train,
         quantization={"conv_bits": 8, "fc_bits": 5, "max_iter": 2},
     )
-    params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump(data, sort_keys=False))
+    params = write_params(
+        tmp_path / "params",
+        profile={"deep_compression": "paper"},
+        sections={"deep_compression": {"paper": paper}},
+    )
     root = write_fake_imagefolder(tmp_path / "imagenet", classes=3, per_class=4, size=72)
     out = tmp_path / "out"
     rc = imagenet.main(

@@ -12,7 +12,7 @@ from common.compress import read_compressed
 from common.compress.codec import decode_state
 from common.data import build_dataset
 from common.io import load_masks, read_metrics
-from common.report import load_claims
+from common.report import fmt, load_claims
 from common.train import evaluate_dataset
 from tests.papers.deep_compression.conftest import REPO
 
@@ -130,3 +130,36 @@ def test_tradeoff_and_bitwidth_cover_their_grids(smoke_pipeline: Path) -> None:
     assert len(bw["init"]) == 6
     speed = json.loads((smoke_pipeline / "metrics/deep_compression/speedup.json").read_text())
     assert all(r["speedup_torch"] > 0 and abs(r["density"] - 0.085) < 0.01 for r in speed["layers"])
+
+
+def test_derived_rates_reach_derived_json_and_the_page(smoke_pipeline: Path) -> None:
+    """The staged rates the report shows are written to derived.json, from the stage metrics."""
+    m = smoke_pipeline / "metrics/deep_compression"
+    derived = read_metrics(m / "derived.json")
+    page = (smoke_pipeline / "reports/deep_compression/README.md").read_text()
+    for net in ("lenet300", "lenet5", "vgg"):
+        total = f"{net}/compressed/total"
+        compressed = read_metrics(m / f"compressed_{net}.json")
+        assert derived[f"{net}/derived/pruned_rate"] == pytest.approx(
+            100 / compressed[f"{total}/kept_pct"]
+        )
+        assert derived[f"{net}/derived/pq_rate"] == pytest.approx(
+            100 / compressed[f"{total}/rate_pq_pct"]
+        )
+        assert f"({fmt(derived[f'{net}/derived/pq_rate'])}×)" in page, net
+    # The analogue's layer table keeps the model's order (features before the classifier).
+    assert page.index("| features.0 | 432 |") < page.index("| classifier.0 | 262144 |")
+
+
+def test_settings_and_architecture_hold_and_only_results_count(smoke_pipeline: Path) -> None:
+    """What we set to the paper's values (kept %, bit widths) and the networks' weight counts
+    agree with the paper at every profile; the headline counts results only."""
+    report = smoke_pipeline / "reports/deep_compression"
+    claims = json.loads((report / "claims.json").read_text())["claims"]
+    assert {c["kind"] for c in claims} == {"result", "setting", "architecture"}
+    checks = [c for c in claims if c["kind"] != "result" and c["ours"] is not None]
+    assert len(checks) >= 30
+    assert [c["id"] for c in checks if not c["reproduced"]] == []
+    results = [c for c in claims if c["kind"] == "result"]
+    ok = sum(c["reproduced"] for c in results)
+    assert f"**{ok} of {len(results)} results reproduced**" in (report / "README.md").read_text()

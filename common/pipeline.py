@@ -185,9 +185,11 @@ def _covered(path: str, deps: tuple[str, ...]) -> bool:
     return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
 
 
-def data_files(files: list[str]) -> list[str]:
-    """The package data (:data:`DATA_FILES`) that loading ``files`` reads."""
-    return sorted({d for f in files for d in DATA_FILES.get(f, ())})
+def data_files(files: list[str], declared: list[str] = ()) -> list[str]:
+    """The package data (:data:`DATA_FILES`) that loading ``files`` reads, less what a folder in
+    ``declared`` covers already."""
+    data = {d for f in files for d in DATA_FILES.get(f, ())}
+    return sorted(d for d in data if not _covered(d, tuple(declared)))
 
 
 def undeclared(stage: Stage, root: Path | None = None) -> list[str]:
@@ -199,19 +201,30 @@ def undeclared(stage: Stage, root: Path | None = None) -> list[str]:
     return [f for f in [*files, *data_files(files)] if not _covered(f, stage.deps)]
 
 
-def minimal_deps(files: list[str]) -> list[str]:
-    """``files`` with whole folders folded where every ``.py`` file of the folder is listed."""
+FOLD = 0.5  # fold a package into one folder dependency when a stage loads this share of it
+
+
+def minimal_deps(files: list[str], fold: float = FOLD) -> list[str]:
+    """``files`` as dependencies to declare: a package folder of ``common/`` replaces its files
+    when the stage loads at least ``fold`` of the package's ``.py`` files (``__init__.py``
+    included). Folding declares a little more than
+    the stage imports (a change to the rest of the package reruns it too) and keeps dvc.yaml
+    readable; ``fold=1`` declares exactly what is imported."""
     root = repo_root()
     chosen = set(files)
     folders = sorted({str(Path(f).parent) for f in files}, key=lambda d: -d.count("/"))
     for folder in folders:
+        if not folder.startswith("common/"):
+            continue  # a paper's folder also holds its dvc.lock, params and claims
         everything = {
             str(p.relative_to(root))
             for p in (root / folder).rglob("*.py")
             if "__pycache__" not in p.parts
         }
-        if everything and everything <= chosen | {c for c in chosen if c.startswith(folder + "/")}:
-            chosen = {c for c in chosen if not c.startswith(folder + "/")} | {folder}
+        used = {c for c in chosen if c == folder or c.startswith(folder + "/")}
+        covered = {e for e in everything if any(e == u or e.startswith(u + "/") for u in used)}
+        if everything and len(covered) >= fold * len(everything):
+            chosen = (chosen - used) | {folder}
     return sorted(chosen)
 
 
@@ -260,7 +273,8 @@ def fix(root: Path | None = None, files: list[Path] | None = None) -> list[str]:
                     else " " * (indent + 2)
                 )
                 files = sorted(by_stage[(file, stage)])
-                code = minimal_deps(files) + data_files(files)
+                code = minimal_deps(files)
+                code += data_files(files, code)
                 kept = [
                     it
                     for it in items
@@ -299,7 +313,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no stage {args.stage!r} running a Python module", file=sys.stderr)
             return 2
         files = code_files(match[0].module)
-        print("\n".join(minimal_deps(files) + data_files(files)))
+        code = minimal_deps(files)
+        print("\n".join(code + data_files(files, code)))
         return 0
     bad = 0
     for s in all_stages:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import subprocess
 import sys
@@ -74,6 +75,9 @@ def _mlflow():
     os.environ.setdefault("DO_NOT_TRACK", "1")
     import mlflow
 
+    # Creating or upgrading the database is routine here, not news for a stage's console.
+    for name in ("mlflow", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     return mlflow
 
 

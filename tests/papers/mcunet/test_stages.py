@@ -63,8 +63,11 @@ def cli(**flags: Any) -> list[str]:
     return [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", str(v))]
 
 
-def runs(name: str) -> list[dict[str, Any]]:
-    return [r for r in list_runs("mcunet") if r["run_name"] == name]
+def runs(name: str, status: str | None = "FINISHED") -> list[dict[str, Any]]:
+    """A stage's runs with ``status`` (other tests of the session may leave failed ones)."""
+    return [
+        r for r in list_runs("mcunet") if r["run_name"] == name and status in (None, r["status"])
+    ]
 
 
 def error_line(capsys: pytest.CaptureFixture[str]) -> str:
@@ -186,7 +189,7 @@ def test_a_network_trained_elsewhere_is_refused_before_any_run(
     assert train.main([*argv, "--name", "lenet5"]) == 2
     err = error_line(capsys)
     assert "papers/mcunet/params.yaml: smoke.models.lenet5 has no train section" in err
-    assert not runs("mcunet_train@lenet5")  # checked before the MLflow run opens
+    assert not runs("mcunet_train@lenet5", status=None)  # checked before the MLflow run opens
     assert train.main([*argv, "--name", "resnet"]) == 2
     assert "smoke.models has no 'resnet'; it has tiny, lenet5" in error_line(capsys)
 

@@ -323,13 +323,10 @@ class TokenTask(Task):
         )
 
     @staticmethod
-    def _token_sums(
-        logits: Tensor, targets: Tensor, pad: int, nll: Tensor | None = None
-    ) -> tuple[Tensor, Tensor, int]:
-        """Summed NLL (unless given), correct next-token predictions and counted tokens."""
+    def _token_sums(logits: Tensor, targets: Tensor, pad: int) -> tuple[Tensor, Tensor, int]:
+        """Summed NLL, correct next-token predictions and counted tokens (for evaluation)."""
         flat, tgt = logits.detach().flatten(0, 1), targets.flatten()
-        if nll is None:
-            nll = F.cross_entropy(flat.float(), tgt, ignore_index=pad, reduction="sum")
+        nll = F.cross_entropy(flat.float(), tgt, ignore_index=pad, reduction="sum")
         keep = tgt.ne(pad)
         correct = (flat.argmax(dim=-1).eq(tgt) & keep).sum()
         return nll, correct, int(keep.sum())
@@ -338,27 +335,28 @@ class TokenTask(Task):
         batch = batch.to(trainer.ctx.device, non_blocking=True)
         trainer.optimizer.zero_grad(set_to_none=True)
         logits = self.forward(trainer.ddp_model, batch)
-        ntokens = max(batch.ntokens, 1)
-        loss_sum = F.cross_entropy(
-            logits.flatten(0, 1).float(),
-            batch.targets.flatten(),
-            ignore_index=batch.pad_id,
-            label_smoothing=trainer.config.label_smoothing,
-            reduction="sum",
-        )
+        # One log-softmax serves the loss, the NLL and the accuracy of the epoch record. With
+        # smoothing eps the loss is (1 - eps) * NLL + eps * mean over the vocabulary of -log p,
+        # as F.cross_entropy(label_smoothing=eps) defines it.
+        lp = F.log_softmax(logits.float(), dim=-1).flatten(0, 1)
+        tgt = batch.targets.flatten()
+        keep = tgt.ne(batch.pad_id)
+        nll_tok = -lp.gather(1, tgt.unsqueeze(1)).squeeze(1)
+        eps = trainer.config.label_smoothing
+        loss_tok = nll_tok if eps == 0 else (1 - eps) * nll_tok - eps * lp.mean(dim=-1)
+        loss_sum = loss_tok.masked_fill(~keep, 0.0).sum()
+        ntokens = max(int(keep.sum()), 1)
         (loss_sum / ntokens).backward()
         trainer.call_hooks("after_backward")
         _clip(trainer, trainer.model)
         trainer.optimizer.step()
         trainer.call_hooks("after_step")
-        # Without label smoothing the loss is the NLL already.
-        plain = loss_sum.detach() if trainer.config.label_smoothing == 0 else None
-        nll, correct, n = self._token_sums(logits, batch.targets, batch.pad_id, plain)
-        add_(sums, "loss", loss_sum.detach().double())
-        add_(sums, "nll", nll.double())
-        add_(sums, "correct", correct)
-        add_(sums, "tokens", n)
-        add_(sums, "sentences", len(batch))
+        with torch.no_grad():
+            add_(sums, "loss", loss_sum.detach().double())
+            add_(sums, "nll", nll_tok.masked_fill(~keep, 0.0).sum().double())
+            add_(sums, "correct", (lp.argmax(dim=-1).eq(tgt) & keep).sum())
+            add_(sums, "tokens", ntokens)
+            add_(sums, "sentences", len(batch))
         return loss_sum.item() / ntokens
 
     @staticmethod

@@ -1,0 +1,1 @@
+"""Once-for-All (Cai et al., ICLR 2020): see README.md."""

@@ -377,13 +377,14 @@ def profile_overrides(params_file: str | Path, profile: str) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m common.config profile-args smoke``: print the -S overrides for a profile."""
+    """``python -m common.config profile-args smoke``: print the ``-S profile.<section>=smoke``
+    overrides that switch every section of the root params.yaml."""
     import argparse
     import sys
 
     parser = argparse.ArgumentParser(prog="python -m common.config")
     sub = parser.add_subparsers(dest="cmd", required=True)
-    p = sub.add_parser("profile-args", help="print `-S <section>.profile=<name>` for dvc exp run")
+    p = sub.add_parser("profile-args", help="print `-S profile.<section>=<name>` for dvc exp run")
     p.add_argument("profile")
     p.add_argument("--params", default="params.yaml")
     args = parser.parse_args(argv)

@@ -1,4 +1,4 @@
-"""Typed configuration of the MCUNet stages (``mcunet.profiles.<name>`` in params.yaml).
+"""Typed configuration of the MCUNet stages (a profile of ``papers/mcunet/params.yaml``).
 
 ``models`` lists the networks of the deployment tables: each is trained here on the colour-digit
 set at its deployment resolution (``train`` section) or taken from another paper's stage

@@ -154,7 +154,7 @@ def load_supernet(directory: Path) -> tuple[OFAMobileNetV3, dict[str, Any]]:
 
     if not path.is_file():
         raise CheckpointError(
-            f"no supernet at {path}: run the stage that trains it (dvc repro --glob 'once_for_all*')"
+            f"no supernet at {path}: run the stage that trains it (dvc repro papers/once_for_all/dvc.yaml)"
         )
     net, meta = load_model(path, build=build)
     return net, meta  # type: ignore[return-value]

@@ -249,6 +249,20 @@ class Group:
 
 
 @dataclass
+class When:
+    """``part`` when ``ready(r)`` is true, else the sentence ``otherwise`` (e.g. "the ablation
+    stage did not run at this profile"), instead of a table of dashes."""
+
+    ready: Callable[[ReportData], Any]
+    part: Any
+    otherwise: str
+    title: str = ""
+
+    def render(self, r: ReportData) -> str:
+        return self.part.render(r) if self.ready(r) else self.otherwise
+
+
+@dataclass
 class Targets:
     """The benchmark section: goals of our own beside the paper's related numbers, from the
     ``targets:`` of ``claims.yaml``. Never counted as claims."""

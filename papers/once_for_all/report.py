@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +25,7 @@ from common.report.spec import (
     ReportData,
     ReportSpec,
     Text,
+    When,
     report_main,
 )
 from papers.once_for_all import figures
@@ -163,19 +163,6 @@ def _choices(attr: str) -> Col:
         lambda p, r: "/".join(map(str, sorted(getattr(r.config.phases[p], attr), reverse=True))),
         header,
     )
-
-
-@dataclass
-class When:
-    """``part`` when ``ready(r)``, else the sentence ``otherwise`` (a stage has not run)."""
-
-    ready: Callable[[ReportData], Any]
-    part: Any
-    otherwise: str
-    title: str = ""
-
-    def render(self, r: ReportData) -> str:
-        return self.part.render(r) if self.ready(r) else self.otherwise
 
 
 def _passes_note(r: ReportData) -> str:

@@ -8,7 +8,7 @@
 #   make bench                       training-loop overhead benchmark (each task kind vs bare PyTorch)
 #   make paper SLUG=x TITLE=".." CITATION=".."   scaffold a new paper (python -m common.new_paper)
 #   make ui                          MLflow UI on http://127.0.0.1:5000
-#   make verify                      check every registered paper's reports/<paper>/claims.json (STRICT=1: fail on any miss)
+#   make verify                      recompute every registered paper's reports/<paper>/claims.json from its claims.yaml and metrics; fail on any difference (STRICT=1: also on any miss)
 #   make setup                       only the set-up: .venv, plus the microcontroller toolchain
 #   make toolchain                   only the Arm GCC + QEMU check/install (see below)
 #   make lint / make lock / make clean
@@ -78,6 +78,7 @@ DVC_TARGETS := $(if $(PAPER),papers/$(PAPER)/dvc.yaml,)
 repro: $(STAMP)
 	@test -d .dvc || { echo "error: no .dvc directory: run make from the repository root" >&2; exit 2; }
 	@test -z "$(PAPER)" || test -f papers/$(PAPER)/dvc.yaml || { echo "error: no papers/$(PAPER)/dvc.yaml; papers: $$(ls papers/*/dvc.yaml | cut -d/ -f2 | tr '\n' ' ')" >&2; exit 2; }
+	@$(BIN)/python -m common.papers check --profile "$(PROFILE)"
 ifeq ($(PROFILE),)
 	$(BIN)/dvc repro $(DVC_TARGETS)
 else

@@ -10,8 +10,8 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+import pickle
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from common.errors import InputError
-from common.io import atomic_save, atomic_write_bytes
+from common.io import atomic_path, atomic_save, atomic_write_bytes
 
 __all__ = [
     "CheckpointError",
@@ -37,8 +37,34 @@ class CheckpointError(InputError, RuntimeError):
     """A checkpoint is missing, unreadable or does not match the model."""
 
 
+def _load_failure(exc: Exception) -> str:
+    """Why ``torch.load(weights_only=True)`` refused a file, in one short clause.
+
+    PyTorch's own message is many lines and suggests ``weights_only=False``, which would let the
+    file run code: never repeated here.
+    """
+    text = str(exc)
+    found = re.search(r"Unsupported global: GLOBAL ([\w.]+)", text)
+    if found:
+        return (
+            f"it holds a Python object ({found.group(1)}) besides tensors and plain containers, "
+            "and objects are never unpickled here (loading one could run code)"
+        )
+    if isinstance(exc, pickle.UnpicklingError) or "weights_only" in text:
+        return (
+            "it is truncated, not a PyTorch checkpoint, or pickled data other than tensors "
+            "(never unpickled here: it could run code)"
+        )
+    first = text.strip().splitlines()[0] if text.strip() else ""
+    first = first.split(". ")[0].rstrip(".")
+    if isinstance(exc, (RuntimeError, EOFError, KeyError, ValueError, OSError)) or not first:
+        detail = f": {first}" if first and not isinstance(exc, KeyError) else ""
+        return f"it is truncated or not a PyTorch checkpoint ({type(exc).__name__}{detail})"
+    return f"{type(exc).__name__}: {first}"
+
+
 def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any:
-    """``torch.load(..., weights_only=True)`` with an error that names the file."""
+    """``torch.load(..., weights_only=True)`` with a one-line error that names the file."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist")
@@ -46,8 +72,8 @@ def safe_load(path: str | Path, map_location: str | torch.device = "cpu") -> Any
         return torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt, truncated, or holding pickled code
         raise CheckpointError(
-            f"cannot load checkpoint {path} safely ({type(exc).__name__}: {exc}); "
-            "delete it to start that run afresh"
+            f"cannot load checkpoint {path}: {_load_failure(exc)}; "
+            "delete it to start that run afresh, or give a checkpoint this repository wrote"
         ) from exc
 
 
@@ -65,14 +91,8 @@ def save_model(
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    os.close(fd)
-    try:
+    with atomic_path(path) as tmp:
         save_file(state, tmp, metadata={"arch": json.dumps(arch)})
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     meta = {"arch": arch, **(extra or {})}
     atomic_write_bytes((json.dumps(meta, indent=2) + "\n").encode(), model_config_path(path))
     return path

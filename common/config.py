@@ -36,6 +36,7 @@ import math
 import types
 import typing
 from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar, get_args, get_origin
 
@@ -274,6 +275,13 @@ def read_yaml(path: str | Path) -> Any:
 ROOT_KEYS = ("launch", "profile")
 
 
+@dataclass(frozen=True)
+class LaunchConfig:
+    """``launch:`` in the root ``params.yaml``: how every stage is started (common/launch.py)."""
+
+    nproc_per_node: int = field(default=1, metadata=bounds(ge=1, le=1024))
+
+
 def section_file(params_file: str | Path, section: str) -> Path:
     """The file holding ``section``'s profiles: ``papers/<section>/params.yaml`` for a paper,
     ``<section>/params.yaml`` otherwise (``data/params.yaml``), beside the root ``params_file``."""
@@ -295,6 +303,7 @@ def read_root(params_file: str | Path) -> dict[str, Any]:
         raise ConfigError(
             f"{file}: {unknown[0]}: unknown key; allowed keys here: {', '.join(ROOT_KEYS)}"
         )
+    from_dict(LaunchConfig, params.get("launch"), file=file, prefix="launch")
     selection = params.get("profile")
     if not isinstance(selection, Mapping):
         raise ConfigError(

@@ -21,16 +21,25 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m common.launch", description=__doc__.split("\n")[0]
     )
-    parser.add_argument(
-        "--nproc", type=int, default=1, help="processes on this machine (default 1)"
-    )
+    parser.add_argument("--nproc", default="1", help="processes on this machine (default 1)")
     parser.add_argument(
         "module", help="the stage module, e.g. papers.deep_compression.train_baseline"
     )
     parser.add_argument("args", nargs=argparse.REMAINDER, help="arguments for the module")
     args = parser.parse_args(argv)
+    raw = args.nproc
+    try:
+        args.nproc = int(raw)
+    except ValueError:
+        args.nproc = 0
     if args.nproc < 1:
-        parser.error("--nproc must be >= 1")
+        # The stages pass ${launch.nproc_per_node} from the root params.yaml.
+        print(
+            f"error: params.yaml: launch.nproc_per_node: {raw!r} is not allowed; "
+            "allowed: an integer >= 1 (the processes each stage runs)",
+            file=sys.stderr,
+        )
+        return 2
     if args.nproc == 1 or "LOCAL_RANK" in os.environ:
         sys.argv = [args.module, *args.args]
         try:

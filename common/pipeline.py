@@ -2,9 +2,9 @@
 stage runs.
 
 ``dvc repro`` reruns a stage when a declared dependency changes, so a stage that imports code it
-does not declare can silently keep a stale result. :func:`code_files` follows a stage module's
-imports through the repository (module-level and inside functions, packages' ``__init__`` included,
-as Python would load them) and :func:`undeclared` lists what a stage imports but does not declare.
+does not declare can silently keep a stale result. :func:`~common.imports.code_files` follows a
+stage module's imports through the repository and :func:`undeclared` lists what a stage imports
+but does not declare.
 
 ``python -m common.pipeline check`` prints, for every stage, the repository files it imports and
 does not declare (exit 1 if any); ``python -m common.pipeline deps <stage>`` prints what a stage
@@ -16,24 +16,16 @@ model and config dependencies are kept as they are).
 from __future__ import annotations
 
 import argparse
-import ast
 import re
 import sys
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from common.imports import CODE_ROOTS, code_files, covered, data_files
 from common.paths import repo_root
-
-CODE_ROOTS = ("common", "papers")
-# Files a module reads at run time (package data), which a stage loading it depends on too.
-DATA_FILES = {
-    "common/mcu/__init__.py": ("common/mcu/csrc", "common/mcu/target"),
-    "common/papers.py": ("papers/registry.yaml",),
-}
 
 
 @dataclass(frozen=True)
@@ -120,85 +112,13 @@ def stages(root: Path | None = None) -> list[Stage]:
     return out
 
 
-# ---------------------------------------------------------------------- imports
-def _module_file(module: str, root: Path) -> Path | None:
-    """The repository file of ``module`` (a package's ``__init__.py``), if it is one of ours."""
-    if module.split(".")[0] not in CODE_ROOTS:
-        return None
-    base = root / Path(*module.split("."))
-    for candidate in (base.with_suffix(".py"), base / "__init__.py"):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def _imports(path: Path, module: str) -> set[str]:
-    """Every module ``path`` imports anywhere (``from x import y`` also yields ``x.y``, which is
-    a module when ``y`` is a submodule)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
-    package = module if path.name == "__init__.py" else module.rpartition(".")[0]
-    found: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
-            found.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            if node.level:
-                parts = package.split(".")
-                base = ".".join(parts[: len(parts) - node.level + 1])
-                name = f"{base}.{node.module}" if node.module else base
-            else:
-                name = node.module or ""
-            found.add(name)
-            found.update(f"{name}.{alias.name}" for alias in node.names)
-    return found
-
-
-@cache
-def _closure(module: str, root: Path) -> frozenset[Path]:
-    seen: set[Path] = set()
-    todo = [module]
-    done: set[str] = set()
-    while todo:
-        name = todo.pop()
-        if name in done:
-            continue
-        done.add(name)
-        # Importing a.b.c runs a/__init__.py and a/b/__init__.py first.
-        parts = name.split(".")
-        for i in range(1, len(parts) + 1):
-            prefix = ".".join(parts[:i])
-            path = _module_file(prefix, root)
-            if path is None or path in seen:
-                continue
-            seen.add(path)
-            todo.extend(_imports(path, prefix))
-    return frozenset(seen)
-
-
-def code_files(module: str, root: Path | None = None) -> list[str]:
-    """The repository files a run of ``module`` can load, relative to the repository."""
-    root = (root or repo_root()).resolve()
-    return sorted(str(p.relative_to(root)) for p in _closure(module, root))
-
-
-def _covered(path: str, deps: tuple[str, ...]) -> bool:
-    return any(path == d or path.startswith(d.rstrip("/") + "/") for d in deps)
-
-
-def data_files(files: list[str], declared: list[str] = ()) -> list[str]:
-    """The package data (:data:`DATA_FILES`) that loading ``files`` reads, less what a folder in
-    ``declared`` covers already."""
-    data = {d for f in files for d in DATA_FILES.get(f, ())}
-    return sorted(d for d in data if not _covered(d, tuple(declared)))
-
-
 def undeclared(stage: Stage, root: Path | None = None) -> list[str]:
     """Repository files ``stage``'s module imports (and the package data they read) that none of
     its deps covers. A package ``__init__.py`` counts: Python runs it on the way in."""
     if stage.module is None:
         return []
     files = code_files(stage.module, root)
-    return [f for f in [*files, *data_files(files)] if not _covered(f, stage.deps)]
+    return [f for f in [*files, *data_files(files)] if not covered(f, stage.deps)]
 
 
 FOLD = 0.5  # fold a package into one folder dependency when a stage loads this share of it

@@ -24,6 +24,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +34,7 @@ from typing import IO, Any
 from urllib.parse import urlparse
 
 from common.config import flatten, to_dict
+from common.env import pid_alive
 from common.errors import InputError
 from common.paths import repo_root
 
@@ -117,6 +119,7 @@ class Recorder:
             exp_id = self.client.create_experiment(experiment, artifact_location=location.as_uri())
         else:
             exp_id = exp.experiment_id
+            self._close_orphans(exp_id, header)
         run = self.client.create_run(
             exp_id,
             start_time=int(header["start_ms"]),
@@ -127,6 +130,20 @@ class Recorder:
         items = [Param(_metric_key(k), _param_value(v)) for k, v in header["params"].items()]
         for start in range(0, len(items), 100):  # MLflow caps a batch at 100 params
             self.client.log_batch(self.run_id, params=items[start : start + 100])
+
+    def _close_orphans(self, exp_id: str, header: Mapping[str, Any]) -> None:
+        """Mark KILLED the earlier runs of this stage still RUNNING whose process is gone (killed
+        together with its recorder, e.g. the whole process group, or the machine rebooted)."""
+        tags = header["tags"]
+        runs = self.client.search_runs(
+            [exp_id],
+            filter_string=f"tags.stage = '{tags['stage']}' and attributes.status = 'RUNNING'",
+        )
+        for run in runs:
+            pid, host = run.data.tags.get("pid", ""), run.data.tags.get("host")
+            if host != tags.get("host") or not pid.isdigit() or pid_alive(int(pid)):
+                continue  # another machine's run, or one still going
+            self.client.set_terminated(run.info.run_id, "KILLED", end_time=int(header["start_ms"]))
 
     def log_metrics(self, metrics: Mapping[str, float], step: int | None, ms: int) -> None:
         from mlflow.entities import Metric
@@ -303,7 +320,13 @@ def stage_run(
     if not enabled or mode == "off":
         yield None
         return
-    all_tags = {"stage": stage, "git_commit": _git_commit(), **(tags or {})}
+    all_tags = {
+        "stage": stage,
+        "git_commit": _git_commit(),
+        "pid": str(os.getpid()),  # a later run of the stage closes this one if it was killed
+        "host": socket.gethostname(),
+        **(tags or {}),
+    }
     if profile:
         all_tags["profile"] = profile
     header = {

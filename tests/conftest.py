@@ -15,6 +15,8 @@ REPO = Path(__file__).resolve().parents[1]
 def _isolated_tracking(tmp_path_factory: pytest.TempPathFactory) -> None:
     db = tmp_path_factory.mktemp("mlflow") / "mlflow.db"
     os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{db}"
+    # Temporary files of atomic writes: never in the checkout's .tmp (common/io.py).
+    os.environ["EFFML_TMP_DIR"] = str(tmp_path_factory.mktemp("scratch"))
     # Stages record their MLflow run in-process here (one recorder process per stage run would
     # double the test suite's processes); tests/common/test_tracking.py covers the recorder.
     os.environ.setdefault("EFFML_TRACKING", "inline")

@@ -14,8 +14,9 @@ import pytest
 import yaml
 
 from common.config import PROFILES, load_profiles, read_root, section_file
+from common.imports import code_files
 from common.papers import load_class, papers, sections
-from common.pipeline import Stage, code_files, stages, undeclared
+from common.pipeline import Stage, stages, undeclared
 
 REPO = Path(__file__).resolve().parents[1]
 ROOT_PARAMS = REPO / "params.yaml"

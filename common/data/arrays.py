@@ -13,6 +13,8 @@ on CPU several times faster than collating one sample at a time.
 from __future__ import annotations
 
 import json
+import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,12 +24,13 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from common.data.checksums import DataError, sha256_file
-from common.io import atomic_write_bytes
+from common.data.checksums import DataError, read_text_file, sha256_file
+from common.io import atomic_path, atomic_write_bytes
 
 ARRAYS_FILE = "arrays.npz"
 MANIFEST_FILE = "manifest.json"
 FORMAT_VERSION = 1
+_HEX = frozenset("0123456789abcdef")
 
 
 class ArrayDataset(Dataset):
@@ -146,9 +149,8 @@ def save_prepared(
             raise ValueError(f"{split}: images must be uint8 (N, C, H, W)")
         arrays[f"{split}_images"] = np.ascontiguousarray(images)
         arrays[f"{split}_labels"] = np.ascontiguousarray(labels.astype(np.int64))
-    tmp = out_dir / f".{ARRAYS_FILE}.tmp.npz"
-    np.savez(tmp, **arrays)
-    tmp.replace(out_dir / ARRAYS_FILE)
+    with atomic_path(out_dir / ARRAYS_FILE) as tmp, open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)  # a file object: np.savez would append .npz to a path
     mean, std = channel_stats(splits[stats_split][0])
     manifest = {
         "name": name,
@@ -172,13 +174,166 @@ def save_prepared(
 
 
 def read_manifest(root: str | Path, *, fix: str) -> dict[str, Any]:
-    path = Path(root) / MANIFEST_FILE
-    if not path.is_file():
-        raise DataError(f"{path} is missing. Fix: {fix}")
+    """The parsed ``manifest.json`` of the prepared directory ``root``.
+
+    A missing directory or file, unreadable or invalid JSON, or JSON that is not an object
+    raises :class:`DataError` naming the file and ``fix``; the entries are checked by
+    :func:`check_manifest`.
+    """
+    root = Path(root)
+    path = root / MANIFEST_FILE
+    if not root.exists():
+        raise DataError(f"{root} does not exist, so it holds no prepared dataset. Fix: {fix}")
+    if not root.is_dir():
+        raise DataError(f"{root} is not a directory (expected a prepared dataset). Fix: {fix}")
+    if not path.exists():
+        what = "is empty" if not any(root.iterdir()) else f"has no {MANIFEST_FILE}"
+        raise DataError(
+            f"{path} is missing ({root} {what}; the prepare stage writes {MANIFEST_FILE} and "
+            f"{ARRAYS_FILE}). Fix: {fix}"
+        )
+    text = read_text_file(path, what="a JSON manifest", fix=fix)
     try:
-        return json.loads(path.read_text())
+        manifest = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DataError(f"{path} is not valid JSON ({exc}). Fix: {fix}") from None
+    if not isinstance(manifest, dict):
+        raise DataError(
+            f"{path} holds a JSON {type(manifest).__name__}, not the manifest object. Fix: {fix}"
+        )
+    return manifest
+
+
+def _is_number_list(value: Any) -> bool:
+    """Whether ``value`` is a JSON list of numbers (a manifest's ``mean`` or ``std``)."""
+    return isinstance(value, list) and all(
+        isinstance(v, int | float) and not isinstance(v, bool) for v in value
+    )
+
+
+def check_manifest(path: Path, manifest: dict[str, Any], *, fix: str, verify: bool) -> None:
+    """Raise :class:`DataError` naming ``path`` unless ``manifest`` has the entries loading needs.
+
+    Those are ``name``, ``num_classes``, ``mean``/``std`` (one number per channel), ``splits``
+    (an object per split) and, when ``verify``, ``sha256`` (64 hex digits).
+    """
+    required: dict[str, tuple[Callable[[Any], bool], str]] = {
+        "name": (lambda v: isinstance(v, str), "a string"),
+        "num_classes": (
+            lambda v: isinstance(v, int) and not isinstance(v, bool) and v >= 1,
+            "a positive integer",
+        ),
+        "mean": (lambda v: _is_number_list(v) and len(v) >= 1, "a list of numbers"),
+        "std": (lambda v: _is_number_list(v) and len(v) >= 1, "a list of numbers"),
+        "splits": (
+            lambda v: isinstance(v, dict) and all(isinstance(x, dict) for x in v.values()),
+            "an object of splits",
+        ),
+    }
+    if verify:
+        required["sha256"] = (
+            lambda v: isinstance(v, str) and len(v) == 64 and all(c in _HEX for c in v.lower()),
+            "a SHA-256 of 64 hex digits",
+        )
+    for key, (ok, what) in required.items():
+        if key not in manifest:
+            raise DataError(
+                f"{path} has no {key!r} entry (a prepared manifest needs it). Fix: {fix}"
+            )
+        if not ok(manifest[key]):
+            raise DataError(
+                f"{path}: {key!r} is {_short(manifest[key])}, expected {what}. Fix: {fix}"
+            )
+    if len(manifest["mean"]) != len(manifest["std"]):
+        raise DataError(
+            f"{path}: 'mean' has {len(manifest['mean'])} channels but 'std' has "
+            f"{len(manifest['std'])}. Fix: {fix}"
+        )
+
+
+def _short(value: Any, limit: int = 40) -> str:
+    """``repr(value)`` cut to ``limit`` characters for a one-line message."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _load_split(path: Path, split: str, *, fix: str) -> tuple[np.ndarray, np.ndarray]:
+    """``(images, labels)`` of ``split`` from the npz at ``path``; a bad archive is a DataError."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            for key in (f"{split}_images", f"{split}_labels"):
+                if key not in npz.files:
+                    raise DataError(
+                        f"{path} has no array {key!r} (it has {', '.join(npz.files) or 'none'}). "
+                        f"Fix: {fix}"
+                    )
+            return npz[f"{split}_images"], npz[f"{split}_labels"]
+    except DataError:
+        raise
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
+        raise DataError(
+            f"{path} cannot be read as a NumPy .npz archive ({type(exc).__name__}: "
+            f"{_first_line(exc)}); it is truncated or corrupt. Fix: {fix}"
+        ) from None
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first line of ``exc``'s message, so a wrapped error stays one line."""
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else "no details"
+
+
+def _check_arrays(
+    path: Path,
+    split: str,
+    images: np.ndarray,
+    labels: np.ndarray,
+    manifest: dict[str, Any],
+    *,
+    fix: str,
+) -> None:
+    """Raise :class:`DataError` unless one split's arrays fit each other and the manifest."""
+    key = f"{path} [{split}_images]"
+    if images.dtype != np.uint8 or images.ndim != 4:
+        raise DataError(
+            f"{key} is {images.dtype} of shape {images.shape}, expected uint8 (N, C, H, W). "
+            f"Fix: {fix}"
+        )
+    if images.shape[0] == 0:
+        raise DataError(f"{key} holds no images: the {split} split is empty. Fix: {fix}")
+    channels = len(manifest["mean"])
+    expected = manifest.get("input_shape")
+    if expected is not None and list(images.shape[1:]) != list(expected):
+        raise DataError(
+            f"{key} has images of shape {tuple(images.shape[1:])}, the manifest says "
+            f"{tuple(expected)}. Fix: {fix}"
+        )
+    if images.shape[1] != channels:
+        raise DataError(
+            f"{key} has {images.shape[1]} channels, the manifest's mean/std have {channels}. "
+            f"Fix: {fix}"
+        )
+    key = f"{path} [{split}_labels]"
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        raise DataError(
+            f"{key} is {labels.dtype} of shape {labels.shape}, expected integers (N,). Fix: {fix}"
+        )
+    if labels.shape[0] != images.shape[0]:
+        raise DataError(
+            f"{key} holds {labels.shape[0]} labels for {images.shape[0]} images. Fix: {fix}"
+        )
+    count = manifest["splits"][split].get("count")
+    if count is not None and count != labels.shape[0]:
+        raise DataError(
+            f"{key} holds {labels.shape[0]} samples, the manifest says {count}. Fix: {fix}"
+        )
+    low, high = int(labels.min()), int(labels.max())
+    if low < 0 or high >= manifest["num_classes"]:
+        bad = low if low < 0 else high
+        raise DataError(
+            f"{key} holds label {bad}, outside 0..{manifest['num_classes'] - 1} "
+            f"(num_classes={manifest['num_classes']}). Fix: {fix}"
+        )
 
 
 def load_prepared(
@@ -188,8 +343,13 @@ def load_prepared(
     fix: str,
     verify: bool = True,
     transform: Callable[[Tensor, torch.Generator | None], Tensor] | None = None,
+    name: str | None = None,
 ) -> ArrayDataset:
     """Load one split of a prepared dataset, verifying its checksum first.
+
+    Every problem with the directory (missing, empty, a manifest without the entries loading
+    needs, a truncated or corrupt ``arrays.npz``, arrays of the wrong dtype or shape, labels out
+    of range) raises :class:`DataError` with one line naming the file, what is wrong and ``fix``.
 
     Args:
         root: the prepared directory.
@@ -197,27 +357,34 @@ def load_prepared(
         fix: the instruction shown when the data is missing or corrupt.
         verify: check the SHA-256 of ``arrays.npz`` against the manifest.
         transform: batch augmentation (see :class:`ArrayDataset`).
+        name: the dataset the caller expects (the manifest's ``name``); ``None`` accepts any.
     """
     root = Path(root)
     manifest = read_manifest(root, fix=fix)
+    check_manifest(root / MANIFEST_FILE, manifest, fix=fix, verify=verify)
+    if name is not None and manifest["name"] != name:
+        raise DataError(
+            f"{root / MANIFEST_FILE} describes the {manifest['name']!r} dataset, not {name!r}: "
+            f"the wrong prepared directory was given. Fix: point it at the {name} one, or "
+            f"{fix}"
+        )
     path = root / ARRAYS_FILE
     if not path.is_file():
         raise DataError(f"{path} is missing. Fix: {fix}")
     if verify:
         actual = sha256_file(path)
-        if actual != manifest["sha256"]:
+        if actual != manifest["sha256"].lower():
             raise DataError(
                 f"{path} is corrupt: its SHA-256 is {actual[:16]}..., the manifest says "
                 f"{manifest['sha256'][:16]}.... Fix: {fix}"
             )
     if split not in manifest["splits"]:
         raise DataError(f"{root} has no split {split!r}; it has {', '.join(manifest['splits'])}")
-    with np.load(path, allow_pickle=False) as npz:
-        images = torch.from_numpy(npz[f"{split}_images"].copy())
-        labels = torch.from_numpy(npz[f"{split}_labels"].copy())
+    images, labels = _load_split(path, split, fix=fix)
+    _check_arrays(path, split, images, labels, manifest, fix=fix)
     return ArrayDataset(
-        images,
-        labels,
+        torch.from_numpy(images.copy()),
+        torch.from_numpy(labels.astype(np.int64, copy=False).copy()),
         mean=manifest["mean"],
         std=manifest["std"],
         num_classes=manifest["num_classes"],

@@ -129,4 +129,4 @@ def build_colour_digits(
 ) -> ArrayDataset:
     """The prepared colour-digit set as an :class:`ArrayDataset` of ``(3, 32, 32)`` images."""
     root = Path(root) if root is not None else default_root()
-    return load_prepared(root, split, fix=FIX).subset(subset, seed=seed)
+    return load_prepared(root, split, fix=FIX, name="colour_digits").subset(subset, seed=seed)

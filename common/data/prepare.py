@@ -23,7 +23,7 @@ from common.config import bounds, to_dict
 from common.data.arrays import load_prepared, save_prepared
 from common.data.checksums import DataError
 from common.data.colour_digits import blend_digits, load_photos
-from common.data.mnist import PREPARED_FIX, read_mnist_raw
+from common.data.mnist import FILES, PREPARED_FIX, RAW_FIX, read_mnist_raw
 from common.stage import StageContext, stage
 
 # Canonical MNIST facts, used to check the decoded data (not to produce any reported number).
@@ -82,7 +82,8 @@ def prepare_mnist(raw: Path, out: Path) -> dict:
         images, labels = read_mnist_raw(raw, split)
         if images.shape[0] != MNIST_COUNTS[split]:
             raise DataError(
-                f"{raw}: {split} has {images.shape[0]} images, MNIST has {MNIST_COUNTS[split]}"
+                f"{raw / FILES[split][0]} holds {images.shape[0]} {split} images, MNIST has "
+                f"{MNIST_COUNTS[split]}. Fix: {RAW_FIX}"
             )
         splits[split] = (images[:, None], labels)
     manifest = save_prepared(
@@ -104,7 +105,7 @@ def prepare_colour_digits(mnist_dir: Path, out: Path, cfg: ColourDigitsConfig) -
     photos = load_photos()
     splits = {}
     for split, n, salt in (("train", cfg.n_train, 0), ("test", cfg.n_test, 1)):
-        ds = load_prepared(mnist_dir, split, fix=PREPARED_FIX)
+        ds = load_prepared(mnist_dir, split, fix=PREPARED_FIX, name="mnist")
         rng = np.random.default_rng([cfg.seed, salt])
         keep = np.sort(rng.choice(len(ds), size=n, replace=False))
         digits = ds.images[keep, 0].numpy()

@@ -4,6 +4,8 @@ Architectures register themselves with ``@MODELS.register("name")`` where they a
 iterate over the registry, so a new model is tested automatically.
 """
 
+import inspect
+from collections.abc import Mapping
 from typing import Any
 
 from torch import nn
@@ -18,6 +20,27 @@ def create_model(name: str, **kwargs: Any) -> nn.Module:
     return MODELS.get(name)(**kwargs)
 
 
+def check_model(name: str, kwargs: Mapping[str, Any] | None = None) -> None:
+    """Raise :class:`~common.config.ConfigError` unless ``name`` is a registered model and every
+    key of ``kwargs`` is an argument of its builder (checked with the config, before any work)."""
+    from common.config import ConfigError
+
+    if name not in MODELS:
+        raise ConfigError(
+            f"model: {name!r} is not a registered model; known: {', '.join(MODELS.names())}"
+        )
+    params = inspect.signature(MODELS.get(name)).parameters
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        return
+    allowed = [n for n, p in params.items() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    for key in kwargs or {}:
+        if key not in allowed:
+            raise ConfigError(
+                f"model_kwargs.{key}: not an argument of model {name!r}; allowed: "
+                + (", ".join(allowed) or "none")
+            )
+
+
 def input_shape(name: str) -> tuple[int, ...]:
     """The ``(C, H, W)`` input a registered model expects with its default arguments.
 
@@ -28,4 +51,4 @@ def input_shape(name: str) -> tuple[int, ...]:
 
 from common.models import lenet, mbconv, torchvision_models, vgg  # noqa: E402,F401  (registers models)
 
-__all__ = ["MODELS", "create_model", "input_shape"]
+__all__ = ["MODELS", "check_model", "create_model", "input_shape"]

@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from common.config import bounds
+from common.fingerprint import source_digest
 from common.io import atomic_write_bytes
 from common.ofa.supernet import OFAMobileNetV3Config
 from common.ofa.training import ElasticChoices
@@ -204,6 +205,7 @@ class EvolutionSearch:
             "evolution": asdict(self.evo),
             "limit": self.limit,
             "seed": self.seed,
+            "code": source_digest(),
             "extra": extra,
         }
         return hashlib.sha256(
@@ -223,6 +225,7 @@ class EvolutionSearch:
         except json.JSONDecodeError:
             return None
         if state.get("fingerprint") != fingerprint:
+            print(f"{path} was made by another search, config or code; starting the search afresh")
             return None
         v, internal, gauss = state["rng"]
         self.rng.setstate((v, tuple(internal), gauss))

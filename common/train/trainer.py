@@ -46,6 +46,7 @@ from tqdm.auto import tqdm
 
 from common.checkpoint import atomic_save, safe_load
 from common.config import to_dict
+from common.fingerprint import data_digest, source_digest
 from common.seed import derive_seed, seed_everything
 from common.train.config import TrainConfig
 from common.train.distributed import DistContext, all_reduce_sum, barrier, init_distributed
@@ -131,22 +132,14 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _dataset_signature(data: Any) -> Any:
-    if data is None:
-        return None
-    sig: dict[str, Any] = {"type": type(data).__name__, "len": len(data)}
-    labels = getattr(data, "labels", None)
-    if isinstance(labels, Tensor):  # in-memory datasets: which samples, not just how many
-        sig["labels"] = hashlib.sha256(labels.cpu().numpy().tobytes()).hexdigest()[:16]
-    return sig
-
-
 def fingerprint_of(config: Any, model: nn.Module, extra: Any = None, *, data: Any = None) -> str:
     """Hash of what defines a run: a checkpoint is only resumed under the same fingerprint.
 
     It covers the config, the architecture, the *starting* weights (a run that starts from a
     different model, e.g. another profile's baseline, must not resume this one's checkpoint),
-    the data and ``extra``.
+    the data (``data``, e.g. :func:`~common.fingerprint.data_digest` of each dataset), the
+    repository code the run depends on (:func:`~common.fingerprint.source_digest`: after an edit
+    the finished old run is not resumed) and ``extra``.
     """
     h = hashlib.sha256()
     for key, value in model.state_dict().items():
@@ -157,6 +150,7 @@ def fingerprint_of(config: Any, model: nn.Module, extra: Any = None, *, data: An
         "model": type(model).__name__,
         "weights": h.hexdigest(),
         "data": data,
+        "code": source_digest(),
         "extra": to_dict(extra),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[
@@ -245,7 +239,7 @@ class Trainer:
             config,
             model,
             extra,
-            data={"train": _dataset_signature(train_data), "eval": _dataset_signature(eval_data)},
+            data={"train": data_digest(train_data), "eval": data_digest(eval_data)},
         )
         self.log = log or (lambda msg: tqdm.write(msg, file=sys.stdout))
         self.ctx = dist_context
@@ -312,7 +306,8 @@ class Trainer:
                 stale = path.with_name(f"{path.name}.stale")
                 path.replace(stale)
                 self.log(
-                    f"checkpoint {path} belongs to a different configuration; moved to {stale.name}, starting afresh"
+                    f"checkpoint {path} was made by another config, code or data "
+                    f"(or another starting model); set aside as {stale.name}, starting afresh"
                 )
             barrier(self.ctx)
             return []

@@ -14,7 +14,7 @@ from typing import Literal
 from common.compress import KMeansQuantConfig, MagnitudePruneConfig
 from common.compress.kmeans import Init
 from common.config import ConfigError, bounds
-from common.models import MODELS
+from common.models import check_model
 from common.train import OptimizerConfig, TrainConfig
 
 
@@ -31,11 +31,7 @@ class BaselineConfig:
     latency_repeats: int = field(default=50, metadata=bounds(ge=1))
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ConfigError(
-                f"model: {self.model!r} is not a registered model; "
-                f"known: {', '.join(MODELS.names())}"
-            )
+        check_model(self.model, self.model_kwargs)
 
 
 @dataclass(frozen=True)

@@ -11,8 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from common.config import ConfigError, bounds
-from common.models import MODELS
+from common.config import bounds
+from common.models import check_model
 from common.train import TrainConfig
 
 
@@ -33,10 +33,7 @@ class ModelConfig:
     channels_last: bool = True
 
     def __post_init__(self) -> None:
-        if self.model not in MODELS:
-            raise ConfigError(
-                f"model: {self.model!r} is not a registered model; known: {', '.join(MODELS.names())}"
-            )
+        check_model(self.model, self.model_kwargs)
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
+from common.fingerprint import data_digest, source_digest
 from common.io import write_json
 from common.ofa.efficiency import arch_macs, random_archs
 from common.ofa.training import evaluate_arch
@@ -44,8 +45,15 @@ def _resume(log: Path, fingerprint: str) -> list[dict]:
     if not log.is_file():
         return []
     lines = log.read_text().splitlines()
-    if not lines or json.loads(lines[0]).get("fingerprint") != fingerprint:
+    try:
+        same = bool(lines) and json.loads(lines[0]).get("fingerprint") == fingerprint
+    except (json.JSONDecodeError, AttributeError):
+        same = False
+    if not same:
         log.replace(log.with_name(log.name + ".stale"))
+        print(
+            f"{log} was made by another supernet, config, code or data; set aside, starting afresh"
+        )
         return []
     records = []
     for line in lines[1:]:
@@ -75,6 +83,9 @@ def main(ctx: StageContext) -> None:
                 "supernet": _sha256(Path(args.supernet) / SUPERNET_FILE),
                 "archs": archs,
                 "data": str(cfg.data),
+                "holdout": data_digest(splits.holdout),
+                "calibration": data_digest(splits.calibration),
+                "code": source_digest(),
             },
             sort_keys=True,
         ).encode()

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -8,6 +10,7 @@ import pytest
 import yaml
 
 from common.config import ConfigError, bounds, from_dict, load_profile, profile_overrides, to_dict
+from common.papers import check_params
 from common.train import TrainConfig
 from tests.params import repo_profiles, write_params
 
@@ -163,3 +166,69 @@ def test_profile_overrides_cover_every_section() -> None:
     assert "profile.deep_compression=smoke" in overrides
     with pytest.raises(ConfigError):
         profile_overrides(REPO / "params.yaml", "fast")
+
+
+def _tree(tmp_path: Path, sections: dict | None = None) -> Path:
+    """A params tree plus the paper registry, as `python -m common.papers check` reads them."""
+    path = write_params(tmp_path, None, sections)
+    (tmp_path / "papers" / "registry.yaml").write_text((REPO / "papers/registry.yaml").read_text())
+    return path
+
+
+def test_launch_settings_are_validated(tmp_path: Path) -> None:
+    path = _tree(tmp_path)
+    root = yaml.safe_load(path.read_text())
+    for launch, message in [
+        ({"nproc_per_node": "two"}, r"launch\.nproc_per_node: expected int, got str \('two'\)"),
+        ({"nproc_per_node": 0}, r"launch\.nproc_per_node: 0 is out of range"),
+        ({"nproc": 2}, r"launch\.nproc: unknown key; allowed keys here: nproc_per_node"),
+    ]:
+        path.write_text(yaml.safe_dump({**root, "launch": launch}))
+        with pytest.raises(ConfigError, match=message):
+            check_params(path)
+
+
+def test_launcher_names_the_params_key_for_a_bad_process_count() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "common.launch", "--nproc", "two", "papers.x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 2 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines() == [
+        "error: params.yaml: launch.nproc_per_node: 'two' is not allowed; allowed: an integer "
+        ">= 1 (the processes each stage runs)"
+    ]
+
+
+def test_model_kwargs_are_checked_against_the_model_signature(tmp_path: Path) -> None:
+    data = repo_profiles("deep_compression")
+    data["smoke"]["baseline"]["lenet5"]["model_kwargs"] = {"in_chanels": 3}
+    path = _tree(tmp_path, {"deep_compression": data})
+    with pytest.raises(
+        ConfigError,
+        match=r"smoke\.baseline\.lenet5: model_kwargs\.in_chanels: not an argument of model "
+        r"'lenet5'; allowed: num_classes, in_channels, input_size",
+    ):
+        check_params(path)
+    data["smoke"]["baseline"]["lenet5"]["model_kwargs"] = {"in_channels": 3}
+    _tree(tmp_path, {"deep_compression": data})
+    check_params(path)
+
+
+def test_check_params_validates_every_section_and_profile(tmp_path: Path) -> None:
+    assert check_params(_tree(tmp_path)) == ["data", "deep_compression", "once_for_all", "mcunet"]
+    data = repo_profiles("mcunet")
+    data["paper"]["deploy"]["emulat"] = False  # a profile no one selected
+    path = _tree(tmp_path, {"mcunet": data})
+    with pytest.raises(ConfigError, match=r"paper\.deploy\.emulat: unknown key"):
+        check_params(path)
+    proc = subprocess.run(
+        [sys.executable, "-m", "common.papers", "check", "--params", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1 and "paper.deploy.emulat" in proc.stderr

@@ -94,6 +94,27 @@ def test_a_killed_stage_leaves_a_killed_run(tmp_path: Path) -> None:
     assert runs[0]["metrics"]["m"] == 1.0
 
 
+def test_a_run_killed_with_its_recorder_is_closed_by_the_next_start(tmp_path: Path) -> None:
+    """A stage killed together with its recorder (the whole process group) leaves a RUNNING run;
+    the stage's next start marks it KILLED, and leaves a live one alone."""
+    script = (
+        "import os, signal\n"
+        "from common.tracking import stage_run\n"
+        "with stage_run(experiment='test_tracking_orphan', stage='o', mode='inline') as run:\n"
+        "    os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", script], cwd=Path(__file__).parents[2], timeout=120)
+    assert out.returncode == -9
+    assert [r["status"] for r in list_runs("test_tracking_orphan")] == ["RUNNING"]
+    with stage_run(experiment="test_tracking_orphan", stage="o", mode="inline"):
+        with stage_run(experiment="test_tracking_orphan", stage="o", mode="inline"):
+            pass  # this process's own run is alive: not touched
+        statuses = sorted(r["status"] for r in list_runs("test_tracking_orphan"))
+        assert statuses == ["FINISHED", "KILLED", "RUNNING"]
+    statuses = sorted(r["status"] for r in list_runs("test_tracking_orphan"))
+    assert statuses == ["FINISHED", "FINISHED", "KILLED"]
+
+
 def test_a_broken_database_is_one_clear_error(tmp_path: Path, monkeypatch) -> None:
     bad = tmp_path / "mlflow.db"
     bad.write_bytes(b"this is not a database")

@@ -82,6 +82,44 @@ def test_missing_data_names_the_fix(
     assert "Fix:" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize(
+    "content, why",
+    [
+        (b"not a checkpoint", "truncated, not a PyTorch checkpoint"),
+        (None, "holds a Python object (pathlib.PosixPath)"),
+    ],
+)
+def test_a_bad_checkpoint_is_one_line_and_exit_2(
+    tmp_path: Path, dc_params: Path, prepared_fake_mnist: Path, content: bytes | None, why: str
+) -> None:
+    """A corrupt or code-carrying ``last.pt`` in the stage's checkpoint folder: the real stage
+    process prints one line naming the file and the fix (never ``weights_only=False``)."""
+    ckpt = tmp_path / "ckpt" / "lenet5" / "last.pt"
+    ckpt.parent.mkdir(parents=True)
+    if content is None:
+        torch.save({"fingerprint": "x", "hook": Path("evil")}, ckpt)  # a pickled object
+    else:
+        ckpt.write_bytes(content)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "papers.deep_compression.train_baseline",
+            *_stage_args(dc_params, prepared_fake_mnist, tmp_path, "lenet5"),
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert str(ckpt) in lines[0] and why in lines[0] and "delete it" in lines[0]
+    assert "weights_only" not in proc.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 @pytest.mark.slow
 def test_killed_stage_resumes_to_the_same_weights(
     tmp_path: Path, prepared_fake_mnist: Path

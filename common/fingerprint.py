@@ -92,7 +92,7 @@ def _update_array(h: Any, value: torch.Tensor | np.ndarray) -> None:
         value = value.contiguous().numpy()
     value = np.ascontiguousarray(value)
     h.update(f"{value.dtype.str}{value.shape}".encode())
-    h.update(memoryview(value).cast("B"))
+    h.update(value.reshape(-1).view(np.uint8) if value.size else b"")
 
 
 def _update(h: Any, obj: Any, depth: int, seen: set[int]) -> bool:

@@ -3,7 +3,8 @@
 ``python -m tests.common.train.task_worker <kind> <checkpoint dir> <result file> [--kill-at N]``
 trains a tiny model of the given kind (classification, tokens, adversarial) with step
 checkpoints, and writes every learned tensor (model, task state) plus the history to the result
-file. ``--kill-at N`` SIGKILLs the process itself right after optimizer step ``N``: a real kill,
+file. ``--epochs N`` makes the run longer (for kills at random moments from outside).
+``--kill-at N`` SIGKILLs the process itself right after optimizer step ``N``: a real kill,
 at a moment of the test's choosing.
 """
 
@@ -131,7 +132,9 @@ def main() -> None:
     parser.add_argument("checkpoints", type=Path)
     parser.add_argument("result", type=Path)
     parser.add_argument("--kill-at", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=CONFIG["epochs"], help="a longer run")
     args = parser.parse_args()
+    CONFIG["epochs"] = args.epochs
     torch.set_num_threads(1)
     hooks: list[TrainHook] = [KillAt(args.kill_at)] if args.kill_at else []
     trainer = KINDS[args.kind](args.checkpoints, hooks)

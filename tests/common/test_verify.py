@@ -17,8 +17,9 @@ from typing import Any
 
 import pytest
 
+from common.papers import papers
 from common.paths import repo_root
-from common.report.claims import evaluate_claims, load_claims_file, write_claims_json
+from common.report.claims import evaluate_claims, load_claims, load_claims_file, write_claims_json
 from common.report.verify import main as verify_main
 from common.report.verify import report_metrics
 
@@ -355,26 +356,47 @@ def test_unregistered_file_fails(root: Path, tmp_path: Path, capsys: pytest.Capt
     assert rc == 1 and "names no paper" in lines[0]
 
 
-def test_committed_reports_pass(capsys: pytest.CaptureFixture) -> None:
-    """The committed claims.json of every registered paper is what its report stage computes."""
-    assert _verify(repo_root(), capsys) == (0, [])
+def _real_paper(tmp_path: Path, slug: str) -> Path:
+    """A root with ``slug``'s claims.yaml, its committed metrics (in git, unlike the generated
+    ``reports/``) and the claims.json the report's own functions compute from them."""
+    src = repo_root()
+    (tmp_path / "papers" / slug).mkdir(parents=True)
+    shutil.copy(src / "papers" / slug / "claims.yaml", tmp_path / "papers" / slug)
+    shutil.copytree(src / "metrics" / slug, tmp_path / "metrics" / slug)
+    with (tmp_path / "papers" / "registry.yaml").open("a") as fh:
+        fh.write(f"  - {{slug: {slug}, title: t, citation: c}}\n")
+    results = evaluate_claims(
+        load_claims(tmp_path / "papers" / slug / "claims.yaml"),
+        report_metrics(tmp_path / "metrics" / slug),
+    )
+    write_claims_json(
+        results,
+        tmp_path / "reports" / slug / "claims.json",
+        paper=slug,
+        profile="default",
+        generated_by=f"{slug}_report",
+    )
+    return tmp_path
 
 
-def test_a_committed_report_with_one_verdict_flipped_fails(
+def test_every_registered_paper_passes_on_its_committed_metrics(
     tmp_path: Path, capsys: pytest.CaptureFixture
 ) -> None:
-    """A copy of a real report (written by the report stage, not by this test) fails once one
-    record's verdict is flipped."""
-    src, slug = repo_root(), "deep_compression"
-    for rel in (f"papers/{slug}/claims.yaml", f"reports/{slug}/claims.json"):
-        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy(src / rel, tmp_path / rel)
-    (tmp_path / "metrics" / slug).mkdir(parents=True)
-    for f in (src / "metrics" / slug).glob("*.json"):
-        shutil.copy(f, tmp_path / "metrics" / slug / f.name)
-    (tmp_path / "papers" / "registry.yaml").write_text(
-        f"papers:\n  - {{slug: {slug}, title: t, citation: c}}\n"
-    )
+    """Verify agrees with the report's claim evaluation on every paper's real metrics."""
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "registry.yaml").write_text("papers:\n")
+    for paper in papers(repo_root()):
+        _real_paper(tmp_path, paper.slug)
+    assert _verify(tmp_path, capsys) == (0, [])
+
+
+def test_a_real_report_with_one_verdict_flipped_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture
+) -> None:
+    slug = "deep_compression"
+    (tmp_path / "papers").mkdir()
+    (tmp_path / "papers" / "registry.yaml").write_text("papers:\n")
+    _real_paper(tmp_path, slug)
     assert _verify(tmp_path, capsys) == (0, [])
     path = tmp_path / "reports" / slug / "claims.json"
     data = json.loads(path.read_text())

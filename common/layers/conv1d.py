@@ -34,18 +34,19 @@ Padding = Literal["same", "causal"]
 
 
 class _HeadConv1d(nn.Module, ABC):
-    """What both convolutions share: shapes, padding, windows, normalising and applying kernels."""
+    """What both convolutions share: arguments, padding, windows, normalising and applying kernels
+    (see the module doc for the arguments); a subclass says where its kernels come from."""
 
     def __init__(
         self,
         channels: int,
-        kernel_size: int,
-        heads: int,
+        kernel_size: int = 3,
+        heads: int = 1,
         *,
-        padding: Padding,
-        weight_softmax: bool,
-        weight_dropout: float,
-        bias: bool,
+        padding: Padding = "same",
+        weight_softmax: bool = True,
+        weight_dropout: float = 0.0,
+        bias: bool = False,
     ) -> None:
         super().__init__()
         if channels % heads:
@@ -61,6 +62,7 @@ class _HeadConv1d(nn.Module, ABC):
         self.weight_softmax = weight_softmax
         self.weight_dropout = weight_dropout
         self.bias = nn.Parameter(torch.zeros(channels)) if bias else None
+        self._build_kernels()
 
     @property
     def left(self) -> int:
@@ -82,6 +84,10 @@ class _HeadConv1d(nn.Module, ABC):
     def _per_channel(self, weight: Tensor) -> Tensor:
         """Repeat each head's kernel over its channels: ``(..., H, K)`` -> ``(..., C, K)``."""
         return weight.repeat_interleave(self.channels // self.heads, dim=-2)
+
+    @abstractmethod
+    def _build_kernels(self) -> None:
+        """Create the parameters the kernels come from."""
 
     @abstractmethod
     def _kernels(self, x: Tensor) -> Tensor:
@@ -125,27 +131,8 @@ class _HeadConv1d(nn.Module, ABC):
 class LightweightConv1d(_HeadConv1d):
     """Depthwise convolution with ``heads`` shared, softmax-normalised kernels (see module doc)."""
 
-    def __init__(
-        self,
-        channels: int,
-        kernel_size: int = 3,
-        heads: int = 1,
-        *,
-        padding: Padding = "same",
-        weight_softmax: bool = True,
-        weight_dropout: float = 0.0,
-        bias: bool = False,
-    ) -> None:
-        super().__init__(
-            channels,
-            kernel_size,
-            heads,
-            padding=padding,
-            weight_softmax=weight_softmax,
-            weight_dropout=weight_dropout,
-            bias=bias,
-        )
-        self.weight = nn.Parameter(torch.empty(heads, kernel_size))
+    def _build_kernels(self) -> None:
+        self.weight = nn.Parameter(torch.empty(self.heads, self.kernel_size))
         nn.init.xavier_uniform_(self.weight)
 
     def _kernels(self, x: Tensor) -> Tensor:
@@ -156,27 +143,8 @@ class DynamicConv1d(_HeadConv1d):
     """Depthwise convolution whose kernel at each position is predicted from the input there by
     a linear layer ``channels -> heads * kernel_size`` (see module doc)."""
 
-    def __init__(
-        self,
-        channels: int,
-        kernel_size: int = 3,
-        heads: int = 1,
-        *,
-        padding: Padding = "same",
-        weight_softmax: bool = True,
-        weight_dropout: float = 0.0,
-        bias: bool = False,
-    ) -> None:
-        super().__init__(
-            channels,
-            kernel_size,
-            heads,
-            padding=padding,
-            weight_softmax=weight_softmax,
-            weight_dropout=weight_dropout,
-            bias=bias,
-        )
-        self.kernel_proj = nn.Linear(channels, heads * kernel_size)
+    def _build_kernels(self) -> None:
+        self.kernel_proj = nn.Linear(self.channels, self.heads * self.kernel_size)
 
     def _kernels(self, x: Tensor) -> Tensor:
         b, t, _ = x.shape

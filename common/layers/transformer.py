@@ -143,12 +143,14 @@ def _mixer(mixer: Mixer, dim: int, heads: int, kernel_size: int, causal: bool, *
 
 
 class _Layer(nn.Module):
-    """The token-mixing sub-layer both layer kinds share (attention or LSRA, pre-norm)."""
+    """What both layer kinds share: the token-mixing sub-layer (attention or LSRA) and the
+    feed-forward sub-layer, each pre-norm with a residual."""
 
     def __init__(
         self,
         dim: int,
         heads: int,
+        ffn_dim: int,
         *,
         mixer: Mixer,
         kernel_size: int,
@@ -162,6 +164,11 @@ class _Layer(nn.Module):
         self.mix_norm = nn.LayerNorm(dim)
         self.mixer = _mixer(mixer, dim, heads, kernel_size, causal, **lsra)
         self.dropout = dropout
+        self.ffn_norm = nn.LayerNorm(dim)
+        self.ffn = FeedForward(dim, ffn_dim, dropout=dropout)
+
+    def _feed_forward(self, x: Tensor) -> Tensor:
+        return x + F.dropout(self.ffn(self.ffn_norm(x)), self.dropout, self.training)
 
     def _mix(
         self,
@@ -206,21 +213,19 @@ class EncoderLayer(_Layer):
         super().__init__(
             dim,
             heads,
+            ffn_dim,
             mixer=mixer,
             kernel_size=kernel_size,
             causal=False,
             dropout=dropout,
             lsra=lsra,
         )
-        self.ffn_norm = nn.LayerNorm(dim)
-        self.ffn = FeedForward(dim, ffn_dim, dropout=dropout)
 
     def forward(
         self, x: Tensor, padding_mask: Tensor | None = None, need_weights: bool = False
     ) -> tuple[Tensor, Tensor | None]:
         x, w = self._mix(x, padding_mask, None, need_weights)
-        x = x + F.dropout(self.ffn(self.ffn_norm(x)), self.dropout, self.training)
-        return x, w
+        return self._feed_forward(x), w
 
 
 class DecoderLayer(_Layer):
@@ -242,6 +247,7 @@ class DecoderLayer(_Layer):
         super().__init__(
             dim,
             heads,
+            ffn_dim,
             mixer=mixer,
             kernel_size=kernel_size,
             causal=True,
@@ -254,8 +260,6 @@ class DecoderLayer(_Layer):
             if cross_attention
             else None
         )
-        self.ffn_norm = nn.LayerNorm(dim)
-        self.ffn = FeedForward(dim, ffn_dim, dropout=dropout)
 
     def forward(
         self,
@@ -279,5 +283,4 @@ class DecoderLayer(_Layer):
                 cache=None if cache is None else cache.setdefault("cross", {}),
             )
             x = x + F.dropout(h, self.dropout, self.training)
-        x = x + F.dropout(self.ffn(self.ffn_norm(x)), self.dropout, self.training)
-        return x, w
+        return self._feed_forward(x), w

@@ -41,6 +41,7 @@ import json
 import math
 import sys
 from collections import Counter
+from dataclasses import fields
 from pathlib import Path
 from typing import Any, get_args, get_type_hints
 
@@ -62,17 +63,8 @@ TOP_FIELDS = ("schema_version", "paper", "profile", "generated_by", "claims")
 # Record fields whose value the report generates from the resolved profile (not recomputed here).
 NOT_RECOMPUTED = ("scale",)
 TEXT_FIELDS = ("id", "source", "description", "metric", "unit", "scale", "note")
-# Where each recomputed field's expected value comes from, for the problem line.
-FROM_CLAIMS_YAML = (
-    "kind",
-    "source",
-    "description",
-    "metric",
-    "unit",
-    "paper",
-    "tolerance",
-    "check",
-)
+# Record fields whose expected value is claims.yaml's own (the rest are recomputed or generated).
+FROM_CLAIMS_YAML = tuple(f.name for f in fields(Claim) if f.name not in ("id", "scale", "note"))
 FIX = (
     "claims.json is written by the report stage: fix claims.yaml or the pipeline, then rerun "
     "`dvc repro <paper>_report`; never edit claims.json or metrics by hand"

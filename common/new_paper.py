@@ -57,7 +57,14 @@ def register(root: Path, slug: str, title: str, citation: str, url: str) -> None
         + (f"    url: {url}\n" if url else "")
         + f"    config: papers.{slug}.config:{class_prefix(slug)}Profile\n"
     )
-    registry.write_text(registry.read_text().rstrip("\n") + "\n" + entry)
+    text = registry.read_text()
+    start = text.find(f"  - slug: {slug}\n")
+    if start >= 0:  # a planned entry: the paper takes its place in the course's order
+        end = text.find("\n  - slug: ", start + 1)
+        end = len(text) if end < 0 else end + 1
+        registry.write_text(text[:start] + entry + text[end:])
+    else:
+        registry.write_text(text.rstrip("\n") + "\n" + entry)
 
     params = root / "params.yaml"
     lines = params.read_text().splitlines()
@@ -94,10 +101,10 @@ def scaffold(
     folder = root / "papers" / slug
     if folder.exists():
         raise ConfigError(f"papers/{slug} exists already: pick another slug or edit that folder")
-    if slug in known:
+    planned = {p.slug for p in papers(root, planned=True) if p.status == "planned"}
+    if slug in known and slug not in planned:
         raise ConfigError(
-            f"{slug!r} is in {REGISTRY} already (planned?): remove its entry there first, then "
-            "run this again"
+            f"{slug!r} is in {REGISTRY} already: pick another slug or edit papers/{slug}"
         )
     values = {"slug": slug, "title": title, "citation": citation, "url": url}
     written = []

@@ -4,7 +4,8 @@
 >>> train = build_dataset("mnist", "train")       # verified against data/mnist/SHA256SUMS
 >>> DATASETS.names()                              # every registered dataset
 
-Registering the built-in datasets happens on import of this package.
+Registering the built-in datasets happens on import of this package (the text corpora are
+defined with the text utilities, :mod:`common.text.corpus`).
 """
 
 from common.data import colour_digits, mnist, vision  # noqa: F401  (registers datasets)
@@ -12,6 +13,7 @@ from common.data.arrays import ArrayDataset, load_prepared, save_prepared
 from common.data.checksums import DataError
 from common.data.loader import EpochBatchSampler, build_loader
 from common.data.registry import DATASETS, build_dataset
+from common.text import corpus  # noqa: F401  (registers the text corpora)
 
 __all__ = [
     "DATASETS",

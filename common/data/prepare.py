@@ -7,6 +7,10 @@
 ``python -m common.data.prepare colour_digits --params params.yaml --mnist data/prepared/mnist --out data/prepared/colour_digits``
     Build the MNIST-M-style colour-digit set (see :mod:`common.data.colour_digits`).
 
+``python -m common.data.prepare bible --params params.yaml --raw data/bible --out data/prepared/bible``
+    Verify the committed Bible texts and split them by whole chapters into train/valid/test
+    (see :mod:`common.text.corpus`).
+
 Each run is recorded in MLflow (experiment ``data``).
 """
 
@@ -44,10 +48,20 @@ class ColourDigitsConfig:
 
 
 @dataclass(frozen=True)
+class BibleConfig:
+    """Shares of the Bible's chapters held out for validation and test (by a hash of the
+    chapter's reference, so the split never depends on the order or the code around it)."""
+
+    valid_pct: float = field(default=3.0, metadata=bounds(ge=0, le=50))
+    test_pct: float = field(default=4.0, metadata=bounds(gt=0, le=50))
+
+
+@dataclass(frozen=True)
 class DataProfile:
     """A profile of ``data/params.yaml``."""
 
     colour_digits: ColourDigitsConfig = ColourDigitsConfig()
+    bible: BibleConfig = BibleConfig()
 
 
 def _sample_grid(images: np.ndarray, labels: np.ndarray, path: Path, title: str) -> None:
@@ -165,6 +179,13 @@ def _flags(parser: argparse.ArgumentParser) -> None:
     c.add_argument("--mnist", type=Path, required=True, help="prepared MNIST directory")
     c.add_argument("--out", type=Path, required=True, help="prepared output directory")
     c.add_argument("--metrics", type=Path, required=True, help="flat JSON metrics file")
+    b = sub.add_parser("bible", help="verify and split the English-Spanish Bible texts")
+    b.add_argument("--params", type=Path, default=argparse.SUPPRESS, help="root params.yaml")
+    b.add_argument(
+        "--raw", type=Path, required=True, help="directory with the texts and SHA256SUMS"
+    )
+    b.add_argument("--out", type=Path, required=True, help="prepared output directory")
+    b.add_argument("--metrics", type=Path, required=True, help="flat JSON metrics file")
 
 
 @stage(
@@ -173,10 +194,28 @@ def _flags(parser: argparse.ArgumentParser) -> None:
     config=DataProfile,
     flags=_flags,
     description=__doc__.split("\n")[0],
-    track=lambda ctx: ctx.config if ctx.args.dataset == "colour_digits" else None,
+    track=lambda ctx: {"colour_digits": ctx.config.colour_digits, "bible": ctx.config.bible}.get(
+        ctx.args.dataset
+    ),
 )
 def main(ctx: StageContext) -> None:
     args = ctx.args
+    if args.dataset == "bible":
+        from common.text.corpus import prepare_bible
+
+        cfg = ctx.config.bible
+        manifest = prepare_bible(args.raw, args.out, valid_pct=cfg.valid_pct, test_pct=cfg.test_pct)
+        metrics = {
+            f"bible/{split}/{what}": float(n)
+            for what in ("pairs", "chapters", "lm_lines")
+            for split, n in manifest[what].items()
+        }
+        ctx.finish(
+            metrics,
+            artifacts=[args.out / "manifest.json"],
+            summary=f"wrote {args.out} (pairs {manifest['pairs']}, chapters {manifest['chapters']})",
+        )
+        return
     if args.dataset == "mnist":
         manifest = prepare_mnist(args.raw, args.out)
     else:

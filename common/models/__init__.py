@@ -49,6 +49,18 @@ def input_shape(name: str) -> tuple[int, ...]:
     return tuple(MODELS.get(name).input_shape)
 
 
-from common.models import lenet, mbconv, torchvision_models, vgg  # noqa: E402,F401  (registers models)
+def example_inputs(name: str, batch: int = 2) -> tuple[Any, ...]:
+    """Inputs a registered model runs on with its default arguments: random images of its
+    ``input_shape`` (vision models), or the ``example_inputs(batch)`` its builder declares (token
+    models, whose inputs are id sequences)."""
+    import torch
 
-__all__ = ["MODELS", "check_model", "create_model", "input_shape"]
+    builder = MODELS.get(name)
+    if hasattr(builder, "example_inputs"):
+        return tuple(builder.example_inputs(batch))
+    return (torch.randn(batch, *input_shape(name)),)
+
+
+from common.models import lenet, mbconv, torchvision_models, transformer, vgg  # noqa: E402,F401  (registers models)
+
+__all__ = ["MODELS", "check_model", "create_model", "example_inputs", "input_shape"]

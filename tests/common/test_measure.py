@@ -65,8 +65,10 @@ def test_macs_match_fvcore_on_torchvision_models(name: str) -> None:
     assert count_macs(model, x).total == _fvcore_macs(model, x)
 
 
-@pytest.mark.parametrize("name", list(MODELS))
+@pytest.mark.parametrize("name", [n for n in MODELS if hasattr(MODELS.get(n), "input_shape")])
 def test_macs_match_fvcore_on_registered_models(name: str) -> None:
+    """Vision models (token models are checked against their analytic count instead:
+    tests/common/models/test_transformer_models.py)."""
     model = create_model(name)
     x = torch.randn(2, *input_shape(name))
     assert count_macs(model, x).total == _fvcore_macs(model, x)

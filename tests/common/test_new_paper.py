@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from common.config import ConfigError
-from common.new_paper import class_prefix, scaffold
+from common.new_paper import class_prefix, register, scaffold
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -99,6 +99,22 @@ def test_bad_or_taken_slugs_are_refused(tmp_path: Path) -> None:
             scaffold(slug, title="t", citation="c", root=REPO)
     with pytest.raises(ConfigError, match="exists already"):
         scaffold("mcunet", title="t", citation="c", root=REPO)
-    with pytest.raises(ConfigError, match="planned"):
-        scaffold("spatten", title="t", citation="c", root=REPO)
     assert class_prefix("lite_transformer") == "LiteTransformer"
+
+
+def test_a_planned_paper_is_registered_in_its_place(tmp_path: Path) -> None:
+    """Scaffolding a paper the registry lists as planned replaces that entry where it stands (the
+    course's order), and registers it in params.yaml and the index stage (checked on copies)."""
+    for name in ("papers/registry.yaml", "params.yaml", "dvc.yaml"):
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text((REPO / name).read_text())
+    before = [
+        p["slug"] for p in yaml.safe_load((tmp_path / "papers/registry.yaml").read_text())["papers"]
+    ]
+    register(tmp_path, "spatten", "SpAtten", "Wang et al., HPCA 2021", "")
+    entries = yaml.safe_load((tmp_path / "papers/registry.yaml").read_text())["papers"]
+    assert [p["slug"] for p in entries] == before
+    spatten = next(p for p in entries if p["slug"] == "spatten")
+    assert "status" not in spatten and spatten["config"] == "papers.spatten.config:SpattenProfile"
+    assert yaml.safe_load((tmp_path / "params.yaml").read_text())["profile"]["spatten"] == "default"
+    assert "reports/spatten/claims.json" in (tmp_path / "dvc.yaml").read_text()

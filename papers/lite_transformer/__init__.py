@@ -1,0 +1,1 @@
+"""Lite Transformer (Wu et al., ICLR 2020): see README.md."""

@@ -323,10 +323,11 @@ def scaled_down(r: ReportData) -> list[str]:
         "Data: English->Spanish verse pairs of the Bible (World English Bible x Reina-Valera 1909, "
         "split by whole chapters) instead of WMT'14 En-Fr / En-De; English verses (two translations) "
         "instead of WikiText-103 for the language models.",
-        f"Models: {mt[0].layers if mt else '?'} encoder + decoder layers instead of 6 + 6, widths "
+        f"Models: {mt[0].layers if mt else '?'} encoder + {mt[0].layers if mt else '?'} decoder "
+        "layers (language models: the same number of decoder layers) instead of 6 + 6, widths "
         "chosen for Mult-Adds budgets 60x below the paper's; a joint SentencePiece vocabulary of "
         f"{cfg.tokenizer.vocab_size} pieces.",
-        f"Training: {', '.join(str(s) for s in steps)} optimizer steps of at most "
+        f"Training: {' or '.join(str(s) for s in steps)} optimizer steps (per model) of at most "
         f"{mt[0].max_tokens if mt else '?'} tokens on a CPU, instead of 50k steps on 8 GPUs; no dropout.",
         f"Test: the first {cfg.evaluation.test_subset or 'all'} test verses, beam "
         f"{cfg.evaluation.beam}, length penalty {cfg.evaluation.length_penalty} (the paper's test script).",

@@ -65,10 +65,14 @@ def _interpolate(text: str, variables: dict[str, Any]) -> str:
     return re.sub(r"\$\{([\w.]+)\}", lookup, text)
 
 
-def _entries(items: Any) -> list[str]:
+def _entries(items: Any, where: str = "") -> list[str]:
     out = []
     for entry in items or []:
-        out.append(next(iter(entry)) if isinstance(entry, dict) else str(entry))
+        value = next(iter(entry)) if isinstance(entry, dict) else entry
+        if value is None or not str(value).strip():
+            # DVC refuses the whole file for this; say where it is before anything else runs.
+            raise ValueError(f"{where}: an empty entry (a bare '-'): remove it or name a path")
+        out.append(str(value))
     return out
 
 
@@ -97,14 +101,17 @@ def stages(root: Path | None = None) -> list[Stage]:
                 outs = [
                     fill(e)
                     for kind in ("outs", "metrics", "plots")
-                    for e in _entries(body.get(kind))
+                    for e in _entries(body.get(kind), f"{file}: {stage_name}.{kind}")
                 ]
                 out.append(
                     Stage(
                         name=stage_name,
                         file=file,
                         cmd=" ".join(fill(body["cmd"]).split()),
-                        deps=tuple(fill(d) for d in _entries(body.get("deps"))),
+                        deps=tuple(
+                            fill(d)
+                            for d in _entries(body.get("deps"), f"{file}: {stage_name}.deps")
+                        ),
                         outs=tuple(outs),
                         params=tuple(body.get("params") or ()),
                     )

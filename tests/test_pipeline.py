@@ -193,3 +193,13 @@ def test_the_two_commands_and_ci() -> None:
     assert "make test" in ci
     makefile = (REPO / "Makefile").read_text()
     assert re.search(r"^test: .*\n\t.*pytest", makefile, re.M)
+
+
+def test_an_empty_dependency_entry_is_named(tmp_path: Path) -> None:
+    """A bare ``-`` in a stage's deps (DVC refuses the whole file) is reported with its stage."""
+    (tmp_path / "params.yaml").write_text("profile: {}\n")
+    (tmp_path / "dvc.yaml").write_text(
+        "stages:\n  s:\n    cmd: python -m x\n    deps:\n      -\n      - a.txt\n"
+    )
+    with pytest.raises(ValueError, match=r"dvc\.yaml: s\.deps: an empty entry"):
+        stages(tmp_path)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -169,24 +170,22 @@ def _two_panels(
     return True
 
 
-def draw_tradeoff(r: ReportData, path: Path) -> bool:
-    ours = {
-        "Transformer": _curve(r, _mt(r, "attention"), "bleu"),
-        "Lite Transformer": _curve(r, _mt(r, "lsra"), "bleu"),
-    }
-    return _two_panels(
-        r, path, ours=ours, paper=PAPER_MT, ylabel="BLEU", what="En->Es Bible (test verses)"
-    )
+def _ours_and_paper(select: Any, score: str, paper: dict, ylabel: str, what: str) -> Any:
+    """A figure drawer: our Transformer and Lite curves of ``score`` (models from ``select``)
+    beside the paper's points."""
+
+    def draw(r: ReportData, path: Path) -> bool:
+        ours = {
+            label: _curve(r, select(r, mixer), score)
+            for label, mixer in (("Transformer", "attention"), ("Lite Transformer", "lsra"))
+        }
+        return _two_panels(r, path, ours=ours, paper=paper, ylabel=ylabel, what=what)
+
+    return draw
 
 
-def draw_lm(r: ReportData, path: Path) -> bool:
-    ours = {
-        "Transformer": _curve(r, _lm(r, "attention"), "test_ppl"),
-        "Lite Transformer": _curve(r, _lm(r, "lsra"), "test_ppl"),
-    }
-    return _two_panels(
-        r, path, ours=ours, paper=PAPER_LM, ylabel="test perplexity", what="English Bible verses"
-    )
+draw_tradeoff = _ours_and_paper(_mt, "bleu", PAPER_MT, "BLEU", "En->Es Bible (test verses)")
+draw_lm = _ours_and_paper(_lm, "test_ppl", PAPER_LM, "test perplexity", "English Bible verses")
 
 
 def draw_attention(r: ReportData, path: Path) -> bool:
@@ -390,7 +389,7 @@ far above its 90M).""",
             "lm.png",
             draw_lm,
             alt="perplexity vs Mult-Adds",
-            note=lambda r: lm_note(r),
+            note=lm_note,
         ),
         Text("Compression (paper: compression figure)", compression_table),
         Figure(

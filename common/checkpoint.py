@@ -116,7 +116,10 @@ def load_model(path: str | Path, *, build: Any = None) -> tuple[nn.Module, dict[
     path = Path(path)
     cfg_path = model_config_path(path)
     if not path.is_file() or not cfg_path.is_file():
-        raise CheckpointError(f"model {path} (and its {cfg_path.name}) not found")
+        raise CheckpointError(
+            f"model {path} (and its {cfg_path.name}) not found. Fix: run the stage that "
+            "writes it first (`dvc repro` runs the stages in order)"
+        )
     meta = json.loads(cfg_path.read_text())
     if build is None:
         from common.models import create_model

@@ -91,7 +91,7 @@ def reorder_cache(cache: Any, order: Tensor) -> None:
     items = cache.items() if isinstance(cache, dict) else enumerate(cache)
     for key, value in list(items):
         if isinstance(value, Tensor):
-            cache[key] = value.index_select(0, order)
+            cache[key] = value.index_select(0, order.to(value.device))
         elif isinstance(value, (dict, list)):
             reorder_cache(value, order)
 
@@ -253,8 +253,10 @@ class Seq2SeqTransformer(_TokenModel):
             cache: dict = {"memory": memory, "mask": mask}
 
             def step(tokens: Tensor, c: dict) -> Tensor:
+                # The search keeps its bookkeeping on the CPU; the model runs where it lives.
+                tokens = tokens.to(source.device)
                 logits, _ = self._decode(tokens, c["memory"], c["mask"], c)
-                return torch.log_softmax(logits[:, -1].float(), dim=-1)
+                return torch.log_softmax(logits[:, -1].float(), dim=-1).cpu()
 
             if beam == 1:
                 outs = greedy(step, cache, batch_size=b, bos=bos, eos=eos, max_len=max_len)

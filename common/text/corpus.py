@@ -14,13 +14,25 @@ and writes:
 :func:`read_pairs` / :func:`read_lines` read them back; the registered token datasets
 (``bible_en_es``, ``bible_en``) encode them with a trained SentencePiece model
 (:mod:`common.text.tokenizer`).
+
+A user's own corpora (the paper-scale ones: WMT, IWSLT, CNN-DailyMail, WikiText-103) are read
+from the layouts their preparation scripts leave:
+
+* ``parallel_text``: fairseq's raw parallel layout, ``{train,valid,test}.<source>`` and
+  ``.<target>``, one sentence a line, the two sides aligned line by line (what
+  ``prepare-wmt14en2fr.sh`` writes before binarising; CNN-DailyMail as ``.source``/``.target``);
+* ``lm_text``: one file per split named by a pattern (WikiText-103: ``wiki.{split}.tokens``),
+  one line an example, or, with ``block_tokens``, the whole split as one token stream cut into
+  blocks (fairseq's ``--sample-break-mode none``).
+
+Both hold the encoded corpus in memory, as Python token lists: at WMT'14 En-Fr's 36M pairs that
+takes tens of GB (cap it with ``subset``).
 """
 
 from __future__ import annotations
 
 import gzip
 import hashlib
-import json
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -175,6 +187,63 @@ def _tokenizer(tokenizer: Any) -> Any:
     return tokenizer if isinstance(tokenizer, Tokenizer) else Tokenizer.load(tokenizer)
 
 
+def _pairs_dataset(
+    src_text: Sequence[str],
+    tgt_text: Sequence[str],
+    refs: Sequence[str],
+    tokenizer: Any,
+    max_tokens: int | None,
+    truncate_source: int | None = None,
+) -> Any:
+    """Encoded pairs as :class:`~common.data.tokens.TokenSequences`, sources cut to their first
+    ``truncate_source`` tokens (summarization's long articles), then pairs with a side longer
+    than ``max_tokens`` (with its EOS) dropped; texts kept as ``.refs``, ``.sources_text`` and
+    ``.targets_text``."""
+    from common.data.tokens import TokenSequences
+
+    tok = _tokenizer(tokenizer)
+    src, tgt = tok.encode(list(src_text)), tok.encode(list(tgt_text))
+    if truncate_source is not None:
+        src = [s[:truncate_source] for s in src]
+    keep = [
+        i
+        for i in range(len(src))
+        if max_tokens is None or max(len(src[i]), len(tgt[i])) + 1 <= max_tokens
+    ]
+    ds = TokenSequences(
+        [tgt[i] for i in keep], [src[i] for i in keep], pad_id=tok.pad_id, bos_id=tok.bos_id,
+        eos_id=tok.eos_id,
+    )  # fmt: skip
+    ds.refs = [refs[i] for i in keep]
+    ds.sources_text = [src_text[i] for i in keep]
+    ds.targets_text = [tgt_text[i] for i in keep]
+    ds.vocab_size = ds.num_classes = tok.vocab_size
+    return ds
+
+
+def _lines_dataset(
+    lines: Sequence[str], tokenizer: Any, max_tokens: int | None, block_tokens: int | None = None
+) -> Any:
+    """Encoded lines, one example each (longer than ``max_tokens`` dropped), or with
+    ``block_tokens`` one stream (an EOS after every line) cut into examples of that many tokens
+    with their BOS/EOS."""
+    from common.data.tokens import TokenSequences
+
+    tok = _tokenizer(tokenizer)
+    encoded = tok.encode(list(lines))
+    if block_tokens is None:
+        ids = [t for t in encoded if max_tokens is None or len(t) + 1 <= max_tokens]
+    else:
+        if block_tokens < 3:
+            raise DataError(f"block_tokens must be at least 3, got {block_tokens}")
+        stream = [i for t in encoded for i in (*t, tok.eos_id)]
+        size = block_tokens - 1  # the batch adds BOS to the inputs and EOS to the targets
+        ids = [stream[i : i + size] for i in range(0, len(stream), size)]
+    ds = TokenSequences(ids, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
+    ds.vocab_size = ds.num_classes = tok.vocab_size
+    return ds
+
+
 @DATASETS.register("bible_en_es")
 def bible_en_es(
     split: str,
@@ -189,28 +258,12 @@ def bible_en_es(
     """English -> Spanish verse pairs as a :class:`~common.data.tokens.TokenSequences`
     (``reverse``: Spanish -> English); ``max_tokens`` drops pairs with a longer side (training
     only). The texts are kept as ``.refs``, ``.sources_text`` and ``.targets_text``."""
-    from common.data.tokens import TokenSequences
     from common.paths import data_root
 
-    tok = _tokenizer(tokenizer)
     rows = _subset(read_pairs(root or data_root() / "prepared" / "bible", split), subset)
     src_text = [es if reverse else en for _, en, es in rows]
     tgt_text = [en if reverse else es for _, en, es in rows]
-    src, tgt = tok.encode(src_text), tok.encode(tgt_text)
-    keep = [
-        i
-        for i in range(len(rows))
-        if max_tokens is None or max(len(src[i]), len(tgt[i])) + 1 <= max_tokens
-    ]
-    ds = TokenSequences(
-        [tgt[i] for i in keep], [src[i] for i in keep], pad_id=tok.pad_id, bos_id=tok.bos_id,
-        eos_id=tok.eos_id,
-    )  # fmt: skip
-    ds.refs = [rows[i][0] for i in keep]
-    ds.sources_text = [src_text[i] for i in keep]
-    ds.targets_text = [tgt_text[i] for i in keep]
-    ds.vocab_size = ds.num_classes = tok.vocab_size
-    return ds
+    return _pairs_dataset(src_text, tgt_text, [r for r, _, _ in rows], tokenizer, max_tokens)
 
 
 @DATASETS.register("bible_en")
@@ -224,20 +277,99 @@ def bible_en(
     **_: Any,
 ) -> Any:
     """English verses (both translations) for language modelling, one example a verse."""
-    from common.data.tokens import TokenSequences
     from common.paths import data_root
 
-    tok = _tokenizer(tokenizer)
     lines = _subset(read_lines(root or data_root() / "prepared" / "bible", split), subset)
-    ids = [t for t in tok.encode(list(lines)) if max_tokens is None or len(t) + 1 <= max_tokens]
-    ds = TokenSequences(ids, pad_id=tok.pad_id, bos_id=tok.bos_id, eos_id=tok.eos_id)
-    ds.vocab_size = ds.num_classes = tok.vocab_size
-    return ds
+    return _lines_dataset(lines, tokenizer, max_tokens)
 
 
-def manifest(root: str | Path) -> dict:
-    path = _prepared(root, "manifest.json")
+def _user_fix(root: Path, what: str) -> str:
+    return (
+        f"Fix: put {what} in {root} (or point the profile's corpus root at the folder that has it)"
+    )
+
+
+def read_parallel(
+    root: str | Path, split: str, source: str, target: str, *, limit: int | None = None
+) -> tuple[list[str], list[str]]:
+    """The aligned sentences of ``{split}.{source}`` and ``{split}.{target}`` in ``root``
+    (at most ``limit``)."""
+    root = Path(root)
+    sides = []
+    for lang in (source, target):
+        path = root / f"{split}.{lang}"
+        if not path.is_file():
+            raise DataError(
+                f"{path} is missing. "
+                + _user_fix(root, f"{split}.{source} and {split}.{target}, one sentence a line")
+            )
+        sides.append(_read_lines(path, limit))
+    if len(sides[0]) != len(sides[1]):
+        raise DataError(
+            f"{root / f'{split}.{source}'} has {len(sides[0])} lines but "
+            f"{root / f'{split}.{target}'} has {len(sides[1])}: the two sides of a parallel "
+            "corpus must align line by line. Fix: re-run the corpus's preparation script"
+        )
+    return sides[0], sides[1]
+
+
+def read_text(root: str | Path, split: str, pattern: str, *, limit: int | None = None) -> list[str]:
+    """The non-empty lines of the split's file (``pattern`` with ``{split}``) in ``root``."""
+    path = Path(root) / pattern.format(split=split)
+    if not path.is_file():
+        raise DataError(f"{path} is missing. " + _user_fix(Path(root), pattern.format(split=split)))
+    return [t for t in _read_lines(path, limit) if t.strip()]
+
+
+def _read_lines(path: Path, limit: int | None) -> list[str]:
+    lines = []
     try:
-        return json.loads(read_text_file(path, what="a JSON manifest", fix=PREPARED_FIX))
-    except json.JSONDecodeError as exc:
-        raise DataError(f"{path} is not valid JSON ({exc.msg}). Fix: {PREPARED_FIX}") from None
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                if limit is not None and len(lines) >= limit:
+                    break
+                lines.append(line.rstrip("\n").strip())
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path} is not UTF-8 text ({exc.reason} at byte {exc.start}). "
+            "Fix: convert it with `iconv -t utf-8`"
+        ) from None
+    return lines
+
+
+@DATASETS.register("parallel_text")
+def parallel_text(
+    split: str,
+    *,
+    root: str | Path,
+    source: str,
+    target: str,
+    tokenizer: Any,
+    subset: int | None = None,
+    max_tokens: int | None = None,
+    truncate_source: int | None = None,
+    **_: Any,
+) -> Any:
+    """A user's parallel corpus in fairseq's raw layout (see the module doc), ``source`` ->
+    ``target``, as :class:`~common.data.tokens.TokenSequences` with its texts; sources cut to
+    ``truncate_source`` tokens if given."""
+    src, tgt = read_parallel(root, split, source, target, limit=subset)
+    refs = [f"{split}.{i + 1}" for i in range(len(src))]
+    return _pairs_dataset(src, tgt, refs, tokenizer, max_tokens, truncate_source)
+
+
+@DATASETS.register("lm_text")
+def lm_text(
+    split: str,
+    *,
+    root: str | Path,
+    pattern: str,
+    tokenizer: Any,
+    subset: int | None = None,
+    max_tokens: int | None = None,
+    block_tokens: int | None = None,
+    **_: Any,
+) -> Any:
+    """A user's monolingual corpus (see the module doc): a line an example, or blocks."""
+    lines = read_text(root, split, pattern, limit=subset)
+    return _lines_dataset(lines, tokenizer, max_tokens, block_tokens)

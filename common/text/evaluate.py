@@ -2,7 +2,7 @@
 
 * :func:`perplexity`: ``exp`` of the mean negative log-likelihood per target token (padding
   excluded, the ``eos`` of every sentence included, as fairseq counts), over length-bucketed
-  batches.
+  batches, counted as the training loop's evaluation counts.
 * :func:`translate_dataset`: decode every source sentence of a
   :class:`~common.data.tokens.TokenSequences` with the model's ``translate`` (beam search or
   greedy), in batches of similar length, returning the detokenized texts in the dataset's order.
@@ -15,7 +15,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from common.data.tokens import TokenSequences, build_token_loader, pad_stack
@@ -30,15 +29,18 @@ def perplexity(
     max_tokens: int = 8192,
 ) -> dict[str, float]:
     """``{"nll": mean NLL per token (nats), "ppl": exp(nll), "tokens": count}``."""
+    from common.train.tasks import TokenTask
+
     was_training = model.training
     model.eval()
+    device = _device(model)
     nll, tokens = 0.0, 0
     longest = max(data.lengths(), default=1)
     for batch in build_token_loader(data, max_tokens=max(max_tokens, longest), shuffle=False):
-        logits = forward(model, batch).float()
-        flat, targets = logits.flatten(0, 1), batch.targets.flatten()
-        nll += float(F.cross_entropy(flat, targets, ignore_index=batch.pad_id, reduction="sum"))
-        tokens += batch.ntokens
+        batch = batch.to(device)
+        batch_nll, _, n = TokenTask.token_sums(forward(model, batch), batch.targets, batch.pad_id)
+        nll += float(batch_nll)
+        tokens += n
     model.train(was_training)
     mean = nll / max(tokens, 1)
     return {"nll": mean, "ppl": math.exp(min(mean, 50.0)), "tokens": float(tokens)}
@@ -58,6 +60,7 @@ def translate_dataset(
     if data.sources is None:
         raise ValueError("translate_dataset needs a dataset with sources")
     eos = torch.tensor([data.eos_id])
+    device = _device(model)
     order = sorted(range(len(data)), key=lambda i: (len(data.sources[i]), i))
     out: list[list[int]] = [[] for _ in range(len(data))]
     chunks = [order[i : i + batch_sentences] for i in range(0, len(order), batch_sentences)]
@@ -69,7 +72,11 @@ def translate_dataset(
     for chunk in chunks:
         source = pad_stack([torch.cat([data.sources[i], eos]) for i in chunk], data.pad_id)
         ids = model.translate(
-            source, bos=data.bos_id, eos=data.eos_id, beam=beam, length_penalty=length_penalty
+            source.to(device),
+            bos=data.bos_id,
+            eos=data.eos_id,
+            beam=beam,
+            length_penalty=length_penalty,
         )
         for i, seq in zip(chunk, ids, strict=True):
             out[i] = seq
@@ -78,3 +85,7 @@ def translate_dataset(
     if bar is not None:
         bar.close()
     return decode(out)
+
+
+def _device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device

@@ -37,21 +37,18 @@ def train_tokenizer(
     out.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     sentences = [t for t in texts if t.strip()]
-    spm.SentencePieceTrainer.train(
-        sentence_iterator=iter(sentences),
-        model_writer=buf,
-        vocab_size=vocab_size,
-        model_type=model_type,
-        character_coverage=character_coverage,
-        pad_id=PAD,
-        bos_id=BOS,
-        eos_id=EOS,
-        unk_id=UNK,
-        num_threads=1,
-        input_sentence_size=0,
-        shuffle_input_sentence=False,
-        minloglevel=2,
-    )
+    if not sentences:
+        raise DataError(f"no text to train the tokenizer in {out} on. Fix: check the corpus files")
+    try:
+        _train_spm(spm, sentences, buf, vocab_size=vocab_size, model_type=model_type,
+                   character_coverage=character_coverage)  # fmt: skip
+    except RuntimeError as exc:  # SentencePiece reports bad settings as RuntimeError
+        msg = str(exc).split("] ")[-1]
+        raise DataError(
+            f"SentencePiece cannot train a {model_type} model of {vocab_size} pieces on "
+            f"{len(sentences)} sentences: {msg} Fix: change the tokenizer's vocab_size in the "
+            "profile"
+        ) from None
     path = out / MODEL_FILE
     with atomic_path(path) as tmp:
         tmp.write_bytes(buf.getvalue())
@@ -66,6 +63,26 @@ def train_tokenizer(
         out / "tokenizer.json",
     )
     return path
+
+
+def _train_spm(spm, sentences, buf, *, vocab_size, model_type, character_coverage) -> None:
+    spm.SentencePieceTrainer.train(
+        sentence_iterator=iter(sentences),
+        model_writer=buf,
+        vocab_size=vocab_size,
+        model_type=model_type,
+        character_coverage=character_coverage,
+        pad_id=PAD,
+        bos_id=BOS,
+        eos_id=EOS,
+        unk_id=UNK,
+        num_threads=1,
+        input_sentence_size=0,
+        shuffle_input_sentence=False,
+        # A word vocabulary (WikiText-103's) is as large as the corpus has words: a ceiling.
+        hard_vocab_limit=model_type != "word",
+        minloglevel=2,
+    )
 
 
 class Tokenizer:

@@ -34,12 +34,16 @@ class ScheduleConfig:
     * ``multistep``: multiply by ``gamma`` at each epoch in ``milestones``.
     * ``inv``: Caffe's ``lr * (1 + gamma * iter) ** -power`` (its LeNet solver uses
       ``gamma: 1e-4, power: 0.75``).
+    * ``inverse_sqrt``: fairseq's, the base rate at the end of warm-up, then decaying with the
+      inverse square root of the step (``lr * sqrt(warmup / step)``).
 
-    ``warmup_epochs`` ramps linearly from 0 to the scheduled rate first (fractions allowed).
+    ``warmup_epochs`` (fractions allowed) or ``warmup_steps`` (the step-based recipes of
+    fairseq) ramps linearly from 0 to the scheduled rate first.
     """
 
-    name: Literal["constant", "cosine", "step", "multistep", "inv"] = "cosine"
+    name: Literal["constant", "cosine", "step", "multistep", "inv", "inverse_sqrt"] = "cosine"
     warmup_epochs: float = field(default=0.0, metadata=bounds(ge=0))
+    warmup_steps: int = field(default=0, metadata=bounds(ge=0))
     step_epochs: int = field(default=30, metadata=bounds(ge=1))
     milestones: list[int] = field(default_factory=list, metadata=bounds(ge=1))
     gamma: float = field(default=0.1, metadata=bounds(gt=0))
@@ -47,6 +51,13 @@ class ScheduleConfig:
     min_lr: float = field(default=0.0, metadata=bounds(ge=0))
 
     def __post_init__(self) -> None:
+        if self.warmup_epochs and self.warmup_steps:
+            raise ConfigError(
+                f"schedule: give warmup_epochs ({self.warmup_epochs}) or warmup_steps "
+                f"({self.warmup_steps}), not both"
+            )
+        if self.name == "inverse_sqrt" and not (self.warmup_epochs or self.warmup_steps):
+            raise ConfigError("schedule.name inverse_sqrt needs a warm-up (warmup_steps)")
         if list(self.milestones) != sorted(self.milestones):
             raise ConfigError(f"schedule.milestones must be increasing, got {self.milestones}")
 

@@ -34,7 +34,7 @@ def lr_factor(
     cfg: ScheduleConfig, step: int, *, steps_per_epoch: int, total_steps: int, base_lr: float
 ) -> float:
     """Multiplier of the base learning rate at global ``step`` (0-based)."""
-    warmup = round(cfg.warmup_epochs * steps_per_epoch)
+    warmup = cfg.warmup_steps or round(cfg.warmup_epochs * steps_per_epoch)
     epoch = step // max(steps_per_epoch, 1)
     if cfg.name == "constant":
         factor = 1.0
@@ -49,6 +49,8 @@ def lr_factor(
         factor = cfg.gamma ** sum(epoch >= m for m in cfg.milestones)
     elif cfg.name == "inv":
         factor = (1.0 + cfg.gamma * step) ** (-cfg.power)
+    elif cfg.name == "inverse_sqrt":
+        factor = math.sqrt(max(warmup, 1) / max(step + 1, warmup, 1))
     else:  # pragma: no cover - the config's Literal forbids it
         raise ValueError(cfg.name)
     if warmup and step < warmup:

@@ -126,6 +126,28 @@ class Task:
         """Restore what :meth:`state_dict` returned."""
 
 
+def _split_rows(batch: Any, parts: int) -> list[Any]:
+    """A token batch as up to ``parts`` batches of consecutive rows (similar lengths: the rows of
+    a length-bucketed batch), each trimmed of all-padding columns."""
+    if parts == 1 or len(batch) == 1:
+        return [batch]
+    from common.data.tokens import TokenBatch
+
+    out = []
+    for rows in torch.arange(len(batch)).tensor_split(min(parts, len(batch))):
+        t_len = int(batch.targets[rows].ne(batch.pad_id).sum(1).max())
+        source = None
+        if batch.source is not None:
+            s_len = int(batch.source[rows].ne(batch.pad_id).sum(1).max())
+            source = batch.source[rows, :s_len]
+        out.append(
+            TokenBatch(
+                batch.inputs[rows, :t_len], batch.targets[rows, :t_len], batch.pad_id, source
+            )
+        )
+    return out
+
+
 def _ddp(trainer: Trainer, module: nn.Module, *, find_unused: bool) -> nn.Module:
     ctx = trainer.ctx
     if not ctx.distributed:
@@ -273,6 +295,10 @@ class TokenTask(Task):
         eval_max_tokens: per evaluation batch (default ``max_tokens``).
         forward: ``forward(model, batch) -> logits`` (default ``model(batch)``).
         metrics: ``metrics(model, eval_data, device) -> dict`` called after the token metrics.
+        update_freq: batches of ``max_tokens`` whose gradients add up before the optimizer
+            steps (fairseq's ``--update-freq``): a step sees ``update_freq * max_tokens`` padded
+            tokens per process, the loss normalised by all its target tokens, with the memory
+            of one ``max_tokens`` batch (the step's length-bucketed batch is split by rows).
     """
 
     kind = "tokens"
@@ -284,7 +310,11 @@ class TokenTask(Task):
         eval_max_tokens: int | None = None,
         forward: Callable[[nn.Module, Any], Tensor] = default_forward,
         metrics: Callable[[nn.Module, Any, torch.device], dict[str, float]] | None = None,
+        update_freq: int = 1,
     ) -> None:
+        if update_freq < 1:
+            raise ValueError(f"update_freq must be >= 1, got {update_freq}")
+        self.update_freq = update_freq
         self.max_tokens = max_tokens
         self.eval_max_tokens = eval_max_tokens or max_tokens
         self.forward = forward
@@ -292,7 +322,10 @@ class TokenTask(Task):
         self._eval_data: Any = None
 
     def fingerprint(self) -> Any:
-        return {"kind": self.kind, "max_tokens": self.max_tokens}
+        out = {"kind": self.kind, "max_tokens": self.max_tokens}
+        if self.update_freq > 1:
+            out["update_freq"] = self.update_freq
+        return out
 
     def train_loader(self, trainer: Trainer, data: Any) -> Any:
         from common.data.tokens import build_token_loader
@@ -300,7 +333,7 @@ class TokenTask(Task):
         ctx = trainer.ctx
         return build_token_loader(
             data,
-            max_tokens=self.max_tokens,
+            max_tokens=self.max_tokens * self.update_freq,
             shuffle=True,
             seed=trainer.config.seed,
             rank=ctx.rank,
@@ -323,7 +356,7 @@ class TokenTask(Task):
         )
 
     @staticmethod
-    def _token_sums(logits: Tensor, targets: Tensor, pad: int) -> tuple[Tensor, Tensor, int]:
+    def token_sums(logits: Tensor, targets: Tensor, pad: int) -> tuple[Tensor, Tensor, int]:
         """Summed NLL, correct next-token predictions and counted tokens (for evaluation)."""
         flat, tgt = logits.detach().flatten(0, 1), targets.flatten()
         nll = F.cross_entropy(flat.float(), tgt, ignore_index=pad, reduction="sum")
@@ -334,30 +367,39 @@ class TokenTask(Task):
     def train_step(self, trainer: Trainer, batch: Any, sums: Sums) -> float:
         batch = batch.to(trainer.ctx.device, non_blocking=True)
         trainer.optimizer.zero_grad(set_to_none=True)
-        logits = self.forward(trainer.ddp_model, batch)
-        # One log-softmax serves the loss, the NLL and the accuracy of the epoch record. With
-        # smoothing eps the loss is (1 - eps) * NLL + eps * mean over the vocabulary of -log p,
-        # as F.cross_entropy(label_smoothing=eps) defines it.
-        lp = F.log_softmax(logits.float(), dim=-1).flatten(0, 1)
-        tgt = batch.targets.flatten()
-        keep = tgt.ne(batch.pad_id)
-        nll_tok = -lp.gather(1, tgt.unsqueeze(1)).squeeze(1)
-        eps = trainer.config.label_smoothing
-        loss_tok = nll_tok if eps == 0 else (1 - eps) * nll_tok - eps * lp.mean(dim=-1)
-        loss_sum = loss_tok.masked_fill(~keep, 0.0).sum()
-        ntokens = max(int(keep.sum()), 1)
-        (loss_sum / ntokens).backward()
+        ntokens = max(batch.ntokens, 1)
+        parts = _split_rows(batch, self.update_freq)
+        ctx, net = trainer.ctx, trainer.ddp_model
+        loss_total = 0.0
+        for p, part in enumerate(parts):
+            # DDP all-reduces gradients once per step, after the last part.
+            last = p == len(parts) - 1
+            sync = net.no_sync() if ctx.distributed and not last else contextlib.nullcontext()
+            with sync:
+                logits = self.forward(net, part)
+                # One log-softmax serves the loss, the NLL and the accuracy of the epoch
+                # record. With smoothing eps the loss is (1 - eps) * NLL + eps * mean over the
+                # vocabulary of -log p, as F.cross_entropy(label_smoothing=eps) defines it.
+                lp = F.log_softmax(logits.float(), dim=-1).flatten(0, 1)
+                tgt = part.targets.flatten()
+                keep = tgt.ne(part.pad_id)
+                nll_tok = -lp.gather(1, tgt.unsqueeze(1)).squeeze(1)
+                eps = trainer.config.label_smoothing
+                loss_tok = nll_tok if eps == 0 else (1 - eps) * nll_tok - eps * lp.mean(dim=-1)
+                loss_sum = loss_tok.masked_fill(~keep, 0.0).sum()
+                (loss_sum / ntokens).backward()
+            with torch.no_grad():
+                add_(sums, "loss", loss_sum.detach().double())
+                add_(sums, "nll", nll_tok.masked_fill(~keep, 0.0).sum().double())
+                add_(sums, "correct", (lp.argmax(dim=-1).eq(tgt) & keep).sum())
+            loss_total += loss_sum.item()
         trainer.call_hooks("after_backward")
         _clip(trainer, trainer.model)
         trainer.optimizer.step()
         trainer.call_hooks("after_step")
-        with torch.no_grad():
-            add_(sums, "loss", loss_sum.detach().double())
-            add_(sums, "nll", nll_tok.masked_fill(~keep, 0.0).sum().double())
-            add_(sums, "correct", (lp.argmax(dim=-1).eq(tgt) & keep).sum())
-            add_(sums, "tokens", ntokens)
-            add_(sums, "sentences", len(batch))
-        return loss_sum.item() / ntokens
+        add_(sums, "tokens", ntokens)
+        add_(sums, "sentences", len(batch))
+        return loss_total / ntokens
 
     @staticmethod
     def _record(prefix: str, sums: dict[str, float]) -> dict[str, float]:
@@ -381,7 +423,7 @@ class TokenTask(Task):
         totals = torch.zeros(3, dtype=torch.float64, device=device)  # nll, correct, tokens
         for batch in loader:
             batch = batch.to(device)
-            nll, correct, n = self._token_sums(
+            nll, correct, n = self.token_sums(
                 self.forward(model, batch), batch.targets, batch.pad_id
             )
             totals += torch.stack([nll.double(), correct.double(), torch.tensor(float(n))])

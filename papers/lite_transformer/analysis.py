@@ -14,11 +14,11 @@
   bootstrap (Koehn 2004) over the test sentences of ``BLEU(A) - BLEU(B)``: its value, standard
   deviation and the share of resamples A wins; and the ratio of their mean attention distances
   with its bootstrap standard deviation over the analysed sentences. The distance of uniform
-  attention is the reference for "long" and "short".
+  attention (per corpus) is the reference for "long" and "short".
 * **FFN share**: the share of a model's layer Mult-Adds spent in feed-forward networks for a
   30-token sentence (the paper's argument for flattening the FFN).
-* **Copy baseline**: the BLEU of returning the English source unchanged, the floor every model
-  must clear.
+* **Copy baseline**: the BLEU of returning the source unchanged (per corpus), the floor every
+  model must clear.
 """
 
 from __future__ import annotations
@@ -31,14 +31,14 @@ import numpy as np
 import torch
 
 from common.checkpoint import load_model
-from common.data import build_dataset
 from common.data.tokens import pad_stack
 from common.io import atomic_path
 from common.measure import count_macs, measure_latency
 from common.stage import STAGE_FLAGS, StageContext, stage
 from common.text.bleu import paired_bootstrap, tokenized_bleu
-from common.text.tokenizer import Tokenizer
+from common.text.tokenizer import UNK, Tokenizer
 from papers.lite_transformer.config import LiteTransformerProfile
+from papers.lite_transformer.data import load_split, tokenizer_dir
 
 FLAGS = {
     **STAGE_FLAGS,
@@ -114,19 +114,31 @@ def ffn_share(model: torch.nn.Module, tokens: int = 30) -> float:
 )
 def main(ctx: StageContext) -> None:
     """Attention distances and batch-1 latency of every trained model."""
-    cfg, args = ctx.config.analysis, ctx.args
+    cfg, args, profile = ctx.config.analysis, ctx.args, ctx.config
     torch.set_num_threads(2)
-    tok = Tokenizer.load(args.tokenizer)
-    test = build_dataset("bible_en_es", "test", root=args.data, tokenizer=tok, subset=cfg.sentences)
-    eos = torch.tensor([tok.eos_id])
-    sources = [torch.cat([s, eos]) for s in test.sources]
-    batch = pad_stack(sources, tok.pad_id)
     metrics: dict[str, float] = {}
     maps: dict[str, np.ndarray] = {}
     distances: dict[str, np.ndarray] = {}
-    for name, mcfg in ctx.config.models.items():
+    tests: dict[str, tuple[list[torch.Tensor], torch.Tensor, Tokenizer]] = {}
+
+    def sources_of(corpus: str) -> tuple[list[torch.Tensor], torch.Tensor, Tokenizer]:
+        """The analysed test sentences of a translation corpus (with EOS), padded, and its
+        tokenizer; loaded once per corpus."""
+        if corpus not in tests:
+            tok = Tokenizer.load(tokenizer_dir(args.tokenizer, corpus))
+            test = load_split(
+                profile, corpus, "translation", "test", bible=args.data, tokenizer=tok,
+                subset=cfg.sentences,
+            )  # fmt: skip
+            eos = torch.tensor([tok.eos_id])
+            sources = [torch.cat([s, eos]) for s in test.sources]
+            tests[corpus] = (sources, pad_stack(sources, tok.pad_id), tok)
+        return tests[corpus]
+
+    for name, mcfg in profile.active.items():
         model, _ = load_model(Path(args.runs) / name / "model.safetensors")
         if mcfg.task == "translation":
+            sources, batch, tok = sources_of(mcfg.corpus)
             dists, first = attention_distance(model, batch)
             distances[name] = dists.mean(1)
             for i in range(dists.shape[1]):
@@ -138,12 +150,12 @@ def main(ctx: StageContext) -> None:
                 model, sources[: cfg.latency_sentences], tok, cfg.latency_repeats
             )
         else:
-            x = torch.full((1, 30), tok.unk_id + 1, dtype=torch.long)
+            x = torch.full((1, 30), UNK + 1, dtype=torch.long)
             metrics[f"{name}/latency_ms"] = measure_latency(
                 model, x, warmup=3, repeats=10 * cfg.latency_repeats
             ).median_ms
         print(f"{name}: {metrics[f'{name}/latency_ms']:.1f} ms", flush=True)
-    ev = ctx.config.evaluation
+    ev = profile.evaluation
     for key, (a, b) in cfg.comparisons.items():
         stats = [np.load(Path(args.runs) / m / "bleu_stats.npy") for m in (a, b)]
         boot = paired_bootstrap(*stats, samples=ev.bootstrap, seed=0)
@@ -153,20 +165,26 @@ def main(ctx: StageContext) -> None:
             ratio,
             std,
         )
-    metrics["analysis/uniform_distance"] = uniform_distance(batch, tok.pad_id)
-    scored = build_dataset(
-        "bible_en_es", "test", root=args.data, tokenizer=tok, subset=ev.test_subset
-    )
-    metrics["baseline/copy_bleu"] = tokenized_bleu(scored.sources_text, scored.targets_text)
-    metrics["analysis/sentences"] = float(len(sources))
-    metrics["analysis/mean_source_tokens"] = float(np.mean([len(s) for s in sources]))
+    for corpus, (sources, batch, tok) in tests.items():
+        metrics[f"analysis/{corpus}/uniform_distance"] = uniform_distance(batch, tok.pad_id)
+        scored = load_split(
+            profile, corpus, "translation", "test", bible=args.data, tokenizer=tok,
+            subset=ev.test_subset,
+        )  # fmt: skip
+        metrics[f"baseline/{corpus}/copy_bleu"] = tokenized_bleu(
+            scored.sources_text, scored.targets_text
+        )
+        metrics[f"analysis/{corpus}/sentences"] = float(len(sources))
+        metrics[f"analysis/{corpus}/mean_source_tokens"] = float(np.mean([len(s) for s in sources]))
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     with atomic_path(out / "attention_maps.npz") as tmp, open(tmp, "wb") as fh:
         np.savez(fh, **maps)
     metrics["time/analysis"] = ctx.seconds()
     ctx.finish(
-        metrics, summary=f"analysed {len(ctx.config.models)} models on {len(sources)} sentences"
+        metrics,
+        summary=f"analysed {len(profile.active)} models on the test sentences of "
+        f"{', '.join(tests) or 'no translation corpus'}",
     )
 
 

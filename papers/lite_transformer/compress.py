@@ -37,7 +37,7 @@ from common.compress import (
     write_compressed,
 )
 from common.compress.select import select_layers
-from common.data import build_dataset
+from common.config import ConfigError
 from common.io import write_json
 from common.models.transformer import TokenEmbedding
 from common.stage import STAGE_FLAGS, StageContext, stage
@@ -47,6 +47,7 @@ from common.text.tokenizer import Tokenizer
 from common.train import Trainer
 from common.train.tasks import TokenTask
 from papers.lite_transformer.config import LiteTransformerProfile
+from papers.lite_transformer.data import load_split, tokenizer_dir
 from papers.lite_transformer.models import forward_fn
 
 FLAGS = {
@@ -75,17 +76,24 @@ def main(ctx: StageContext) -> None:
     cfg, ev, args = ctx.config.compress, ctx.config.evaluation, ctx.args
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    tok = Tokenizer.load(args.tokenizer)
+    model_cfg = ctx.entry("models", args.name)
+    if model_cfg is None or model_cfg.task != "translation":
+        raise ConfigError(
+            f"{args.name} is not a translation model run at the {ctx.profile} profile: "
+            "compress one that is (the stage's --name)"
+        )
+    tok = Tokenizer.load(tokenizer_dir(args.tokenizer, model_cfg.corpus))
     model, meta = load_model(Path(args.baseline) / "model.safetensors")
     arch = meta["arch"]
-    model_cfg = ctx.entry("models", args.name)
     forward = forward_fn("translation")
-    test = build_dataset(
-        "bible_en_es", "test", root=args.data, tokenizer=tok, subset=ev.test_subset
-    )
-    valid = build_dataset(
-        "bible_en_es", "valid", root=args.data, tokenizer=tok, subset=cfg.valid_subset
-    )
+
+    def split(which: str, **kw):
+        return load_split(
+            ctx.config, model_cfg.corpus, "translation", which, bible=args.data, tokenizer=tok, **kw
+        )
+
+    test = split("test", subset=ev.test_subset)
+    valid = split("valid", subset=cfg.valid_subset)
 
     def bleu(m: nn.Module) -> float:
         hyps = translate_dataset(
@@ -135,10 +143,7 @@ def main(ctx: StageContext) -> None:
     masks, preport = prune_(
         pruned, MagnitudePruneConfig("density", 1.0, densities), filter_fn=compressible
     )
-    train = build_dataset(
-        "bible_en_es", "train", root=args.data, tokenizer=tok, max_tokens=model_cfg.max_length,
-        subset=model_cfg.train_subset,
-    )  # fmt: skip
+    train = split("train", max_tokens=model_cfg.max_length, subset=model_cfg.train_subset)
     Trainer(
         pruned,
         cfg.finetune,

@@ -64,6 +64,7 @@ def arch(cfg: ModelConfig, vocab_size: int, dim: int | None = None) -> dict[str,
         "dropout": cfg.dropout,
         "attention_dropout": cfg.attention_dropout,
         "weight_dropout": cfg.weight_dropout,
+        "max_positions": cfg.max_positions,
     }
     if cfg.task == "translation":
         return {

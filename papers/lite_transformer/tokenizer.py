@@ -1,17 +1,17 @@
-"""Stage ``lite_transformer_tokenizer``: the joint English/Spanish SentencePiece model.
+"""Stage ``lite_transformer_tokenizer``: a SentencePiece model for each corpus the profile uses.
 
-Trained on the training chapters only (both languages of every pair), with the special ids the
-models assume (``pad=0, bos=1, eos=2, unk=3``); the translation and the language models share it.
+Each is trained on its corpus's training split only (both languages of a parallel corpus: the
+paper shares one dictionary between source and target), with the special ids the models assume
+(``pad=0, bos=1, eos=2, unk=3``), into ``<out>/<corpus>/``. At the default profile that is one
+joint English/Spanish model of the Bible, which the translation and the language models share.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from common.stage import STAGE_FLAGS, StageContext, stage
-from common.text.corpus import read_pairs
 from common.text.tokenizer import Tokenizer, train_tokenizer
 from papers.lite_transformer.config import LiteTransformerProfile
+from papers.lite_transformer.data import tokenizer_dir, tokenizer_texts
 
 
 @stage(
@@ -20,30 +20,32 @@ from papers.lite_transformer.config import LiteTransformerProfile
     config=LiteTransformerProfile,
     flags=["data", "out", "metrics"],
     catalogue=STAGE_FLAGS,
-    track=lambda ctx: ctx.config.tokenizer,
+    track=lambda ctx: {"tokenizer": ctx.config.tokenizer, "corpora": ctx.config.corpora},
 )
 def main(ctx: StageContext) -> None:
-    """Train the SentencePiece model on the training split."""
-    cfg, args = ctx.config.tokenizer, ctx.args
-    pairs = read_pairs(args.data, "train")
-    texts = [en for _, en, _ in pairs] + [es for _, _, es in pairs]
-    train_tokenizer(texts, args.out, vocab_size=cfg.vocab_size, model_type=cfg.model_type)
-    tok = Tokenizer.load(args.out)
-    en = sum(len(t) for t in tok.encode([e for _, e, _ in pairs]))
-    es = sum(len(t) for t in tok.encode([s for _, _, s in pairs]))
-    metrics = {
-        "tokenizer/vocab_size": float(tok.vocab_size),
-        "tokenizer/train_tokens_en": float(en),
-        "tokenizer/train_tokens_es": float(es),
-        "tokenizer/tokens_per_verse_en": en / len(pairs),
-        "tokenizer/tokens_per_verse_es": es / len(pairs),
-    }
+    """Train the SentencePiece model of every corpus on its training split."""
+    cfg, args = ctx.config, ctx.args
+    metrics: dict[str, float] = {}
+    summary = []
+    for corpus in cfg.used_corpora:
+        tc = cfg.tokenizer_for(corpus)
+        texts = tokenizer_texts(cfg, corpus, args.data)
+        out = tokenizer_dir(args.out, corpus)
+        train_tokenizer(texts, out, vocab_size=tc.vocab_size, model_type=tc.model_type)
+        tok = Tokenizer.load(out)
+        tokens = sum(len(t) for t in tok.encode(texts))
+        metrics[f"tokenizer/{corpus}/vocab_size"] = float(tok.vocab_size)
+        metrics[f"tokenizer/{corpus}/train_sentences"] = float(len(texts))
+        metrics[f"tokenizer/{corpus}/tokens_per_sentence"] = tokens / max(len(texts), 1)
+        summary.append(
+            f"{corpus}: SentencePiece {tc.model_type}, {tok.vocab_size} pieces, "
+            f"{tokens / max(len(texts), 1):.1f} tokens per sentence"
+        )
     metrics["time/tokenizer"] = ctx.seconds()
     ctx.finish(
         metrics,
-        artifacts=[Path(args.out) / "tokenizer.json"],
-        summary=f"SentencePiece {cfg.model_type}, {tok.vocab_size} pieces, "
-        f"{metrics['tokenizer/tokens_per_verse_es']:.1f} tokens per Spanish verse",
+        artifacts=[tokenizer_dir(args.out, c) / "tokenizer.json" for c in cfg.used_corpora],
+        summary="; ".join(summary),
     )
 
 

@@ -1,12 +1,15 @@
 """Stage ``lite_transformer_train@<model>``: train one network of the profile and test it.
 
-A translation model (English -> Spanish) is scored on the test chapters by beam search (the paper's
-test script: beam 4, length penalty 0.6) with sacreBLEU and the tokenized BLEU; its per-sentence
-BLEU statistics are kept for the bootstrap. A language model is scored by test perplexity.
+A translation model is scored on its corpus's test split by beam search (the paper's test
+script: beam 4, length penalty 0.6) with sacreBLEU and the tokenized BLEU (or ROUGE-L for a
+summarization corpus); its per-sentence BLEU statistics are kept for the bootstrap. A language
+model is scored by test perplexity. A model the profile sets to null (the paper-only rows at the
+default profile) is recorded as not run.
 
 Outputs in ``--out``: ``model.safetensors`` (+ its JSON), ``config.json``, and for translation
 ``hypotheses.txt`` and ``bleu_stats.npy``; the flat metrics JSON and the per-epoch history CSV.
-Interrupt it at any time: training resumes from its last checkpoint.
+Interrupt it at any time: training resumes from its last checkpoint. Under ``torchrun``
+(``python -m common.launch --nproc N``) training runs on N processes and rank 0 tests.
 """
 
 from __future__ import annotations
@@ -17,17 +20,19 @@ from pathlib import Path
 import numpy as np
 
 from common.checkpoint import save_model
-from common.data import build_dataset
-from common.io import atomic_path
+from common.config import ConfigError
+from common.io import atomic_path, write_json
 from common.measure import count_parameters
 from common.models.transformer import mult_adds
 from common.stage import STAGE_FLAGS, StageContext, stage
 from common.text.bleu import corpus_stats, sacrebleu_score, tokenized_bleu
 from common.text.evaluate import perplexity, translate_dataset
+from common.text.rouge import rouge_l
 from common.text.tokenizer import Tokenizer
-from common.train import Trainer
+from common.train import Trainer, init_distributed
 from common.train.tasks import TokenTask
 from papers.lite_transformer.config import LiteTransformerProfile
+from papers.lite_transformer.data import load_split, tokenizer_dir
 from papers.lite_transformer.models import build, forward_fn, resolve_dim
 
 FLAGS = {
@@ -37,15 +42,6 @@ FLAGS = {
 }
 
 
-def datasets(task: str, root: Path, tok: Tokenizer, *, max_length: int, subset: int | None):
-    name = "bible_en_es" if task == "translation" else "bible_en"
-    train = build_dataset(
-        name, "train", root=root, tokenizer=tok, max_tokens=max_length, subset=subset
-    )
-    valid = build_dataset(name, "valid", root=root, tokenizer=tok)
-    return train, valid
-
-
 @stage(
     section="lite_transformer",
     name="lite_transformer_train@{name}",
@@ -53,19 +49,37 @@ def datasets(task: str, root: Path, tok: Tokenizer, *, max_length: int, subset: 
     flags=["name", "data", "tokenizer", "out", "checkpoints", "metrics", "history"],
     catalogue=FLAGS,
     track=lambda ctx: ctx.entry("models"),
+    distributed=lambda ctx: init_distributed(_device(ctx)),
 )
 def main(ctx: StageContext) -> None:
     """Train a network of the profile (``--name``) and test it."""
-    cfg, args, ev = ctx.entry("models"), ctx.args, ctx.config.evaluation
+    cfg, args, ev, profile = ctx.entry("models"), ctx.args, ctx.config.evaluation, ctx.config
     name, out = args.name, Path(args.out)
-    tok = Tokenizer.load(args.tokenizer)
-    train, valid = datasets(
-        cfg.task, args.data, tok, max_length=cfg.max_length, subset=cfg.train_subset
-    )
+    if cfg is None:
+        _not_run(ctx)
+        return
+    corpus = profile.corpora[cfg.corpus]
+    tok = Tokenizer.load(tokenizer_dir(args.tokenizer, cfg.corpus))
+
+    def split(which: str, **kw):
+        return load_split(
+            profile, cfg.corpus, cfg.task, which, bible=args.data, tokenizer=tok, **kw
+        )
+
+    train = split("train", max_tokens=cfg.max_length, subset=cfg.train_subset)
+    if len(train) == 0:
+        raise ConfigError(
+            f"models.{name}: no training example of corpus {cfg.corpus!r} fits max_length "
+            f"{cfg.max_length}: raise it (or the corpus's truncate_source / block_tokens)"
+        )
+    valid = split("valid")
     ctx.seed(cfg.train.seed)
-    model, arch = build(cfg, tok.vocab_size, resolve_dim(ctx.config.models, name))
+    model, arch = build(cfg, tok.vocab_size, resolve_dim(profile.active, name))
     forward = forward_fn(cfg.task)
-    task = TokenTask(max_tokens=cfg.max_tokens, eval_max_tokens=4 * cfg.max_tokens, forward=forward)
+    task = TokenTask(
+        max_tokens=cfg.max_tokens, eval_max_tokens=4 * cfg.max_tokens, forward=forward,
+        update_freq=cfg.update_freq,
+    )  # fmt: skip
     result = Trainer(
         model,
         cfg.train,
@@ -75,7 +89,10 @@ def main(ctx: StageContext) -> None:
         task=task,
         hooks=[ctx.epoch_logger()],
         fingerprint_extra={"arch": arch, "task": cfg.task},
+        dist_context=ctx.dist,
     ).fit()
+    if not ctx.is_main:
+        return  # rank 0 tests and writes
     save_model(model, out / "model.safetensors", arch=arch)
     madds = mult_adds(model)
     metrics = {
@@ -89,8 +106,7 @@ def main(ctx: StageContext) -> None:
         f"{name}/valid_ppl": result.final.get("eval_ppl", float("nan")),
     }
     artifacts = [ctx.save_config(cfg, out / "config.json")]
-    test_name = "bible_en_es" if cfg.task == "translation" else "bible_en"
-    test = build_dataset(test_name, "test", root=args.data, tokenizer=tok, subset=ev.test_subset)
+    test = split("test", subset=ev.test_subset)
     if cfg.task == "translation":
         start = time.perf_counter()
         hyps = translate_dataset(
@@ -108,6 +124,9 @@ def main(ctx: StageContext) -> None:
         metrics[f"{name}/sacrebleu"] = sacrebleu_score(hyps, refs)
         metrics[f"{name}/test_sentences"] = float(len(refs))
         summary = f"{name}: BLEU {metrics[f'{name}/bleu']:.2f} (sacreBLEU {metrics[f'{name}/sacrebleu']:.2f})"
+        if corpus.metric == "rouge_l":
+            metrics[f"{name}/rouge_l"] = rouge_l(hyps, refs)
+            summary = f"{name}: ROUGE-L {metrics[f'{name}/rouge_l']:.2f}"
         artifacts.append(out / "hypotheses.txt")
     else:
         scores = perplexity(model, test, forward=forward, max_tokens=4 * cfg.max_tokens)
@@ -120,6 +139,28 @@ def main(ctx: StageContext) -> None:
         artifacts=artifacts,
         history=result.history,
         summary=summary + f", {madds['layers'] / 1e6:.1f}M Mult-Adds",
+    )
+
+
+def _device(ctx: StageContext) -> str:
+    cfg = ctx.entry("models")
+    return "cpu" if cfg is None else cfg.train.device
+
+
+def _not_run(ctx: StageContext) -> None:
+    """A model the profile sets to null: recorded (status file, MLflow tag), not trained."""
+    reason = (
+        "set to null in this profile (the paper-only rows need the paper's corpora: "
+        "papers/lite_transformer/README.md)"
+    )
+    if ctx.run is not None:
+        ctx.run.set_tags({"status": "not run"})
+    write_json(
+        {"status": "not run", "profile": ctx.profile, "reason": reason},
+        Path(ctx.args.out) / "status.json",
+    )
+    ctx.finish(
+        {}, history=[], summary=f"{ctx.args.name}: not run at the {ctx.profile} profile: {reason}"
     )
 
 

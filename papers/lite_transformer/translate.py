@@ -11,6 +11,7 @@ a missing or foreign model file is one line saying how to get it.
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 import time
 from pathlib import Path
@@ -36,10 +37,15 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from common.text.tokenizer import Tokenizer
 
-        tok = Tokenizer.load(args.runs / "tokenizer")
         weights = args.runs / "train" / args.model / "model.safetensors"
         if not weights.is_file():
             raise CheckpointError(f"{weights} is missing. Fix: {fix}")
+        try:  # the corpus, hence the tokenizer, the model was trained with
+            saved = json.loads((weights.parent / "config.json").read_text(encoding="utf-8"))
+            corpus = str(saved["config"].get("corpus", "bible"))
+        except (OSError, ValueError, KeyError, AttributeError):
+            corpus = "bible"
+        tok = Tokenizer.load(args.runs / "tokenizer" / corpus)
         model, meta = load_model(weights)
         if not hasattr(model, "translate"):
             raise CheckpointError(f"{weights} is a {meta['arch']['name']}, not a translation model")

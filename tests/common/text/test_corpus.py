@@ -83,3 +83,53 @@ def test_a_bad_tokenizer_file_is_one_clear_error(tmp_path: Path) -> None:
         Tokenizer.load(tmp_path)
     with pytest.raises(DataError, match="no tokenizer there"):
         Tokenizer.load(tmp_path / "missing")
+
+
+def _write(path: Path, lines: list[str]) -> None:
+    path.write_text("".join(t + "\n" for t in lines), encoding="utf-8")
+
+
+def test_parallel_text_reads_fairseqs_raw_layout(tmp_path: Path, tokenizer: Tokenizer) -> None:
+    _write(tmp_path / "test.en", ["In the beginning.", "And God said.", "Let there be light."])
+    _write(tmp_path / "test.fr", ["Au commencement.", "Et Dieu dit.", "Que la lumiere soit."])
+    ds = build_dataset(
+        "parallel_text", "test", root=tmp_path, source="en", target="fr", tokenizer=tokenizer
+    )
+    assert ds.sources_text == ["In the beginning.", "And God said.", "Let there be light."]
+    assert ds.targets_text[2] == "Que la lumiere soit."
+    assert ds.sources[1].tolist() == tokenizer.encode(["And God said."])[0]
+    cut = build_dataset("parallel_text", "test", root=tmp_path, source="en", target="fr",
+                        tokenizer=tokenizer, truncate_source=2, subset=2)  # fmt: skip
+    assert len(cut) == 2 and max(len(s) for s in cut.sources) <= 2
+    _write(tmp_path / "valid.en", ["one", "two"])
+    _write(tmp_path / "valid.fr", ["un"])
+    with pytest.raises(DataError, match=r"has 2 lines but .*valid.fr has 1"):
+        build_dataset("parallel_text", "valid", root=tmp_path, source="en", target="fr",
+                      tokenizer=tokenizer)  # fmt: skip
+    with pytest.raises(DataError, match=r"train\.en is missing.*Fix:"):
+        build_dataset("parallel_text", "train", root=tmp_path, source="en", target="fr",
+                      tokenizer=tokenizer)  # fmt: skip
+
+
+def test_lm_text_blocks_cover_the_stream_with_an_eos_after_every_line(
+    tmp_path: Path, tokenizer: Tokenizer
+) -> None:
+    lines = ["In the beginning God created the heavens and the earth.", "", "And God said."]
+    _write(tmp_path / "wiki.valid.tokens", lines)
+    per_line = build_dataset("lm_text", "valid", root=tmp_path, pattern="wiki.{split}.tokens",
+                             tokenizer=tokenizer)  # fmt: skip
+    assert len(per_line) == 2  # the empty line is no example
+    blocks = build_dataset("lm_text", "valid", root=tmp_path, pattern="wiki.{split}.tokens",
+                           tokenizer=tokenizer, block_tokens=5)  # fmt: skip
+    stream = [i for t in tokenizer.encode([lines[0], lines[2]]) for i in (*t, tokenizer.eos_id)]
+    assert [i for t in blocks.targets for i in t.tolist()] == stream
+    assert all(len(t) <= 4 for t in blocks.targets)  # + BOS/EOS = 5 tokens a block
+    (tmp_path / "wiki.test.tokens").write_bytes(b"\xff\xfe bad")
+    with pytest.raises(DataError, match=r"not UTF-8.*iconv"):
+        build_dataset("lm_text", "test", root=tmp_path, pattern="wiki.{split}.tokens",
+                      tokenizer=tokenizer)  # fmt: skip
+
+
+def test_an_impossible_vocabulary_is_one_line_naming_the_fix(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"cannot train a bpe model of 5000 pieces.*Fix: change"):
+        train_tokenizer(["a b c", "b c d"] * 20, tmp_path, vocab_size=5000, model_type="bpe")

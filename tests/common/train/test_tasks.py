@@ -110,3 +110,49 @@ def test_token_batches_respect_max_tokens_and_cover_every_example() -> None:
     assert batch.ntokens == len(data[0][1]) + len(data[1][1]) + 2
     with pytest.raises(ValueError, match="max_tokens"):
         TokenBatchSampler([5, 500], 100, shuffle=False)
+
+
+def test_token_update_freq_adds_the_gradients_of_the_parts() -> None:
+    """update_freq splits a step's batch by rows; the summed gradients, normalised by all the
+    step's tokens, equal those of the whole batch in one pass."""
+    from types import SimpleNamespace
+
+    from common.data.tokens import TokenSequences
+    from common.train.tasks import TokenTask
+
+    torch.manual_seed(0)
+    seqs = [torch.randint(4, 20, (n,)) for n in (3, 5, 4, 6, 2, 5)]
+    data = TokenSequences(seqs)
+    batch = data.collate([data[i] for i in range(len(data))])
+    model = torch.nn.Sequential(torch.nn.Embedding(20, 8), torch.nn.Linear(8, 20))
+    grads = []
+    for freq in (1, 3):
+        model.zero_grad()
+        task = TokenTask(max_tokens=64, update_freq=freq, forward=lambda m, b: m(b.inputs))
+        trainer = SimpleNamespace(
+            ctx=SimpleNamespace(device=torch.device("cpu"), distributed=False),
+            optimizer=SimpleNamespace(zero_grad=lambda **_: None, step=lambda: None),
+            ddp_model=model, model=model, config=SimpleNamespace(label_smoothing=0.1,
+            grad_clip_norm=None), call_hooks=lambda *_: None,
+        )  # fmt: skip
+        sums: dict = {}
+        loss = task.train_step(trainer, batch, sums)
+        grads.append((loss, [p.grad.clone() for p in model.parameters()], sums["tokens"]))
+    (l1, g1, n1), (l3, g3, n3) = grads
+    assert l1 == pytest.approx(l3, rel=1e-5) and n1 == n3 == batch.ntokens
+    for a, b in zip(g1, g3, strict=True):
+        assert torch.allclose(a, b, atol=1e-6)
+
+
+def test_inverse_sqrt_schedule() -> None:
+    from common.train.config import ScheduleConfig
+    from common.train.optim import lr_factor
+
+    cfg = ScheduleConfig(name="inverse_sqrt", warmup_steps=4)
+    f = [lr_factor(cfg, s, steps_per_epoch=10, total_steps=100, base_lr=1.0) for s in range(16)]
+    assert f[:4] == pytest.approx([0.25, 0.5, 0.75, 1.0])
+    assert f[15] == pytest.approx(0.5)  # sqrt(4 / 16)
+    with pytest.raises(ConfigError, match="inverse_sqrt needs a warm-up"):
+        ScheduleConfig(name="inverse_sqrt")
+    with pytest.raises(ConfigError, match="not both"):
+        ScheduleConfig(warmup_epochs=1.0, warmup_steps=3)

@@ -71,6 +71,11 @@ class Pruning:
     k_lsb_bits: int = 0
     v_bits: int | None = None
     tau: float = 0.0  # re-fetch the LSBs of K for queries whose largest probability is below
+    # SpAtten: importance accumulated over all previous layers, removed tokens gone for good.
+    # The ablation: importance of the previous layer alone (accumulate=False) and tokens removed
+    # from one layer's keys only, coming back in the next (cascade=False).
+    accumulate: bool = True
+    cascade: bool = True
 
     def tokens_at(self, layer: int) -> float:
         return 1.0 if self.token_keep is None else float(self.token_keep[layer])
@@ -81,13 +86,15 @@ class Pruning:
 
 @dataclass
 class LayerTrace:
-    """What a layer ran, per sentence: real tokens (queries = keys), running heads, V rows
+    """What a layer ran, per sentence: its tokens (queries), the keys they attended to (fewer
+    under layer-local pruning), running heads, V rows
     fetched (summed over heads; a row any query of the head uses is fetched once), the (query,
     head) pairs whose largest probability fell below ``tau`` and the heads that therefore
     fetched K's LSBs, and the original positions of the tokens kept."""
 
     tokens: list[int]
     heads: list[int]
+    keys: list[int]
     value_rows: list[int]
     requant_queries: list[int]
     requant_heads: list[int]
@@ -96,7 +103,11 @@ class LayerTrace:
 
 @dataclass
 class Trace:
+    """The layers of one forward, and the real length of each sentence (what the dense network
+    would run in every layer)."""
+
     layers: list[LayerTrace] = field(default_factory=list)
+    lengths: list[int] = field(default_factory=list)
 
 
 def quantize(x: Tensor, bits: int, real: Tensor | None = None) -> tuple[Tensor, Tensor]:
@@ -168,19 +179,21 @@ class BertLayer(nn.Module):
         return x.view(b, t, self.heads, self.head_dim).transpose(1, 2)  # (B, H, T, D)
 
     def forward(
-        self, x: Tensor, mask: Tensor, head_mask: Tensor, p: Pruning
+        self, x: Tensor, mask: Tensor, head_mask: Tensor, p: Pruning, keys: Tensor | None = None
     ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """``x (B, T, E)``, ``mask (B, T)`` True at real tokens, ``head_mask (B, H)`` True at
-        running heads. Returns the output, the token importance of this layer ``(B, T)``, the
+        running heads, ``keys (B, T)`` the tokens attended to (default ``mask``: a layer-local
+        pruning removes some). Returns the output, the token importance of this layer ``(B, T)``, the
         head importance ``(B, H)``, and per sentence the V rows fetched, the (query, head) pairs
         that re-fetched K's LSBs and the heads that did (``(B, 3)``)."""
         a = self.attention.self
+        keys = mask if keys is None else keys
         q, k, v = self._split(a.query(x)), self._split(a.key(x)), self._split(a.value(x))
-        real_k = mask[:, None, :, None]  # (B, 1, T, 1): real tokens as keys/values
+        real_k = keys[:, None, :, None]  # (B, 1, T, 1): the tokens attended to
         if p.v_bits is not None:
             codes, scale = quantize(v, p.v_bits, real_k)
             v = codes * scale
-        bias = torch.zeros_like(mask, dtype=x.dtype).masked_fill(~mask, torch.finfo(x.dtype).min)
+        bias = torch.zeros_like(keys, dtype=x.dtype).masked_fill(~keys, torch.finfo(x.dtype).min)
         bias = bias[:, None, None, :]
         scale_qk = 1.0 / math.sqrt(self.head_dim)
         flat = torch.zeros(*head_mask.shape, mask.shape[1], dtype=torch.bool, device=x.device)
@@ -201,7 +214,7 @@ class BertLayer(nn.Module):
         token_importance = (probs * real_q).sum((1, 2))  # (B, T): over heads and real queries
         used = probs
         if p.value_keep < 1.0:
-            n_real = mask.sum(1)  # (B,)
+            n_real = keys.sum(1)  # (B,)
             keep_v = torch.ceil(n_real.float() * p.value_keep).clamp_min(1).long()
             ranks = probs.argsort(-1, descending=True).argsort(-1)  # rank of each key per query
             used = probs * (ranks < keep_v[:, None, None, None])
@@ -210,7 +223,9 @@ class BertLayer(nn.Module):
         ctx = used @ v  # (B, H, T, D)
         head_importance = (ctx.abs() * real_q).sum((2, 3))  # (B, H)
         fetched = ((used > 0) & real_q).any(2) & head_mask[:, :, None]  # (B, H, keys)
-        counts = torch.stack([fetched.sum((1, 2)), flat.sum((1, 2)), flat.any(2).sum(1)], 1)
+        counts = torch.stack(
+            [fetched.sum((1, 2)), flat.sum((1, 2)), flat.any(2).sum(1), keys.sum(1)], 1
+        )
         b, _, t, _ = ctx.shape
         ctx = ctx.transpose(1, 2).reshape(b, t, -1)
         out = self.attention.output
@@ -277,25 +292,31 @@ class BertEncoder(nn.Module):
         tok_score = torch.zeros(b, t, device=ids.device)
         head_score = torch.zeros(b, heads, device=ids.device)
         head_mask = torch.ones(b, heads, dtype=torch.bool, device=ids.device)
+        if trace is not None:
+            trace.lengths = n_real.tolist()
         for i, layer in enumerate(self.layers):
             keep_t = p.tokens_at(i)
-            if keep_t < 1.0:
+            keys = None
+            if keep_t < 1.0 and p.cascade:
                 x, mask, positions, tok_score = _keep_tokens(
                     x, mask, positions, tok_score, n_real, keep_t
                 )
+            elif keep_t < 1.0:
+                keys = _key_mask(mask, positions, tok_score, n_real, keep_t)
             keep_h = p.heads_at(i)
             if keep_h < 1.0:
                 k = max(1, math.ceil(heads * keep_h - 1e-9))
                 score = head_score.masked_fill(~head_mask, float("-inf"))
                 top = score.topk(k, dim=1).indices
                 head_mask = head_mask & torch.zeros_like(head_mask).scatter(1, top, True)
-            x, t_imp, h_imp, counts = layer(x, mask, head_mask, p)
-            tok_score = tok_score + t_imp
+            x, t_imp, h_imp, counts = layer(x, mask, head_mask, p, keys)
+            tok_score = tok_score + t_imp if p.accumulate else t_imp
             head_score = head_score + h_imp
             if trace is not None:
                 trace.layers.append(
                     LayerTrace(
                         tokens=mask.sum(1).tolist(),
+                        keys=counts[:, 3].tolist(),
                         heads=head_mask.sum(1).tolist(),
                         value_rows=counts[:, 0].tolist(),
                         requant_queries=counts[:, 1].tolist(),
@@ -310,18 +331,47 @@ class BertEncoder(nn.Module):
     @classmethod
     def from_pretrained(cls, folder: str | Path) -> BertEncoder:
         """A BERT checkpoint in Hugging Face's layout (``config.json`` + ``model.safetensors``)."""
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
+        from common.checkpoint import CheckpointError
+
         folder = Path(folder)
-        model = cls(BertConfig.from_json(folder / "config.json"))
-        state = load_file(str(folder / "model.safetensors"))
+        try:
+            model = cls(BertConfig.from_json(folder / "config.json"))
+            state = load_file(str(folder / "model.safetensors"))
+        except (OSError, ValueError, TypeError, SafetensorError) as exc:
+            raise CheckpointError(
+                f"{folder} does not hold a readable BERT checkpoint ({exc}). Fix: point the "
+                "profile's encoder.checkpoint at a Hugging Face BERT folder"
+            ) from None
         state = {k.removeprefix("bert."): v for k, v in state.items()}
         own = model.state_dict()
         missing = [k for k in own if k not in state]
-        if missing:
-            raise ValueError(f"{folder}: not a BERT checkpoint (no {missing[0]})")
+        wrong = [k for k in own if k in state and state[k].shape != own[k].shape]
+        if missing or wrong:
+            raise CheckpointError(
+                f"{folder} is not a BERT checkpoint of its config.json "
+                f"({'no ' + missing[0] if missing else 'shape of ' + wrong[0]})"
+            )
         model.load_state_dict({k: state[k] for k in own})
         return model
+
+
+def _key_mask(
+    mask: Tensor, positions: Tensor, score: Tensor, n_real: Tensor, keep: float
+) -> Tensor:
+    """The keys one layer attends to under layer-local pruning: each sentence's
+    ``ceil(keep * length)`` most important tokens (``[CLS]`` always); all tokens stay queries."""
+    from papers.spatten.topk import topk_keep_order
+
+    k = torch.ceil(n_real.float() * keep - 1e-6).long().clamp(min=1)
+    ranked = score.masked_fill(~mask, float("-inf"))
+    ranked = ranked.masked_fill(positions.eq(0) & mask, float("inf"))
+    keys = torch.zeros_like(mask)
+    for j in range(mask.shape[0]):
+        keys[j, topk_keep_order(ranked[j], int(min(k[j], mask[j].sum())))] = True
+    return keys
 
 
 def _keep_tokens(

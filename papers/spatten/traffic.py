@@ -70,16 +70,19 @@ def trace_traffic(trace, *, head_dim: int, heads: int, bits: Bits) -> dict[str, 
         for j, n in enumerate(layer.tokens):
             h = layer.heads[j]
             # the LSBs of a head's K: fetched for each head with a flat query
+            keys = layer.keys[j]
             for requant, count in ((True, layer.requant_heads[j]), (False, h - layer.requant_heads[j])):
-                _add(out, fetch_bytes(head_dim=head_dim, queries=n * count, key_rows=n * count,
+                _add(out, fetch_bytes(head_dim=head_dim, queries=n * count, key_rows=keys * count,
                                       value_rows=0, bits=bits, requant=requant))  # fmt: skip
             _add(out, fetch_bytes(head_dim=head_dim, queries=0, key_rows=0,
                                   value_rows=layer.value_rows[j], bits=bits))  # fmt: skip
-            n0 = first.tokens[j]  # the dense model runs every token and head in every layer
+            # the dense model runs every token and head in every layer
+            n0 = trace.lengths[j] if trace.lengths else first.tokens[j]
             dense = fetch_bytes(head_dim=head_dim, queries=n0 * heads, key_rows=n0 * heads,
                                 value_rows=n0 * heads, bits=Bits())  # fmt: skip
             _add(out, {f"dense_{k}": v for k, v in dense.items()})
-            _add(out, {"key_rows": n * h, "value_rows": layer.value_rows[j],
+            _add(out, {"key_rows": keys * h, "value_rows": layer.value_rows[j], "token_layers": n,
+                       "dense_token_layers": n0,
                        "dense_rows": n0 * heads, "queries": n * h,
                        "requant_queries": layer.requant_queries[j]})  # fmt: skip
     out["total"] = out["q"] + out["k"] + out["v"]
@@ -143,6 +146,58 @@ def workload_traffic(rows: list[dict[str, str]]) -> dict[str, float]:
         _add(out, {f"dense_{k}": v for k, v in dense.items()})
         _add(out, {"key_rows": int(r["key_fetch_num"]), "value_rows": int(r["value_fetch_num"]),
                    "dense_rows": length, "requant_heads": float(requant), "heads": 1.0})  # fmt: skip
+    out["total"] = out["q"] + out["k"] + out["v"]
+    out["dense_total"] = out["dense_q"] + out["dense_k"] + out["dense_v"]
+    return out
+
+
+def traces_traffic(traces, *, head_dim: int, heads: int, bits: Bits) -> dict[str, float]:
+    """:func:`trace_traffic` summed over several forwards (the batches of a test set)."""
+    out: dict[str, float] = {}
+    for t in traces:
+        _add(out, trace_traffic(t, head_dim=head_dim, heads=heads, bits=bits))
+    return out
+
+
+def trace_macs(traces, *, hidden: int, intermediate: int, heads: int) -> dict[str, float]:
+    """Multiply-accumulates of the encoder layers that ran, and of the dense network on the same
+    sentences: Q/K/V and output projections of the running heads, the two attention products
+    over the keys attended to, and the FFN of the kept tokens (value pruning saves fetches, not
+    products, in this count)."""
+    d = hidden // heads
+    out = {"macs": 0.0, "dense_macs": 0.0}
+
+    def layer_macs(n: int, h: int, keys: int) -> float:
+        return n * hidden * 4 * h * d + 2 * h * n * keys * d + 2 * n * hidden * intermediate
+
+    for t in traces:
+        first = t.layers[0]
+        for layer in t.layers:
+            for j, n in enumerate(layer.tokens):
+                out["macs"] += layer_macs(n, layer.heads[j], layer.keys[j])
+                n0 = t.lengths[j] if t.lengths else first.tokens[j]
+                out["dense_macs"] += layer_macs(n0, heads, n0)
+    return out
+
+
+def decode_traffic(traces, *, head_dim: int, bits: Bits, generation_only: bool = False) -> dict[str, float]:
+    """The traffic of :class:`~papers.spatten.decoder.PrunedDecoder` runs (their
+    ``DecodeTrace``), beside the dense 16-bit decoder on the same tokens, with the share of
+    (step, layer, head) that re-fetched K's LSBs. ``generation_only`` leaves out the
+    summarization pass (step 0)."""
+    out: dict[str, float] = {}
+    for trace in traces:
+        for s, step in enumerate(trace.steps):
+            if generation_only and s == 0:
+                continue
+            for c in step:
+                _add(out, fetch_bytes(head_dim=head_dim, queries=c.queries, key_rows=c.keys,
+                                      value_rows=c.values, bits=bits, requant=c.requant))  # fmt: skip
+                dense = fetch_bytes(head_dim=head_dim, queries=c.queries, key_rows=c.visible,
+                                    value_rows=c.visible, bits=Bits())  # fmt: skip
+                _add(out, {f"dense_{k}": v for k, v in dense.items()})
+                _add(out, {"key_rows": c.keys, "value_rows": c.values, "dense_rows": c.visible,
+                           "requant": float(c.requant), "head_steps": 1.0})  # fmt: skip
     out["total"] = out["q"] + out["k"] + out["v"]
     out["dense_total"] = out["dense_q"] + out["dense_k"] + out["dense_v"]
     return out

@@ -24,8 +24,10 @@ def test_fetch_bytes_by_hand() -> None:
 def test_trace_traffic_by_hand() -> None:
     # one sentence of 4 tokens, 2 heads of dim 8; layer 0 dense, layer 1 keeps 2 tokens, 1 head
     trace = Trace([
-        LayerTrace(tokens=[4], heads=[2], value_rows=[8], requant_queries=[0], requant_heads=[0]),
-        LayerTrace(tokens=[2], heads=[1], value_rows=[1], requant_queries=[1], requant_heads=[1]),
+        LayerTrace(tokens=[4], heads=[2], keys=[4], value_rows=[8], requant_queries=[0],
+                   requant_heads=[0]),
+        LayerTrace(tokens=[2], heads=[1], keys=[2], value_rows=[1], requant_queries=[1],
+                   requant_heads=[1]),
     ])  # fmt: skip
     t = trace_traffic(trace, head_dim=8, heads=2, bits=Bits(q=16, k=8, k_lsb=4, v=8))
     # layer 0: Q 8 rows x 16 B, K 8 rows x 8 B, V 8 rows x 8 B; layer 1: Q 2 x 16, K 2 x (8 + 4), V 1 x 8

@@ -207,7 +207,9 @@ class BertLayer(nn.Module):
                 flat = probs.amax(-1) < p.tau  # (B, H, T): these queries fetch the LSBs
                 flat &= mask[:, None, :] & head_mask[:, :, None]
                 if bool(flat.any()):
-                    full = torch.softmax(q @ (codes * scale).transpose(-1, -2) * scale_qk + bias, -1)
+                    full = torch.softmax(
+                        q @ (codes * scale).transpose(-1, -2) * scale_qk + bias, -1
+                    )
                     probs = torch.where(flat[..., None], full, probs)
         probs = probs * head_mask[:, :, None, None]
         real_q = mask[:, None, :, None]
@@ -321,9 +323,7 @@ class BertEncoder(nn.Module):
                         value_rows=counts[:, 0].tolist(),
                         requant_queries=counts[:, 1].tolist(),
                         requant_heads=counts[:, 2].tolist(),
-                        kept_positions=[
-                            positions[j][mask[j]].tolist() for j in range(b)
-                        ],
+                        kept_positions=[positions[j][mask[j]].tolist() for j in range(b)],
                     )
                 )
         return x, positions

@@ -4,6 +4,7 @@ any stage starts."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+
 from common.config import ConfigError, bounds
 from common.train import TrainConfig
 

@@ -88,7 +88,9 @@ class EncodedTask(Dataset):
         pairs = [e.pair for e in items]
         kw = {"truncation": True, "max_length": max_length, "padding": "max_length"}
         enc = (
-            tokenizer(texts, pairs, **kw) if any(p is not None for p in pairs) else tokenizer(texts, **kw)
+            tokenizer(texts, pairs, **kw)
+            if any(p is not None for p in pairs)
+            else tokenizer(texts, **kw)
         )
         ids = torch.tensor(enc["input_ids"])
         types = torch.tensor(enc["token_type_ids"])

@@ -32,7 +32,7 @@ from common.stage import STAGE_FLAGS, StageContext, stage
 from common.text.corpus import read_lines
 from common.text.tokenizer import Tokenizer
 from papers.spatten.config import SpattenProfile
-from papers.spatten.decoder import DecodeTrace, DecoderPruning, KVBudget, PrunedDecoder
+from papers.spatten.decoder import DecoderPruning, DecodeTrace, KVBudget, PrunedDecoder
 from papers.spatten.schedule import token_schedule
 from papers.spatten.traffic import Bits, decode_traffic
 
@@ -92,7 +92,7 @@ def main(ctx: StageContext) -> None:
     layers, head_dim = len(dec.layers), dec.head_dim
     texts = passages(read_lines(args.data, "test"), tok, cfg.prompt + cfg.generate, cfg.passages)
     prompt = 1 + cfg.prompt
-    dense, dense_traces = run(dec, texts, prompt)
+    dense, _ = run(dec, texts, prompt)
     base = ppl(dense)
     curves: dict[str, list] = {"token": [], "value": [], "tau": [], "kv_budget": []}
 

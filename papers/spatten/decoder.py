@@ -156,7 +156,9 @@ class PrunedDecoder:
             probs = torch.softmax(q @ k.transpose(-1, -2) + bias, -1)
         else:
             codes, scale = quantize(k, p.k_msb_bits + p.k_lsb_bits)
-            probs = torch.softmax(q @ (msb_part(codes, p.k_lsb_bits) * scale).transpose(-1, -2) + bias, -1)
+            probs = torch.softmax(
+                q @ (msb_part(codes, p.k_lsb_bits) * scale).transpose(-1, -2) + bias, -1
+            )
             if p.k_lsb_bits and p.tau > 0:
                 flat = probs.amax(-1) < p.tau
                 if bool(flat.any()):

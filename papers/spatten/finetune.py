@@ -17,9 +17,9 @@ from common.io import atomic_path
 from common.stage import STAGE_FLAGS, StageContext, stage
 from common.train import Trainer
 from papers.spatten.config import SpattenProfile
+from papers.spatten.data import task_split
 from papers.spatten.evaluate import correct
 from papers.spatten.models import load_tokenizer, pretrained_classifier
-from papers.spatten.data import task_split
 
 FLAGS = {
     **STAGE_FLAGS,
@@ -43,10 +43,14 @@ def main(ctx: StageContext) -> None:
     tok = load_tokenizer(profile.encoder.checkpoint)
 
     def split(which: str, subset: int | None):
-        return task_split(profile, name, which, tok, raw=args.raw, prepared=args.data, subset=subset)
+        return task_split(
+            profile, name, which, tok, raw=args.raw, prepared=args.data, subset=subset
+        )
 
-    train, valid, test = split("train", cfg.train_subset), split("valid", cfg.valid_subset), split(
-        "test", cfg.test_subset
+    train, valid, test = (
+        split("train", cfg.train_subset),
+        split("valid", cfg.valid_subset),
+        split("test", cfg.test_subset),
     )
     model = pretrained_classifier(profile.encoder.checkpoint, train.num_classes, cfg.train.seed)
     ctx.seed(cfg.train.seed)
@@ -67,7 +71,8 @@ def main(ctx: StageContext) -> None:
         f"{name}/dense_test_accuracy": 100.0 * float(right.mean()),
         f"{name}/dense_valid_accuracy": 100.0 - result.final["eval_error"],
         # always answering the most frequent class of the test set: the floor to clear
-        f"{name}/majority_accuracy": 100.0 * float(np.bincount(test.targets.numpy()).max() / len(test)),
+        f"{name}/majority_accuracy": 100.0
+        * float(np.bincount(test.targets.numpy()).max() / len(test)),
         f"{name}/train_examples": float(len(train)),
         f"{name}/test_examples": float(len(test)),
         f"{name}/train_seconds": sum(r["epoch_seconds"] for r in result.history),

@@ -65,7 +65,9 @@ def main(ctx: StageContext) -> None:
     ctx.seed(cfg.train.seed)
     a = arch(cfg, tok.vocab_size)
     model = create_model(a["name"], **a["kwargs"])
-    task = TokenTask(max_tokens=cfg.max_tokens, eval_max_tokens=4 * cfg.max_tokens, forward=lm_forward)
+    task = TokenTask(
+        max_tokens=cfg.max_tokens, eval_max_tokens=4 * cfg.max_tokens, forward=lm_forward
+    )
     result = Trainer(
         model, cfg.train, train_data=train, eval_data=valid, checkpoint_dir=args.checkpoints,
         task=task, hooks=[ctx.epoch_logger()], fingerprint_extra={"arch": a},

@@ -108,7 +108,9 @@ def main(ctx: StageContext) -> None:
     tok = load_tokenizer(profile.encoder.checkpoint)
 
     def split(which: str, subset: int | None):
-        return task_split(profile, name, which, tok, raw=args.raw, prepared=args.data, subset=subset)
+        return task_split(
+            profile, name, which, tok, raw=args.raw, prepared=args.data, subset=subset
+        )
 
     valid, test = split("valid", task.valid_subset), split("test", task.test_subset)
     model, _ = load_model(Path(args.dense) / "model.safetensors", build=build)
@@ -169,7 +171,9 @@ def main(ctx: StageContext) -> None:
                                  "key_reduction": w["key_reduction"],
                                  "compute_reduction": w["compute_reduction"]})  # fmt: skip
     for f in [1.0, *cfg.head_keep]:
-        right, traces = measured(model, test, Pruning(head_keep=head_schedule(layers, f, cfg.protect_heads)), batch)
+        right, traces = measured(
+            model, test, Pruning(head_keep=head_schedule(layers, f, cfg.protect_heads)), batch
+        )
         curves["head"].append({"keep": f, "accuracy": 100.0 * right.mean(),
                                "head_reduction": work(traces, model, Bits())["head_reduction"]})  # fmt: skip
     write_json(curves, out / "curves.json")

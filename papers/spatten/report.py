@@ -197,7 +197,9 @@ def decoder_table(r: ReportData) -> str:
          fmt(r.m("decoder/dram_reduction"), 1)],
     ]  # fmt: skip
     out = table(["decoder", "perplexity", "K+V rows reduction (x)", "DRAM reduction (x)"], rows)
-    budget = [[str(x["size"]), x["kind"].replace("_", " + "), fmt(x["ppl"])] for x in c["kv_budget"]]
+    budget = [
+        [str(x["size"]), x["kind"].replace("_", " + "), fmt(x["ppl"])] for x in c["kv_budget"]
+    ]
     out += (
         "\n\nThe reference repository's KV-cache variant: a cache of a fixed number of tokens per "
         "layer, the start tokens + the most important + the most recent (SpAtten) against the "
@@ -215,7 +217,7 @@ def example_text(r: ReportData) -> str:
             for i, layer in enumerate(ex["layers"])]  # fmt: skip
     return (
         f"The paper's teaser, on our section classifier with its chosen pruning: the tokens of "
-        f"\"{ex['sentence']}\" that each layer runs (WordPiece tokens; `[CLS]` is never pruned).\n\n"
+        f'"{ex["sentence"]}" that each layer runs (WordPiece tokens; `[CLS]` is never pruned).\n\n'
         + table(["layer", "tokens", "heads", "kept"], rows)
     )
 

@@ -71,7 +71,10 @@ def trace_traffic(trace, *, head_dim: int, heads: int, bits: Bits) -> dict[str, 
             h = layer.heads[j]
             # the LSBs of a head's K: fetched for each head with a flat query
             keys = layer.keys[j]
-            for requant, count in ((True, layer.requant_heads[j]), (False, h - layer.requant_heads[j])):
+            for requant, count in (
+                (True, layer.requant_heads[j]),
+                (False, h - layer.requant_heads[j]),
+            ):
                 _add(out, fetch_bytes(head_dim=head_dim, queries=n * count, key_rows=keys * count,
                                       value_rows=0, bits=bits, requant=requant))  # fmt: skip
             _add(out, fetch_bytes(head_dim=head_dim, queries=0, key_rows=0,
@@ -100,7 +103,9 @@ def read_workload(path: str | Path) -> tuple[list[dict[str, str]], str]:
         with gzip.open(path, "rt", encoding="utf-8") as fh:
             text = fh.read()
     except (OSError, EOFError, UnicodeDecodeError) as exc:
-        raise DataError(f"{path} cannot be read as a gzip CSV ({exc}). Fix: {WORKLOAD_FIX}") from None
+        raise DataError(
+            f"{path} cannot be read as a gzip CSV ({exc}). Fix: {WORKLOAD_FIX}"
+        ) from None
     lines = text.strip().splitlines()
     config = lines[-1].split(",")[0]
     rows = list(csv.DictReader(io.StringIO("\n".join(lines[:-1]))))
@@ -180,7 +185,9 @@ def trace_macs(traces, *, hidden: int, intermediate: int, heads: int) -> dict[st
     return out
 
 
-def decode_traffic(traces, *, head_dim: int, bits: Bits, generation_only: bool = False) -> dict[str, float]:
+def decode_traffic(
+    traces, *, head_dim: int, bits: Bits, generation_only: bool = False
+) -> dict[str, float]:
     """The traffic of :class:`~papers.spatten.decoder.PrunedDecoder` runs (their
     ``DecodeTrace``), beside the dense 16-bit decoder on the same tokens, with the share of
     (step, layer, head) that re-fetched K's LSBs. ``generation_only`` leaves out the

@@ -53,8 +53,14 @@ def main(ctx: StageContext) -> None:
             sel = [r for r in rows if int(r["iteration_id"]) == it]
             per_layer[name][label] = {
                 "length": int(sel[0]["sentence_length_L"]),
-                "keys": [sum(int(r["key_fetch_num"]) for r in sel if int(r["layer_id"]) == k) for k in layers],
-                "values": [sum(int(r["value_fetch_num"]) for r in sel if int(r["layer_id"]) == k) for k in layers],
+                "keys": [
+                    sum(int(r["key_fetch_num"]) for r in sel if int(r["layer_id"]) == k)
+                    for k in layers
+                ],
+                "values": [
+                    sum(int(r["value_fetch_num"]) for r in sel if int(r["layer_id"]) == k)
+                    for k in layers
+                ],
                 "heads": [sum(1 for r in sel if int(r["layer_id"]) == k) for k in layers],
             }
     write_json(per_layer, Path(args.out) / "per_layer.json")

@@ -3,6 +3,8 @@ nothing, pruned tokens and heads never come back, and the progressive-quantizati
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import torch
 
@@ -67,11 +69,13 @@ def test_a_pruned_token_or_head_never_comes_back(minilm) -> None:
     for j, n in enumerate(lengths):
         kept = [set(layer.kept_positions[j]) for layer in trace.layers]
         assert kept[0] == set(range(n))
-        for before, after in zip(kept, kept[1:], strict=False):
+        for before, after in itertools.pairwise(kept):
             assert after <= before  # a removed token is gone for every later layer
         assert 0 in kept[-1]  # [CLS] stays
         assert [layer.tokens[j] for layer in trace.layers][3:] == [
-            min(n, -(-n * 7 // 10)), -(-n // 2), -(-n * 3 // 10)
+            min(n, -(-n * 7 // 10)),
+            -(-n // 2),
+            -(-n * 3 // 10),
         ][:3]
         heads = [layer.heads[j] for layer in trace.layers]
         assert heads == [12, 12, 9, 9, 6, 6]
@@ -113,3 +117,17 @@ def test_local_value_pruning_fetches_the_fraction(minilm) -> None:
         assert dense.layers[0].value_rows[j] == heads * n  # every row of every head
         # a quarter per query, fetched once per head however many queries use a row
         assert heads * -(-n // 4) <= trace.layers[0].value_rows[j] < heads * n
+
+
+def test_layer_local_pruning_keeps_every_token_as_a_query(minilm) -> None:
+    _, tok, model = minilm
+    ids, mask, types = _batch(tok)
+    trace = Trace()
+    keep = (1, 1, 1, 0.5, 0.5, 0.5)
+    with torch.no_grad():
+        out, _ = model(ids, mask, types, trace=trace,
+                       pruning=Pruning(token_keep=keep, cascade=False, accumulate=False))  # fmt: skip
+    assert out.shape[1] == ids.shape[1]  # nobody removed
+    for j, n in enumerate(mask.sum(1).tolist()):
+        assert [layer.tokens[j] for layer in trace.layers] == [n] * 6
+        assert [layer.keys[j] for layer in trace.layers] == [n, n, n] + [-(-n // 2)] * 3

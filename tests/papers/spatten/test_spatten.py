@@ -74,5 +74,5 @@ def test_a_bad_task_or_checkpoint_is_one_clear_line(workdir: Path, tmp_path: Pat
     assert rc == 2 and "has no 'nope'" in capsys.readouterr().err
     from papers.spatten.models import checkpoint_folder
 
-    with pytest.raises(Exception, match="not a BERT checkpoint folder.*Fix:"):
+    with pytest.raises(Exception, match=r"not a BERT checkpoint folder.*Fix:"):
         checkpoint_folder(str(tmp_path))

@@ -1,0 +1,1 @@
+"""SpAtten (Wang et al., HPCA 2021): see README.md."""

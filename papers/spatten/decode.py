@@ -4,10 +4,10 @@ Each test passage (``lm.passages`` of them, consecutive English test verses) is 
 (``lm.prompt`` tokens at once), then ``lm.generate`` tokens are generated one at a time
 (teacher-forced: the perplexity of those tokens is the score):
 
-1. **Token pruning** in cascade (:class:`~papers.spatten.decoder.DecoderPruning`): the smallest
-   final keep fraction of ``lm.token_keep`` whose perplexity stays within ``lm.noise``
-   bootstrap standard deviations (over passages) of the dense decoder's, then local value
-   pruning the same way.
+1. **Token pruning** in cascade (:class:`~papers.spatten.decoder.DecoderPruning`): the final
+   keep fractions of ``lm.token_keep`` in order, keeping the last one before the first whose
+   perplexity leaves ``lm.noise`` bootstrap standard deviations (over passages) of the dense
+   decoder's; then local value pruning the same way.
 2. **Progressive quantization** of the chosen network (K: ``k_msb_bits`` + ``k_lsb_bits``, V:
    ``v_bits``) for every ``tau`` of ``lm.tau``: perplexity, the share of generation steps' heads
    that re-fetch K's LSBs, the traffic; ``tau_operating`` is the operating point.
@@ -111,16 +111,22 @@ def main(ctx: StageContext) -> None:
               f"{'' if ok else ', rejected'}", flush=True)  # fmt: skip
         return ok, row
 
+    # As for the encoder: the fractions in order, stopping at the first one rejected (every
+    # point is still measured, for the curve).
     chosen, token_final, value_final = DecoderPruning(), 1.0, 1.0
+    going = True
     for f in cfg.token_keep:
         trial = replace(chosen, token_keep=token_schedule(layers, f, cfg.protect_tokens))
         ok, _ = judge(trial, "token", f)
-        if ok and token_final > f:
+        going = going and ok
+        if going:
             chosen, token_final = trial, f
+    going = True
     for f in cfg.value_keep:
         trial = replace(chosen, value_keep=f)
         ok, _ = judge(trial, "value", f)
-        if ok and value_final > f:
+        going = going and ok
+        if going:
             chosen, value_final = trial, f
 
     pruned, pruned_traces = run(dec, texts, prompt, pruning=chosen)

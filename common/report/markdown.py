@@ -31,6 +31,12 @@ def fmt(value: Any, digits: int = 4) -> str:
     return str(value)
 
 
+def fixed(value: float | None, digits: int = 2) -> str:
+    """A number with ``digits`` decimals (a dash when missing): for prose, where significant
+    digits (:func:`fmt`) would read oddly."""
+    return "–" if value is None else f"{value:.{digits}f}"
+
+
 def table(headers: Sequence[str], rows: Sequence[Sequence[Any]], align: str | None = None) -> str:
     """A GitHub-flavoured markdown table; ``align`` like ``"lrr"``."""
     align = align or "l" + "r" * (len(headers) - 1)

@@ -48,6 +48,16 @@ from common.report.markdown import Section, fmt, mark, table
 DERIVED_FILE = "derived.json"
 
 
+STAGE_SECONDS = "pipeline/stage_seconds"
+
+
+def stage_seconds(metrics: Mapping[str, float]) -> dict[str, float]:
+    """``{STAGE_SECONDS: the sum of every stage's ``time/*`` metric}`` for a paper's derived
+    numbers (empty when no stage recorded a time)."""
+    times = [v for k, v in metrics.items() if k.startswith("time/")]
+    return {STAGE_SECONDS: float(sum(times))} if times else {}
+
+
 # ---------------------------------------------------------------------- what a section sees
 @dataclass
 class ReportData:
@@ -137,6 +147,27 @@ class Text:
 
     def render(self, r: ReportData) -> str:
         return _text(self.body, r)
+
+
+@dataclass
+class RunTime:
+    """How long the paper's stages took (:func:`stage_seconds`, which ``derive`` must add),
+    against the issue's budget for the default profile; ``after`` is appended."""
+
+    budget_minutes: float
+    after: str = ""
+    title: str = "Run time"
+
+    def render(self, r: ReportData) -> str:
+        total = r.m(STAGE_SECONDS)
+        if total is None:
+            return "No stage times recorded."
+        text = (
+            f"The stages of this profile took {total / 60:.1f} minutes on this machine (sum of "
+            "the stages' own timers, without process start-up; the issue's budget for the "
+            f"default profile is {self.budget_minutes:g} minutes on 2 CPU cores)."
+        )
+        return f"{text} {self.after}" if self.after else text
 
 
 @dataclass

@@ -14,16 +14,18 @@ from typing import Any
 import numpy as np
 
 from common.report.figures import pyplot, save
-from common.report.markdown import table
+from common.report.markdown import fixed, table
 from common.report.spec import (
     Col,
     Figure,
     MetricTable,
     ReportData,
     ReportSpec,
+    RunTime,
     Targets,
     Text,
     report_main,
+    stage_seconds,
 )
 from papers.lite_transformer.config import LiteTransformerProfile
 
@@ -122,9 +124,7 @@ def derive(metrics: dict[str, float], r: ReportData) -> dict[str, float]:
             v = get(f"{name}/{key}")
             if v is not None:
                 d[f"{m.corpus}/{name}/{out}"] = v
-    times = [v for k, v in metrics.items() if k.startswith("time/")]
-    if times:
-        d["pipeline/stage_seconds"] = float(sum(times))
+    d.update(stage_seconds(metrics))
     return d
 
 
@@ -251,17 +251,13 @@ def models(r: ReportData) -> list[tuple[str, str]]:
     return [(f"`{k}` ({m.label})", k) for k, m in r.config.active.items()]
 
 
-def fmt(v: float | None, digits: int = 2) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
-
-
 def comparisons_table(r: ReportData) -> str:
     rows = []
     for key, (a, b) in r.config.analysis.comparisons.items():
         p = f"compare/{key}"
         rows.append([
-            f"`{a}` − `{b}`", fmt(r.m(f"{a}/bleu")), fmt(r.m(f"{b}/bleu")), fmt(r.m(f"{p}/difference")),
-            fmt(r.m(f"{p}/std")), fmt(None if r.m(f"{p}/win_rate") is None else 100 * r.m(f"{p}/win_rate"), 1),
+            f"`{a}` − `{b}`", fixed(r.m(f"{a}/bleu")), fixed(r.m(f"{b}/bleu")), fixed(r.m(f"{p}/difference")),
+            fixed(r.m(f"{p}/std")), fixed(None if r.m(f"{p}/win_rate") is None else 100 * r.m(f"{p}/win_rate"), 1),
         ])  # fmt: skip
     intro = (
         f"Paired bootstrap over the test verses ({r.config.evaluation.bootstrap} resamples): the "
@@ -290,7 +286,7 @@ def compression_table(r: ReportData) -> str:
     for i, (label, mb, bleu) in enumerate(ours):
         paper = PAPER_COMPRESSION[i] if i < len(PAPER_COMPRESSION) else None
         rows.append([
-            label, "–" if mb is None else f"{mb * 1000:.1f} kB", fmt(bleu),
+            label, "–" if mb is None else f"{mb * 1000:.1f} kB", fixed(bleu),
             "" if paper is None else paper[0], "" if paper is None else f"{paper[1]} MB",
             "" if paper is None else f"{paper[2]}",
         ])  # fmt: skip
@@ -309,17 +305,6 @@ def _mb(v: float | None, scale: float = 1.0) -> float | None:
     return None if v is None else v * scale / 1e6
 
 
-def run_time(r: ReportData) -> str:
-    total = r.m("pipeline/stage_seconds")
-    if total is None:
-        return "No stage times recorded."
-    return (
-        f"The stages of this profile took {total / 60:.1f} minutes on this machine (sum of the "
-        "stages' own timers, without process start-up; the issue's budget for the default "
-        "profile is 30 minutes on 2 CPU cores). Training dominates: see the table of networks."
-    )
-
-
 BOUNDS = {
     -1.0: " (a lower bound: the smaller Lite LM already beats the larger Transformer LM)",
     1.0: " (an upper bound: even the larger Lite LM does not reach it)",
@@ -328,13 +313,13 @@ BOUNDS = {
 
 def lm_note(r: ReportData) -> str:
     reductions = ", ".join(
-        f"budget {k}: {fmt(r.m(f'lm/b{k}/ppl_reduction_pct'), 1)}%" for k in (1, 2)
+        f"budget {k}: {fixed(r.m(f'lm/b{k}/ppl_reduction_pct'), 1)}%" for k in (1, 2)
     )
     bound = BOUNDS.get(r.m("lm/arrow/bound") or 0.0, "")
     return (
         f"Our perplexities are on sentence-level English verses with a {r.config.tokenizer.vocab_size:,}-piece joint "
         "vocabulary: not comparable in absolute value with WikiText-103's. Relative reductions: "
-        f"{reductions}. The 2x arrow: {fmt(r.m('lm/arrow/compute_ratio'))}x{bound}."
+        f"{reductions}. The 2x arrow: {fixed(r.m('lm/arrow/compute_ratio'))}x{bound}."
     )
 
 
@@ -432,7 +417,7 @@ far above its 90M).""",
                 Col("{row}/train_seconds", "Training s", digits=0),
             ],
             note=lambda r: (
-                f"Copying the source sentence scores BLEU {fmt(copy_bleu(r))}. Latency: "
+                f"Copying the source sentence scores BLEU {fixed(copy_bleu(r))}. Latency: "
                 "greedy decoding of a test verse, one at a time (translation), or one 30-token forward "
                 "pass (language models); medians on a shared machine, so compare ratios."
             ),
@@ -460,14 +445,14 @@ far above its 90M).""",
             intro=lambda r: (
                 "Encoder self-attention of one test verse (first layer), and the mean distance "
                 "between a query and the keys it attends to, averaged over layers and test verses. "
-                f"Attention spread evenly over every key would give {fmt(uniform_distance(r))} "
+                f"Attention spread evenly over every key would give {fixed(uniform_distance(r))} "
                 "tokens: after a few hundred steps on a CPU the encoders' attention is still close "
                 "to that, so the distances of the two models differ by well under 1%; the paper's "
                 "maps come from fully trained WMT models."
             ),
         ),
         Targets(),
-        Text("Run time", run_time),
+        RunTime(30, after="Training dominates: see the table of networks."),
     ],
 )
 

@@ -11,16 +11,18 @@ import math
 from pathlib import Path
 
 from common.report.figures import pyplot, save
-from common.report.markdown import table
+from common.report.markdown import fixed, table
 from common.report.spec import (
     Col,
     Figure,
     MetricTable,
     ReportData,
     ReportSpec,
+    RunTime,
     Targets,
     Text,
     report_main,
+    stage_seconds,
 )
 from papers.spatten.config import TASKS, SpattenProfile
 
@@ -71,14 +73,8 @@ def derive(metrics: dict[str, float], r: ReportData) -> dict[str, float]:
     acc, majority = get("section/dense_test_accuracy"), get("section/majority_accuracy")
     if acc is not None and majority is not None:
         d["sanity/section_margin"] = acc - majority
-    times = [v for k, v in metrics.items() if k.startswith("time/")]
-    if times:
-        d["pipeline/stage_seconds"] = float(sum(times))
+    d.update(stage_seconds(metrics))
     return d
-
-
-def fmt(v: float | None, digits: int = 2) -> str:
-    return "–" if v is None else f"{v:.{digits}f}"
 
 
 # ---------------------------------------------------------------------- figures
@@ -188,17 +184,17 @@ def decoder_table(r: ReportData) -> str:
     if not c:
         return "The decoder stage has not run."
     rows = [
-        ["dense", fmt(r.m("decoder/dense_ppl")), "1.00", "1.0"],
-        [f"cascade token pruning (final keep {fmt(r.m('decoder/token_keep_final'))}) + local V "
-         f"(keep {fmt(r.m('decoder/value_keep'))})", fmt(r.m("decoder/pruned_ppl")),
-         fmt(r.m("decoder/kv_reduction")), fmt(r.m("decoder/dram_reduction_16bit"), 1)],
+        ["dense", fixed(r.m("decoder/dense_ppl")), "1.00", "1.0"],
+        [f"cascade token pruning (final keep {fixed(r.m('decoder/token_keep_final'))}) + local V "
+         f"(keep {fixed(r.m('decoder/value_keep'))})", fixed(r.m("decoder/pruned_ppl")),
+         fixed(r.m("decoder/kv_reduction")), fixed(r.m("decoder/dram_reduction_16bit"), 1)],
         ["+ progressive quantization (K 6+4, V 6 bits, tau "
-         f"{r.config.lm.tau_operating})", fmt(r.m("decoder/quant_ppl")), fmt(r.m("decoder/kv_reduction")),
-         fmt(r.m("decoder/dram_reduction"), 1)],
+         f"{r.config.lm.tau_operating})", fixed(r.m("decoder/quant_ppl")), fixed(r.m("decoder/kv_reduction")),
+         fixed(r.m("decoder/dram_reduction"), 1)],
     ]  # fmt: skip
     out = table(["decoder", "perplexity", "K+V rows reduction (x)", "DRAM reduction (x)"], rows)
     budget = [
-        [str(x["size"]), x["kind"].replace("_", " + "), fmt(x["ppl"])] for x in c["kv_budget"]
+        [str(x["size"]), x["kind"].replace("_", " + "), fixed(x["ppl"])] for x in c["kv_budget"]
     ]
     out += (
         "\n\nThe reference repository's KV-cache variant: a cache of a fixed number of tokens per "
@@ -240,17 +236,6 @@ def scaled_down(r: ReportData) -> list[str]:
         "Traffic: counted from what our code runs (papers/spatten/traffic.py), not from the "
         "accelerator's simulator; K and V rows are fetched once per head and layer.",
     ]
-
-
-def run_time(r: ReportData) -> str:
-    total = r.m("pipeline/stage_seconds")
-    if total is None:
-        return "No stage times recorded."
-    return (
-        f"The stages of this profile took {total / 60:.1f} minutes on this machine (sum of the "
-        "stages' own timers; the issue's budget for the default profile is 25 minutes on 2 CPU "
-        "cores)."
-    )
 
 
 SPEC = ReportSpec(
@@ -326,7 +311,7 @@ decoder [`decoder.py`](../../papers/spatten/decoder.py), top-k engine
         ),
         Text("Which tokens survive (the paper's teaser)", example_text),
         Targets(),
-        Text("Run time", run_time),
+        RunTime(25),
     ],
 )
 

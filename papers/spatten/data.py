@@ -128,10 +128,51 @@ def load_task(
 
 
 def task_split(
-    profile: Any, task: str, split: str, tokenizer: Any, *, raw: Path, prepared: Path,
+    profile: Any, row: str, split: str, tokenizer: Any, *, raw: Path, prepared: Path,
     subset: int | None,
-) -> EncodedTask:  # fmt: skip
-    """A split of a profile's task, encoded at the profile's ``encoder.max_length``."""
-    return load_task(
-        raw, prepared, task, split, tokenizer, max_length=profile.encoder.max_length, subset=subset
-    )
+) -> Dataset:  # fmt: skip
+    """A split of a profile's encoder row, encoded at its encoder's ``max_length``: a Bible task,
+    or a GLUE / SQuAD benchmark from the user's files (:mod:`papers.spatten.benchmarks`), whose
+    validation set is held out of the training file (``valid_subset`` examples, default 5%; SQuAD:
+    whole paragraphs) and whose dev set is the test set."""
+    from papers.spatten import benchmarks as b
+    from papers.spatten.config import user_path
+
+    bench, task = profile.benchmark(row), profile.tasks[row]
+    max_length = profile.encoder_of(row).max_length
+    if bench in TASKS:
+        return load_task(
+            raw, prepared, bench, split, tokenizer, max_length=max_length, subset=subset
+        )
+    root = user_path(task.root)
+    if bench in b.GLUE:
+        items = b.glue_examples(root, bench, "dev" if split == "test" else "train")
+    else:
+        items = b.squad_examples(root, bench, "dev" if split == "test" else "train")
+    if split != "test":
+        items = _hold_out(items, split, task.valid_subset, bench)
+    items = items[:subset] if subset is not None else items
+    if bench in b.GLUE:
+        return EncodedTask(items, tokenizer, max_length, b.glue_classes(bench))
+    return b.SpanTask(items, tokenizer, max_length, task.doc_stride)
+
+
+def _hold_out(items: list, split: str, size: int | None, seed: str) -> list:
+    """The validation examples (a seeded draw of ``size``, default 5%, of the training file's:
+    whole paragraphs for SQuAD) or the rest, shuffled."""
+    groups: dict[str, list] = {}
+    for item in items:
+        groups.setdefault(getattr(item, "context", None) or str(len(groups)), []).append(item)
+    keys = list(groups)
+    random.Random(f"{seed}:hold-out").shuffle(keys)
+    want = size or max(1, len(items) // 20)
+    valid, n = set(), 0
+    for k in keys:
+        if n >= want:
+            break
+        valid.add(k)
+        n += len(groups[k])
+    if n >= len(items):
+        raise DataError(f"{seed}: {len(items)} training examples leave none to train on after "
+                        f"holding out the validation set (valid_subset {size})")  # fmt: skip
+    return [x for k in keys if (k in valid) == (split == "valid") for x in groups[k]]

@@ -1,6 +1,7 @@
-"""Stage ``spatten_decode``: SpAtten on the GPT-style decoder (the paper's GPT-2 setting).
+"""Stage ``spatten_decode@<row>``: SpAtten on a GPT-style decoder (the paper's GPT-2 setting): the
+house decoder on the verses, or GPT-2 on the paper's corpora (on ``device``).
 
-Each test passage (``lm.passages`` of them, consecutive English test verses) is summarised
+Each test passage (``passages`` of them, consecutive test lines) is summarised
 (``lm.prompt`` tokens at once), then ``lm.generate`` tokens are generated one at a time
 (teacher-forced: the perplexity of those tokens is the score):
 
@@ -29,16 +30,21 @@ import torch
 from common.checkpoint import load_model
 from common.io import write_json
 from common.stage import STAGE_FLAGS, StageContext, stage
-from common.text.corpus import read_lines
+from common.text.corpus import read_lines, read_text
 from common.text.tokenizer import Tokenizer
-from papers.spatten.config import SpattenProfile
+from common.train.distributed import resolve_device
+from papers.spatten.config import SpattenProfile, prefix
 from papers.spatten.decoder import DecoderPruning, DecodeTrace, KVBudget, PrunedDecoder
+from papers.spatten.evaluate import not_run
+from papers.spatten.gpt2 import HFTokenizer
+from papers.spatten.lm import build, corpus
 from papers.spatten.schedule import token_schedule
 from papers.spatten.traffic import Bits, decode_traffic
 
 FLAGS = {
     **STAGE_FLAGS,
-    "lm": {"type": Path, "required": True, "help": "the spatten_lm stage's folder"},
+    "name": {"required": True, "help": "a row of the profile's lms (verses, gpt2_wikitext2, ...)"},
+    "lm": {"type": Path, "required": True, "help": "the row's spatten_lm folder"},
 }
 
 
@@ -47,6 +53,13 @@ def passages(lines: list[str], tok: Tokenizer, length: int, count: int) -> list[
     each behind a BOS."""
     stream = [i for t in tok.encode(lines) for i in (*t, tok.eos_id)]
     windows = [stream[i : i + length] for i in range(0, len(stream) - length + 1, length)][:count]
+    if len(windows) < count:
+        from common.data.checksums import DataError
+
+        raise DataError(
+            f"the test text holds {len(windows)} passages of {length} tokens, {count} wanted: "
+            "lower passages (or prompt) in the profile"
+        )
     return [torch.tensor([tok.bos_id, *w]) for w in windows]
 
 
@@ -76,21 +89,34 @@ def ppl_change_std(a: np.ndarray, b: np.ndarray, samples: int, seed: int = 0) ->
 
 @stage(
     section="spatten",
-    name="spatten_decode",
+    name="spatten_decode@{name}",
     config=SpattenProfile,
-    flags=["data", "lm", "out", "metrics"],
+    flags=["name", "data", "lm", "out", "metrics"],
     catalogue=FLAGS,
-    track=lambda ctx: ctx.config.lm,
+    track=lambda ctx: ctx.config.row("lms", ctx.args.name),
 )
 def main(ctx: StageContext) -> None:
     """Cascade token pruning, progressive quantization and the KV budget on the decoder."""
-    cfg, args = ctx.config.lm, ctx.args
-    torch.set_num_threads(2)
-    tok = Tokenizer.load(Path(args.lm) / "tokenizer")
-    model, _ = load_model(Path(args.lm) / "model.safetensors")
-    dec = PrunedDecoder(model)
+    args = ctx.args
+    cfg = ctx.config.row("lms", args.name)
+    if cfg is None:
+        not_run(ctx)
+        return
+    tok = (
+        HFTokenizer(cfg.checkpoint)
+        if cfg.checkpoint
+        else Tokenizer.load(Path(args.lm) / "tokenizer")
+    )
+    device = resolve_device(cfg.device)
+    model, _ = load_model(Path(args.lm) / "model.safetensors", build=build)
+    dec = PrunedDecoder(model.to(device))
     layers, head_dim = len(dec.layers), dec.head_dim
-    texts = passages(read_lines(args.data, "test"), tok, cfg.prompt + cfg.generate, cfg.passages)
+    if cfg.checkpoint is None:
+        lines = read_lines(args.data, "test")
+    else:
+        lines = read_text(corpus(cfg, args.data), "test", cfg.pattern)
+    texts = passages(lines, tok, cfg.prompt + cfg.generate, cfg.passages)
+    texts = [t.to(device) for t in texts]
     prompt = 1 + cfg.prompt
     dense, _ = run(dec, texts, prompt)
     base = ppl(dense)
@@ -156,7 +182,7 @@ def main(ctx: StageContext) -> None:
             curves["kv_budget"].append({"size": size, "kind": kind, "ppl": ppl(nll)})
     write_json(curves, Path(args.out) / "curves.json")
 
-    q = "decoder"
+    q = prefix(args.name)
     metrics = {
         f"{q}/dense_ppl": base,
         f"{q}/pruned_ppl": ppl(pruned),
@@ -175,14 +201,14 @@ def main(ctx: StageContext) -> None:
         f"{q}/dram_reduction": operating.get("dram_reduction", float("nan")),
         f"{q}/passages": float(len(texts)),
         f"{q}/generated_tokens": float(dense[:, 1].sum()),
-        "time/decode": ctx.seconds(),
+        f"time/decode_{args.name}": ctx.seconds(),
     }
     for row in curves["kv_budget"]:
         metrics[f"{q}/kv_{row['kind']}_{row['size']}_ppl"] = row["ppl"]
     ctx.finish(
         metrics,
         artifacts=[Path(args.out) / "curves.json"],
-        summary=f"decoder: perplexity {base:.2f} -> {ppl(pruned):.2f} with tokens x"
+        summary=f"{args.name}: perplexity {base:.2f} -> {ppl(pruned):.2f} with tokens x"
         f"{metrics[f'{q}/token_reduction']:.2f}; DRAM x{metrics[f'{q}/dram_reduction']:.1f} with "
         f"progressive quantization (tau {cfg.tau_operating}, "
         f"{100 * metrics[f'{q}/requant_fraction']:.1f}% re-fetches)",

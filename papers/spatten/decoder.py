@@ -101,12 +101,12 @@ class PrunedDecoder:
         p = pruning or DecoderPruning()
         n_layers = len(self.layers)
         caches: list[dict[str, Tensor]] = [{} for _ in range(n_layers)]
-        importance = torch.zeros(len(tokens))
+        importance = torch.zeros(len(tokens), device=tokens.device)
         nll, count = 0.0, 0
         steps = [(0, prompt)] + [(t, t + 1) for t in range(prompt, len(tokens) - 1)]
         for start, end in steps:
             x = self.model.embed(tokens[start:end][None], start)  # (1, q, E)
-            positions = torch.arange(start, end)
+            positions = torch.arange(start, end, device=tokens.device)
             counts: list[StepCounts] = []
             for i, layer in enumerate(self.layers):
                 x = self._layer(i, layer, x, positions, caches[i], importance, p, counts)
@@ -147,11 +147,11 @@ class PrunedDecoder:
             k, v, pos = k_new, v_new, positions
         cache["k"], cache["v"], cache["pos"] = k, v, pos
         future = pos[None, :] > positions[:, None]  # (q, keys): causal
-        bias = torch.zeros(future.shape).masked_fill(future, float("-inf"))
+        bias = torch.zeros(future.shape, device=x.device).masked_fill(future, float("-inf"))
         if p.v_bits is not None:
             codes, scale = quantize(v, p.v_bits)
             v = codes * scale
-        flat = torch.zeros(1, self.heads, len(positions), dtype=torch.bool)
+        flat = torch.zeros(1, self.heads, len(positions), dtype=torch.bool, device=x.device)
         if p.k_msb_bits is None:
             probs = torch.softmax(q @ k.transpose(-1, -2) + bias, -1)
         else:

@@ -1,4 +1,6 @@
-"""Stage ``spatten_prune@<task>``: SpAtten on a fine-tuned encoder.
+"""Stage ``spatten_prune@<row>``: SpAtten on a fine-tuned encoder. Runs under ``torchrun``
+(``python -m common.launch``): every rank searches (the same result), the fine-tune is data
+parallel, rank 0 tests and writes. Accuracy is SQuAD's F1 on its rows.
 
 1. **Search** (validation set): the smallest final keep fraction of tokens, then of heads, then of
    V rows, each with the earlier choices in place, whose accuracy stays within ``prune.noise``
@@ -32,18 +34,20 @@ import torch
 from common.checkpoint import load_model, save_model
 from common.io import write_json
 from common.stage import STAGE_FLAGS, StageContext, stage
-from common.train import Trainer
+from common.train import ClassificationTask, Trainer
+from common.train.distributed import init_distributed
 from papers.spatten.bert import Pruning, Trace
 from papers.spatten.config import SpattenProfile
 from papers.spatten.data import task_split
-from papers.spatten.evaluate import correct, paired_std
-from papers.spatten.models import build, load_tokenizer
+from papers.spatten.evaluate import correct, not_run, paired_std
+from papers.spatten.finetune import task_device
+from papers.spatten.models import build, load_tokenizer, span_loss
 from papers.spatten.schedule import head_schedule, mean_keep, token_schedule
 from papers.spatten.traffic import Bits, trace_macs, traces_traffic
 
 FLAGS = {
     **STAGE_FLAGS,
-    "name": {"required": True, "help": "a task of the profile (paraphrase, section)"},
+    "name": {"required": True, "help": "a row of the profile's tasks (paraphrase, base_sst2, ...)"},
     "raw": {"type": Path, "required": True, "help": "the raw Bible texts (data/bible)"},
     "dense": {"type": Path, "required": True, "help": "the task's spatten_finetune folder"},
 }
@@ -77,7 +81,8 @@ def work(traces: list[Trace], model, bits: Bits) -> dict[str, float]:
 @torch.inference_mode()
 def latency_ms(model, data, pruning: Pruning | None, sentences: int, repeats: int) -> float:
     """Median over ``repeats`` of the mean milliseconds per sentence, batch 1, on the CPU."""
-    model.eval()
+    device = next(model.parameters()).device
+    model.cpu().eval()
     model.pruning = pruning
     xs = [data[i][0][None] for i in range(min(sentences, len(data)))]
     model(xs[0])  # warm-up
@@ -88,6 +93,7 @@ def latency_ms(model, data, pruning: Pruning | None, sentences: int, repeats: in
             model(x)
         runs.append((time.perf_counter() - start) * 1e3 / len(xs))
     model.pruning = None
+    model.to(device)
     return statistics.median(runs)
 
 
@@ -98,14 +104,17 @@ def latency_ms(model, data, pruning: Pruning | None, sentences: int, repeats: in
     flags=["name", "data", "raw", "dense", "out", "checkpoints", "metrics"],
     catalogue=FLAGS,
     track=lambda ctx: ctx.config.prune,
+    distributed=lambda ctx: init_distributed(task_device(ctx)),
 )
 def main(ctx: StageContext) -> None:
     """Search, fine-tune and measure SpAtten's pruning of a fine-tuned encoder."""
     cfg, args, profile = ctx.config.prune, ctx.args, ctx.config
     name, out = args.name, Path(args.out)
-    task = ctx.entry("tasks")
-    torch.set_num_threads(2)
-    tok = load_tokenizer(profile.encoder.checkpoint)
+    task = ctx.config.row("tasks", ctx.args.name)
+    if task is None:
+        not_run(ctx)
+        return
+    tok = load_tokenizer(profile.encoder_of(name).checkpoint)
 
     def split(which: str, subset: int | None):
         return task_split(
@@ -114,6 +123,7 @@ def main(ctx: StageContext) -> None:
 
     valid, test = split("valid", task.valid_subset), split("test", task.test_subset)
     model, _ = load_model(Path(args.dense) / "model.safetensors", build=build)
+    model.to(ctx.dist.device if ctx.dist is not None else "cpu")
     layers = model.encoder.config.num_hidden_layers
     batch = task.train.eval_batch_size
     quant = Pruning(k_msb_bits=cfg.k_bits, v_bits=cfg.v_bits)
@@ -188,10 +198,14 @@ def main(ctx: StageContext) -> None:
         train_data=train,
         eval_data=valid,
         checkpoint_dir=args.checkpoints,
+        task=ClassificationTask(loss_fn=span_loss if model.head == "span" else None),
         hooks=[ctx.epoch_logger()],
         fingerprint_extra={"task": name, "pruning": repr(chosen)},
+        dist_context=ctx.dist,
     ).fit()
     model.pruning = None
+    if not ctx.is_main:
+        return  # rank 0 tests and writes
     save_model(model, out / "model.safetensors", arch=model.arch())
     after, traces = measured(model, test, chosen, batch)
     w = work(traces, model, bits)

@@ -24,9 +24,18 @@ from common.report.spec import (
     report_main,
     stage_seconds,
 )
-from papers.spatten.config import TASKS, SpattenProfile
+from papers.spatten.config import SpattenProfile, prefix
 
 LABELS = {"paraphrase": "paraphrase (pair)", "section": "Bible section (single)"}
+MODELS = {"base": "BERT-base", "large": "BERT-large", "gpt2": "GPT-2", "gpt2m": "GPT-2-medium"}
+
+
+def row_label(row: str) -> str:
+    """``base_sst2`` -> ``BERT-base sst2`` (SQuAD rows: scored by F1)."""
+    if row in LABELS:
+        return LABELS[row]
+    model, bench = row.split("_", 1)
+    return f"{MODELS.get(model, model)} {bench}" + (" (F1)" if bench.startswith("squad") else "")
 
 
 def _mean(values: list[float | None]) -> float | None:
@@ -42,31 +51,41 @@ def derive(metrics: dict[str, float], r: ReportData) -> dict[str, float]:
         return None if v is None or (isinstance(v, float) and math.isnan(v)) else float(v)
 
     d: dict[str, float] = {}
-    tasks = [t for t in TASKS if t in r.config.tasks]
+    tasks = r.config.active("tasks")
+    decoders = [prefix(x) for x in r.config.active("lms")]
     for key, out, decoder in (
-        ("dram_reduction", "dram_reduction_mean", "decoder/dram_reduction"),
-        ("token_reduction", "token_reduction_mean", "decoder/kv_reduction"),
+        ("dram_reduction", "dram_reduction_mean", "dram_reduction"),
+        ("token_reduction", "token_reduction_mean", "kv_reduction"),
         ("head_reduction", "head_reduction_mean", None),
         ("compute_reduction", "compute_reduction_mean", None),
         ("speedup", "cpu_speedup_mean", None),
     ):
-        values = [get(f"{t}/{key}") for t in tasks] + ([get(decoder)] if decoder else [])
+        values = [get(f"{t}/{key}") for t in tasks]
+        values += [get(f"{q}/{decoder}") for q in decoders] if decoder else []
         mean = _mean(values)
         if mean is not None:
             d[f"summary/{out}"] = mean
+    for key, out, scale in (
+        ("kv_reduction", "decoder_kv_reduction_mean", 1.0),
+        ("token_reduction", "decoder_token_reduction_mean", 1.0),
+        ("quant_saving", "decoder_quant_saving_mean", 1.0),
+        ("requant_fraction", "decoder_requant_pct_mean", 100.0),
+    ):
+        mean = _mean([get(f"{q}/{key}") for q in decoders])
+        if mean is not None:
+            d[f"summary/{out}"] = scale * mean
     losses = []
     for t in tasks:
         change, std = get(f"{t}/accuracy_change"), get(f"{t}/accuracy_change_std")
         if change is not None and std is not None:
             losses.append(0.0 if change >= 0 else (-change / std if std > 0 else math.inf))
-    change, std = get("decoder/quant_ppl_change_pct"), get("decoder/quant_ppl_change_std_pct")
-    if change is not None and std is not None:
-        losses.append(0.0 if change <= 0 else (change / std if std > 0 else math.inf))
-    if losses and len(losses) == len(tasks) + 1 and all(math.isfinite(x) for x in losses):
+    for q in decoders:
+        change, std = get(f"{q}/quant_ppl_change_pct"), get(f"{q}/quant_ppl_change_std_pct")
+        if change is not None and std is not None:
+            losses.append(0.0 if change <= 0 else (change / std if std > 0 else math.inf))
+    expected = len(tasks) + len(decoders)
+    if losses and len(losses) == expected and all(math.isfinite(x) for x in losses):
         d["summary/worst_loss_sigma"] = max(losses)
-    requant = get("decoder/requant_fraction")
-    if requant is not None:
-        d["decoder/requant_pct"] = 100.0 * requant
     kv = get("workload/gpt2_small/kv_fraction")
     if kv is not None:
         d["workload/gpt2_small/kv_pct"] = 100.0 * kv
@@ -84,20 +103,25 @@ def _runs(r: ReportData) -> Path:
 
 def draw_tokens(r: ReportData, path: Path) -> bool:
     """Accuracy (perplexity) against the token reduction: cascade vs layer-local pruning."""
-    curves = {t: r.json(_runs(r) / "prune" / t / "curves.json") for t in r.config.tasks}
-    decoder = r.json(_runs(r) / "decode" / "curves.json")
-    panels = [t for t, c in curves.items() if c] + (["decoder"] if decoder else [])
+    curves = {t: r.json(_runs(r) / "prune" / t / "curves.json") for t in r.config.active("tasks")}
+    decoders = {x: r.json(_runs(r) / "decode" / x / "curves.json") for x in r.config.active("lms")}
+    panels = [t for t, c in curves.items() if c] + [x for x, c in decoders.items() if c]
     if not panels:
         return False
     plt = pyplot()
-    fig, axes = plt.subplots(1, len(panels), figsize=(4.6 * len(panels), 3.6), squeeze=False)
-    for ax, name in zip(axes[0], panels, strict=True):
-        if name == "decoder":
-            rows = decoder["token"]
+    cols = min(len(panels), 4)
+    rows_n = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.6 * cols, 3.6 * rows_n), squeeze=False)
+    for ax in axes.flat[len(panels) :]:
+        ax.set_visible(False)
+    for ax, name in zip(axes.flat, panels, strict=False):
+        if name in decoders:
+            rows = decoders[name]["token"]
             ax.plot([1.0] + [x["key_reduction"] for x in rows],
-                    [r.m("decoder/dense_ppl")] + [x["ppl"] for x in rows], "o-", label="cascade")  # fmt: skip
+                    [r.m(f"{prefix(name)}/dense_ppl")] + [x["ppl"] for x in rows], "o-",
+                    label="cascade")  # fmt: skip
             ax.set_ylabel("perplexity of generated tokens")
-            ax.set_title("decoder (summarise + generate)")
+            ax.set_title(f"{name} decoder (summarise + generate)")
         else:
             for kind, style, label, x_key in (
                 ("token_cascade", "o-", "cascade (SpAtten)", "token_reduction"),
@@ -106,7 +130,7 @@ def draw_tokens(r: ReportData, path: Path) -> bool:
                 rows = curves[name][kind]
                 ax.plot([x[x_key] for x in rows], [x["accuracy"] for x in rows], style, label=label)
             ax.set_ylabel("test accuracy (%)")
-            ax.set_title(LABELS.get(name, name))
+            ax.set_title(row_label(name))
         ax.set_xlabel("token reduction (x)")
         ax.legend(fontsize=8)
     fig.tight_layout()
@@ -115,7 +139,7 @@ def draw_tokens(r: ReportData, path: Path) -> bool:
 
 
 def draw_heads(r: ReportData, path: Path) -> bool:
-    curves = {t: r.json(_runs(r) / "prune" / t / "curves.json") for t in r.config.tasks}
+    curves = {t: r.json(_runs(r) / "prune" / t / "curves.json") for t in r.config.active("tasks")}
     curves = {t: c for t, c in curves.items() if c}
     if not curves:
         return False
@@ -123,7 +147,7 @@ def draw_heads(r: ReportData, path: Path) -> bool:
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for name, c in curves.items():
         ax.plot([x["head_reduction"] for x in c["head"]], [x["accuracy"] for x in c["head"]], "o-",
-                label=LABELS.get(name, name))  # fmt: skip
+                label=row_label(name))  # fmt: skip
     ax.set_xlabel("head reduction (x)")
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
@@ -132,18 +156,21 @@ def draw_heads(r: ReportData, path: Path) -> bool:
 
 
 def draw_tau(r: ReportData, path: Path) -> bool:
-    decoder = r.json(_runs(r) / "decode" / "curves.json")
-    if not decoder or not decoder["tau"]:
+    decoders = {x: r.json(_runs(r) / "decode" / x / "curves.json") for x in r.config.active("lms")}
+    decoders = {x: c for x, c in decoders.items() if c and c["tau"]}
+    if not decoders:
         return False
-    rows = decoder["tau"]
     plt = pyplot()
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
-    taus = [x["tau"] for x in rows]
-    ax.plot(taus, [x["ppl"] for x in rows], "o-", color="tab:blue", label="perplexity")
+    ax2 = ax.twinx()
+    for name, c in decoders.items():
+        rows = c["tau"]
+        taus = [x["tau"] for x in rows]
+        ax.plot(taus, [x["ppl"] for x in rows], "o-", color="tab:blue", label=f"{name} perplexity")
+        ax2.plot(taus, [100 * x["requant_fraction"] for x in rows], "s--", color="tab:red",
+                 label=f"{name} re-fetches")  # fmt: skip
     ax.set_xlabel("tau (re-fetch K's LSBs when the largest probability is below)")
     ax.set_ylabel("perplexity", color="tab:blue")
-    ax2 = ax.twinx()
-    ax2.plot(taus, [100 * x["requant_fraction"] for x in rows], "s--", color="tab:red")
     ax2.set_ylabel("attentions re-fetching LSBs (%)", color="tab:red")
     fig.tight_layout()
     save(fig, path)
@@ -176,38 +203,48 @@ def draw_workloads(r: ReportData, path: Path) -> bool:
 
 # ---------------------------------------------------------------------- tables and text
 def benchmarks(r: ReportData) -> list[tuple[str, str]]:
-    return [(LABELS.get(t, t), t) for t in TASKS if t in r.config.tasks]
+    return [(row_label(t), t) for t in r.config.active("tasks")]
 
 
 def decoder_table(r: ReportData) -> str:
-    c = r.json(_runs(r) / "decode" / "curves.json")
-    if not c:
-        return "The decoder stage has not run."
-    rows = [
-        ["dense", fixed(r.m("decoder/dense_ppl")), "1.00", "1.0"],
-        [f"cascade token pruning (final keep {fixed(r.m('decoder/token_keep_final'))}) + local V "
-         f"(keep {fixed(r.m('decoder/value_keep'))})", fixed(r.m("decoder/pruned_ppl")),
-         fixed(r.m("decoder/kv_reduction")), fixed(r.m("decoder/dram_reduction_16bit"), 1)],
-        ["+ progressive quantization (K 6+4, V 6 bits, tau "
-         f"{r.config.lm.tau_operating})", fixed(r.m("decoder/quant_ppl")), fixed(r.m("decoder/kv_reduction")),
-         fixed(r.m("decoder/dram_reduction"), 1)],
-    ]  # fmt: skip
-    out = table(["decoder", "perplexity", "K+V rows reduction (x)", "DRAM reduction (x)"], rows)
-    budget = [
-        [str(x["size"]), x["kind"].replace("_", " + "), fixed(x["ppl"])] for x in c["kv_budget"]
-    ]
-    out += (
-        "\n\nThe reference repository's KV-cache variant: a cache of a fixed number of tokens per "
-        "layer, the start tokens + the most important + the most recent (SpAtten) against the "
-        "start + the most recent (the baseline), after summarising the prompt:\n\n"
-        + table(["cache size", "kept", "perplexity"], budget)
-    )
-    return out
+    parts = []
+    for name in r.config.active("lms"):
+        c, q, cfg = (
+            r.json(_runs(r) / "decode" / name / "curves.json"),
+            prefix(name),
+            r.config.lms[name],
+        )
+        if not c:
+            parts.append(f"The decoder stage of {name} has not run.")
+            continue
+        rows = [
+            ["dense", fixed(r.m(f"{q}/dense_ppl")), "1.00", "1.0"],
+            [f"cascade token pruning (final keep {fixed(r.m(f'{q}/token_keep_final'))}) + local V "
+             f"(keep {fixed(r.m(f'{q}/value_keep'))})", fixed(r.m(f"{q}/pruned_ppl")),
+             fixed(r.m(f"{q}/kv_reduction")), fixed(r.m(f"{q}/dram_reduction_16bit"), 1)],
+            [f"+ progressive quantization (K {cfg.k_msb_bits}+{cfg.k_lsb_bits}, V {cfg.v_bits} "
+             f"bits, tau {cfg.tau_operating})", fixed(r.m(f"{q}/quant_ppl")),
+             fixed(r.m(f"{q}/kv_reduction")), fixed(r.m(f"{q}/dram_reduction"), 1)],
+        ]  # fmt: skip
+        out = f"**{name}**\n\n" + table(
+            ["decoder", "perplexity", "K+V rows reduction (x)", "DRAM reduction (x)"], rows
+        )
+        budget = [
+            [str(x["size"]), x["kind"].replace("_", " + "), fixed(x["ppl"])] for x in c["kv_budget"]
+        ]
+        out += (
+            "\n\nThe reference repository's KV-cache variant: a cache of a fixed number of tokens "
+            "per layer, the start tokens + the most important + the most recent (SpAtten) against "
+            "the start + the most recent (the baseline), after summarising the prompt:\n\n"
+            + table(["cache size", "kept", "perplexity"], budget)
+        )
+        parts.append(out)
+    return "\n\n".join(parts) if parts else "No decoder runs at this profile."
 
 
 def example_text(r: ReportData) -> str:
     ex = r.json(_runs(r) / "prune" / "section" / "example.json")
-    if not ex:
+    if not ex or "layers" not in ex:
         return "The section task has not run."
     rows = [[str(i + 1), str(len(layer["tokens"])), str(layer["heads"]), " ".join(layer["tokens"])]
             for i, layer in enumerate(ex["layers"])]  # fmt: skip
@@ -221,18 +258,29 @@ def example_text(r: ReportData) -> str:
 def scaled_down(r: ReportData) -> list[str]:
     c = r.config
     tasks = ", ".join(
-        f"{t} ({v.train_subset or 'all'} training / {v.test_subset or 'all'} test examples)"
-        for t, v in c.tasks.items()
+        f"{t} ({c.tasks[t].train_subset or 'all'} training / {c.tasks[t].test_subset or 'all'} "
+        "test examples)"
+        for t in c.active("tasks")
     )
+    if "verses" not in c.active("lms"):  # the paper profile: the paper's models and data
+        return [
+            f"Profile: {r.profile}: the paper's models and benchmarks from the user's files.",
+            f"Encoder rows: {tasks}.",
+            f"Decoder rows: {', '.join(c.active('lms'))}.",
+            "Not run: STS-B (a regression; the pruning search scores examples right or wrong).",
+            "Traffic: counted from what our code runs (papers/spatten/traffic.py), not from the "
+            "accelerator's simulator; K and V rows are fetched once per head and layer.",
+        ]
+    lm = c.lms["verses"]
     return [
         f"Profile: {r.profile}.",
         f"Encoder: {c.encoder.checkpoint} (all-MiniLM-L6-v2: 6 layers, 12 heads, width 384) "
         "instead of BERT-base/large; sentences cut to "
         f"{c.encoder.max_length} WordPiece tokens.",
         f"Tasks: {tasks}, built from the Bible instead of GLUE and SQuAD.",
-        f"Decoder: the house's GPT-style model, {c.lm.layers} layers, width {c.lm.dim}, trained "
-        f"here on English verses, instead of GPT-2; {c.lm.passages} test passages of "
-        f"{c.lm.prompt} + {c.lm.generate} tokens instead of 992 + 32.",
+        f"Decoder: the house's GPT-style model, {lm.layers} layers, width {lm.dim}, trained "
+        f"here on English verses, instead of GPT-2; {lm.passages} test passages of "
+        f"{lm.prompt} + {lm.generate} tokens instead of 992 + 32.",
         "Traffic: counted from what our code runs (papers/spatten/traffic.py), not from the "
         "accelerator's simulator; K and V rows are fetched once per head and layer.",
     ]

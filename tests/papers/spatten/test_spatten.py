@@ -47,12 +47,19 @@ def test_stages_end_to_end(workdir: Path) -> None:
     assert curves["token_cascade"][0]["keep"] == 1.0 and len(curves["token_local"]) == 2
     example = json.loads((root / "runs" / "prune" / "section" / "example.json").read_text())
     assert example["layers"][0]["tokens"][0] == "[CLS]"
-    assert lm.main([*_common(root), "--out", str(root / "runs" / "lm"), "--checkpoints", str(root / "ck" / "lm"),
-                    "--metrics", str(m / "lm.json"), "--history", str(m / "lm_history.csv")]) == 0  # fmt: skip
-    assert decode.main([*_common(root), "--lm", str(root / "runs" / "lm"), "--out", str(root / "runs" / "decode"),
-                        "--metrics", str(m / "decode.json")]) == 0  # fmt: skip
-    d = json.loads((m / "decode.json").read_text())
+    for row in ("verses", "gpt2_ptb"):  # a row the profile does not run is recorded as such
+        assert lm.main([*_common(root), "--name", row, "--out", str(root / "runs" / "lm" / row),
+                        "--checkpoints", str(root / "ck" / "lm" / row), "--metrics", str(m / f"lm_{row}.json"),
+                        "--history", str(m / f"lm_{row}_history.csv")]) == 0  # fmt: skip
+        assert decode.main([*_common(root), "--name", row, "--lm", str(root / "runs" / "lm" / row),
+                            "--out", str(root / "runs" / "decode" / row),
+                            "--metrics", str(m / f"decode_{row}.json")]) == 0  # fmt: skip
+    d = json.loads((m / "decode_verses.json").read_text())
     assert d["decoder/dense_ppl"] > 1 and 0 <= d["decoder/requant_fraction"] <= 1
+    status = json.loads((root / "runs" / "decode" / "gpt2_ptb" / "status.json").read_text())
+    assert (
+        status["status"] == "not run" and json.loads((m / "decode_gpt2_ptb.json").read_text()) == {}
+    )
     assert workloads.main(["--data", str(REPO / "data" / "spatten" / "workloads"),
                            "--out", str(root / "runs" / "workloads"),
                            "--metrics", str(m / "workloads.json")]) == 0  # fmt: skip
@@ -71,7 +78,7 @@ def test_a_bad_task_or_checkpoint_is_one_clear_line(workdir: Path, tmp_path: Pat
     rc = finetune.main([*_common(workdir), "--name", "nope", "--raw", str(REPO / "data" / "bible"),
                         "--out", str(tmp_path / "o"), "--checkpoints", str(tmp_path / "c"),
                         "--metrics", str(tmp_path / "m.json"), "--history", str(tmp_path / "h.csv")])  # fmt: skip
-    assert rc == 2 and "has no 'nope'" in capsys.readouterr().err
+    assert rc == 2 and "'nope' is not a row" in capsys.readouterr().err
     from papers.spatten.models import checkpoint_folder
 
     with pytest.raises(Exception, match=r"not a BERT checkpoint folder.*Fix:"):

@@ -64,4 +64,8 @@ def not_run(ctx) -> None:
         {"status": "not run", "profile": ctx.profile, "reason": reason},
         Path(ctx.args.out) / "status.json",
     )
-    ctx.finish({}, summary=f"{ctx.args.name}: not run at the {ctx.profile} profile: {reason}")
+    ctx.finish(
+        {},
+        history=[] if getattr(ctx.args, "history", None) else None,
+        summary=f"{ctx.args.name}: not run at the {ctx.profile} profile: {reason}",
+    )

@@ -56,6 +56,7 @@ def test_stages_end_to_end(workdir: Path) -> None:
                             "--metrics", str(m / f"decode_{row}.json")]) == 0  # fmt: skip
     d = json.loads((m / "decode_verses.json").read_text())
     assert d["decoder/dense_ppl"] > 1 and 0 <= d["decoder/requant_fraction"] <= 1
+    assert (m / "lm_gpt2_ptb_history.csv").is_file()  # every declared output exists
     status = json.loads((root / "runs" / "decode" / "gpt2_ptb" / "status.json").read_text())
     assert (
         status["status"] == "not run" and json.loads((m / "decode_gpt2_ptb.json").read_text()) == {}

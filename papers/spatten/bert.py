@@ -76,6 +76,12 @@ class Pruning:
     # from one layer's keys only, coming back in the next (cascade=False).
     accumulate: bool = True
     cascade: bool = True
+    # How the work is done, not what is pruned: "software" picks tokens with the top-k engine of
+    # papers/spatten/topk.py, "torch" with torch.topk; skip_heads computes only the running heads
+    # (their rows of the Q/K/V weights; batch 1), instead of masking the others: what a CPU can
+    # skip, for measuring wall-clock.
+    engine: str = "software"
+    skip_heads: bool = False
 
     def tokens_at(self, layer: int) -> float:
         return 1.0 if self.token_keep is None else float(self.token_keep[layer])
@@ -120,6 +126,15 @@ def quantize(x: Tensor, bits: int, real: Tensor | None = None) -> tuple[Tensor, 
     scale = top / (2 ** (bits - 1) - 1)
     limit = 2 ** (bits - 1) - 1
     return torch.round(x / scale).clamp(-limit, limit), scale
+
+
+def local_values(probs: Tensor, keep: Tensor) -> Tensor:
+    """Local value pruning: per query (the last dimension's rows), only the ``keep`` largest
+    probabilities stay (``keep`` broadcasts over ``probs.shape[:-1]``); the rest become 0, not
+    renormalised. Ties at the threshold all stay."""
+    top = probs.sort(-1, descending=True).values
+    index = (keep - 1).clamp(0, probs.shape[-1] - 1).expand(probs.shape[:-1])[..., None]
+    return probs * (probs >= top.gather(-1, index))
 
 
 def msb_part(codes: Tensor, lsb_bits: int) -> Tensor:
@@ -188,7 +203,21 @@ class BertLayer(nn.Module):
         that re-fetched K's LSBs and the heads that did (``(B, 3)``)."""
         a = self.attention.self
         keys = mask if keys is None else keys
-        q, k, v = self._split(a.query(x)), self._split(a.key(x)), self._split(a.value(x))
+        all_heads = head_mask
+        rows = None
+        if p.skip_heads and x.shape[0] == 1 and not bool(head_mask.all()):
+            running = head_mask[0].nonzero().flatten()
+            d = torch.arange(self.head_dim, device=x.device)
+            rows = (running[:, None] * self.head_dim + d).flatten()
+            head_mask = head_mask[:, running]
+
+        def project(layer: nn.Linear) -> Tensor:
+            if rows is None:
+                return self._split(layer(x))
+            y = F.linear(x, layer.weight[rows], layer.bias[rows])
+            return y.view(1, x.shape[1], len(running), self.head_dim).transpose(1, 2)
+
+        q, k, v = project(a.query), project(a.key), project(a.value)
         real_k = keys[:, None, :, None]  # (B, 1, T, 1): the tokens attended to
         if p.v_bits is not None:
             codes, scale = quantize(v, p.v_bits, real_k)
@@ -218,8 +247,7 @@ class BertLayer(nn.Module):
         if p.value_keep < 1.0:
             n_real = keys.sum(1)  # (B,)
             keep_v = torch.ceil(n_real.float() * p.value_keep).clamp_min(1).long()
-            ranks = probs.argsort(-1, descending=True).argsort(-1)  # rank of each key per query
-            used = probs * (ranks < keep_v[:, None, None, None])
+            used = local_values(probs, keep_v[:, None, None])
         if self.training and self.attention_dropout:
             used = F.dropout(used, self.attention_dropout)
         ctx = used @ v  # (B, H, T, D)
@@ -231,7 +259,13 @@ class BertLayer(nn.Module):
         b, _, t, _ = ctx.shape
         ctx = ctx.transpose(1, 2).reshape(b, t, -1)
         out = self.attention.output
-        h = out.LayerNorm(F.dropout(out.dense(ctx), self.dropout, self.training) + x)
+        if rows is None:
+            projected = out.dense(ctx)
+        else:  # only the running heads' columns of the output projection
+            projected = F.linear(ctx, out.dense.weight[:, rows], out.dense.bias)
+            head_importance = torch.zeros(all_heads.shape, dtype=head_importance.dtype,
+                                          device=x.device).index_copy(1, running, head_importance)  # fmt: skip
+        h = out.LayerNorm(F.dropout(projected, self.dropout, self.training) + x)
         f = F.gelu(self.intermediate.dense(h))
         y = self.output.LayerNorm(F.dropout(self.output.dense(f), self.dropout, self.training) + h)
         return y, token_importance, head_importance, counts
@@ -301,10 +335,10 @@ class BertEncoder(nn.Module):
             keys = None
             if keep_t < 1.0 and p.cascade:
                 x, mask, positions, tok_score = _keep_tokens(
-                    x, mask, positions, tok_score, n_real, keep_t
+                    x, mask, positions, tok_score, n_real, keep_t, p.engine
                 )
             elif keep_t < 1.0:
-                keys = _key_mask(mask, positions, tok_score, n_real, keep_t)
+                keys = _key_mask(mask, positions, tok_score, n_real, keep_t, p.engine)
             keep_h = p.heads_at(i)
             if keep_h < 1.0:
                 k = max(1, math.ceil(heads * keep_h - 1e-9))
@@ -358,34 +392,40 @@ class BertEncoder(nn.Module):
         return model
 
 
-def _key_mask(
-    mask: Tensor, positions: Tensor, score: Tensor, n_real: Tensor, keep: float
-) -> Tensor:
-    """The keys one layer attends to under layer-local pruning: each sentence's
-    ``ceil(keep * length)`` most important tokens (``[CLS]`` always); all tokens stay queries."""
-    from papers.spatten.topk import topk_keep_order
-
-    k = torch.ceil(n_real.float() * keep - 1e-6).long().clamp(min=1)
-    ranked = score.masked_fill(~mask, float("-inf"))
-    ranked = ranked.masked_fill(positions.eq(0) & mask, float("inf"))
-    keys = torch.zeros_like(mask)
-    for j in range(mask.shape[0]):
-        keys[j, topk_keep_order(ranked[j], int(min(k[j], mask[j].sum())))] = True
-    return keys
-
-
-def _keep_tokens(
-    x: Tensor, mask: Tensor, positions: Tensor, score: Tensor, n_real: Tensor, keep: float
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Keep each sentence's ``ceil(keep * length)`` most important real tokens (``[CLS]``
-    always), in their original order; the batch shrinks to the longest kept sentence."""
+def _ranked(
+    mask: Tensor, positions: Tensor, score: Tensor, n_real: Tensor, keep: float, engine: str
+) -> list[Tensor]:
+    """Per sentence, the positions (in the current layout, in their original order) of its
+    ``ceil(keep * length)`` most important real tokens, ``[CLS]`` always among them."""
     from papers.spatten.topk import topk_keep_order
 
     k = torch.ceil(n_real.float() * keep - 1e-6).long().clamp(min=1)
     k = torch.minimum(k, mask.sum(1))  # never more than what is still there
     ranked = score.masked_fill(~mask, float("-inf"))
     ranked = ranked.masked_fill(positions.eq(0) & mask, float("inf"))  # [CLS]
-    rows = [topk_keep_order(ranked[j], int(k[j])) for j in range(x.shape[0])]
+    if engine == "torch":
+        return [ranked[j].topk(int(k[j])).indices.sort().values for j in range(len(k))]
+    return [topk_keep_order(ranked[j], int(k[j])) for j in range(len(k))]
+
+
+def _key_mask(
+    mask: Tensor, positions: Tensor, score: Tensor, n_real: Tensor, keep: float, engine: str
+) -> Tensor:
+    """The keys one layer attends to under layer-local pruning: each sentence's
+    ``ceil(keep * length)`` most important tokens (``[CLS]`` always); all tokens stay queries."""
+    keys = torch.zeros_like(mask)
+    for j, r in enumerate(_ranked(mask, positions, score, n_real, keep, engine)):
+        keys[j, r] = True
+    return keys
+
+
+def _keep_tokens(
+    x: Tensor, mask: Tensor, positions: Tensor, score: Tensor, n_real: Tensor, keep: float,
+    engine: str,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # fmt: skip
+    """Keep each sentence's ``ceil(keep * length)`` most important real tokens (``[CLS]``
+    always), in their original order; the batch shrinks to the longest kept sentence."""
+    rows = _ranked(mask, positions, score, n_real, keep, engine)
     width = max(len(r) for r in rows)
     index = torch.zeros(x.shape[0], width, dtype=torch.long, device=x.device)
     new_mask = torch.zeros(x.shape[0], width, dtype=torch.bool, device=x.device)

@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from papers.spatten.bert import msb_part, quantize
+from papers.spatten.bert import local_values, msb_part, quantize
 
 
 @dataclass(frozen=True)
@@ -168,9 +168,8 @@ class PrunedDecoder:
         used = probs
         if p.value_keep < 1.0:
             visible = (~future).sum(-1)  # (q,) keys each query may see
-            keep = torch.ceil(visible.float() * p.value_keep).clamp_min(1)
-            ranks = probs.argsort(-1, descending=True).argsort(-1)
-            used = probs * (ranks < keep[None, None, :, None])
+            keep = torch.ceil(visible.float() * p.value_keep).clamp_min(1).long()
+            used = local_values(probs, keep[None, None, :])
         fetched = (used > 0).any(2)[0]  # (H, keys): a row any query uses is fetched once
         for head in range(self.heads):
             counts.append(

@@ -327,11 +327,11 @@ decoder [`decoder.py`](../../papers/spatten/decoder.py), top-k engine
                 "accepted (within 2 bootstrap standard deviations of dense), then fine-tuned with "
                 "the pruning in place. DRAM: dense 16-bit over pruned with K and V at "
                 f"{r.config.prune.k_bits}/{r.config.prune.v_bits} bits. CPU: wall-clock of the "
-                "dense encoder over the pruned one, one sentence at a time; the pruned forward "
-                "also simulates the quantization and the value pruning in floating point, masks "
-                "pruned heads instead of skipping them, and picks tokens with the software top-k "
-                "engine, so below 1 means that overhead outweighs the tokens removed at these "
-                "sentence lengths."
+                "dense encoder over the pruned one, one sentence at a time, timed in turn: the "
+                "pruned forward does only what a CPU can skip (the tokens removed, the pruned "
+                "heads' projections and attention; tokens picked with torch.topk), in floating "
+                "point, without simulating the quantization or the value pruning (no gain on a "
+                "CPU, whose cache holds every V row)."
             ),
         ),
         Figure(

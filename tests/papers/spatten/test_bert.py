@@ -131,3 +131,33 @@ def test_layer_local_pruning_keeps_every_token_as_a_query(minilm) -> None:
     for j, n in enumerate(mask.sum(1).tolist()):
         assert [layer.tokens[j] for layer in trace.layers] == [n] * 6
         assert [layer.keys[j] for layer in trace.layers] == [n, n, n] + [-(-n // 2)] * 3
+
+
+def test_skipping_heads_and_torch_topk_compute_what_masking_computes(minilm) -> None:
+    """The CPU-timing path (pruned heads' projections never computed, tokens picked by
+    torch.topk) gives the masked path's outputs and keeps the same tokens."""
+    _, tok, model = minilm
+    enc = tok(SENTENCES[:1], return_tensors="pt")
+    ids, mask, types = enc["input_ids"], enc["attention_mask"], enc["token_type_ids"]
+    layers = model.config.num_hidden_layers
+    keep = Pruning(token_keep=(1.0, 1.0, 0.8, 0.7, 0.6, 0.5),
+                   head_keep=(1.0, 1.0, 0.75, 0.75, 0.5, 0.5))  # fmt: skip
+    assert len(keep.token_keep) == layers
+    fast = Pruning(token_keep=keep.token_keep, head_keep=keep.head_keep, engine="torch",
+                   skip_heads=True)  # fmt: skip
+    with torch.no_grad():
+        a, pa = model(ids, mask, types, pruning=keep)
+        b, pb = model(ids, mask, types, pruning=fast)
+    assert torch.equal(pa, pb) and torch.allclose(a, b, atol=1e-5)
+
+
+def test_local_values_keep_the_k_largest_per_query() -> None:
+    from papers.spatten.bert import local_values
+
+    torch.manual_seed(0)
+    probs = torch.rand(2, 3, 5, 7).softmax(-1)
+    keep = torch.tensor([2, 4])[:, None, None]
+    used = local_values(probs, keep)
+    ranks = probs.argsort(-1, descending=True).argsort(-1)
+    assert torch.equal(used, probs * (ranks < keep[..., None]))
+    assert torch.equal((used > 0).sum(-1)[0], torch.full((3, 5), 2))

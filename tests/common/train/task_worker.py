@@ -1,8 +1,8 @@
 """A small training run of one task kind, for the kill-and-resume tests (run as a subprocess).
 
 ``python -m tests.common.train.task_worker <kind> <checkpoint dir> <result file> [--kill-at N]``
-trains a tiny model of the given kind (classification, tokens, adversarial) with step
-checkpoints, and writes every learned tensor (model, task state) plus the history to the result
+trains a tiny model of the given kind (classification, tokens, adversarial, or ``module:function``
+for a paper's own task: a function ``(checkpoints, hooks) -> Trainer``) with step checkpoints, and writes every learned tensor (model, task state) plus the history to the result
 file. ``--epochs N`` makes the run longer (for kills at random moments from outside).
 ``--kill-at N`` SIGKILLs the process itself right after optimizer step ``N``: a real kill,
 at a moment of the test's choosing.
@@ -128,7 +128,7 @@ KINDS = {"classification": classification, "tokens": tokens, "adversarial": adve
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("kind", choices=list(KINDS))
+    parser.add_argument("kind", help=f"{', '.join(KINDS)} or module:function")
     parser.add_argument("checkpoints", type=Path)
     parser.add_argument("result", type=Path)
     parser.add_argument("--kill-at", type=int, default=0)
@@ -137,13 +137,57 @@ def main() -> None:
     CONFIG["epochs"] = args.epochs
     torch.set_num_threads(1)
     hooks: list[TrainHook] = [KillAt(args.kill_at)] if args.kill_at else []
-    trainer = KINDS[args.kind](args.checkpoints, hooks)
+    if ":" in args.kind:
+        import importlib
+
+        module, function = args.kind.split(":")
+        build = getattr(importlib.import_module(module), function)
+    else:
+        build = KINDS[args.kind]
+    trainer = build(args.checkpoints, hooks)
     result = trainer.fit()
     tensors = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
     for part, state in trainer.task.state_dict().items():
-        tensors.update({f"{part}.{k}": v for k, v in state.items()})
+        if isinstance(state, dict):
+            tensors.update({f"{part}.{k}": v for k, v in state.items()})
+        else:  # a task's non-tensor state (e.g. a random generator's), compared as text
+            tensors[part] = torch.tensor(list(str(state).encode()))
     history = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in result.history]
     torch.save({"tensors": tensors, "history": history, "steps": trainer.step}, args.result)
+
+
+def run(kind: str, ckpt: Path, result: Path, kill_at: int = 0) -> int:
+    """Run the worker as a subprocess; its return code (-9 when it killed itself)."""
+    import subprocess
+
+    repo = Path(__file__).resolve().parents[3]
+    cmd = [sys.executable, "-m", "tests.common.train.task_worker", kind, str(ckpt), str(result)]
+    if kill_at:
+        cmd += ["--kill-at", str(kill_at)]
+    return subprocess.run(cmd, cwd=repo, capture_output=True, text=True, timeout=600).returncode
+
+
+def assert_kill_and_resume_is_bitwise(kind: str, tmp_path: Path) -> None:
+    """Killed at step 5 (the step checkpoint of step 3 on disk, inside the first epoch), then
+    again at step 8 of the resumed run (inside the second epoch, after the checkpoint of step 6),
+    then run to the end: every learned tensor, the task's state and the history equal an
+    uninterrupted run's."""
+    clean = tmp_path / "clean.pt"
+    assert run(kind, tmp_path / "ck_clean", clean) == 0
+    killed = tmp_path / "killed.pt"
+    assert run(kind, tmp_path / "ck", killed, kill_at=5) == -9
+    state = torch.load(tmp_path / "ck" / "last.pt", weights_only=True)
+    assert state["batch"] == 3 and state["step"] == 3, (state["batch"], state["step"])
+    assert run(kind, tmp_path / "ck", killed, kill_at=8) == -9
+    assert torch.load(tmp_path / "ck" / "last.pt", weights_only=True)["step"] == 6
+    assert run(kind, tmp_path / "ck", killed) == 0
+    a = torch.load(clean, weights_only=True)
+    b = torch.load(killed, weights_only=True)
+    assert a["steps"] == b["steps"]
+    assert a["tensors"].keys() == b["tensors"].keys()
+    different = [k for k in a["tensors"] if not torch.equal(a["tensors"][k], b["tensors"][k])]
+    assert not different, different
+    assert a["history"] == b["history"]
 
 
 if __name__ == "__main__":

@@ -4,8 +4,6 @@ ends bitwise equal to an uninterrupted run; epochs and steps; token batching."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -18,34 +16,12 @@ from common.train import TrainConfig
 REPO = Path(__file__).resolve().parents[3]
 
 
-def _run(kind: str, ckpt: Path, result: Path, kill_at: int = 0) -> int:
-    cmd = [sys.executable, "-m", "tests.common.train.task_worker", kind, str(ckpt), str(result)]
-    if kill_at:
-        cmd += ["--kill-at", str(kill_at)]
-    return subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=300).returncode
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["classification", "tokens", "adversarial"])
 def test_kill_in_mid_epoch_and_resume_is_bitwise(kind: str, tmp_path: Path) -> None:
-    clean = tmp_path / "clean.pt"
-    assert _run(kind, tmp_path / "ck_clean", clean) == 0
-    # Killed at step 5 (the step checkpoint of step 3 is on disk, inside the first epoch), then
-    # again at step 8 of the resumed run (inside the second epoch, after a checkpoint of step 6).
-    killed = tmp_path / "killed.pt"
-    assert _run(kind, tmp_path / "ck", killed, kill_at=5) == -9
-    state = torch.load(tmp_path / "ck" / "last.pt", weights_only=True)
-    assert state["batch"] == 3 and state["step"] == 3, (state["batch"], state["step"])
-    assert _run(kind, tmp_path / "ck", killed, kill_at=8) == -9
-    assert torch.load(tmp_path / "ck" / "last.pt", weights_only=True)["step"] == 6
-    assert _run(kind, tmp_path / "ck", killed) == 0
-    a = torch.load(clean, weights_only=True)
-    b = torch.load(killed, weights_only=True)
-    assert a["steps"] == b["steps"]
-    assert a["tensors"].keys() == b["tensors"].keys()
-    different = [k for k in a["tensors"] if not torch.equal(a["tensors"][k], b["tensors"][k])]
-    assert not different, different
-    assert a["history"] == b["history"]
+    from tests.common.train.task_worker import assert_kill_and_resume_is_bitwise
+
+    assert_kill_and_resume_is_bitwise(kind, tmp_path)
 
 
 def test_a_resumed_run_with_other_code_would_differ(tmp_path: Path) -> None:

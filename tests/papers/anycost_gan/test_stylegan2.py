@@ -97,7 +97,7 @@ def test_modulated_convolution_equals_its_unfused_form(upsample: bool) -> None:
     conv = ModulatedConv2d(8, 6, 3, 16, upsample=upsample)
     x, s = torch.randn(3, 8, 5, 5), torch.randn(3, 16)
     for out in (None, 4):
-        fused, ref = conv(x, s, out), conv(x, s, out, fused=False)
+        fused, ref = conv(x, s, out, fused=True), conv(x, s, out, fused=False)
         assert fused.shape == (3, out or 6, 10 if upsample else 5, 10 if upsample else 5)
         assert torch.allclose(fused, ref, atol=1e-5)
     # demodulation: unit-variance outputs for unit-variance inputs, whatever the style's scale

@@ -132,3 +132,15 @@ def test_fid_is_zero_on_itself_and_the_squared_shift_under_a_shift() -> None:
     same, _ = kid(a, a, subsets=5, subset_size=200)
     moved, _ = kid(a, a + 1.0, subsets=5, subset_size=200)
     assert abs(same) < 0.05 < moved
+
+
+def test_the_feature_network_reads_any_size_and_its_distance_is_zero_on_itself() -> None:
+    from papers.anycost_gan.features import DigitFeatures, perceptual
+
+    torch.manual_seed(0)
+    net = DigitFeatures(width=8).eval()
+    a, b = torch.rand(4, 3, 32, 32) * 2 - 1, torch.rand(4, 3, 32, 32) * 2 - 1
+    assert net(a).shape == (4, 10) and net.features(a[:, :, ::2, ::2]).shape == (4, 32)
+    with torch.no_grad():
+        assert torch.equal(perceptual(net, a, a), torch.zeros(4))
+        assert bool((perceptual(net, a, b) > 0).all())

@@ -237,6 +237,8 @@ class Generator(nn.Module):
         truncation_latent: Tensor | None = None,
         inject_index: int | None = None,
     ) -> Tensor | tuple[Tensor, list[Tensor]]:
+        if input_is_w and isinstance(z, Tensor) and z.dim() == 3:  # W+: one style per layer
+            return self._synthesis(z, config, target_res, return_rgbs, noise)
         zs = z if isinstance(z, (list, tuple)) else [z]
         ws = list(zs) if input_is_w else [self.mapping(x) for x in zs]
         if truncation < 1.0:
@@ -251,6 +253,14 @@ class Generator(nn.Module):
             latent = torch.cat(
                 [ws[0][:, None].expand(-1, cut, -1), ws[1][:, None].expand(-1, n - cut, -1)], 1
             )
+        return self._synthesis(latent, config, target_res, return_rgbs, noise)
+
+    def _synthesis(
+        self, latent: Tensor, config: list[int] | None, target_res: int | None,
+        return_rgbs: bool, noise: list[Tensor] | None,
+    ) -> Tensor | tuple[Tensor, list[Tensor]]:  # fmt: skip
+        if latent.shape[1] != self.n_latent:
+            raise ValueError(f"W+ latents need {self.n_latent} styles, got {latent.shape[1]}")
         b = latent.shape[0]
         widths = config or self.full_config()
         if len(widths) != ch.n_convs(self.cfg.size):

@@ -165,7 +165,7 @@ class AnycostTask(AdversarialTask):
                 (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
                 r1 = grad.pow(2).flatten(1).sum(1).mean()
                 penalty = penalty + cfg.r1_gamma / 2 * r1 * cfg.r1_every + 0 * out.mean()
-                r1_total += float(r1)
+                r1_total += float(r1.detach())
             d_opt.zero_grad(set_to_none=True)
             penalty.backward()
             d_opt.step()
@@ -201,7 +201,7 @@ class AnycostTask(AdversarialTask):
         add_(sums, "real_score", real_logits.double().sum() / len(resolutions))
         add_(sums, "fake_score", fake_logits.double().sum() / len(resolutions))
         add_(sums, "count", n)
-        return float(g_loss)
+        return float(g_loss.detach())
 
     @torch.no_grad()
     def evaluate(self, trainer, loader: Any) -> dict[str, float]:

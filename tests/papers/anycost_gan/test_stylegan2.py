@@ -144,3 +144,24 @@ def test_the_feature_network_reads_any_size_and_its_distance_is_zero_on_itself()
     with torch.no_grad():
         assert torch.equal(perceptual(net, a, a), torch.zeros(4))
         assert bool((perceptual(net, a, b) > 0).all())
+
+
+def test_projection_with_the_consistency_term_fits_the_sub_generator_better() -> None:
+    from papers.anycost_gan.project import project
+
+    torch.manual_seed(0)
+    g = Generator(size=16, style_dim=16, n_mlp=1, multiplier=0.03, cap=16).eval()
+    with torch.no_grad():
+        target = g(torch.randn(2, 16), noise=g.make_noise(2, torch.Generator().manual_seed(5)))
+    small = ch.uniform(16, 0.25, multiplier=0.03, cap=16)
+    noise = g.make_noise(2, torch.Generator().manual_seed(0))
+
+    def sub_error(w: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float((g(w, input_is_w=True, config=small, noise=noise) - target).pow(2).mean())
+
+    plain, hist = project(g, target, steps=60, lr=0.1)
+    both, _ = project(g, target, subs=[small], alpha=1.0, steps=60, lr=0.1)
+    assert hist[-1] < hist[0]  # the projection fits
+    assert sub_error(both) < sub_error(plain)  # the consistency term is what keeps the sub close
+    assert all(p.requires_grad for p in g.parameters())  # the generator is left trainable

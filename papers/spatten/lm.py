@@ -24,7 +24,7 @@ from common.text.corpus import read_lines
 from common.text.evaluate import perplexity
 from common.text.tokenizer import Tokenizer, train_tokenizer
 from common.train import Trainer
-from common.train.distributed import init_distributed
+from common.train.distributed import barrier, init_distributed
 from common.train.tasks import TokenTask
 from papers.spatten.config import LMConfig, SpattenProfile, prefix, user_path
 from papers.spatten.evaluate import not_run
@@ -92,10 +92,8 @@ def main(ctx: StageContext) -> None:
             train_tokenizer(
                 read_lines(args.data, "train"), out / "tokenizer", vocab_size=cfg.vocab_size
             )
-        if ctx.dist is not None and ctx.dist.distributed:
-            import torch.distributed as dist
-
-            dist.barrier()
+        if ctx.dist is not None:
+            barrier(ctx.dist)  # the other ranks wait for rank 0's tokenizer
         tok = Tokenizer.load(out / "tokenizer")
     else:
         tok = HFTokenizer(cfg.checkpoint)

@@ -231,15 +231,13 @@ class AnycostTask(AdversarialTask):
         return record
 
     def state_dict(self) -> dict[str, Any]:
-        return {**super().state_dict(), "rng": repr(self.rng.getstate())}
+        # the sampling generator's Mersenne-Twister words, as a tensor like the rest of the state
+        version, words, gauss = self.rng.getstate()
+        if version != 3 or gauss is not None:
+            raise RuntimeError("unexpected random.Random state")
+        return {**super().state_dict(), "sampling": {"rng": torch.tensor(words, dtype=torch.int64)}}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         super().load_state_dict(state)
-        if "rng" in state:
-            import ast
-
-            self.rng.setstate(_tuples(ast.literal_eval(state["rng"])))
-
-
-def _tuples(x: Any) -> Any:
-    return tuple(_tuples(v) for v in x) if isinstance(x, (list, tuple)) else x
+        if "sampling" in state:
+            self.rng.setstate((3, tuple(int(v) for v in state["sampling"]["rng"]), None))

@@ -148,10 +148,7 @@ def main() -> None:
     result = trainer.fit()
     tensors = {f"model.{k}": v for k, v in trainer.model.state_dict().items()}
     for part, state in trainer.task.state_dict().items():
-        if isinstance(state, dict):
-            tensors.update({f"{part}.{k}": v for k, v in state.items()})
-        else:  # a task's non-tensor state (e.g. a random generator's), compared as text
-            tensors[part] = torch.tensor(list(str(state).encode()))
+        tensors.update({f"{part}.{k}": v for k, v in state.items()})
     history = [{k: v for k, v in r.items() if k != "epoch_seconds"} for r in result.history]
     torch.save({"tensors": tensors, "history": history, "steps": trainer.step}, args.result)
 

@@ -15,6 +15,8 @@ values are not comparable with published FIDs: the report must say so).
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 
@@ -33,10 +35,12 @@ def frechet_distance(
     from scipy import linalg
 
     diff = mu_a - mu_b
-    covmean = linalg.sqrtm(cov_a @ cov_b)
-    if not np.isfinite(covmean).all():
-        offset = np.eye(len(cov_a)) * 1e-6
-        covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+    with warnings.catch_warnings():  # singular with fewer samples than features: offset below
+        warnings.simplefilter("ignore", linalg.LinAlgWarning)
+        covmean = linalg.sqrtm(cov_a @ cov_b)
+        if not np.isfinite(covmean).all():
+            offset = np.eye(len(cov_a)) * 1e-6
+            covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
     covmean = np.real(covmean)
     return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
 

@@ -68,3 +68,70 @@ def perceptual(net: DigitFeatures, a: Tensor, b: Tensor) -> Tensor:
         nb = fb / (fb.norm(dim=1, keepdim=True) + 1e-10)
         total = total + (na - nb).pow(2).sum(1).mean((1, 2))
     return total / len(acts_a)
+
+
+class InceptionFeatures(nn.Module):
+    """Inception-v3's 2048 pool features (the paper profile's FID): torchvision's architecture
+    with weights read from a file, images resized to 299 px and normalised as ImageNet's. The
+    standard FID network (TF's 2015 Inception graph) differs slightly from torchvision's; its
+    ported weights load here as long as they are in torchvision's layout."""
+
+    def __init__(self, weights: str | None = None) -> None:
+        super().__init__()
+        from torchvision.models import inception_v3
+
+        self.net = inception_v3(weights=None, aux_logits=False, init_weights=False)
+        if weights is not None:
+            from common.checkpoint import CheckpointError, safe_load
+
+            state = safe_load(weights)
+            state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
+            try:
+                self.net.load_state_dict(state)
+            except RuntimeError as exc:
+                raise CheckpointError(
+                    f"{weights} is not torchvision's inception_v3 state dict ({str(exc)[:200]}). "
+                    "Fix: features.weights must point at inception_v3 weights in its layout"
+                ) from None
+        self.net.eval()
+        self.register_buffer("mean", torch.tensor([0.485, 0.456, 0.406]).view(1, 3, 1, 1))
+        self.register_buffer("std", torch.tensor([0.229, 0.224, 0.225]).view(1, 3, 1, 1))
+
+    def _prep(self, x: Tensor) -> Tensor:
+        x = F.interpolate(x, size=299, mode="bilinear", align_corners=False)
+        return ((x + 1) / 2 - self.mean) / self.std
+
+    def features(self, x: Tensor) -> Tensor:
+        n = self.net
+        x = self._prep(x)
+        for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1",
+                     "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2", "Mixed_5b", "Mixed_5c",
+                     "Mixed_5d", "Mixed_6a", "Mixed_6b", "Mixed_6c", "Mixed_6d", "Mixed_6e",
+                     "Mixed_7a", "Mixed_7b", "Mixed_7c"):  # fmt: skip
+            x = getattr(n, name)(x)
+        return torch.flatten(n.avgpool(x), 1)
+
+    def activations(self, x: Tensor) -> list[Tensor]:
+        n = self.net
+        x = self._prep(x)
+        out = []
+        for name in ("Conv2d_1a_3x3", "Conv2d_2a_3x3", "Conv2d_2b_3x3", "maxpool1",
+                     "Conv2d_3b_1x1", "Conv2d_4a_3x3", "maxpool2", "Mixed_5b"):  # fmt: skip
+            x = getattr(n, name)(x)
+            if name in ("Conv2d_2b_3x3", "Conv2d_4a_3x3", "Mixed_5b"):
+                out.append(x)
+        return out
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net.fc(self.features(x))
+
+
+def load_features(kind: str, path) -> nn.Module:
+    """The feature network of the evaluation: the trained colour-digit network (``path``: its
+    ``model.safetensors``) or Inception-v3 (``path``: its weights file)."""
+    if kind == "inception":
+        return InceptionFeatures(str(path)).eval()
+    from common.checkpoint import load_model
+
+    model, _ = load_model(path, build=lambda arch: DigitFeatures(**arch["kwargs"]))
+    return model.eval()

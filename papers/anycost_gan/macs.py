@@ -42,6 +42,7 @@ def generator_macs(
     if performed:
         total += n_mlp * style_dim * style_dim  # the mapping network
         total += style_dim * full[0] * 2  # conv1's and to_rgb1's modulations (input width)
+        total += widths[0] * widths[0]  # conv1's demodulation: squared styles x squared weights
     prev = widths[0]
     for i, r in enumerate(res[1:]):
         c1, c2 = widths[2 * i + 1], widths[2 * i + 2]
@@ -53,6 +54,7 @@ def generator_macs(
             # modulations: the upsampling conv reads the previous width, the second conv and
             # the ToRGB the first's and the second's full widths
             total += style_dim * (full[2 * i] + full[2 * i + 1] + full[2 * i + 2])
+            total += prev * c1 + c1 * c2  # the two demodulations
         else:
             total += prev * c1 * 9 * (r + 1) * (r + 1)
         total += c1 * c2 * 9 * r * r + c2 * 3 * r * r

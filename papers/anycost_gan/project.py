@@ -60,3 +60,103 @@ def project(
         for p in params:
             p.requires_grad_(True)
     return w.detach(), history
+
+
+# ---------------------------------------------------------------------- the stage
+def _stage():
+    from pathlib import Path
+
+    from common.stage import STAGE_FLAGS, StageContext, stage
+    from papers.anycost_gan.config import AnycostGanProfile
+
+    flags = {
+        **STAGE_FLAGS,
+        "run": {"type": Path, "required": True, "help": "the adaptive-channel phase's folder"},
+        "features": {"type": Path, "required": True, "help": "the feature stage's folder"},
+    }
+
+    @stage(
+        section="anycost_gan",
+        name="anycost_gan_projection",
+        config=AnycostGanProfile,
+        flags=["run", "features", "data", "out", "metrics"],
+        catalogue=flags,
+        track=lambda ctx: ctx.config.projection,
+    )
+    def main(ctx: StageContext) -> None:
+        """Stage ``anycost_gan_projection``: held-out real images projected into W+ without and
+        with the sub-generators' term; the sub-generators' reconstructions compared."""
+        from common.io import write_json
+        from papers.anycost_gan import channels as ch
+        from papers.anycost_gan.data import gan_dataset, stack, user_path
+        from papers.anycost_gan.features import load_features
+        from papers.anycost_gan.features import perceptual as percept
+        from papers.anycost_gan.train import load_generator
+
+        profile, args, cfg = ctx.config, ctx.args, ctx.config.projection
+        g = load_generator(Path(args.run) / "ema.safetensors")
+        kind = profile.features.kind
+        net = load_features(kind, Path(args.features) / "model.safetensors" if kind == "digits"
+                            else user_path(profile.features.weights or ""))  # fmt: skip
+        for p in net.parameters():
+            p.requires_grad_(False)
+        size = g.cfg.size
+        kw = {"multiplier": g.cfg.multiplier, "cap": g.cfg.cap, "base": g.cfg.base}
+        subs = [ch.uniform(size, q, **kw) for q in cfg.ratios]
+        target = stack(gan_dataset(profile.data, "test", size, args.data), cfg.images)
+
+        def dist(a: Tensor, b: Tensor) -> float:
+            return float((F.mse_loss(a, b, reduction="none").mean((1, 2, 3))
+                          + percept(net, a, b)).mean())  # fmt: skip
+
+        metrics, rows = {}, {"target": target}
+        for label, alpha in (("plain", 0.0), ("aware", cfg.alpha)):
+            w, _ = project(g, target, subs=subs, alpha=alpha, steps=cfg.steps, lr=cfg.lr,
+                                 perceptual=lambda a, b: percept(net, a, b))  # fmt: skip
+            noise = [
+                n.to(target)
+                for n in g.make_noise(target.shape[0], torch.Generator().manual_seed(0))
+            ]
+            with torch.no_grad():
+                full = g(w, input_is_w=True, noise=noise)
+                outs = [g(w, input_is_w=True, config=c, noise=noise) for c in subs]
+            metrics[f"projection/full_error_{label}"] = dist(full, target)
+            metrics[f"projection/sub_error_{label}"] = sum(dist(o, target) for o in outs) / len(
+                outs
+            )
+            metrics[f"projection/sub_full_gap_{label}"] = sum(dist(o, full) for o in outs) / len(
+                outs
+            )
+            rows[f"full ({label})"] = full
+            rows[f"{cfg.ratios[0]:g}x ({label})"] = outs[0]
+        metrics["time/projection"] = ctx.seconds()
+        out = Path(args.out)
+        figure = _draw(rows, out / "projection.png")
+        write_json({"ratios": cfg.ratios, "alpha": cfg.alpha, "steps": cfg.steps},
+                   out / "projection.json")  # fmt: skip
+        ctx.finish(metrics, artifacts=[figure],
+                   summary=f"sub-generator error {metrics['projection/sub_error_plain']:.4f} "
+                           f"plain -> {metrics['projection/sub_error_aware']:.4f} aware")  # fmt: skip
+
+    return main
+
+
+def _draw(rows: dict[str, Tensor], path):
+    from common.report.figures import pyplot, save
+
+    plt = pyplot()
+    fig, axes = plt.subplots(len(rows), 1, figsize=(8, 1.1 * len(rows)), squeeze=False)
+    for ax, (label, images) in zip(axes[:, 0], rows.items(), strict=True):
+        strip = torch.cat(list(images.clamp(-1, 1) * 0.5 + 0.5), dim=2)
+        ax.imshow(strip.permute(1, 2, 0).numpy(), interpolation="nearest")
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    save(fig, path)
+    return path
+
+
+main = _stage()
+
+if __name__ == "__main__":
+    raise SystemExit(main())

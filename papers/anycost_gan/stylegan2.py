@@ -38,19 +38,19 @@ def _blur_kernel() -> Tensor:
 
 
 def blur(x: Tensor, pad: tuple[int, int], gain: float = 1.0) -> Tensor:
-    """The [1, 3, 3, 1] low-pass filter per channel, padded ``(before, after)`` on both axes."""
-    b, c, h, w = x.shape
-    k = (_blur_kernel() * gain).to(x)[None, None]
-    y = F.pad(x.reshape(b * c, 1, h, w), (pad[0], pad[1], pad[0], pad[1]))
-    return F.conv2d(y, k).reshape(b, c, y.shape[-2] - 3, y.shape[-1] - 3)
+    """The [1, 3, 3, 1] low-pass filter per channel, padded ``(before, after)`` on both axes (a
+    grouped convolution: on a CPU its backward pass is ~20x faster than folding the channels into
+    the batch)."""
+    c = x.shape[1]
+    k = (_blur_kernel() * gain).to(x)[None, None].expand(c, 1, 4, 4)
+    return F.conv2d(F.pad(x, (pad[0], pad[1], pad[0], pad[1])), k, groups=c)
 
 
 def upsample(x: Tensor) -> Tensor:
     """2x upsampling with the blur kernel (zero insertion, then the filter x 4): the ToRGB skips."""
-    b, c, h, w = x.shape
-    k = (_blur_kernel() * 4).to(x)[None, None]
-    y = F.conv_transpose2d(x.reshape(b * c, 1, h, w), k, stride=2, padding=1)
-    return y.reshape(b, c, 2 * h, 2 * w)
+    c = x.shape[1]
+    k = (_blur_kernel() * 4).to(x)[None, None].expand(c, 1, 4, 4)
+    return F.conv_transpose2d(x, k, stride=2, padding=1, groups=c)
 
 
 def leaky(x: Tensor, bias: Tensor | None = None) -> Tensor:
@@ -110,13 +110,13 @@ class ModulatedConv2d(nn.Module):
         c_out = out_channels or self.n_out
         s = self.modulation(style)[:, :c_in]  # (B, in)
         base = self.scale * self.weight[:, :c_out, :c_in]  # (1, out, in, k, k)
-        weight = base * s[:, None, :, None, None]
         demod = None
-        if self.demodulate:
-            demod = torch.rsqrt(weight.pow(2).sum((2, 3, 4)) + 1e-8)  # (B, out)
+        if self.demodulate:  # sum over in, k of (w s)^2 = s^2 @ sum over k of w^2: (B, out)
+            demod = torch.rsqrt(s.pow(2) @ base[0].pow(2).sum((2, 3)).t() + 1e-8)
         if not fused:  # the reference: scale the activations, convolve, demodulate the outputs
             y = self._conv(x * s[:, :, None, None], base[0], groups=1)
             return y if demod is None else y * demod[:, :, None, None]
+        weight = base * s[:, None, :, None, None]
         if demod is not None:
             weight = weight * demod[:, :, None, None, None]
         weight = weight.reshape(b * c_out, c_in, self.kernel, self.kernel)

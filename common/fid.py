@@ -15,8 +15,6 @@ values are not comparable with published FIDs: the report must say so).
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
 
@@ -31,18 +29,20 @@ def gaussian(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 def frechet_distance(
     mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.ndarray, cov_b: np.ndarray
 ) -> float:
-    """The Fréchet distance between two Gaussians."""
-    from scipy import linalg
+    """The Fréchet distance between two Gaussians,
+    ``|mu_a - mu_b|^2 + tr(A) + tr(B) - 2 tr((A B)^(1/2))``.
 
+    ``tr((A B)^(1/2))`` is computed in its symmetric form, the sum of the square roots of the
+    eigenvalues of ``A^(1/2) B A^(1/2)`` (both covariances are positive semi-definite), with two
+    symmetric eigen-decompositions: exact, and an order of magnitude faster than a general matrix
+    square root at Inception's 2048 features."""
     diff = mu_a - mu_b
-    with warnings.catch_warnings():  # singular with fewer samples than features: offset below
-        warnings.simplefilter("ignore", linalg.LinAlgWarning)
-        covmean = linalg.sqrtm(cov_a @ cov_b)
-        if not np.isfinite(covmean).all():
-            offset = np.eye(len(cov_a)) * 1e-6
-            covmean = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
-    covmean = np.real(covmean)
-    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * np.trace(covmean))
+    vals, vecs = np.linalg.eigh(cov_a)
+    root_a = (vecs * np.sqrt(np.clip(vals, 0.0, None))) @ vecs.T
+    middle = root_a @ cov_b @ root_a
+    eig = np.linalg.eigvalsh((middle + middle.T) / 2)
+    tr_covmean = float(np.sqrt(np.clip(eig, 0.0, None)).sum())
+    return float(diff @ diff + np.trace(cov_a) + np.trace(cov_b) - 2.0 * tr_covmean)
 
 
 def fid(features_a: np.ndarray, features_b: np.ndarray) -> float:

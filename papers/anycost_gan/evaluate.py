@@ -9,7 +9,9 @@ channels, else the full generator only) at every output resolution the phase tra
 * **consistency with the full generator** (same latents and noise): the agreement of the class the
   feature network reads (the paper's attribute consistency, argmax agreement), the pixel MSE
   against the full output area-resized to the sub-generator's resolution, and the perceptual
-  distance (:func:`papers.anycost_gan.features.perceptual`) at the full resolution.
+  distance (:func:`papers.anycost_gan.features.perceptual`) at the full resolution;
+* how often the colour-digit classifier is sure (probability > 0.9) which digit a sample shows,
+  beside the same rate on real images: a number for "does it look like a digit".
 
 The full generator's FID is also computed with the latents of the other ``evaluate.seeds``: its
 spread is the metric's own noise. Metrics ``<phase>/<metric>@<ratio>x<res>`` (e.g.
@@ -35,6 +37,10 @@ FLAGS = {
     "run": {"type": Path, "required": True, "help": "the phase's training output folder"},
     "features": {"type": Path, "required": True, "help": "the feature stage's output folder"},
 }
+
+
+# a sample "reads as a digit" when the feature network gives one class this probability
+CONFIDENT = 0.9
 
 
 def key(ratio: float, res: int) -> str:
@@ -142,8 +148,13 @@ def main(ctx: StageContext) -> None:
                 feats, logits = features_of(net, images, ev.batch, device)
             k = key(ratio, res)
             metrics[f"{name}/fid@{k}"] = frechet_distance(*gaussian(feats), *real_stats)
-            metrics[f"{name}/kid@{k}"] = kid(feats, real_feats, subsets=ev.kid_subsets,
-                                             subset_size=min(ev.kid_subset_size, len(feats)))  # fmt: skip
+            kid_mean, kid_std = kid(
+                feats,
+                real_feats,
+                subsets=ev.kid_subsets,
+                subset_size=min(ev.kid_subset_size, len(feats)),
+            )
+            metrics[f"{name}/kid@{k}"], metrics[f"{name}/kid_std@{k}"] = kid_mean, kid_std
             if not (ratio == 1.0 and res == size):
                 agree = (logits.argmax(1) == full_logits.argmax(1)).double().mean()
                 metrics[f"{name}/class_agree@{k}"] = 100.0 * float(agree)
@@ -152,8 +163,14 @@ def main(ctx: StageContext) -> None:
                 metrics[f"{name}/perceptual@{k}"] = perceptual_distance(
                     net, up(images, size), full, ev.batch, device
                 )
-            grid[k] = up(images[:8], size)
-    real_feats, _ = features_of(net, real, ev.batch, device)
+            if kind == "digits":  # how often the classifier is sure which digit it sees
+                sure = logits.softmax(1).amax(1) > CONFIDENT
+                metrics[f"{name}/confident@{k}"] = 100.0 * float(sure.double().mean())
+            grid[k] = up(images[:6], size)
+    real_feats, real_logits = features_of(net, real, ev.batch, device)
+    if kind == "digits":
+        sure = real_logits.softmax(1).amax(1) > CONFIDENT
+        metrics[f"{name}/real_confident"] = 100.0 * float(sure.double().mean())
     for s in ev.seeds:
         other = sample(g, None, size, ev.samples, s, ev.batch, device, ev.truncation)
         metrics[f"{name}/fid_seed{s}"] = fid(
@@ -173,12 +190,12 @@ def main(ctx: StageContext) -> None:
 
 def draw_samples(grid: dict[str, Tensor], ratios, res_list, path: Path, title: str) -> Path:
     """Rows: channel ratios (widest first); columns: output resolutions; each cell the same
-    eight latents."""
+    six latents."""
     from common.report.figures import pyplot, save
 
     plt = pyplot()
     rows, cols = sorted(ratios, reverse=True), list(res_list)
-    fig, axes = plt.subplots(len(rows), len(cols), figsize=(3.2 * len(cols), 0.9 * len(rows) + 0.6),
+    fig, axes = plt.subplots(len(rows), len(cols), figsize=(4.0 * len(cols), 0.85 * len(rows) + 0.7),
                              squeeze=False)  # fmt: skip
     for i, ratio in enumerate(rows):
         for j, res in enumerate(cols):

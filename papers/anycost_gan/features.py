@@ -22,19 +22,24 @@ from torch import Tensor, nn
 
 class DigitFeatures(nn.Module):
     """``forward(x in [-1, 1], (B, 3, H, W)) -> logits (B, 10)``; images of other sizes are
-    resized to 32 px first."""
+    resized to 32 px first. Four convolution blocks (32, 16, 8, 4 px) and a fully connected
+    layer over the whole 4x4 map, so the features see the entire digit."""
 
     def __init__(self, width: int = 32, classes: int = 10) -> None:
         super().__init__()
         w = width
+
+        def block(c_in: int, c_out: int, stride: int) -> nn.Sequential:
+            return nn.Sequential(
+                nn.Conv2d(c_in, c_out, 3, padding=1, stride=stride),
+                nn.BatchNorm2d(c_out),
+                nn.ReLU(),
+            )
+
         self.blocks = nn.ModuleList(
-            [
-                nn.Sequential(nn.Conv2d(3, w, 3, padding=1), nn.BatchNorm2d(w), nn.ReLU()),
-                nn.Sequential(nn.Conv2d(w, 2 * w, 3, padding=1, stride=2), nn.BatchNorm2d(2 * w), nn.ReLU()),
-                nn.Sequential(nn.Conv2d(2 * w, 4 * w, 3, padding=1, stride=2), nn.BatchNorm2d(4 * w), nn.ReLU()),
-            ]
-        )  # fmt: skip
-        self.fc = nn.Linear(4 * w, 4 * w)
+            [block(3, w, 1), block(w, 2 * w, 2), block(2 * w, 4 * w, 2), block(4 * w, 4 * w, 2)]
+        )
+        self.fc = nn.Linear(4 * w * 16, 4 * w)
         self.classifier = nn.Linear(4 * w, classes)
         self.width = width
 
@@ -49,7 +54,7 @@ class DigitFeatures(nn.Module):
 
     def features(self, x: Tensor) -> Tensor:
         """The 128 (``4 x width``) features FID and KID are computed on."""
-        return F.relu(self.fc(self.activations(x)[-1].mean((2, 3))))
+        return F.relu(self.fc(self.activations(x)[-1].flatten(1)))
 
     def forward(self, x: Tensor) -> Tensor:
         return self.classifier(self.features(x))

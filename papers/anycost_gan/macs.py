@@ -4,11 +4,11 @@
   transposed convolution counted on its ``(2H + 1)^2`` output as if every output position took a
   full 3x3 window (what common profilers report for a transposed convolution). With it the full
   1024 px config-F generator comes to 143.0G, the paper's "144G", and the reference repository's
-  own ``macs`` of its searched sub-generators are matched (``../shared/papers/anycost-gan.md``).
+  own ``macs`` of its searched sub-generators (``assets/evolve_configs``) within 0.2-1.5%.
 * ``performed``: every multiply the code performs, as the shared counter
   (:func:`common.measure.count_macs`) sees it: the transposed convolution's ``H^2`` input pixels
-  times its 3x3 window, plus the blur filters, the ToRGB skips' upsampling, the style modulations
-  and the mapping network. The tests hold this formula equal to the shared counter, so the paper
+  times its 3x3 window, plus the blur filters, the ToRGB skips' upsampling, the style modulations,
+  the demodulations (squared styles times summed squared weights) and the mapping network. The tests hold this formula equal to the shared counter, so the paper
   convention differs from a measured count only in the documented transposed-convolution term.
 """
 

@@ -145,6 +145,25 @@ def copy_figure(*parts: str):
     return draw
 
 
+def draw_previews(r: ReportData, path: Path) -> bool:
+    """The latency stage's preview strips (one per seed of ``preview_seeds``), one under another."""
+    from PIL import Image
+
+    files = [Path(r.args.runs) / "latency" / f"preview_seed{s}.png" for s in r.config.preview_seeds]
+    images = [Image.open(f).convert("RGB") for f in files if f.is_file()]
+    if not images:
+        return False
+    width = max(im.width for im in images)
+    canvas = Image.new("RGB", (width, sum(im.height for im in images)), "white")
+    top = 0
+    for im in images:
+        canvas.paste(im, (0, top))
+        top += im.height
+    path.parent.mkdir(parents=True, exist_ok=True)
+    canvas.save(path)
+    return True
+
+
 def draw_search(r: ReportData, path: Path) -> bool:
     """Distance to the full output against MACs: uniform sub-generators and searched ones."""
     data = r.json(Path(r.args.runs) / "search" / "search.json")
@@ -257,8 +276,9 @@ def _scale(claim, r: ReportData) -> str:
     )
 
 
-def _ready(*keys: str):
-    return lambda r: any(r.m(k) is not None for k in keys)
+def _real_confident(r: ReportData) -> str:
+    v = r.m("anycost/real_confident")
+    return "not measured" if v is None else f"{v:.1f}%"
 
 
 SPEC = ReportSpec(
@@ -283,7 +303,7 @@ SPEC = ReportSpec(
             copy_figure("eval", "anycost", "samples.png"),
             alt="samples per channel ratio and resolution",
             intro="The adaptive-channel generator: rows are uniform channel ratios, columns output "
-            "resolutions (low ones shown enlarged); every cell draws the same eight latents and noise.",
+            "resolutions (low ones shown enlarged); every cell draws the same six latents and noise.",
         ),
         Group(
             "Preview strips",
@@ -294,25 +314,22 @@ SPEC = ReportSpec(
                     "batch-1 milliseconds on this CPU (`python -m papers.anycost_gan.preview --seed N` "
                     "draws any other).",
                 ),
-                *[
-                    Figure(
-                        "",
-                        f"preview_seed{s}.png",
-                        copy_figure("latency", f"preview_seed{s}.png"),
-                        alt=f"preview strip, seed {s}",
-                    )
-                    for s in range(3)
-                ],
+                Figure("", "previews.png", draw_previews, alt="preview strips"),
             ],
         ),
         When(
-            _ready(f"anycost/fid@{_k(1.0, 32)}", "anycost/fid@1x1024", "anycost/fid@1x256"),
+            lambda r: r.m(f"anycost/fid@{_k(1.0, _size(r))}") is not None,
             MetricTable(
                 "Quality, consistency and cost of every sub-generator",
                 rows=_grid_rows,
                 columns=[
                     Col(lambda k, r: r.m(f"anycost/fid@{k}"), "FID", digits=3),
                     Col(lambda k, r: r.m(f"anycost/kid@{k}"), "KID", digits=3),
+                    Col(
+                        lambda k, r: r.m(f"anycost/confident@{k}"),
+                        "Reads as a digit (%)",
+                        digits=3,
+                    ),
                     Col(
                         lambda k, r: r.m(f"anycost/class_agree@{k}"),
                         "Class agrees with full (%)",
@@ -326,9 +343,14 @@ SPEC = ReportSpec(
                     Col(lambda k, r: r.m(f"latency/speedup@{k}"), "Speed-up (x)", digits=3),
                 ],
                 row_header="Sub-generator",
-                intro="The adaptive-channel phase (`anycost`). Consistency compares each sub-generator "
-                "with the full one on the same latents and noise (the full output area-resized to the "
-                "sub-generator's resolution for MSE). MACs in the paper's convention.",
+                intro=lambda r: (
+                    "The adaptive-channel phase (`anycost`). Consistency compares each sub-generator "
+                    "with the full one on the same latents and noise (the full output area-resized to the "
+                    'sub-generator\'s resolution for MSE). "Reads as a digit": the share of samples the '
+                    "colour-digit classifier gives one class with probability above 0.9 (real images: "
+                    + _real_confident(r)
+                    + "). MACs in the paper's convention."
+                ),
             ),
             "The evaluation did not run at this profile.",
             title="Quality, consistency and cost of every sub-generator",
@@ -357,6 +379,7 @@ SPEC = ReportSpec(
             rows=_phase_rows,
             columns=[
                 Col(_at("fid", 1.0), "FID full (32 px)", digits=3),
+                Col(_at("confident", 1.0), "Reads as a digit (%)", digits=3),
                 Col(_sigma, "FID seed std", digits=2),
                 Col(_at("fid", 1.0, _low), "FID full, 16 px", digits=3),
                 Col(_at("fid", 0.5), "FID 0.5x ch.", digits=3),

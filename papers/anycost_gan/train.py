@@ -30,7 +30,11 @@ FLAGS = {
     "phase": {"required": True, "help": "a key of the profile's phases"},
     "init": {"type": Path, "default": None, "help": "the init phase's output folder"},
     "teacher": {"type": Path, "default": None, "help": "the teacher phase's output folder"},
-    "features": {"type": Path, "required": True, "help": "the feature stage's output folder"},
+    "features": {
+        "type": Path,
+        "default": None,
+        "help": "the feature stage's output folder (phases that distil: the perceptual distance)",
+    },
 }
 G_ARCH = "anycost_generator"
 D_ARCH = "anycost_discriminator"
@@ -142,12 +146,20 @@ def main(ctx: StageContext) -> None:
     if args.init is not None:
         _start_discriminator(disc, Path(args.init) / "discriminator.safetensors")
     teacher = load_generator(Path(args.teacher) / "ema.safetensors") if args.teacher else None
-    feats_kind = profile.features.kind
-    feats_path = (Path(args.features) / "model.safetensors" if feats_kind == "digits"
-                  else _inception_path(profile))  # fmt: skip
     percept = None
     if phase.anycost.distill_alpha:
-        net = load_features(feats_kind, feats_path).to(ctx.dist.device)
+        kind = profile.features.kind
+        if kind == "digits" and args.features is None:
+            raise CheckpointError(
+                f"phase {name} distils with a perceptual distance: pass --features "
+                "runs/anycost_gan/features"
+            )
+        path = (
+            Path(args.features) / "model.safetensors"
+            if kind == "digits"
+            else _inception_path(profile)
+        )
+        net = load_features(kind, path).to(ctx.dist.device)
         for p in net.parameters():
             p.requires_grad_(False)
         percept = lambda a, b: perceptual(net, a, b)  # noqa: E731

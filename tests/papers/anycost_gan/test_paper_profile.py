@@ -10,7 +10,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -18,10 +17,7 @@ import torch
 
 from papers.anycost_gan import evaluate, report, train, train_features
 from tests.params import REPO, repo_profiles, write_params
-
-
-def cli(**flags: Any) -> list[str]:
-    return [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", str(v))]
+from tests.stage_cli import cli
 
 
 def _profile(images: Path, weights: Path) -> dict:

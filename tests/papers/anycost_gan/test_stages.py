@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -22,6 +21,7 @@ from papers.anycost_gan import (
     train_features,
 )
 from tests.params import write_params
+from tests.stage_cli import cli, error_line
 
 INIT = {"single_ft": "single", "multires": "single", "allres": "single", "nodistill": "multires",
         "anycost": "multires", "nocond": "multires"}  # fmt: skip
@@ -31,21 +31,11 @@ TEACHER = {"anycost": "multires", "nocond": "multires"}
 RUN = ("single", "multires", "anycost", "nodistill")
 
 
-def cli(**flags: Any) -> list[str]:
-    return [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", str(v))]
-
-
 @pytest.fixture
 def colour_digits(tmp_path: Path, prepared_fake_mnist: Path) -> Path:
     out = tmp_path / "colour_digits"
     prepare_colour_digits(prepared_fake_mnist, out, ColourDigitsConfig(n_train=64, n_test=32))
     return out
-
-
-def error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err, err
-    return err
 
 
 def test_every_stage_and_the_report_at_the_smoke_profile(

@@ -18,6 +18,7 @@ from common.report.claims import load_claims_file
 from common.tracking import list_runs
 from papers.mcunet import ablation, deploy, patch, report, train
 from tests.params import REPO, repo_profiles, write_params
+from tests.stage_cli import cli, error_line
 
 EMULATE = toolchain.have("arm-none-eabi-gcc") and toolchain.have("qemu-system-arm")
 
@@ -58,22 +59,11 @@ def colour_digits(tmp_path: Path, prepared_fake_mnist: Path) -> Path:
     return out
 
 
-def cli(**flags: Any) -> list[str]:
-    """``--flag value`` pairs (``metrics_dir`` -> ``--metrics-dir``)."""
-    return [x for k, v in flags.items() for x in (f"--{k.replace('_', '-')}", str(v))]
-
-
 def runs(name: str, status: str | None = "FINISHED") -> list[dict[str, Any]]:
     """A stage's runs with ``status`` (other tests of the session may leave failed ones)."""
     return [
         r for r in list_runs("mcunet") if r["run_name"] == name and status in (None, r["status"])
     ]
-
-
-def error_line(capsys: pytest.CaptureFixture[str]) -> str:
-    err = capsys.readouterr().err.strip()
-    assert err.startswith("error: ") and "\n" not in err, err  # one line, no traceback
-    return err
 
 
 @pytest.mark.slow

@@ -43,6 +43,18 @@ FLAGS = {
 CONFIDENT = 0.9
 
 
+def feature_network(profile: AnycostGanProfile, features: Path):
+    """The profile's FID / consistency network: the colour-digit classifier the features stage
+    trained (in ``features``) or Inception-v3 from ``features.weights``."""
+    from papers.anycost_gan.data import user_path
+    from papers.anycost_gan.features import load_features
+
+    kind = profile.features.kind
+    if kind == "digits":
+        return load_features(kind, Path(features) / "model.safetensors")
+    return load_features(kind, user_path(profile.features.weights or ""))
+
+
 def key(ratio: float, res: int) -> str:
     return f"{ratio:g}x{res}"
 
@@ -112,8 +124,7 @@ def main(ctx: StageContext) -> None:
     from common.fid import fid, frechet_distance, gaussian, kid
     from common.io import write_json
     from papers.anycost_gan import channels as ch
-    from papers.anycost_gan.data import gan_dataset, stack, user_path
-    from papers.anycost_gan.features import load_features
+    from papers.anycost_gan.data import gan_dataset, stack
     from papers.anycost_gan.train import load_generator
 
     profile, args, ev = ctx.config, ctx.args, ctx.config.evaluate
@@ -123,8 +134,7 @@ def main(ctx: StageContext) -> None:
                           ("cuda" if torch.cuda.is_available() else "cpu"))  # fmt: skip
     g = load_generator(Path(args.run) / "ema.safetensors").to(device)
     kind = profile.features.kind
-    net = load_features(kind, Path(args.features) / "model.safetensors" if kind == "digits"
-                        else user_path(profile.features.weights or "")).to(device)  # fmt: skip
+    net = feature_network(profile, args.features).to(device)
     size = g.cfg.size
     ratios = ev.ratios if phase.anycost.channel_mode else [1.0]
     kw = {"multiplier": g.cfg.multiplier, "cap": g.cfg.cap, "base": g.cfg.base}

@@ -88,16 +88,14 @@ def _stage():
         with the sub-generators' term; the sub-generators' reconstructions compared."""
         from common.io import write_json
         from papers.anycost_gan import channels as ch
-        from papers.anycost_gan.data import gan_dataset, stack, user_path
-        from papers.anycost_gan.features import load_features
+        from papers.anycost_gan.data import gan_dataset, stack
+        from papers.anycost_gan.evaluate import feature_network
         from papers.anycost_gan.features import perceptual as percept
         from papers.anycost_gan.train import load_generator
 
         profile, args, cfg = ctx.config, ctx.args, ctx.config.projection
         g = load_generator(Path(args.run) / "ema.safetensors")
-        kind = profile.features.kind
-        net = load_features(kind, Path(args.features) / "model.safetensors" if kind == "digits"
-                            else user_path(profile.features.weights or ""))  # fmt: skip
+        net = feature_network(profile, args.features)
         for p in net.parameters():
             p.requires_grad_(False)
         size = g.cfg.size

@@ -78,17 +78,15 @@ def main(ctx: StageContext) -> None:
     """Evolutionary search of flexible sub-generators under MAC budgets."""
     from common.evolution import evolve
     from common.io import write_json
-    from papers.anycost_gan.data import user_path
-    from papers.anycost_gan.features import load_features, perceptual
+    from papers.anycost_gan.evaluate import feature_network
+    from papers.anycost_gan.features import perceptual
     from papers.anycost_gan.macs import generator_macs
     from papers.anycost_gan.train import load_generator
 
     profile, args, cfg = ctx.config, ctx.args, ctx.config.search
     anycost = profile.phases.get("anycost")
     g = load_generator(Path(args.run) / "ema.safetensors")
-    kind = profile.features.kind
-    net = load_features(kind, Path(args.features) / "model.safetensors" if kind == "digits"
-                        else user_path(profile.features.weights or ""))  # fmt: skip
+    net = feature_network(profile, args.features)
     size = g.cfg.size
     n_res = anycost.anycost.n_res if anycost else 1
     space = FlexibleSpace(size, [size // 2**i for i in range(n_res)],

@@ -56,9 +56,12 @@ def evolve(
     max_tries: int = 10000,
     seed: int = 0,
     progress: Callable[[int, float], None] | None = None,
+    initial: Sequence[Any] = (),
 ) -> Evolved:
     """The candidate of ``space`` with the highest ``fitness`` (scored in batches, higher is
-    better) among those with ``cost <= limit``."""
+    better) among those with ``cost <= limit``. ``initial``: candidates to start the first
+    population with (those within the limit; e.g. the hand-designed ones the search should
+    beat), the rest drawn at random; the result is never worse than the best of them."""
     rng = random.Random(seed)
     costs: dict[Hashable, float] = {}
     scores: dict[Hashable, float] = {}
@@ -90,7 +93,8 @@ def evolve(
                 scores[space.key(c)] = float(s)
         return [scores[space.key(c)] for c in cands]
 
-    pop = [until_valid(lambda: space.sample(rng)) for _ in range(population)]
+    pop = [c for c in initial if cost_of(c) <= limit][:population]
+    pop += [until_valid(lambda: space.sample(rng)) for _ in range(population - len(pop))]
     n_parents = max(1, round(parent_ratio * population))
     n_mutants = round(mutation_ratio * population)
     best, best_fit, history = None, float("-inf"), []

@@ -43,16 +43,13 @@ FLAGS = {
 CONFIDENT = 0.9
 
 
-def feature_network(profile: AnycostGanProfile, features: Path):
-    """The profile's FID / consistency network: the colour-digit classifier the features stage
-    trained (in ``features``) or Inception-v3 from ``features.weights``."""
-    from papers.anycost_gan.data import user_path
-    from papers.anycost_gan.features import load_features
-
-    kind = profile.features.kind
-    if kind == "digits":
-        return load_features(kind, Path(features) / "model.safetensors")
-    return load_features(kind, user_path(profile.features.weights or ""))
+def effective_classes(logits: Tensor) -> float:
+    """How many digit classes the samples cover: ``exp`` of the entropy of the histogram of the
+    classes the network reads (10 when every digit is drawn equally often, 1 when the generator
+    has collapsed onto one digit)."""
+    counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
+    p = counts[counts > 0] / counts.sum()
+    return float(torch.exp(-(p * p.log()).sum()))
 
 
 def key(ratio: float, res: int) -> str:
@@ -125,6 +122,7 @@ def main(ctx: StageContext) -> None:
     from common.io import write_json
     from papers.anycost_gan import channels as ch
     from papers.anycost_gan.data import gan_dataset, stack
+    from papers.anycost_gan.features import feature_network
     from papers.anycost_gan.train import load_generator
 
     profile, args, ev = ctx.config, ctx.args, ctx.config.evaluate
@@ -134,7 +132,7 @@ def main(ctx: StageContext) -> None:
                           ("cuda" if torch.cuda.is_available() else "cpu"))  # fmt: skip
     g = load_generator(Path(args.run) / "ema.safetensors").to(device)
     kind = profile.features.kind
-    net = feature_network(profile, args.features).to(device)
+    net = feature_network(profile.features, args.features).to(device)
     size = g.cfg.size
     ratios = ev.ratios if phase.anycost.channel_mode else [1.0]
     kw = {"multiplier": g.cfg.multiplier, "cap": g.cfg.cap, "base": g.cfg.base}
@@ -176,11 +174,13 @@ def main(ctx: StageContext) -> None:
             if kind == "digits":  # how often the classifier is sure which digit it sees
                 sure = logits.softmax(1).amax(1) > CONFIDENT
                 metrics[f"{name}/confident@{k}"] = 100.0 * float(sure.double().mean())
+                metrics[f"{name}/classes@{k}"] = effective_classes(logits)
             grid[k] = up(images[:6], size)
     real_feats, real_logits = features_of(net, real, ev.batch, device)
     if kind == "digits":
         sure = real_logits.softmax(1).amax(1) > CONFIDENT
         metrics[f"{name}/real_confident"] = 100.0 * float(sure.double().mean())
+        metrics[f"{name}/real_classes"] = effective_classes(real_logits)
     for s in ev.seeds:
         other = sample(g, None, size, ev.samples, s, ev.batch, device, ev.truncation)
         metrics[f"{name}/fid_seed{s}"] = fid(

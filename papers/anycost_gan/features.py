@@ -15,6 +15,8 @@ says so); they rank generators of one run. The same network gives:
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -129,6 +131,24 @@ class InceptionFeatures(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         return self.net.fc(self.features(x))
+
+
+def feature_network(cfg, folder=None) -> nn.Module:
+    """The profile's feature network (``cfg``: its ``features`` section): the colour-digit
+    classifier the features stage trained into ``folder`` (``runs/anycost_gan/features``), or
+    Inception-v3 from ``cfg.weights`` (relative to the data root unless absolute)."""
+    if cfg.kind == "inception":
+        from papers.anycost_gan.data import user_path
+
+        return load_features("inception", user_path(cfg.weights or ""))
+    if folder is None:
+        from common.errors import InputError
+
+        raise InputError(
+            "the colour-digit feature network is needed here: pass --features "
+            "runs/anycost_gan/features (the anycost_gan_features stage's output)"
+        )
+    return load_features("digits", Path(folder) / "model.safetensors")
 
 
 def load_features(kind: str, path) -> nn.Module:

@@ -89,13 +89,13 @@ def _stage():
         from common.io import write_json
         from papers.anycost_gan import channels as ch
         from papers.anycost_gan.data import gan_dataset, stack
-        from papers.anycost_gan.evaluate import feature_network
+        from papers.anycost_gan.features import feature_network
         from papers.anycost_gan.features import perceptual as percept
         from papers.anycost_gan.train import load_generator
 
         profile, args, cfg = ctx.config, ctx.args, ctx.config.projection
         g = load_generator(Path(args.run) / "ema.safetensors")
-        net = feature_network(profile, args.features)
+        net = feature_network(profile.features, args.features)
         for p in net.parameters():
             p.requires_grad_(False)
         size = g.cfg.size

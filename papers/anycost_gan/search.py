@@ -40,8 +40,7 @@ class FlexibleSpace:
 
     def widths(self, cand) -> list[int]:
         idx, _ = cand
-        return [max(int(f * ch.RATIOS[i]) // 4 * 4, lo, 8)
-                for f, lo, i in zip(self.full, self.floor, idx, strict=True)]  # fmt: skip
+        return [self.width(layer, i) for layer, i in enumerate(idx)]
 
     def sample(self, rng: random.Random):
         return (
@@ -62,6 +61,25 @@ class FlexibleSpace:
     def key(self, cand):
         return (tuple(self.widths(cand)), cand[1])
 
+    def uniform(self) -> list:
+        """The uniform sub-generators (config-F's rule: the ratio does not shrink layers kept at
+        the cap) as candidates of this space, at every resolution: per convolution the ratio
+        whose width is the uniform one's."""
+        out = []
+        for q in ch.RATIOS:
+            target = ch.uniform(self.size, q, **self.kw)
+            idx = tuple(
+                min(range(len(ch.RATIOS)), key=lambda i, k=layer, t=t: (
+                    abs(self.width(k, i) - t), -i))
+                for layer, t in enumerate(target)
+            )  # fmt: skip
+            out += [(idx, r) for r in self.res_list]
+        return out
+
+    def width(self, layer: int, i: int) -> int:
+        f, lo = self.full[layer], self.floor[layer]
+        return max(int(f * ch.RATIOS[i]) // 4 * 4, lo, 8)
+
     def smallest(self):
         return ((0,) * self.n, self.res_list[0])
 
@@ -78,15 +96,14 @@ def main(ctx: StageContext) -> None:
     """Evolutionary search of flexible sub-generators under MAC budgets."""
     from common.evolution import evolve
     from common.io import write_json
-    from papers.anycost_gan.evaluate import feature_network
-    from papers.anycost_gan.features import perceptual
+    from papers.anycost_gan.features import feature_network, perceptual
     from papers.anycost_gan.macs import generator_macs
     from papers.anycost_gan.train import load_generator
 
     profile, args, cfg = ctx.config, ctx.args, ctx.config.search
     anycost = profile.phases.get("anycost")
     g = load_generator(Path(args.run) / "ema.safetensors")
-    net = feature_network(profile, args.features)
+    net = feature_network(profile.features, args.features)
     size = g.cfg.size
     n_res = anycost.anycost.n_res if anycost else 1
     space = FlexibleSpace(size, [size // 2**i for i in range(n_res)],
@@ -122,7 +139,7 @@ def main(ctx: StageContext) -> None:
             cost=lambda c: macs(space.widths(c), c[1]),
             limit=limit, population=cfg.population, generations=cfg.generations,
             parent_ratio=cfg.parent_ratio, mutation_ratio=cfg.mutation_ratio,
-            mutate_prob=cfg.mutate_prob, seed=cfg.seed,
+            mutate_prob=cfg.mutate_prob, seed=cfg.seed, initial=space.uniform(),
         )  # fmt: skip
         within = [u for u in uniform if u["macs"] <= limit]
         best_uniform = min(within, key=lambda u: u["distance"]) if within else None

@@ -117,7 +117,7 @@ def _device(ctx: StageContext) -> str:
 def main(ctx: StageContext) -> None:
     """Train one phase of Anycost GAN (``--phase``)."""
     from papers.anycost_gan.data import gan_dataset
-    from papers.anycost_gan.features import load_features, perceptual
+    from papers.anycost_gan.features import feature_network, perceptual
     from papers.anycost_gan.task import AnycostTask
 
     profile, args = ctx.config, ctx.args
@@ -148,18 +148,7 @@ def main(ctx: StageContext) -> None:
     teacher = load_generator(Path(args.teacher) / "ema.safetensors") if args.teacher else None
     percept = None
     if phase.anycost.distill_alpha:
-        kind = profile.features.kind
-        if kind == "digits" and args.features is None:
-            raise CheckpointError(
-                f"phase {name} distils with a perceptual distance: pass --features "
-                "runs/anycost_gan/features"
-            )
-        path = (
-            Path(args.features) / "model.safetensors"
-            if kind == "digits"
-            else _inception_path(profile)
-        )
-        net = load_features(kind, path).to(ctx.dist.device)
+        net = feature_network(profile.features, args.features).to(ctx.dist.device)
         for p in net.parameters():
             p.requires_grad_(False)
         percept = lambda a, b: perceptual(net, a, b)  # noqa: E731
@@ -206,12 +195,6 @@ def main(ctx: StageContext) -> None:
     ctx.finish(metrics, artifacts=[ctx.save_config(phase, out / "config.json")],
                history=result.history,
                summary=f"{name}: {metrics[f'{name}/train_seconds']:.0f} s")  # fmt: skip
-
-
-def _inception_path(profile: AnycostGanProfile) -> Path:
-    from papers.anycost_gan.data import user_path
-
-    return user_path(profile.features.weights or "")
 
 
 if __name__ == "__main__":

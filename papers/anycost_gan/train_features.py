@@ -31,10 +31,9 @@ def main(ctx: StageContext) -> None:
     out = Path(args.out)
     artifacts = [ctx.save_config(cfg, out / "config.json")]
     if cfg.kind == "inception":
-        from papers.anycost_gan.data import user_path
-        from papers.anycost_gan.features import InceptionFeatures
+        from papers.anycost_gan.features import feature_network
 
-        InceptionFeatures(str(user_path(cfg.weights or "")))
+        feature_network(cfg)  # a missing or malformed weights file stops here, in one line
         ctx.finish({"features/dim": 2048.0, "time/features": ctx.seconds()}, artifacts=artifacts, history=[],
                    summary=f"inception weights {cfg.weights} load")  # fmt: skip
         return

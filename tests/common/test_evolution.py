@@ -59,3 +59,13 @@ def test_a_limit_below_the_smallest_candidate_says_so() -> None:
 
     with pytest.raises(LimitError, match="smallest candidate costs 12"):
         evolve(Costly(), fitness=fitness, cost=sum, limit=5, population=4, generations=2)
+
+
+def test_initial_candidates_start_the_search_and_bound_its_result() -> None:
+    """A search too short to find the target by itself returns it when it is given as a
+    starting candidate; a starting candidate over the limit is left out."""
+    short = {"limit": 14, "population": 4, "generations": 1, "seed": 0}
+    alone = evolve(Bits(), fitness=fitness, cost=sum, **short)
+    assert alone.best != TARGET
+    seeded = evolve(Bits(), fitness=fitness, cost=sum, initial=[(3,) * 12, TARGET], **short)
+    assert seeded.best == TARGET and seeded.fitness == 0

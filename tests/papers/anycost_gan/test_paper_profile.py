@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 import torch
 
-from papers.anycost_gan import evaluate, report, train, train_features
+from papers.anycost_gan import evaluate, prepare_data, report, train, train_features
 from tests.params import REPO, repo_profiles, write_params
 from tests.stage_cli import cli
 
@@ -69,6 +69,10 @@ def _train_args(root: Path, phase: str, **extra: Path) -> list[str]:
 
 def test_the_paper_chain_runs_on_a_fake_image_folder(paper_dir: Path) -> None:
     root, runs, metrics = paper_dir, paper_dir / "runs", paper_dir / "metrics"
+    # the data stage has nothing to generate for an image folder: it records the folder
+    assert prepare_data.main(cli(params=root / "params.yaml", data=root / "unused",
+                                 out=runs / "data", metrics=metrics / "data.json")) == 0  # fmt: skip
+    assert json.loads((runs / "data" / "config.json").read_text())["config"]["dataset"] == "folder"
     assert train_features.main(cli(params=root / "params.yaml", data=root / "unused",
                                    out=runs / "features", checkpoints=root / "ck" / "f",
                                    metrics=metrics / "features.json",

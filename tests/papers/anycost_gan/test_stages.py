@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from common.data.prepare import ColourDigitsConfig, prepare_colour_digits
 from papers.anycost_gan import (
     evaluate,
     latency,
+    prepare_data,
     preview,
     project,
     report,
@@ -33,8 +33,13 @@ RUN = ("single", "multires", "anycost", "nodistill")
 
 @pytest.fixture
 def colour_digits(tmp_path: Path, prepared_fake_mnist: Path) -> Path:
+    """The data stage's colour digits (MNIST-M's recipe) from the fake MNIST."""
     out = tmp_path / "colour_digits"
-    prepare_colour_digits(prepared_fake_mnist, out, ColourDigitsConfig(n_train=64, n_test=32))
+    params = write_params(tmp_path, profile="smoke")
+    rc = prepare_data.main(cli(params=params, data=prepared_fake_mnist, out=out,
+                               metrics=tmp_path / "data.json"))  # fmt: skip
+    assert rc == 0
+    assert (out / "samples.png").is_file()
     return out
 
 
@@ -106,3 +111,49 @@ def test_a_phase_needs_the_init_its_params_name(
 def test_preview_without_a_generator_is_one_line(tmp_path: Path, capsys) -> None:
     assert preview.main(["--generator", str(tmp_path / "none.safetensors")]) == 2
     assert "not found" in error_line(capsys)
+
+
+def test_the_digit_feature_network_without_its_folder_names_the_flag() -> None:
+    from common.errors import InputError
+    from papers.anycost_gan.config import FeaturesConfig
+    from papers.anycost_gan.features import feature_network
+
+    with pytest.raises(InputError, match="--features runs/anycost_gan/features"):
+        feature_network(FeaturesConfig(kind="digits"), None)
+
+
+def test_asking_for_more_images_than_the_data_stage_generates_is_one_line(
+    tmp_path: Path, prepared_fake_mnist: Path, capsys
+) -> None:
+    from tests.params import repo_profiles
+
+    smoke = repo_profiles("anycost_gan")["smoke"]
+    smoke["data"]["train_images"] = smoke["data"]["digits"]["n_train"] + 1
+    params = write_params(tmp_path, sections={"anycost_gan": {"smoke": smoke}},
+                          profile="smoke")  # fmt: skip
+    rc = prepare_data.main(cli(params=params, data=prepared_fake_mnist, out=tmp_path / "d",
+                               metrics=tmp_path / "m.json"))  # fmt: skip
+    assert rc == 2
+    assert "data.digits.n_train" in error_line(capsys)
+
+
+def test_effective_classes_is_ten_for_every_digit_and_one_for_a_collapse() -> None:
+    import torch
+
+    every = torch.eye(10).repeat(5, 1)  # every digit five times
+    assert evaluate.effective_classes(every) == pytest.approx(10.0)
+    assert evaluate.effective_classes(every[:1].repeat(50, 1)) == pytest.approx(1.0)
+    two = torch.cat([every[:1].repeat(30, 1), every[1:2].repeat(10, 1)])
+    assert 1.0 < evaluate.effective_classes(two) < 2.0
+
+
+def test_the_search_space_holds_every_uniform_sub_generator() -> None:
+    """The search starts from the uniform sub-generators (config-F's cap rule), so what it finds
+    is never further from the full output than the best uniform one within the budget."""
+    from papers.anycost_gan import channels as ch
+
+    kw = {"multiplier": 0.0625, "cap": 64}
+    space = search.FlexibleSpace(32, [32, 16], **kw)
+    got = {(tuple(space.widths(c)), c[1]) for c in space.uniform()}
+    want = {(tuple(ch.uniform(32, q, **kw)), r) for q in ch.RATIOS for r in (32, 16)}
+    assert got == want

@@ -44,12 +44,12 @@ CONFIDENT = 0.9
 
 
 def effective_classes(logits: Tensor) -> float:
-    """How many digit classes the samples cover: ``exp`` of the entropy of the histogram of the
+    """How many digit classes the samples cover: 2 to the empirical entropy (bits) of the
     classes the network reads (10 when every digit is drawn equally often, 1 when the generator
     has collapsed onto one digit)."""
-    counts = torch.bincount(logits.argmax(1), minlength=logits.shape[1]).double()
-    p = counts[counts > 0] / counts.sum()
-    return float(torch.exp(-(p * p.log()).sum()))
+    from common.compress.huffman import entropy
+
+    return 2.0 ** entropy(logits.argmax(1).numpy())
 
 
 def key(ratio: float, res: int) -> str:

@@ -13,8 +13,8 @@ on which a site has about 12 of its 26 neighbours, as on real LiDAR surfaces (un
 have almost none, solid blobs almost all).
 
 ``python -m common.sparse.bench [--batch 16] [--sites 8000] [--grid 160 160 20] [--channels 16]
-[--layers 2] [--repeats 3] [--no-backward] [--variants naive reuse optimized dense]`` prints the
-result as JSON.
+[--layers 2] [--repeats 3] [--no-backward] [--variants naive reuse optimized dense] [--threads N]``
+prints the result as JSON.
 """
 
 from __future__ import annotations
@@ -130,7 +130,8 @@ def benchmark_layers(
     """Median milliseconds of the stack per variant, and speed-ups; prints nothing.
 
     Args:
-        x: the input sites (its features are replaced by ``channels`` random ones).
+        x: the input sites, tensor stride 1 (its features are replaced by ``channels`` random
+            ones; it is left unchanged).
         channels: input and output channels of every layer.
         layers: submanifold convolutions before the strided one.
         repeats: timed calls per variant (median reported).
@@ -214,8 +215,15 @@ def benchmark_layers(
 
 
 def _stack_pairs(x: SparseTensor, stack: nn.Sequential) -> int:
+    probe = SparseTensor(  # own cache: leave the caller's tensor as it was
+        x.coords,
+        torch.zeros(x.num_sites, stack[0].in_channels),
+        stride=x.stride,
+        batch_size=x.batch_size,
+        spatial_shape=x.spatial_shape,
+    )
     with torch.no_grad():
-        stack(x.replace(torch.zeros(x.num_sites, stack[0].in_channels)))
+        stack(probe)
     return sum(conv.last_pairs for conv in stack)
 
 
@@ -243,7 +251,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--no-backward", action="store_true")
     parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     shape = (args.grid[0], args.grid[1], args.grid[2])
     coords = lidar_like_coords(args.batch, args.sites, shape, seed=args.seed)
     x = SparseTensor(

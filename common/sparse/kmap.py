@@ -23,6 +23,7 @@ from torch import Tensor
 
 __all__ = [
     "BATCH_BITS",
+    "BATCH_MAX",
     "COORD_BITS",
     "COORD_MAX",
     "COORD_MIN",
@@ -108,7 +109,7 @@ def kernel_offsets(kernel_size: int, tensor_stride: int = 1) -> Tensor:
     return offsets * tensor_stride
 
 
-@dataclass
+@dataclass(eq=False)  # tensors: compare maps field by field (see the tests), not with ==
 class KernelMap:
     """The ``(in, out)`` pairs of a sparse convolution, grouped by kernel offset.
 
@@ -119,8 +120,8 @@ class KernelMap:
         pairs_per_offset: ``K`` Python ints (no tensor sync when slicing per offset).
         num_in: number of input sites ``N``.
         num_out: number of output sites ``M``.
-        derived: tables derived from the pairs by the convolutions (neighbour tables), cached
-            with the map; not part of equality.
+        derived: what the convolutions derive from the pairs (the optimized implementation's
+            plan and scatter matrices), cached with the map.
     """
 
     in_idx: Tensor
@@ -129,7 +130,7 @@ class KernelMap:
     pairs_per_offset: tuple[int, ...]
     num_in: int
     num_out: int
-    derived: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    derived: dict[str, Any] = field(default_factory=dict, repr=False)
 
     @property
     def num_pairs(self) -> int:

@@ -40,7 +40,7 @@ class DataConfig:
     horizon: int = field(default=5, metadata=bounds(ge=0, le=20))
     lookahead_m: float = field(default=8.0, metadata=bounds(gt=0))
     perturb_sigma: float = field(default=0.03, metadata=bounds(ge=0))
-    bounds: list[float] = field(default_factory=lambda: [-8.0, 24.0, -16.0, 16.0, -0.5, 3.5])
+    bounds: list[float] = field(default_factory=lambda: [-8.0, 24.0, -16.0, 16.0, -0.3, 3.7])
     seed: int = 0
 
     def __post_init__(self) -> None:

@@ -125,7 +125,6 @@ def main(ctx: StageContext) -> None:
         ctx.finish({"drive/skipped": 1.0, "time/drive": ctx.seconds()},
                    summary="recorded drives: no closed-loop world, skipped")  # fmt: skip
         return
-    torch.set_grad_enabled(False)
     models = {n: load_network(Path(args.models) / n / "model.safetensors") for n in profile.models}
     val = DriveFrames.load(args.data, "val")
     limits = {n: thresholds(m, val, fcfg.uncertainty, fcfg.quantile) for n, m in models.items()}
@@ -248,8 +247,9 @@ def _scene(profile: FastLidarnetProfile, model: torch.nn.Module, world, path: Pa
     points = scan(world, pose, data.lidar, rng)
     gps = GpsSensor(data.map, rng)
     raster = rasterize(world, gps.measure(pose, data.vehicle.dt), data.map)
-    p = model([torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))],
-              torch.from_numpy(np.ascontiguousarray(raster, dtype=np.float32))[None])  # fmt: skip
+    with torch.no_grad():
+        p = model([torch.from_numpy(np.ascontiguousarray(points, dtype=np.float32))],
+                  torch.from_numpy(np.ascontiguousarray(raster, dtype=np.float32))[None])  # fmt: skip
     local = forecast_path(p.gamma[0].double().numpy(), data.vehicle)
     c, s_ = np.cos(pose[2]), np.sin(pose[2])
     path_world = np.stack([pose[0] + c * local[:, 0] - s_ * local[:, 1],

@@ -34,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from common.driving import VehicleConfig, relative_pose, step
+from common.driving import VehicleConfig, compose_pose, relative_pose, step
 from papers.fast_lidarnet.config import FusionConfig
 
 
@@ -58,12 +58,6 @@ def forecast_path(gamma: np.ndarray, vehicle: VehicleConfig) -> np.ndarray:
     for k in gamma[:-1]:
         poses.append(np.asarray(step(poses[-1], float(k), vehicle), dtype=np.float64))
     return np.stack(poses)
-
-
-def compose(a: np.ndarray, d: np.ndarray) -> np.ndarray:
-    """Pose ``a`` moved by ``d`` expressed in ``a``'s frame."""
-    c, s = np.cos(a[2]), np.sin(a[2])
-    return np.array([a[0] + c * d[0] - s * d[1], a[1] + s * d[0] + c * d[1], a[2] + d[2]])
 
 
 def fuse(values: np.ndarray, variances: np.ndarray) -> float:
@@ -128,7 +122,6 @@ class FusionPolicy:
             for _ in range(j - len(f.gamma) + 1):
                 expected = np.asarray(step(expected, float(gamma), self.vehicle), dtype=np.float64)
         _, dy, dyaw = relative_pose(expected, f.here)
-        dyaw = (dyaw + np.pi) % (2 * np.pi) - np.pi
         return float(gamma - self.cfg.gain_lateral * dy - self.cfg.gain_heading * dyaw)
 
     def __call__(self, obs) -> float:  # obs: common.driving.Observation
@@ -137,7 +130,7 @@ class FusionPolicy:
         if self.fallback is not None and all(f is not self.fallback for f in items):
             items.append(self.fallback)  # the fall-back may have left the buffer already
         for f in items:
-            f.here = compose(f.here, np.asarray(obs.odometry, dtype=np.float64))
+            f.here = compose_pose(f.here, np.asarray(obs.odometry, dtype=np.float64))
             f.age += 1
         stale = self.previous_points is not None and np.array_equal(
             obs.points, self.previous_points

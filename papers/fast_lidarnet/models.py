@@ -9,8 +9,9 @@ over the curvature now and at ``horizon`` future control steps (:mod:`common.evi
   computed: :mod:`common.sparse`), collapsed to a bird's-eye view and finished by a small 2D CNN.
   The exact layers, voxel size and widths of the paper could not be read: ours are chosen by the
   hardware-aware design stage (``design.py``) by measured latency on this CPU.
-* ``resnet2d``, the paper's "2D ResNet" baseline: a ResNet of basic blocks on the bird's-eye raster
-  of the same voxel features (every pixel computed, occupied or not). Which 2D input the paper's
+* ``resnet2d``, the paper's "2D ResNet" baseline: ResNet-18's layout (a stride-2 stem and
+  max-pool, four stages of two basic blocks) on the bird's-eye raster of the same voxel features
+  (every pixel computed, occupied or not). Which 2D input the paper's
   ResNet took (range image or BEV) is not known; the BEV keeps the same geometry for all three.
 * ``dense3d``, the paper's "3D MinkowskiNet" baseline (MinkowskiNet is a deep residual 3D network;
   it is sparse in its own library, but without kernel optimisation every site of the grid costs
@@ -89,9 +90,15 @@ class ControlHead(nn.Module):
         return self.nig(self.fc(torch.cat([lidar, map_features], dim=1)))
 
 
+# The bird's-eye features are pooled to POOL x POOL cells before the head (8 was tried: a 4x
+# larger head learned slower and drove worse at the default profile's training length).
+POOL = 4
+
+
 def _bev_tail(channels: int, width: int) -> nn.Sequential:
     """The 2D part after the bird's-eye collapse (shared by sparse3d and dense3d): two strided
-    3x3 convolutions, then a 4x4 pooled grid (where the road is matters, so no global pool)."""
+    3x3 convolutions, then a POOL x POOL grid (where the kerbs and the road are, relative to the
+    car, is what steers: a global pool would lose it)."""
     return nn.Sequential(
         nn.Conv2d(channels, width, 1, bias=False),
         nn.BatchNorm2d(width),
@@ -102,7 +109,7 @@ def _bev_tail(channels: int, width: int) -> nn.Sequential:
         nn.Conv2d(width, width, 3, stride=2, padding=1, bias=False),
         nn.BatchNorm2d(width),
         nn.ReLU(inplace=True),
-        nn.AdaptiveAvgPool2d(4),
+        nn.AdaptiveAvgPool2d(POOL),
         nn.Flatten(),
     )
 
@@ -153,7 +160,7 @@ class SparseLidarNet(LidarNet):
         stride = 2 ** (len(blocks) - 1)
         channels = w * stride
         z = -(-geo.grid(cfg.voxel_size)[2] // stride)
-        super().__init__(cfg, geo, channels * 16)
+        super().__init__(cfg, geo, channels * POOL * POOL)
         layers: list[nn.Module] = [
             SparseConv3d(in_channels=VOXEL_FEATURES, out_channels=w, kernel_size=3),
             SparseBatchNorm(w),
@@ -175,7 +182,7 @@ class SparseLidarNet(LidarNet):
     def encode(self, points: list[Tensor]) -> Tensor:
         x = voxelize(points, voxel_size=self.cfg.voxel_size, bounds=self.geo.bounds)
         x = self.body(x)
-        return self.tail(to_bev(x))  # (B, C*Z', X', Y') -> (B, channels*16)
+        return self.tail(to_bev(x))  # (B, C*Z', X', Y') -> (B, channels * POOL^2)
 
 
 class BasicBlock2d(nn.Module):
@@ -206,10 +213,13 @@ class ResNet2d(LidarNet):
         c_last = w * 2 ** (len(blocks) - 1)
         super().__init__(cfg, geo, c_last * 16)
         z = geo.grid(cfg.voxel_size)[2]
+        # ResNet's stem: a stride-2 convolution and a stride-2 max-pool (3x3 instead of
+        # ResNet's 7x7 convolution: the raster has VOXEL_FEATURES x Z channels, not 3).
         layers: list[nn.Module] = [
-            nn.Conv2d(VOXEL_FEATURES * z, w, 3, padding=1, bias=False),
+            nn.Conv2d(VOXEL_FEATURES * z, w, 3, stride=2, padding=1, bias=False),
             nn.BatchNorm2d(w),
             nn.ReLU(inplace=True),
+            nn.MaxPool2d(3, stride=2, padding=1),
         ]
         c = w
         for i, n in enumerate(blocks):
@@ -217,6 +227,7 @@ class ResNet2d(LidarNet):
             for j in range(max(n, 1)):
                 layers.append(BasicBlock2d(c, cout, 2 if (j == 0 and i > 0) else 1))
                 c = cout
+        # ResNet's last stage is 1/32 of its input (4x4 cells at 0.25 m voxels): pooled to 4x4.
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten())
 
     def encode(self, points: list[Tensor]) -> Tensor:
@@ -256,7 +267,7 @@ class Dense3d(LidarNet):
         stride = 2 ** (len(blocks) - 1)
         channels = w * stride
         z = -(-geo.grid(cfg.voxel_size)[2] // stride)
-        super().__init__(cfg, geo, channels * 16)
+        super().__init__(cfg, geo, channels * POOL * POOL)
         layers: list[nn.Module] = [
             nn.Conv3d(VOXEL_FEATURES, w, 3, padding=1, bias=False),
             nn.BatchNorm3d(w),

@@ -59,5 +59,6 @@ def test_benchmark_returns_every_timing_and_ratio() -> None:
         assert f"{mode}/dense_over_optimized" in result
     assert result["sites"] == 300 and result["pairs"] > 300
     assert 0 < result["sparse_over_dense_macs"] < 1
+    assert x.cache == {}  # the caller's tensor is left as it was
     only = benchmark_layers(x, channels=4, layers=1, repeats=1, backward=False, variants=["reuse"])
     assert "forward/reuse_ms" in only and "forward/naive_ms" not in only

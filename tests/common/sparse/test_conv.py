@@ -311,3 +311,17 @@ def test_scatter_matrices_are_the_one_hot_pair_matrices() -> None:
             one_hot[rows, torch.arange(plan.num_pairs)] = 1
             assert torch.equal(matrix.to_dense(), one_hot)
             assert torch.equal(matrix.col_indices().long(), torch.argsort(rows, stable=True))
+
+
+def test_optimized_works_in_inference_mode_then_training() -> None:
+    """The scratch buffer first allocated under ``torch.inference_mode`` must still be writable
+    by a later training step."""
+    release_workspace()
+    conv = make_conv("optimized", in_channels=3, out_channels=3)
+    with torch.inference_mode():
+        expected = conv(sparse_input(density=0.5)).feats.clone()
+    x = sparse_input(density=0.5)
+    y = conv(x)
+    y.feats.sum().backward()
+    torch.testing.assert_close(y.feats.detach(), expected, **TOL)
+    assert x.feats.grad is not None and conv.weight.grad is not None

@@ -19,7 +19,6 @@ from common.report.spec import (
     RunTime,
     Targets,
     Text,
-    When,
     report_main,
     stage_seconds,
 )
@@ -65,8 +64,8 @@ def draw_scene(r: ReportData, path: Path) -> bool:
     draw(ax, world, s["pose"], points=s["points"], path=s["path"], radius_m=35)
     ax.set_title("simulated scene: LiDAR points (colour = height), route, forecast path")
     ax2.imshow(np.stack([s["raster"][0], s["raster"][1], np.zeros_like(s["raster"][0])], -1),
-               origin="lower")  # fmt: skip
-    ax2.set_title("noisy GPS map raster\n(red: route, green: roads)")
+               origin="upper")  # row 0 = farthest ahead  # fmt: skip
+    ax2.set_title("noisy GPS map raster, the car at the bottom\n(red: route, green: roads)")
     ax2.set_xticks([])
     ax2.set_yticks([])
     save(fig, path)
@@ -383,11 +382,7 @@ SPEC = ReportSpec(
             alt="uncertainty vs error",
         ),
         Figure("Training", "training.png", draw_training, alt="validation error per epoch"),
-        When(
-            lambda r: r.m("pipeline/stage_seconds") is not None,
-            RunTime(25.0),
-            "No stage times recorded.",
-        ),
+        RunTime(25.0),
     ],
 )
 

@@ -72,6 +72,21 @@ def auroc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[pos].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+def paired_ratio_interval(
+    pairs: np.ndarray, *, seed: int, draws: int = 2000, q: tuple[float, float] = (5.0, 95.0)
+) -> tuple[float, float]:
+    """Percentile bootstrap of ``sum(a) / sum(b)`` over paired counts ``pairs`` (P, 2), resampling
+    the pairs; a resample whose ``b`` sums to zero counts as an infinite ratio (or 1 when ``a``
+    is zero too)."""
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(pairs), size=(draws, len(pairs)))
+    a, b = pairs[idx, 0].sum(1), pairs[idx, 1].sum(1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(b > 0, a / np.maximum(b, 1e-12), np.where(a > 0, np.inf, 1.0))
+    lo, hi = np.percentile(ratio, q)
+    return float(lo), float(hi)
+
+
 def thresholds(model: torch.nn.Module, val, kind: str, quantile: float) -> np.ndarray:
     """Per predicted step, the ``quantile`` of the validation frames' uncertainty ``kind``."""
     from common.data.loader import build_loader
@@ -201,6 +216,18 @@ def main(ctx: StageContext) -> None:
             metrics[f"drive/{fm}/failures/evidential/takeovers_per_km"]
             / metrics[f"drive/{fm}/failures/average/takeovers_per_km"]
         )
+    # How sure is the ratio? Bootstrap over the paired runs (failure kind x test map: the modes
+    # met the same failure episodes there): the 5th and 95th percentiles of the pooled ratio.
+    kinds = [f for f in dcfg.failures if f != "none"]
+    for other in ("none", "average"):
+        if {other, "evidential"} <= set(dcfg.fusions) and kinds:
+            pairs = [(r_e["takeovers"], r_o["takeovers"])
+                     for f in kinds
+                     for r_e, r_o in zip(results[(fm, f, "evidential")], results[(fm, f, other)],
+                                         strict=True)]  # fmt: skip
+            lo, hi = paired_ratio_interval(np.array(pairs, dtype=np.float64), seed=dcfg.seed)
+            metrics[f"compare/takeovers_evidential_over_{other}_p05"] = lo
+            metrics[f"compare/takeovers_evidential_over_{other}_p95"] = hi
     auc = [metrics[k] for k in metrics if k.startswith(f"auroc/{fm}/") and k.endswith("/epistemic")]
     if auc:
         metrics[f"auroc/{fm}/mean/epistemic"] = float(np.nanmean(auc))

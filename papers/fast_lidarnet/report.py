@@ -230,7 +230,23 @@ def _drive_table(r: ReportData) -> str:
         extra = "The baselines, without fusion:\n\n" + table(
             ["model", "injected failure", "takeovers / km"], base, align="llr"
         )
-    return "\n\n".join([head, body, extra])
+    ci = []
+    for other in ("none", "average"):
+        v = r.m(f"compare/takeovers_evidential_over_{other}")
+        lo = r.m(f"compare/takeovers_evidential_over_{other}_p05")
+        hi = r.m(f"compare/takeovers_evidential_over_{other}_p95")
+        if v is not None and lo is not None and hi is not None:
+            ci.append(f"evidential over {other}: {v:.2f} (90% paired bootstrap interval "
+                      f"{lo:.2f}-{hi:.2f})")  # fmt: skip
+    tail = (
+        (
+            "Under failures, takeovers per km of " + "; ".join(ci) + ". An interval that "
+            "includes 1 means the difference is within the noise of this many km."
+        )
+        if ci
+        else ""
+    )
+    return "\n\n".join([head, body, tail, extra])
 
 
 def _auroc(r: ReportData) -> str:

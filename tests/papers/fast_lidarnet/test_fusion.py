@@ -113,3 +113,15 @@ def test_the_forecast_path_and_the_odometry_correction() -> None:
     # one metre to the left of the forecast path: steer right (lower curvature)
     f.here = f.here + np.array([0.0, 1.0, 0.0]) @ np.eye(3)
     assert pol._corrected(f) < k
+
+
+def test_the_paired_bootstrap_interval() -> None:
+    from papers.fast_lidarnet.drive import paired_ratio_interval
+
+    same = np.array([[3, 3], [5, 5], [0, 0], [2, 2]], dtype=float)
+    assert paired_ratio_interval(same, seed=0) == (1.0, 1.0)
+    half = np.array([[1, 2], [2, 4], [3, 6]], dtype=float)
+    assert paired_ratio_interval(half, seed=0) == pytest.approx((0.5, 0.5))
+    mixed = np.array([[0, 4], [4, 0], [1, 1], [2, 3]], dtype=float)
+    lo, hi = paired_ratio_interval(mixed, seed=0)
+    assert lo < 7 / 8 < hi  # the pooled ratio lies inside its interval

@@ -133,17 +133,9 @@ def test_blackout_delivers_empty_scans(default_world):
 
 def test_record(default_world):
     horizon, lookahead = 4, 8.0
-    rec = record(
-        default_world,
-        lidar=LIDAR,
-        map_config=MAP,
-        vehicle=CAR,
-        horizon=horizon,
-        seed=7,
-        lookahead_m=lookahead,
-        perturb_sigma=0.05,
-        max_distance_m=200.0,
-    )
+    kwargs = {"lidar": LIDAR, "map_config": MAP, "vehicle": CAR, "horizon": horizon, "seed": 7,
+              "lookahead_m": lookahead, "perturb_sigma": 0.05, "max_distance_m": 200.0}  # fmt: skip
+    rec = record(default_world, **kwargs)
     t = len(rec["points"])
     assert t >= 200.0 / CAR.step_m
     assert rec["maps"].shape == (t, 2, MAP.size_px, MAP.size_px) and rec["maps"].dtype == np.float32
@@ -162,16 +154,6 @@ def test_record(default_world):
         np.testing.assert_allclose(
             compose_pose(rec["poses"][i - 1], rec["odometry"][i]), rec["poses"][i], atol=1e-9
         )
-    again = record(
-        default_world,
-        lidar=LIDAR,
-        map_config=MAP,
-        vehicle=CAR,
-        horizon=horizon,
-        seed=7,
-        lookahead_m=lookahead,
-        perturb_sigma=0.05,
-        max_distance_m=200.0,
-    )
+    again = record(default_world, **kwargs)
     np.testing.assert_array_equal(again["poses"], rec["poses"])
     np.testing.assert_array_equal(again["points"][5], rec["points"][5])

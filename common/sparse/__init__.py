@@ -36,6 +36,7 @@ from common.sparse.kmap import (
 from common.sparse.tensor import SparseTensor
 from common.sparse.voxelize import (
     VOXEL_FEATURES,
+    dense_to_bev,
     dense_voxels,
     grid_shape,
     to_bev,
@@ -53,6 +54,7 @@ __all__ = [
     "SparseTensor",
     "build_kernel_map",
     "build_kernel_map_naive",
+    "dense_to_bev",
     "dense_voxels",
     "downsample_coords",
     "grid_shape",

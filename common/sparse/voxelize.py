@@ -32,7 +32,15 @@ from torch import Tensor
 from common.sparse.kmap import pack, unpack
 from common.sparse.tensor import SparseTensor
 
-__all__ = ["VOXEL_FEATURES", "dense_voxels", "grid_shape", "to_bev", "to_dense", "voxelize"]
+__all__ = [
+    "VOXEL_FEATURES",
+    "dense_to_bev",
+    "dense_voxels",
+    "grid_shape",
+    "to_bev",
+    "to_dense",
+    "voxelize",
+]
 
 VOXEL_FEATURES = 5
 
@@ -120,21 +128,42 @@ def _strided_shape(x: SparseTensor) -> tuple[int, int, int]:
     return tuple(-(-n // s) for n in x.spatial_shape)  # type: ignore[return-value]
 
 
+def _scatter(x: SparseTensor, bev: bool) -> Tensor:
+    """The features of ``x`` written straight into the channels-first grid (one flat index per
+    site and channel, no transposed copy of the whole grid: at fine voxels the grid is mostly
+    empty and copying it dominated). Differentiable with respect to ``x.feats``."""
+    sx, sy, sz = _strided_shape(x)
+    cell = torch.div(x.coords[:, 1:], x.stride, rounding_mode="floor")
+    c = x.num_channels
+    channel = torch.arange(c, device=x.feats.device)[None, :]  # (1, C)
+    b = x.coords[:, 0:1]
+    if bev:  # (B, C, Z', X', Y') = (B, C * Z', X', Y'), channel c * Z' + z
+        plane = (cell[:, 0] * sy + cell[:, 1])[:, None]
+        flat = ((b * c + channel) * sz + cell[:, 2:3]) * (sx * sy) + plane
+    else:  # (B, C, X', Y', Z')
+        site = ((cell[:, 0] * sy + cell[:, 1]) * sz + cell[:, 2])[:, None]
+        flat = (b * c + channel) * (sx * sy * sz) + site
+    out = x.feats.new_zeros(x.batch_size * c * sx * sy * sz)
+    out = out.index_put((flat.reshape(-1),), x.feats.reshape(-1))
+    if bev:
+        return out.view(x.batch_size, c * sz, sx, sy)
+    return out.view(x.batch_size, c, sx, sy, sz)
+
+
 def to_dense(x: SparseTensor) -> Tensor:
     """``(B, C, X', Y', Z')`` grid with the features at the active sites and zeros elsewhere,
     ``X' = ceil(X / stride)`` etc. Differentiable with respect to ``x.feats``."""
-    sx, sy, sz = _strided_shape(x)
-    cell = torch.div(x.coords[:, 1:], x.stride, rounding_mode="floor")
-    dense = x.feats.new_zeros(x.batch_size, sx, sy, sz, x.num_channels)
-    index = (x.coords[:, 0], cell[:, 0], cell[:, 1], cell[:, 2])
-    dense = dense.index_put(index, x.feats)  # (B, X', Y', Z', C)
-    return dense.permute(0, 4, 1, 2, 3).contiguous()
+    return _scatter(x, bev=False)
 
 
 def to_bev(x: SparseTensor) -> Tensor:
     """Bird's-eye view ``(B, C * Z', X', Y')``: the z-slices of :func:`to_dense` stacked as
     channels, channel ``c * Z' + z``."""
-    dense = to_dense(x)  # (B, C, X', Y', Z')
+    return _scatter(x, bev=True)
+
+
+def dense_to_bev(dense: Tensor) -> Tensor:
+    """:func:`to_bev`'s layout for a dense ``(B, C, X, Y, Z)`` grid: ``(B, C * Z, X, Y)``."""
     b, c, sx, sy, sz = dense.shape
     return dense.permute(0, 1, 4, 2, 3).reshape(b, c * sz, sx, sy)
 

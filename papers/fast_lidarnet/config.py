@@ -181,6 +181,12 @@ class FastLidarnetProfile:
                     f"models.{name}: each model is named after its family "
                     f"({', '.join(FAMILIES)}); got family {m.family!r}"
                 )
+        missing = [f for f in FAMILIES if f not in self.models]
+        if missing:
+            raise ConfigError(
+                f"models: the pipeline trains and compares all of {', '.join(FAMILIES)}; "
+                f"missing {', '.join(missing)}. Fix: add them to the profile"
+            )
         if self.drive.fused_model not in self.models:
             raise ConfigError(
                 f"drive.fused_model: {self.drive.fused_model!r} is not a model of the profile; "

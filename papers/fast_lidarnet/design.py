@@ -70,8 +70,6 @@ def main(ctx: StageContext) -> None:
     from papers.fast_lidarnet.train import geometry
 
     profile, out = ctx.config, Path(ctx.args.out)
-    if "sparse3d" not in profile.models:
-        raise ValueError("the design stage needs models.sparse3d in the profile")
     design, base = profile.design, profile.models["sparse3d"]
     val = DriveFrames.load(ctx.args.data, "val")
     step = max(len(val) // design.frames, 1)

@@ -17,7 +17,7 @@ flags corrupted frames (AUROC per failure kind, from the evidential runs; frame 
 out: a re-delivered scan is the previous, clean scan, which no input-based uncertainty can flag,
 and the fusion detects it as a repeated scan instead); the open-loop uncertainty-vs-error data
 of the test frames; a scene for the report's picture. Each run is a resumable unit
-(``--checkpoints``).
+(``--checkpoints``); the runs are spread over the CPU cores (:func:`common.parallel.process_map`).
 """
 
 from __future__ import annotations
@@ -120,10 +120,10 @@ def main(ctx: StageContext) -> None:
     """Drive every model closed-loop on the test maps; takeovers per km; uncertainty AUROC."""
     from tqdm.auto import tqdm
 
-    from common.driving import build_world, drive
+    from common.driving import build_world
     from common.io import atomic_write_bytes
+    from common.parallel import process_map
     from papers.fast_lidarnet.data import DriveFrames, read_meta
-    from papers.fast_lidarnet.fusion import FusionPolicy
     from papers.fast_lidarnet.simulate import code_digest, map_seed
     from papers.fast_lidarnet.task import control_metrics, predict
     from papers.fast_lidarnet.train import load_network
@@ -143,7 +143,6 @@ def main(ctx: StageContext) -> None:
     models = {n: load_network(Path(args.models) / n / "model.safetensors") for n in profile.models}
     val = DriveFrames.load(args.data, "val")
     limits = {n: thresholds(m, val, fcfg.uncertainty, fcfg.quantile) for n, m in models.items()}
-    worlds = [build_world(data.world, map_seed(data, "test", i)) for i in range(data.maps["test"])]
     digest = hashlib.sha256(
         (json.dumps([to_dict(profile.drive), to_dict(profile.fusion), to_dict(data)], sort_keys=True)
          + code_digest("papers.fast_lidarnet.drive")
@@ -153,31 +152,31 @@ def main(ctx: StageContext) -> None:
     for old in ck.glob("*.json"):
         if not old.name.startswith(digest):
             old.unlink()
-    results: dict[tuple[str, str, str], list[dict]] = {}
-    jobs = [(run, i) for run in _runs(profile) for i in range(len(worlds))]
-    for (name, failure, fusion), i in tqdm(jobs, desc="drives", unit="drive", mininterval=2.0):
-        part = ck / f"{digest}_{name}_{failure}_{fusion}_{i}.json"
+    parts: dict[tuple[str, str, str, int], dict] = {}
+    jobs = [(*run, i) for run in _runs(profile) for i in range(data.maps["test"])]
+    todo = []
+    for job in jobs:
+        part = ck / (f"{digest}_" + "_".join(map(str, job)) + ".json")
         if part.is_file():
-            results.setdefault((name, failure, fusion), []).append(json.loads(part.read_text()))
-            continue
-        policy = Recorder(FusionPolicy(models[name], mode=fusion, fusion=fcfg, thresholds=limits[name],
-                                       vehicle=data.vehicle, horizon=data.horizon))  # fmt: skip
-        r = drive(worlds[i], policy, lidar=data.lidar, map_config=data.map, vehicle=data.vehicle,
-                  failure=failure, failure_config=dcfg.failure,
-                  seed=derive_seed(dcfg.seed, failure, i) % 2**31,
-                  max_distance_m=dcfg.max_distance_m)  # fmt: skip
-        rows = policy.rows
-        record = {
-            "distance_m": float(r.distance_m),
-            "takeovers": int(r.takeovers),
-            "takeover_steps": [int(s) for s in r.takeover_steps],
-            "failed": [row["failed"] for row in rows],
-            **{k: [row[k] for row in rows] for k in ("epistemic", "aleatoric", "gamma", "command",
-                                                     "candidates")},
-            "lateral": [float(x) for x in r.lateral],
-        }  # fmt: skip
-        atomic_write_bytes(json.dumps(record).encode(), part)
-        results.setdefault((name, failure, fusion), []).append(record)
+            parts[job] = json.loads(part.read_text())
+        else:
+            todo.append(job)
+    # The runs are independent: spread over the CPU cores (one thread each, so the numbers do not
+    # depend on how many processes ran them); each run is saved as it finishes.
+    paths = {n: Path(args.models) / n / "model.safetensors" for n in profile.models}
+    bar = tqdm(total=len(jobs), initial=len(jobs) - len(todo), desc="drives", unit="drive",
+               mininterval=2.0)  # fmt: skip
+    for k, record in process_map(_drive_job, todo, initializer=_init_worker,
+                                 initargs=(profile, paths, limits)):  # fmt: skip
+        job = todo[k]
+        atomic_write_bytes(json.dumps(record).encode(),
+                           ck / (f"{digest}_" + "_".join(map(str, job)) + ".json"))  # fmt: skip
+        parts[job] = record
+        bar.update()
+    bar.close()
+    results: dict[tuple[str, str, str], list[dict]] = {}
+    for job in jobs:  # in the order of the runs and maps, however the workers finished
+        results.setdefault(job[:3], []).append(parts[job])
 
     metrics: dict[str, float] = {}
     for (name, failure, fusion), recs in results.items():
@@ -249,9 +248,52 @@ def main(ctx: StageContext) -> None:
         {"/".join(k): v for k, v in results.items()}) + "\n")  # fmt: skip
     (out / "thresholds.json").write_text(json.dumps(
         {n: [float(x) for x in t] for n, t in limits.items()}, indent=2) + "\n")  # fmt: skip
-    _scene(profile, models[fm], worlds[0], out / "scene.npz")
+    world = build_world(data.world, map_seed(data, "test", 0))
+    _scene(profile, models[fm], world, out / "scene.npz")
     metrics["time/drive"] = ctx.seconds()
     ctx.finish(metrics, summary=_summary(metrics, fm))
+
+
+_WORKER: dict = {}
+
+
+def _init_worker(profile: FastLidarnetProfile, paths: dict[str, Path], limits: dict) -> None:
+    """Once per worker process: the networks and the test worlds every run needs."""
+    from common.driving import build_world
+    from papers.fast_lidarnet.simulate import map_seed
+    from papers.fast_lidarnet.train import load_network
+
+    data = profile.data
+    worlds = [build_world(data.world, map_seed(data, "test", i)) for i in range(data.maps["test"])]
+    models = {n: load_network(p) for n, p in paths.items()}
+    _WORKER.update(profile=profile, limits=limits, models=models, worlds=worlds)
+
+
+def _drive_job(job: tuple[str, str, str, int]) -> dict:
+    """One closed-loop run: model ``name`` with ``failure`` and ``fusion`` on test map ``i``."""
+    from common.driving import drive
+    from papers.fast_lidarnet.fusion import FusionPolicy
+
+    name, failure, fusion, i = job
+    profile = _WORKER["profile"]
+    data, dcfg = profile.data, profile.drive
+    policy = Recorder(FusionPolicy(_WORKER["models"][name], mode=fusion, fusion=profile.fusion,
+                                   thresholds=_WORKER["limits"][name], vehicle=data.vehicle,
+                                   horizon=data.horizon))  # fmt: skip
+    r = drive(_WORKER["worlds"][i], policy, lidar=data.lidar, map_config=data.map,
+              vehicle=data.vehicle, failure=failure, failure_config=dcfg.failure,
+              seed=derive_seed(dcfg.seed, failure, i) % 2**31,
+              max_distance_m=dcfg.max_distance_m)  # fmt: skip
+    rows = policy.rows
+    return {
+        "distance_m": float(r.distance_m),
+        "takeovers": int(r.takeovers),
+        "takeover_steps": [int(s) for s in r.takeover_steps],
+        "failed": [row["failed"] for row in rows],
+        **{k: [row[k] for row in rows] for k in ("epistemic", "aleatoric", "gamma", "command",
+                                                 "candidates")},
+        "lateral": [float(x) for x in r.lateral],
+    }  # fmt: skip
 
 
 def _summary(metrics: dict[str, float], fm: str) -> str:

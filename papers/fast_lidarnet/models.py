@@ -36,7 +36,9 @@ from common.sparse import (
     SparseConv3d,
     SparseReLU,
     SparseTensor,
+    dense_to_bev,
     dense_voxels,
+    grid_shape,
     to_bev,
     voxelize,
 )
@@ -53,8 +55,7 @@ class Geometry:
     map_size: int = 32
 
     def grid(self, voxel: float) -> tuple[int, int, int]:
-        b = self.bounds
-        return tuple(round((b[2 * i + 1] - b[2 * i]) / voxel) for i in range(3))  # type: ignore[return-value]
+        return grid_shape(voxel, self.bounds)  # type: ignore[arg-type]
 
 
 class MapBranch(nn.Module):
@@ -231,10 +232,8 @@ class ResNet2d(LidarNet):
         self.body = nn.Sequential(*layers, nn.AdaptiveAvgPool2d(4), nn.Flatten())
 
     def encode(self, points: list[Tensor]) -> Tensor:
-        v = dense_voxels(points, voxel_size=self.cfg.voxel_size, bounds=self.geo.bounds)
-        b, c, x, y, z = v.shape
-        bev = v.permute(0, 1, 4, 2, 3).reshape(b, c * z, x, y)  # (B, C*Z, X, Y)
-        return self.body(bev)
+        x = voxelize(points, voxel_size=self.cfg.voxel_size, bounds=self.geo.bounds)
+        return self.body(to_bev(x))  # (B, C*Z, X, Y): every pixel computed
 
 
 class BasicBlock3d(nn.Module):
@@ -268,6 +267,7 @@ class Dense3d(LidarNet):
         channels = w * stride
         z = -(-geo.grid(cfg.voxel_size)[2] // stride)
         super().__init__(cfg, geo, channels * POOL * POOL)
+        self.stride = stride
         layers: list[nn.Module] = [
             nn.Conv3d(VOXEL_FEATURES, w, 3, padding=1, bias=False),
             nn.BatchNorm3d(w),
@@ -284,9 +284,11 @@ class Dense3d(LidarNet):
 
     def encode(self, points: list[Tensor]) -> Tensor:
         v = dense_voxels(points, voxel_size=self.cfg.voxel_size, bounds=self.geo.bounds)
-        v = self.body(v)  # (B, C, X', Y', Z')
-        b, c, x, y, z = v.shape
-        return self.tail(v.permute(0, 1, 4, 2, 3).reshape(b, c * z, x, y))
+        # Pad each axis to a multiple of the total stride, so that the strided convolutions
+        # keep a partial last slice, as the sparse network's downsampling does.
+        pad = [p for n in reversed(v.shape[2:]) for p in (0, -n % self.stride)]
+        v = self.body(torch.nn.functional.pad(v, pad))  # (B, C, X', Y', Z')
+        return self.tail(dense_to_bev(v))
 
 
 class WithPoints(nn.Module):

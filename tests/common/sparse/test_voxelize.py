@@ -11,6 +11,7 @@ import torch
 from common.sparse import (
     VOXEL_FEATURES,
     SparseTensor,
+    dense_to_bev,
     dense_voxels,
     downsample_coords,
     grid_shape,
@@ -118,3 +119,32 @@ def test_to_dense_at_a_tensor_stride_and_gradient() -> None:
     assert to_bev(x).shape == (2, 4, 3, 3)
     (dense * torch.arange(dense.numel()).view(dense.shape)).sum().backward()
     assert feats.grad is not None and feats.grad.abs().sum() > 0
+
+
+def test_scatter_layouts_on_random_sites_with_gradients() -> None:
+    """Random sites of a non-cubic grid at stride 2: every feature lands where a per-site loop
+    puts it, the BEV is the dense grid's z-slices as channels, and each feature's gradient is
+    the weight at its own cell."""
+    g = torch.Generator().manual_seed(3)
+    shape, stride, c, batch = (7, 5, 3), 2, 3, 2
+    cells = {(b, i, j, k) for b, i, j, k in torch.stack([
+        torch.randint(0, batch, (40,), generator=g), torch.randint(0, 4, (40,), generator=g),
+        torch.randint(0, 3, (40,), generator=g), torch.randint(0, 2, (40,), generator=g),
+    ], 1).tolist()}  # fmt: skip
+    cells_t = torch.tensor(sorted(cells))
+    coords = torch.cat([cells_t[:, :1], cells_t[:, 1:] * stride], 1)
+    feats = torch.randn(len(cells_t), c, generator=g, requires_grad=True)
+    x = SparseTensor(coords, feats, stride=stride, batch_size=batch, spatial_shape=shape)
+    dense = to_dense(x)
+    expected = torch.zeros(batch, c, 4, 3, 2)
+    for (b, i, j, k), f in zip(cells_t.tolist(), feats.detach(), strict=True):
+        expected[b, :, i, j, k] = f
+    assert torch.equal(dense, expected)
+    bev = to_bev(x)
+    assert torch.equal(bev, dense_to_bev(dense))
+    assert torch.equal(bev[:, 1 * 2 + 1], dense[:, 1, :, :, 1])
+    weight = torch.randn(bev.shape, generator=g)
+    (bev * weight).sum().backward()
+    grid_weight = weight.view(batch, c, 2, 4, 3).permute(0, 1, 3, 4, 2)  # back to (B, C, X, Y, Z)
+    b, i, j, k = cells_t.T
+    assert torch.allclose(feats.grad, grid_weight[b, :, i, j, k])

@@ -106,3 +106,17 @@ def test_a_corrupt_split_is_one_clear_line(tmp_path: Path, capsys) -> None:
                         history=tmp_path / "h.csv"))  # fmt: skip
     assert rc == 2
     assert "rerun the data stage" in error_line(capsys)
+
+
+def test_a_profile_without_a_model_family_is_one_clear_line(tmp_path: Path, capsys) -> None:
+    from tests.params import repo_profiles
+
+    profiles = repo_profiles("fast_lidarnet")
+    smoke = profiles["smoke"]
+    smoke["models"] = {k: v for k, v in smoke["models"].items() if k != "dense3d"}
+    params = write_params(tmp_path, profile="smoke", sections={"fast_lidarnet": profiles})
+    rc = design.main(cli(params=params, data=tmp_path, out=tmp_path / "o",
+                         metrics=tmp_path / "m.json"))  # fmt: skip
+    assert rc == 2
+    line = error_line(capsys)
+    assert "missing dense3d" in line and "Fix:" in line

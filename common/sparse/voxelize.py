@@ -129,36 +129,33 @@ def _strided_shape(x: SparseTensor) -> tuple[int, int, int]:
 
 
 def _scatter(x: SparseTensor, bev: bool) -> Tensor:
-    """The features of ``x`` written straight into the channels-first grid (one flat index per
-    site and channel, no transposed copy of the whole grid: at fine voxels the grid is mostly
-    empty and copying it dominated). Differentiable with respect to ``x.feats``."""
+    """The features of ``x`` written into a grid whose memory is site-major (the features of one
+    site side by side, as they come), returned as a channels-first *view* with channels-last
+    strides: no transposed copy of the whole grid (at fine voxels the grid is mostly empty, and
+    that copy dominated), and convolutions take channels-last input as it is. Differentiable
+    with respect to ``x.feats``."""
     sx, sy, sz = _strided_shape(x)
     cell = torch.div(x.coords[:, 1:], x.stride, rounding_mode="floor")
-    c = x.num_channels
-    channel = torch.arange(c, device=x.feats.device)[None, :]  # (1, C)
-    b = x.coords[:, 0:1]
-    if bev:  # (B, C, Z', X', Y') = (B, C * Z', X', Y'), channel c * Z' + z
-        plane = (cell[:, 0] * sy + cell[:, 1])[:, None]
-        flat = ((b * c + channel) * sz + cell[:, 2:3]) * (sx * sy) + plane
-    else:  # (B, C, X', Y', Z')
-        site = ((cell[:, 0] * sy + cell[:, 1]) * sz + cell[:, 2])[:, None]
-        flat = (b * c + channel) * (sx * sy * sz) + site
-    out = x.feats.new_zeros(x.batch_size * c * sx * sy * sz)
-    out = out.index_put((flat.reshape(-1),), x.feats.reshape(-1))
-    if bev:
-        return out.view(x.batch_size, c * sz, sx, sy)
-    return out.view(x.batch_size, c, sx, sy, sz)
+    b, c = x.coords[:, 0], x.num_channels
+    if bev:  # memory (B, X', Y', C, Z') = (B, X', Y', C * Z'), channel c * Z' + z
+        grid = x.feats.new_zeros(x.batch_size, sx, sy, c, sz)
+        grid[b, cell[:, 0], cell[:, 1], :, cell[:, 2]] = x.feats
+        return grid.view(x.batch_size, sx, sy, c * sz).permute(0, 3, 1, 2)
+    grid = x.feats.new_zeros(x.batch_size, sx, sy, sz, c)  # memory (B, X', Y', Z', C)
+    grid[b, cell[:, 0], cell[:, 1], cell[:, 2]] = x.feats
+    return grid.permute(0, 4, 1, 2, 3)
 
 
 def to_dense(x: SparseTensor) -> Tensor:
     """``(B, C, X', Y', Z')`` grid with the features at the active sites and zeros elsewhere,
-    ``X' = ceil(X / stride)`` etc. Differentiable with respect to ``x.feats``."""
+    ``X' = ceil(X / stride)`` etc. (channels-last strides; ``.contiguous()`` gives the
+    channels-first layout). Differentiable with respect to ``x.feats``."""
     return _scatter(x, bev=False)
 
 
 def to_bev(x: SparseTensor) -> Tensor:
     """Bird's-eye view ``(B, C * Z', X', Y')``: the z-slices of :func:`to_dense` stacked as
-    channels, channel ``c * Z' + z``."""
+    channels, channel ``c * Z' + z`` (channels-last strides, as :func:`to_dense`)."""
     return _scatter(x, bev=True)
 
 

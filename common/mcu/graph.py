@@ -15,17 +15,19 @@ from typing import Any
 
 import numpy as np
 
-SUPPORTED_OPS = (
-    "conv2d",
-    "depthwise_conv2d",
-    "fully_connected",
-    "add",
-    "avg_pool2d",
-    "max_pool2d",
-    "reshape",
-    "pad",
-    "softmax",
-)
+
+def __getattr__(name: str) -> Any:
+    # ``SUPPORTED_OPS``: the kinds registered in common.mcu.ops, whose modules import this one
+    if name == "SUPPORTED_OPS":
+        return _supported_ops()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def _supported_ops() -> tuple[str, ...]:
+    """Every operator kind the engine runs (:data:`common.mcu.ops.OPS`), in registration order."""
+    from common.mcu.ops import OPS
+
+    return tuple(OPS)
 
 
 class UnsupportedOperatorError(ValueError):
@@ -65,7 +67,8 @@ class Tensor:
 
 @dataclass
 class Op:
-    """One operator: ``kind`` from :data:`SUPPORTED_OPS`, tensor names, and its options.
+    """One operator: ``kind`` from ``SUPPORTED_OPS`` (the kinds registered in
+    :data:`common.mcu.ops.OPS`), tensor names, and its options.
 
     Options: ``stride`` (h, w), ``padding`` ("same"/"valid"), ``activation``
     ("none"/"relu"/"relu6"), ``filter`` (h, w) for pools, ``depth_multiplier``,
@@ -89,10 +92,11 @@ class Graph:
     outputs: list[str]
 
     def validate(self) -> None:
+        supported = _supported_ops()
         for op in self.ops:
-            if op.kind not in SUPPORTED_OPS:
+            if op.kind not in supported:
                 raise UnsupportedOperatorError(
-                    f"operator {op.kind!r} ({op.name or 'unnamed'}) is not supported; supported: {', '.join(SUPPORTED_OPS)}"
+                    f"operator {op.kind!r} ({op.name or 'unnamed'}) is not supported; supported: {', '.join(supported)}"
                 )
             for t in op.inputs + op.outputs:
                 if t not in self.tensors:
@@ -111,19 +115,14 @@ class Graph:
         return sum(t.nbytes for t in self.tensors.values() if t.is_constant)
 
     def macs(self) -> int:
+        """Multiply-accumulates of one inference (each operator's ``macs`` hook)."""
+        from common.mcu.ops import OPS
+
         total = 0
         for op in self.ops:
-            out = self.tensors[op.outputs[0]]
-            if op.kind == "conv2d":
-                w = self.tensors[op.inputs[1]]
-                ph, pw = op.options.get("pool", (1, 1))  # a fused max pool (fuse_pool)
-                total += int(np.prod(out.shape)) * ph * pw * int(np.prod(w.shape[1:]))
-            elif op.kind == "depthwise_conv2d":
-                w = self.tensors[op.inputs[1]]
-                total += int(np.prod(out.shape)) * w.shape[1] * w.shape[2]
-            elif op.kind == "fully_connected":
-                w = self.tensors[op.inputs[1]]
-                total += int(np.prod(w.shape))
+            spec = OPS.get(op.kind)
+            if spec is not None and spec.macs is not None:
+                total += spec.macs(self, op, None)
         return total
 
 

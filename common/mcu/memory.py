@@ -9,7 +9,8 @@ one that reads it; graph inputs from the start, graph outputs to the end):
 * :func:`plan_tinyengine` adds what TinyEngine (MCUNet, Section 3.2) does: **in-place depthwise
   convolution**, where the output overwrites the input channel by channel and needs one channel of
   temporary space instead of a second tensor ("2N -> N + 1"), in-place add when an operand dies
-  there, reshape as a view, and the same lifetime-based reuse with 4-byte alignment.
+  there, reshape as a view, and the same lifetime-based reuse with 4-byte alignment (the
+  in-place rule of each operator is its ``inplace`` hook in :mod:`common.mcu.ops`).
 
 :func:`patch_plan` (MCUNetV2) computes the peak of running the first stage of a network patch by
 patch, from receptive fields, and the MACs that the overlapping halos recompute.
@@ -21,7 +22,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from common.mcu.graph import Graph, Op, fuse_pad, resolve_padding
+from common.mcu.graph import Graph, Op, fuse_pad
+from common.mcu.ops import OPS
+from common.mcu.ops.base import Region, unit_region
 
 
 @dataclass
@@ -121,28 +124,13 @@ def inplace_aliases(g: Graph) -> tuple[dict[str, str], int]:
     aliases: dict[str, str] = {}
     scratch = 0
     for i, op in enumerate(g.ops):
-        out = op.outputs[0]
-        if op.kind == "reshape":
-            aliases[out] = op.inputs[0]
-        elif op.kind == "depthwise_conv2d":
-            x = op.inputs[0]
-            if (
-                last_use.get(x) == i
-                and x not in g.inputs
-                and g.tensors[out].nbytes <= g.tensors[x].nbytes
-            ):
-                aliases[out] = x
-                _, oh, ow, _ = g.tensors[out].shape
-                scratch = max(scratch, oh * ow)
-        elif op.kind == "add":
-            for x in op.inputs:
-                if (
-                    last_use.get(x) == i
-                    and x not in g.inputs
-                    and g.tensors[x].nbytes == g.tensors[out].nbytes
-                ):
-                    aliases[out] = x
-                    break
+        spec = OPS.get(op.kind)
+        if spec is None or spec.inplace is None:
+            continue
+        x, need = spec.inplace(g, op, i, last_use)
+        if x is not None:
+            aliases[op.outputs[0]] = x
+            scratch = max(scratch, need)
     return aliases, scratch
 
 
@@ -193,48 +181,16 @@ class PatchPlan:
         return self.macs / self.base_macs - 1.0
 
 
-def _window(op: Op, g: Graph) -> tuple[int, int, int, int, int, int, int, int]:
-    """``(kh, kw, sh, sw, pad_top, pad_left, in_h, in_w)`` of a spatial op (1x1 for the rest)."""
-    x = g.tensors[op.inputs[0]]
-    in_h, in_w = x.shape[1], x.shape[2]
-    if op.kind in ("conv2d", "depthwise_conv2d"):
-        w = g.tensors[op.inputs[1]]
-        kh, kw = w.shape[1], w.shape[2]
-    elif op.kind in ("avg_pool2d", "max_pool2d"):
-        kh, kw = op.options["filter"]
-    elif op.kind == "pad":
-        (t, _b), (left, _r) = op.options["paddings"]
-        return 1, 1, 1, 1, t, left, in_h, in_w
-    else:
-        return 1, 1, 1, 1, 0, 0, in_h, in_w
-    sh, sw = op.options.get("stride", (1, 1))
-    _, _, pt, _, pl, _ = resolve_padding(
-        in_h, in_w, kh, kw, (sh, sw), op.options.get("padding", "valid")
-    )
-    # a fused max pool (fuse_pool): each output pixel is the maximum over ph x pw convolution
-    # pixels, so its window spans (ph - 1) more strides
-    ph, pw = op.options.get("pool", (1, 1))
-    return kh + (ph - 1) * sh, kw + (pw - 1) * sw, sh * ph, sw * pw, pt, pl, in_h, in_w
-
-
 # operators that work on a spatial tile of NHWC tensors
-PATCH_KINDS = ("conv2d", "depthwise_conv2d", "add", "avg_pool2d", "max_pool2d", "pad")
-Region = tuple[int, int, int, int]  # rows [h0, h1), columns [w0, w1) of an NHWC tensor
+PATCH_KINDS = tuple(kind for kind, spec in OPS.items() if spec.tiles)
 
 
 def needed_region(op: Op, g: Graph, out: Region) -> Region:
     """The input rows and columns ``op`` reads to produce the output region ``out`` (clipped to
-    the input: windows reaching outside it read padding, which the kernels supply)."""
-    h0, h1, w0, w1 = out
-    if op.kind in ("add", "reshape"):
-        return out
-    kh, kw, sh, sw, pt, pl, in_h, in_w = _window(op, g)
-    return (
-        max(h0 * sh - pt, 0),
-        min((h1 - 1) * sh - pt + kh, in_h),
-        max(w0 * sw - pl, 0),
-        min((w1 - 1) * sw - pl + kw, in_w),
-    )
+    the input: windows reaching outside it read padding, which the kernels supply): each
+    operator's ``needed_region`` hook, a 1 x 1 window without one."""
+    hook = OPS[op.kind].needed_region
+    return unit_region(g, op, out) if hook is None else hook(g, op, out)
 
 
 def patch_regions(g: Graph, n_ops: int, patches: int) -> list[dict[str, Region]]:
@@ -324,21 +280,9 @@ def patch_plan(g: Graph, n_ops: int, patches: int) -> PatchPlan:
                 region_bytes(g, b.tensor, region[b.tensor]) for b in lives if b.first <= k <= b.last
             )
             stage_peak = max(stage_peak, live + out_t.nbytes)
-            h0, h1, w0, w1 = region[op.outputs[0]]
-            cout = g.tensors[op.outputs[0]].shape[3]
-            if op.kind == "conv2d":
-                ph, pw = op.options.get("pool", (1, 1))
-                total_macs += (
-                    (h1 - h0)
-                    * (w1 - w0)
-                    * ph
-                    * pw
-                    * cout
-                    * int(np.prod(g.tensors[op.inputs[1]].shape[1:]))
-                )
-            elif op.kind == "depthwise_conv2d":
-                wt = g.tensors[op.inputs[1]]
-                total_macs += (h1 - h0) * (w1 - w0) * cout * wt.shape[1] * wt.shape[2]
+            macs = OPS[op.kind].macs
+            if macs is not None:
+                total_macs += macs(g, op, region[op.outputs[0]])
     rest = Graph(g.tensors, g.ops[n_ops:], [stage_out], g.outputs)
     rest_peak = plan_tinyengine(rest).peak_bytes if rest.ops else 0
     rest_macs = Graph(g.tensors, g.ops[n_ops:], [], []).macs()

@@ -34,6 +34,19 @@ def quantize_multiplier(real: float) -> tuple[int, int]:
     return int(q), int(shift)
 
 
+def requant_params(
+    in_scale: float, w_scale: np.ndarray, out_scale: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel ``(multiplier, shift)`` arrays for ``in_scale * w_scale / out_scale``."""
+    pairs = [
+        quantize_multiplier(float(np.float64(in_scale) * np.float64(s) / np.float64(out_scale)))
+        for s in np.atleast_1d(w_scale)
+    ]
+    return np.array([m for m, _ in pairs], dtype=np.int64), np.array(
+        [s for _, s in pairs], dtype=np.int64
+    )
+
+
 def _trunc_div(x: np.ndarray, d: int) -> np.ndarray:
     """C integer division (rounds toward zero)."""
     return np.where(x >= 0, x // d, -((-x) // d))

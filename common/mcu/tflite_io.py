@@ -5,7 +5,8 @@ No TensorFlow is involved: the TF-Lite schema's Python object API ships inside t
 layouts :mod:`common.mcu.graph` describes, so the tflite-micro interpreter can run our models;
 import accepts int8 models produced elsewhere (TF-Lite's converter, other tools) and raises
 :class:`~common.mcu.graph.UnsupportedOperatorError` naming any operator outside
-:data:`~common.mcu.graph.SUPPORTED_OPS`.
+:data:`common.mcu.ops.OPS`. Each operator's builtin code, options and constant parameter inputs
+come from its ``tflite`` mapping (:class:`~common.mcu.ops.base.TFLiteMapping`).
 """
 
 from __future__ import annotations
@@ -18,69 +19,20 @@ import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 
 from common.mcu.graph import Graph, Op, Tensor, UnsupportedOperatorError
+from common.mcu.ops import OPS
 
-_BUILTIN = {
-    "conv2d": fb.BuiltinOperator.CONV_2D,
-    "depthwise_conv2d": fb.BuiltinOperator.DEPTHWISE_CONV_2D,
-    "fully_connected": fb.BuiltinOperator.FULLY_CONNECTED,
-    "add": fb.BuiltinOperator.ADD,
-    "avg_pool2d": fb.BuiltinOperator.AVERAGE_POOL_2D,
-    "max_pool2d": fb.BuiltinOperator.MAX_POOL_2D,
-    "reshape": fb.BuiltinOperator.RESHAPE,
-    "pad": fb.BuiltinOperator.PAD,
-    "softmax": fb.BuiltinOperator.SOFTMAX,
-}
+_BUILTIN = {kind: getattr(fb.BuiltinOperator, spec.tflite.builtin) for kind, spec in OPS.items()}
 _KIND = {v: k for k, v in _BUILTIN.items()}
 _BUILTIN_NAMES = {v: k for k, v in vars(fb.BuiltinOperator).items() if not k.startswith("_")}
-_ACT = {
-    "none": fb.ActivationFunctionType.NONE,
-    "relu": fb.ActivationFunctionType.RELU,
-    "relu6": fb.ActivationFunctionType.RELU6,
-}
-_ACT_NAME = {v: k for k, v in _ACT.items()}
-_PAD = {"same": fb.Padding.SAME, "valid": fb.Padding.VALID}
-_PAD_NAME = {v: k for k, v in _PAD.items()}
 _TYPE = {"int8": fb.TensorType.INT8, "int32": fb.TensorType.INT32}
 _TYPE_NAME = {v: k for k, v in _TYPE.items()}
 
 
 def _options(op: Op, g: Graph) -> tuple[int, Any]:
-    o = op.options
-    act = _ACT[o.get("activation", "none")]
-    if op.kind in ("conv2d", "depthwise_conv2d"):
-        opt = fb.Conv2DOptionsT() if op.kind == "conv2d" else fb.DepthwiseConv2DOptionsT()
-        opt.padding, opt.strideH, opt.strideW = _PAD[o["padding"]], o["stride"][0], o["stride"][1]
-        opt.dilationHFactor = opt.dilationWFactor = 1
-        opt.fusedActivationFunction = act
-        if op.kind == "depthwise_conv2d":
-            opt.depthMultiplier = o.get("depth_multiplier", 1)
-            return fb.BuiltinOptions.DepthwiseConv2DOptions, opt
-        return fb.BuiltinOptions.Conv2DOptions, opt
-    if op.kind == "fully_connected":
-        opt = fb.FullyConnectedOptionsT()
-        opt.fusedActivationFunction = act
-        return fb.BuiltinOptions.FullyConnectedOptions, opt
-    if op.kind == "add":
-        opt = fb.AddOptionsT()
-        opt.fusedActivationFunction = act
-        return fb.BuiltinOptions.AddOptions, opt
-    if op.kind in ("avg_pool2d", "max_pool2d"):
-        opt = fb.Pool2DOptionsT()
-        opt.padding, opt.strideH, opt.strideW = _PAD[o["padding"]], o["stride"][0], o["stride"][1]
-        opt.filterHeight, opt.filterWidth = o["filter"]
-        opt.fusedActivationFunction = act
-        return fb.BuiltinOptions.Pool2DOptions, opt
-    if op.kind == "reshape":
-        opt = fb.ReshapeOptionsT()
-        opt.newShape = list(g.tensors[op.outputs[0]].shape)
-        return fb.BuiltinOptions.ReshapeOptions, opt
-    if op.kind == "pad":
-        return fb.BuiltinOptions.PadOptions, fb.PadOptionsT()
-    if op.kind == "softmax":
-        opt = fb.SoftmaxOptionsT()
-        opt.beta = float(o.get("beta", 1.0))
-        return fb.BuiltinOptions.SoftmaxOptions, opt
-    raise UnsupportedOperatorError(f"cannot export operator {op.kind!r}")
+    spec = OPS.get(op.kind)
+    if spec is None:
+        raise UnsupportedOperatorError(f"cannot export operator {op.kind!r}")
+    return spec.tflite.write(fb, op, g)
 
 
 def export_tflite(g: Graph, *, description: str = "efficientml-replications int8 graph") -> bytes:
@@ -128,35 +80,9 @@ def export_tflite(g: Graph, *, description: str = "efficientml-replications int8
         if builtin not in codes:
             codes.append(builtin)
         inputs = [index[n] for n in op.inputs]
-        if op.kind == "pad":  # the paddings are a constant int32 (4, 2) input
-            (t, b), (left, r) = op.options["paddings"]
-            p = np.array([[0, 0], [t, b], [left, r], [0, 0]], dtype=np.int32)
-            inputs.append(
-                add_tensor(
-                    Tensor(
-                        f"{op.outputs[0]}/paddings",
-                        (4, 2),
-                        "int32",
-                        np.ones(1, np.float32),
-                        np.zeros(1, np.int64),
-                        p,
-                    )
-                )
-            )
-        if op.kind == "reshape":
-            shape = np.array(g.tensors[op.outputs[0]].shape, dtype=np.int32)
-            inputs.append(
-                add_tensor(
-                    Tensor(
-                        f"{op.outputs[0]}/shape",
-                        (len(shape),),
-                        "int32",
-                        np.ones(1, np.float32),
-                        np.zeros(1, np.int64),
-                        shape,
-                    )
-                )
-            )
+        const_inputs = OPS[op.kind].tflite.const_inputs  # PAD's paddings, RESHAPE's shape
+        if const_inputs is not None:
+            inputs += [add_tensor(t) for t in const_inputs(op, g)]
         fop = fb.OperatorT()
         fop.opcodeIndex = codes.index(builtin)
         fop.inputs = np.array(inputs, dtype=np.int32)
@@ -238,39 +164,10 @@ def import_tflite(data: bytes) -> Graph:
                 + ", ".join(_BUILTIN_NAMES[c] for c in _BUILTIN.values())
             )
         kind = _KIND[code]
-        o = fop.builtinOptions
-        options: dict[str, Any] = {}
-        if kind in ("conv2d", "depthwise_conv2d", "avg_pool2d", "max_pool2d"):
-            options = {
-                "stride": (o.strideH, o.strideW),
-                "padding": _PAD_NAME[o.padding],
-                "activation": _ACT_NAME.get(o.fusedActivationFunction, "unsupported"),
-            }
-            if kind == "depthwise_conv2d":
-                options["depth_multiplier"] = o.depthMultiplier
-            if kind in ("avg_pool2d", "max_pool2d"):
-                options["filter"] = (o.filterHeight, o.filterWidth)
-            if getattr(o, "dilationHFactor", 1) not in (0, 1) or getattr(
-                o, "dilationWFactor", 1
-            ) not in (0, 1):
-                raise UnsupportedOperatorError(
-                    f"{kind} with dilation (operator #{i}) is not supported"
-                )
-        elif kind in ("fully_connected", "add"):
-            options = {
-                "activation": _ACT_NAME.get(o.fusedActivationFunction, "unsupported")
-                if o is not None
-                else "none"
-            }
-        elif kind == "softmax":
-            options = {"beta": float(o.beta) if o is not None else 1.0}
-        inputs = [tensors[j].name for j in fop.inputs if j >= 0]
-        if kind == "pad":
-            p = tensors[fop.inputs[1]].data
-            options["paddings"] = ((int(p[1, 0]), int(p[1, 1])), (int(p[2, 0]), int(p[2, 1])))
-            inputs = inputs[:1]
-        if kind == "reshape":
-            inputs = inputs[:1]
+        mapping = OPS[kind].tflite
+        file_inputs = [tensors[j] for j in fop.inputs if j >= 0]
+        options = mapping.read(fb, fop.builtinOptions, file_inputs, i)
+        inputs = [t.name for t in file_inputs[: mapping.graph_inputs]]
         if options.get("activation") == "unsupported":
             raise UnsupportedOperatorError(
                 f"{kind} (operator #{i}) has an unsupported fused activation"

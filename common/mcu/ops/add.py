@@ -1,0 +1,180 @@
+"""ADD: TF-Lite's int8 elementwise addition, and its C code.
+
+Both inputs are rescaled to a common ``2^20``-scaled domain (:func:`_add_params`: TF-Lite's
+multipliers and shifts per input and for the output), summed and rescaled. Reference kernel:
+TF-Lite Micro's ``AddElementwise`` (``ref_add``). Specialized code (``te_add``): the output
+written into a dying operand (``inplace``; this module's in-place rule, planned by
+:func:`~common.mcu.memory.plan_tinyengine`), a 32-bit path replacing the 64-bit rescaling where
+the shifts allow it, and with ``add_table`` each input's rescaled value looked up in a
+256-entry table (it is a function of the int8 value). Inside the patch stage the operands' tiles
+may carry a halo, so the tiles are added row by row.
+
+Both operands are assumed to be activations of the output's shape: every kernel here (numpy and
+C) indexes them elementwise, with no broadcasting and no constant operand.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from common.mcu.emit import ReferenceOp, SpecializedOp, _fast_requant
+from common.mcu.graph import Graph, Op, Tensor
+from common.mcu.ops.base import (
+    OpSpec,
+    TFLiteMapping,
+    activation_name,
+    fused_activation,
+    same_region,
+)
+from common.mcu.quant import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
+
+LEFT_SHIFT = 20  # TF-Lite's left shift of both inputs into the common domain
+
+
+def _add_params(
+    g: Graph, op: Op
+) -> tuple[tuple[int, int, int], tuple[int, int, int], tuple[int, int]]:
+    """TF-Lite's ADD parameters: ((offset, multiplier, shift) per input, output (mult, shift))."""
+    a, b, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    twice_max = 2 * max(a.s, b.s)
+    m1, s1 = quantize_multiplier(a.s / twice_max)
+    m2, s2 = quantize_multiplier(b.s / twice_max)
+    mo, so = quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * out.s))
+    return (-a.zp, m1, s1), (-b.zp, m2, s2), (mo, so)
+
+
+def _add_table(off: int, mult: int, shift: int) -> np.ndarray:
+    """te_add_scale((x + off) * 2^21, mult, -shift) for x = -128 .. 127 (the fast ADD path)."""
+    e = -shift
+    out = []
+    for x in range(-128, 128):
+        x2 = (x + off) * (1 << 21)
+        h = (x2 * mult + (1 << 31)) >> 32  # SMMULR
+        out.append(h if e == 0 else (h + (1 << (e - 1)) + (x2 >> 31)) >> e)
+    return np.asarray(out, dtype=np.int64)
+
+
+# ------------------------------------------------------------------ reference semantics
+def add(g: Graph, op: Op, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """TF-Lite's quantized ADD: both inputs rescaled to a common 2^20-scaled domain, summed, rescaled."""
+    a, b, out = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]], g.tensors[op.outputs[0]]
+    twice_max = 2 * max(a.s, b.s)
+    m1, s1 = quantize_multiplier(a.s / twice_max)
+    m2, s2 = quantize_multiplier(b.s / twice_max)
+    mo, so = quantize_multiplier(twice_max / ((1 << LEFT_SHIFT) * out.s))
+    v1 = multiply_by_quantized_multiplier((x1.astype(np.int64) - a.zp) * (1 << LEFT_SHIFT), m1, s1)
+    v2 = multiply_by_quantized_multiplier((x2.astype(np.int64) - b.zp) * (1 << LEFT_SHIFT), m2, s2)
+    y = multiply_by_quantized_multiplier(v1 + v2, mo, so) + out.zp
+    lo, hi = activation_range(op.options.get("activation", "none"), out.s, out.zp)
+    return np.clip(y, lo, hi).astype(np.int8)
+
+
+def _reference(g: Graph, op: Op, args: list[np.ndarray]) -> np.ndarray:
+    # ``args`` holds the non-constant inputs only: a constant operand leaves one
+    return add(g, op, args[0], args[1])
+
+
+# ------------------------------------------------------------------ C code
+def _emit_reference(c: ReferenceOp) -> None:
+    op, label, out = c.op, c.label, c.out
+    (a_off, am, ash), (b_off, bm, bsh), (om, osh) = _add_params(c.g, op)
+    c.em.consts.append(
+        f"static const ref_add_params {label}_params = {{{LEFT_SHIFT}, {a_off}, {am}, {ash}, "
+        f"{b_off}, {bm}, {bsh}, {out.zp}, {om}, {osh}, {c.lo}, {c.hi}}};"
+    )
+    c.body(
+        f"    ref_add(&{label}_params, {out.nbytes}, {c.ptr(op.inputs[0])}, "
+        f"{c.ptr(op.inputs[1])}, {c.ptr(op.outputs[0])});"
+    )
+
+
+def _emit_specialized(c: SpecializedOp) -> None:
+    op, options, em, out, label, p = c.op, c.options, c.em, c.out, c.label, c.p
+    (a_off, am, ash), (b_off, bm, bsh), (om, osh) = _add_params(c.g, op)
+    lo, hi = c.act_range()
+    c.runs_inplace()
+    # 32-bit path: input shifts <= 0, |2 * (x + off) << 20| < 2^29 so |va + vb| < 2^29
+    fast = None
+    if ash <= 0 and bsh <= 0 and am > 0 and bm > 0:
+        fast = _fast_requant(np.array([om]), np.array([osh]), out.zp, np.array([1 << 29]))
+    rq = c.rq_arg(fast)
+    tabs = "(const int32_t *)0, (const int32_t *)0"
+    if fast is not None and options.add_table:
+        # each input's rescaled value is a function of its int8 value: two tables
+        em.array(f"{label}_ta", "int32_t", _add_table(a_off, am, ash))
+        em.array(f"{label}_tb", "int32_t", _add_table(b_off, bm, bsh))
+        tabs = f"{label}_ta + 128, {label}_tb + 128"
+    params = (
+        f"{a_off}, {am}, {ash}, {b_off}, {bm}, {bsh}, {om}, {osh}, {rq}, {tabs}, "
+        f"{out.zp}, {lo}, {hi}"
+    )
+    if not c.in_stage:
+        c.body.append(
+            f"    te_add({p(op.inputs[0])}, {p(op.inputs[1])}, {p(op.outputs[0])}, "
+            f"{out.nbytes}, {params});"
+        )
+        return
+    # the operands' tiles may be larger (halo): add row by row
+    ps = c.m.patch
+    ch = out.shape[3]
+    ro = ps.of(op.outputs[0])
+    ow_ = ps.col([r[3] - r[2] for r in ro])
+    rows = [f"(y) * {ow_} * {ch}"]
+    for t in op.inputs[:2]:
+        ri = ps.of(t)
+        dy = ps.col([a[0] - b[0] for a, b in zip(ro, ri, strict=True)])
+        dx = ps.col([a[2] - b[2] for a, b in zip(ro, ri, strict=True)])
+        wi = ps.col([b[3] - b[2] for b in ri])
+        rows.append(f"((y + {dy}) * {wi} + {dx}) * {ch}")
+    oh_ = ps.col([r[1] - r[0] for r in ro])
+    c.body.extend(
+        [
+            f"    for (int32_t y = 0; y < {oh_}; ++y) {{",
+            f"        te_add({p(op.inputs[0])} + {rows[1]}, {p(op.inputs[1])} + "
+            f"{rows[2]}, {p(op.outputs[0])} + {rows[0]}, {ow_} * {ch}, {params});",
+            "    }",
+        ]
+    )
+
+
+# ------------------------------------------------------------------ memory, TF-Lite
+def _inplace(g: Graph, op: Op, i: int, last_use: dict[str, int]) -> tuple[str | None, int]:
+    """In place into the first operand that dies here, is not the graph input and has the
+    output's size."""
+    out = op.outputs[0]
+    for x in op.inputs:
+        if (
+            last_use.get(x) == i
+            and x not in g.inputs
+            and g.tensors[x].nbytes == g.tensors[out].nbytes
+        ):
+            return x, 0
+    return None, 0
+
+
+def _write(fb: Any, op: Op, g: Graph) -> tuple[int, Any]:
+    opt = fb.AddOptionsT()
+    opt.fusedActivationFunction = fused_activation(fb, op.options.get("activation", "none"))
+    return fb.BuiltinOptions.AddOptions, opt
+
+
+def _read(fb: Any, o: Any, inputs: list[Tensor], i: int) -> dict[str, Any]:
+    return {
+        "activation": activation_name(fb, o.fusedActivationFunction) if o is not None else "none"
+    }
+
+
+SPEC = OpSpec(
+    kind="add",
+    reference=_reference,
+    tflite=TFLiteMapping("ADD", _write, _read),
+    emit_reference=_emit_reference,
+    emit_specialized=_emit_specialized,
+    inplace=_inplace,
+    needed_region=same_region,
+    tiles=True,
+    tiled_kernel=True,
+    tile_halo=True,
+)

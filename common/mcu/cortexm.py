@@ -1062,7 +1062,9 @@ class _Machine:
             self._native.limit = max_instructions
         self.uc.reg_write(a.UC_ARM_REG_SP, self.sp0)
         try:
-            self.uc.emu_start(self.pc0 | 1, 0xFFFF_FFFF, timeout=int(timeout_s * 1e6))
+            # Unicorn counts the timeout in microseconds, and 0 means none: at least 1.
+            timeout_us = max(1, int(timeout_s * 1e6))
+            self.uc.emu_start(self.pc0 | 1, 0xFFFF_FFFF, timeout=timeout_us)
         except self.uc_mod.UcError as err:
             pc = self.uc.reg_read(a.UC_ARM_REG_PC)
             sp = self.uc.reg_read(a.UC_ARM_REG_SP)
@@ -1131,6 +1133,8 @@ def run(
     labels = profile_labels(elf) if profile else None
     if counter not in ("auto", "native", "python"):
         raise ValueError(f"counter must be 'auto', 'native' or 'python', not {counter!r}")
+    if not timeout_s > 0:
+        raise ValueError(f"timeout_s must be positive, got {timeout_s}")
     machine = _Machine(elf, tgt, xs, echo, labels, counter)
     t0 = time.perf_counter()
     machine.start(max_instructions, timeout_s)

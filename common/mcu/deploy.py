@@ -4,8 +4,10 @@ the MCUNet tables.
 :func:`deploy` takes a :class:`~common.mcu.graph.Graph` (from a ``.tflite`` file or the PyTorch
 converter) and
 
-1. exports it to ``model.tflite`` and asks the real TF-Lite Micro interpreter for its arena
-   (activation "head" bytes, measured) and its output on the check inputs;
+1. writes ``model.tflite`` (the user's own bytes when ``source`` is given, else the graph's
+   export) and asks the real TF-Lite Micro interpreter, run on exactly those bytes, for the
+   smallest arena it allocates the model in (``tflm/arena_bytes``), that arena's activation
+   "head" bytes (measured) and its output on the check inputs;
 2. plans memory three ways: TF-Lite Micro's arena (:func:`~common.mcu.memory.plan_tflm`),
    TinyEngine's in-place plan, and the best MCUNetV2 patch-based plan (with its MAC overhead);
 3. generates the C projects: TinyEngine-style specialized kernels, the same with MCUNetV2
@@ -16,10 +18,18 @@ converter) and
    numpy reference;
 4. builds them for the target (a linker script with the target's flash and SRAM: a model that
    does not fit fails at link time and is reported as such) and runs them on the emulated
-   Cortex-M7, reading back the outputs and counting instructions exactly.
+   Cortex-M7 (each run stopped after ``DeployOptions.time_limit_s``), reading back the outputs
+   and counting instructions exactly.
 
-Every output is compared bit for bit: numpy reference, host C, emulated Cortex-M7, tflite-micro.
-A mismatch raises :class:`MismatchError` (it is a bug, never a number to report).
+Every output is compared bit for bit with the numpy reference run on the graph: host C, emulated
+Cortex-M7, and tflite-micro run on the user's file (``source``), so a misreading of the file by
+our importer shows up as a tflite-micro mismatch even when our own export would hide it. A
+mismatch raises :class:`MismatchError` naming the executor (it is a bug, never a number to
+report).
+
+Nothing half-written is left in ``out_dir``: everything is built in ``<out_dir>.partial`` beside
+it, which is removed when anything fails (``out_dir`` then stays as it was) and, on success,
+moved into place (replacing the entries a previous deployment wrote there).
 """
 
 from __future__ import annotations
@@ -27,6 +37,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -35,7 +46,7 @@ from pathlib import Path
 
 import numpy as np
 
-from common.mcu import cortexm, reference, tflm
+from common.mcu import cortexm, reference, tflm, toolchain
 from common.mcu.codegen import (
     HOST_OPT,
     CodegenOptions,
@@ -48,6 +59,7 @@ from common.mcu.codegen import (
 from common.mcu.graph import Graph
 from common.mcu.memory import best_patch_plan, plan_tflm, plan_tinyengine
 from common.mcu.tflite_io import export_tflite
+from common.mcu.validate import validate_tflite
 
 ENGINES = {
     "tinyengine": CodegenOptions(kernels="specialized"),
@@ -84,6 +96,12 @@ class DeployOptions:
     # accuracy); the other engines' host builds only check outputs and use -O0
     host_opt: str = HOST_OPT
     profile: bool = False  # per-operator instructions of every emulated engine (profile.json)
+    # wall-clock limit of one emulated run (a runaway program also stops after 2e9 instructions)
+    time_limit_s: float = 300.0
+
+    def __post_init__(self) -> None:
+        if not self.time_limit_s > 0:
+            raise ValueError(f"time_limit_s must be positive, got {self.time_limit_s}")
 
 
 def check_equal(name: str, expected: np.ndarray, got: np.ndarray, what: str) -> None:
@@ -101,20 +119,73 @@ def deploy(
     *,
     name: str = "model",
     log: Callable[[str], None] = print,
+    source: bytes | None = None,
 ) -> dict[str, float]:
     """Deploy ``g`` into ``out_dir`` and return flat measurements (bytes, instructions, flags).
 
     ``check_inputs`` are int8 inputs (NHWC) run through every executor; the first one is also
-    the input of the emulated runs whose instructions are reported.
+    the input of the emulated runs whose instructions are reported. ``source``: the ``.tflite``
+    bytes ``g`` was read from; TF-Lite Micro then runs on them (validated first, see
+    :mod:`common.mcu.validate`) instead of on our export of ``g``.
+
+    Builds in ``<out_dir>.partial`` and moves the result into ``out_dir`` only on success; a
+    failure removes it and leaves ``out_dir`` as it was.
     """
     options = options or DeployOptions()
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if source is not None:
+        validate_tflite(source, source=name)
+    final = Path(out_dir)
+    if final.exists() and not final.is_dir():
+        raise NotADirectoryError(20, "not a directory", str(final))
+    staging = final.parent / f"{final.name}.partial"
+    if staging.exists():  # left by a deployment that was killed
+        shutil.rmtree(staging)
+    staging.mkdir(parents=True)
+    try:
+        m = _deploy(g, staging, check_inputs, options, name=name, log=log, source=source)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    _publish(staging, final, options)
+    return m
+
+
+def _publish(staging: Path, final: Path, options: DeployOptions) -> None:
+    """Move the finished deployment in ``staging`` to ``final``, first removing from ``final``
+    what an earlier deployment wrote there (and only that)."""
+    if not final.exists():
+        staging.rename(final)
+        return
+    engines = {*ENGINES, *options.engines, "tinyengine_patch", "tinyengine_stream"}
+    owned = {"model.tflite", "deploy.json", "profile.json"}
+    owned |= {f"{kind}_{e}{lab}" for e in engines for kind in ("c", "elf") for lab in ("", "_lab")}
+    for entry in final.iterdir():
+        if entry.name in owned:
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+    for entry in staging.iterdir():
+        entry.rename(final / entry.name)
+    staging.rmdir()
+
+
+def _deploy(
+    g: Graph,
+    out_dir: Path,
+    check_inputs: Sequence[np.ndarray],
+    options: DeployOptions,
+    *,
+    name: str,
+    log: Callable[[str], None],
+    source: bytes | None,
+) -> dict[str, float]:
     target = cortexm.get_target(options.target)
     g.validate()
     m: dict[str, float] = {}
     profiles: dict[str, dict[str, int]] = {}
-    tfl = export_tflite(g, description=name)
+    # The bytes TF-Lite Micro runs (and model.tflite holds): the user's file when there is one.
+    tfl = source if source is not None else export_tflite(g, description=name)
     (out_dir / "model.tflite").write_bytes(tfl)
     m["macs"] = float(g.macs())
     m["weight_bytes"] = float(g.weight_bytes())
@@ -122,7 +193,8 @@ def deploy(
 
     # ---------------------------------------------------------------- memory plans
     t0 = time.perf_counter()
-    head = tflm.arena_report(tfl)["head"]
+    arena = tflm.min_arena_size(tfl)
+    head = tflm.arena_report(tfl, arena_size=arena)["head"]
     ours_tflm = plan_tflm(g).arena_bytes
     if head != ours_tflm:
         log(
@@ -133,6 +205,7 @@ def deploy(
     m.update(
         {
             "tflm/arena_head_bytes": float(head),
+            "tflm/arena_bytes": float(arena),
             "tflm/plan_bytes": float(ours_tflm),
             "tinyengine/plan_bytes": float(te.peak_bytes),
             "tinyengine/inplace_scratch_bytes": float(te.scratch_bytes),
@@ -150,9 +223,12 @@ def deploy(
 
     # ---------------------------------------------------------------- reference outputs
     xs = [np.asarray(x, dtype=np.int8).reshape(g.tensors[g.inputs[0]].shape) for x in check_inputs]
+    if not xs:
+        raise ValueError("deploy needs at least one check input")
     expected = [reference.run(g, x)[g.outputs[0]] for x in xs]
+    peer = "tflite-micro (on the .tflite file)" if source is not None else "tflite-micro"
     for x, y in zip(xs, expected, strict=True):
-        check_equal(name, y, tflm.run(tfl, x), "tflite-micro")
+        check_equal(name, y, tflm.run(tfl, x, arena_size=arena), peer)
 
     # ---------------------------------------------------------------- C projects
     engines = dict(options.engines)
@@ -184,11 +260,16 @@ def deploy(
     job = functools.partial(
         _deploy_engine, g, out_dir, xs, expected, options, target, name=name, log=log
     )
-    with ThreadPoolExecutor(max_workers=ENGINE_WORKERS) as pool:
-        for engine_m, engine_profile in pool.map(job, engines.items()):
+    pool = ThreadPoolExecutor(max_workers=ENGINE_WORKERS)
+    try:
+        futures = [pool.submit(job, item) for item in engines.items()]
+        for future in futures:
+            engine_m, engine_profile = future.result()
             m.update(engine_m)
             if engine_profile is not None:
                 profiles[engine_profile[0]] = engine_profile[1]
+    finally:  # on a failure, engines not started yet are not started
+        pool.shutdown(wait=True, cancel_futures=True)
     m["bitexact"] = 1.0  # every comparison above passed (a mismatch raises)
     m["check_inputs"] = float(len(xs))
     m["assumed_ipc_estimate"] = float(target.assumed_ipc_estimate)
@@ -225,7 +306,7 @@ def _deploy_engine(
             fit_exc = exc
     # The host harness checks outputs, which no -O level changes: -O0 compiles a large
     # specialized model four times faster than -O1 (see DeployOptions.host_opt).
-    exe = build_host(project, opt=options.host_opt if engine == "tinyengine" else "-O0")
+    exe = _build_host(project, engine, options.host_opt if engine == "tinyengine" else "-O0")
     for x, y in zip(xs, expected, strict=True):
         check_equal(name, y, run_host(exe, x), f"host C ({engine})")
     m[f"{engine}/arena_bytes"] = float(project.arena_bytes)
@@ -258,7 +339,9 @@ def _deploy_engine(
     t0 = time.perf_counter()
     result = None
     for i, (x, y) in enumerate(zip(xs, expected, strict=True)):
-        r = cortexm.run(built, x, profile=options.profile and i == 0)
+        r = cortexm.run(
+            built, x, profile=options.profile and i == 0, timeout_s=options.time_limit_s
+        )
         if r.profile is not None:
             profile = (engine, r.profile)
         check_equal(name, y, r.output, f"Cortex-M7 ({engine})")
@@ -275,6 +358,20 @@ def _deploy_engine(
         f"(emulated in {time.perf_counter() - t0:.1f}s)"
     )
     return m, profile
+
+
+def _build_host(project: CProject, engine: str, opt: str) -> Path:
+    """:func:`~common.mcu.codegen.build_host`, with a missing compiler and a failed build
+    raised as :class:`~common.mcu.toolchain.ToolchainMissingError` and
+    :class:`~common.mcu.cortexm.BuildError` naming the engine."""
+    if not toolchain.have("gcc"):
+        raise toolchain.ToolchainMissingError(
+            "the host C compiler gcc is not on PATH; install it (Debian: apt-get install gcc)"
+        )
+    try:
+        return build_host(project, opt=opt)
+    except RuntimeError as exc:
+        raise cortexm.BuildError(f"host build of the {engine} project failed: {exc}") from exc
 
 
 def _build_fitting(
@@ -440,4 +537,9 @@ def table(m: dict[str, float], target: str = "stm32f746") -> str:
         f"{m['patch/n_ops']:.0f} ops, +{100 * m['patch/mac_overhead']:.1f}% MACs); outputs bit-exact "
         "across numpy, host C, Cortex-M7 and tflite-micro."
     )
+    if "tflm/arena_bytes" in m:
+        extra += (
+            f" TF-Lite Micro's smallest whole arena on the host (activations + its 64-bit "
+            f"persistent data): {kb(m['tflm/arena_bytes'])}."
+        )
     return "\n".join(lines) + "\n" + extra

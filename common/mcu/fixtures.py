@@ -81,20 +81,40 @@ class GraphBuilder:
         self.last = out
         return out
 
-    def add(self, other: str, activation: str = "none") -> str:
+    def add(
+        self, other: str, activation: str = "none", *, first: bool = True, fit: bool = False
+    ) -> str:
+        """``last + other`` (``other + last`` unless ``first``) with TF-Lite broadcasting: the
+        output has the operands' broadcast shape; ``fit``: its scale 1.5 x the larger input
+        scale (the sums rarely saturate), else random."""
         name = self._name("add")
-        out = self._act(f"{name}/out", self.g.tensors[self.last].shape)
-        self.g.ops.append(Op("add", [self.last, other], [out], {"activation": activation}, name))
+        a, b = self.g.tensors[self.last], self.g.tensors[other]
+        shape = tuple(int(v) for v in np.broadcast_shapes(a.shape, b.shape))
+        out = self._act(f"{name}/out", shape, 1.5 * max(a.s, b.s) if fit else None)
+        operands = [self.last, other] if first else [other, self.last]
+        self.g.ops.append(Op("add", operands, [out], {"activation": activation}, name))
         self.last = out
         return out
 
-    def pool(self, kind: str, k: int, stride: int, padding: str = "valid") -> str:
+    def constant(self, shape: tuple[int, ...]) -> str:
+        """A random int8 constant quantized per tensor (an ADD operand); ``last`` is unchanged."""
+        name = self._name("const")
+        data = self.rng.integers(-128, 128, size=shape).astype(np.int8)
+        scale = float(self.rng.uniform(0.01, 0.1))
+        zp = int(self.rng.integers(-20, 20))
+        self.g.tensors[name] = Tensor(
+            name, tuple(shape), "int8", np.array([scale], np.float32), np.array([zp]), data
+        )
+        return name
+
+    def pool(self, kind: str, k: int | tuple[int, int], stride: int, padding: str = "valid") -> str:
         from common.mcu.graph import conv_output_size
 
         x = self.g.tensors[self.last]
         name = self._name(kind)
-        oh, _ = conv_output_size(x.shape[1], k, stride, padding)
-        ow, _ = conv_output_size(x.shape[2], k, stride, padding)
+        kh, kw = (k, k) if isinstance(k, int) else k
+        oh, _ = conv_output_size(x.shape[1], kh, stride, padding)
+        ow, _ = conv_output_size(x.shape[2], kw, stride, padding)
         out = self._act(f"{name}/out", (1, oh, ow, x.shape[3]), x.s, x.zp)  # pools keep the scale
         self.g.ops.append(
             Op(
@@ -104,7 +124,7 @@ class GraphBuilder:
                 {
                     "stride": (stride, stride),
                     "padding": padding,
-                    "filter": (k, k),
+                    "filter": (kh, kw),
                     "activation": "none",
                 },
                 name,
@@ -185,4 +205,25 @@ def random_graph(seed: int = 0, size: int = 12) -> Graph:
     x = b.g.tensors[b.last]
     b.reshape((1, int(np.prod(x.shape[1:]))))
     b.fc(10)
+    return b.build()
+
+
+def broadcast_graph(seed: int = 41) -> Graph:
+    """ADD with TF-Lite broadcasting and constant operands: a feature map plus its global average
+    pool (small operand first), plus constants per channel, of the whole shape (first: the
+    in-place rule must not pick it), of rank 1, per row, per column of one channel (an add per
+    element), and a row vector plus a column vector (the output larger than both operands)."""
+    b = GraphBuilder((1, 6, 6, 5), seed=seed)
+    x = b.conv(5, 3, activation="relu")  # 6x6x5
+    pooled = b.pool("avg_pool2d", 6, 1)  # 1x1x5
+    b.last = x
+    b.add(pooled, first=False, fit=True)
+    b.add(b.constant((1, 1, 1, 5)), fit=True)
+    b.add(b.constant((1, 6, 6, 5)), first=False, fit=True)
+    b.add(b.constant((5,)), activation="relu6", fit=True)
+    b.add(b.constant((1, 6, 1, 5)), fit=True)
+    b.add(b.constant((1, 1, 6, 1)), activation="relu", fit=True)
+    b.pool("avg_pool2d", (1, 6), 1)  # 6x1x5
+    b.add(b.constant((1, 1, 6, 5)), first=False, fit=True)  # 6x6x5
+    b.conv(4, 1)
     return b.build()

@@ -18,7 +18,9 @@ patch, from receptive fields, and the MACs that the overlapping halos recompute.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -83,10 +85,13 @@ def lifetimes(g: Graph, aliases: dict[str, str] | None = None) -> list[Buffer]:
     return [Buffer(t, g.tensors[t].nbytes, first[t], last[t]) for t in first]
 
 
-def _place_greedy(buffers: list[Buffer], align: int) -> int:
-    """Largest first, lowest offset that overlaps no placed buffer alive at the same time."""
+def _place_greedy(
+    buffers: list[Buffer], align: int, order: Callable[[Buffer], Any] | None = None
+) -> int:
+    """Largest first (``order``: the sort key, by default size then first use), lowest offset
+    that overlaps no placed buffer alive at the same time."""
     placed: list[Buffer] = []
-    for b in sorted(buffers, key=lambda b: (-b.size, b.first)):
+    for b in sorted(buffers, key=order or (lambda b: (-b.size, b.first))):
         size = _align(b.size, align)
         busy = sorted(
             (p.offset, p.offset + _align(p.size, align))
@@ -104,9 +109,16 @@ def _place_greedy(buffers: list[Buffer], align: int) -> int:
 
 
 def plan_tflm(g: Graph) -> MemoryPlan:
-    """TF-Lite Micro's plan: a buffer per tensor, 16-byte aligned, greedy by size."""
+    """TF-Lite Micro's plan: a buffer per tensor, 16-byte aligned, greedy by size.
+
+    Buffers of equal (aligned) size are placed as its ``GreedyMemoryPlanner`` places them: the
+    later tensor of the file (``g.tensors`` keeps the file's order through import and export)
+    first. Placing them by first use instead gives a different arena on some converter-style
+    files, whose tensors are not in the order of use."""
+    index = {name: k for k, name in enumerate(g.tensors)}
     buffers = lifetimes(g)
-    return MemoryPlan(buffers, _place_greedy(buffers, 16))
+    arena = _place_greedy(buffers, 16, lambda b: (-_align(b.size, 16), -index[b.tensor]))
+    return MemoryPlan(buffers, arena)
 
 
 def inplace_aliases(g: Graph) -> tuple[dict[str, str], int]:
@@ -178,6 +190,8 @@ class PatchPlan:
 
     @property
     def mac_overhead(self) -> float:
+        if self.base_macs == 0:  # no multiply-accumulates at all (pads, adds, pools)
+            return 0.0
         return self.macs / self.base_macs - 1.0
 
 
@@ -205,9 +219,12 @@ def patch_regions(g: Graph, n_ops: int, patches: int) -> list[dict[str, Region]]
         raise ValueError(f"n_ops={n_ops}: the graph has {len(g.ops)} operators")
     stage = g.ops[:n_ops]
     for op in stage:
-        if op.kind not in PATCH_KINDS:
+        check = OPS[op.kind].tile_check if op.kind in PATCH_KINDS else None
+        why = check(g, op) if check is not None else None
+        if op.kind not in PATCH_KINDS or why is not None:
             raise ValueError(
-                f"{op.kind} {op.name} cannot run patch by patch: choose a shorter stage"
+                f"{op.kind} {op.name} cannot run patch by patch{f' ({why})' if why else ''}: "
+                "choose a shorter stage"
             )
     stage_out = stage[-1].outputs[0]
     # The input is read tile by tile (from the camera or a flash-resident image, as MCUNetV2

@@ -49,6 +49,12 @@ def _patch_memory(g: Graph, options: CodegenOptions) -> MemoryPlan:
     if n > len(g.ops):
         raise ValueError(f"patch_ops={n} but the graph has {len(g.ops)} operators")
     regions = patch_regions(g, n, options.patches)
+    for op in g.ops[:n]:  # the analytic plan tiles an unfused PAD; the C code cannot
+        if not OPS[op.kind].tiled_kernel:
+            raise ValueError(
+                f"patch stage: no tiled {op.kind} kernel ({op.name}); choose a shorter stage "
+                "(patch_ops)"
+            )
     for op in g.ops[:n]:  # the kernels read whole tiles: no window may start inside one
         if not OPS[op.kind].tile_halo and any(
             needed_region(op, g, r[op.outputs[0]]) != r[op.inputs[0]] for r in regions

@@ -18,7 +18,8 @@ code generator and the interpreter rely on:
 * the operators: known operator codes among the supported ones, the options table each kind
   needs, operand counts, ranks and shapes consistent with the operator (the output shape a
   convolution or pool computes, matching channels, a bias on every convolution and fully
-  connected layer), and a data flow where every activation is written once before it is read.
+  connected layer, ADD operands that broadcast to its output, at most one of them an int8
+  constant), and a data flow where every activation is written once before it is read.
 
 Anything wrong raises :class:`ModelFormatError` (an :class:`~common.errors.InputError` and a
 ``ValueError``) with one line naming the file and the problem; a valid model using something the
@@ -461,21 +462,7 @@ class _Validator:
         elif code == _BOP.FULLY_CONNECTED:
             self.check_fully_connected(i, op, o, x, out)
         elif code == _BOP.ADD:
-            a = self.activation(i, x, "input")
-            b = self.activation(i, int(op.inputs[1]), "second input")
-            y = self.activation(i, out, "output")
-            if not a == b == y:
-                raise self.unsupported(
-                    f"{self.op_label(i)} adds shapes {list(a)} and {list(b)} into {list(y)}; "
-                    "broadcasting is not supported"
-                )
-            scales = [float(self.tensors[j].quantization.scale[0]) for j in (x, op.inputs[1], out)]
-            if 2 * max(scales[:2]) / (2**20 * scales[2]) >= 1:
-                raise self.unsupported(
-                    f"{self.op_label(i)} output scale {scales[2]:g} is too small for input "
-                    f"scales {scales[0]:g} and {scales[1]:g} (TF-Lite's int8 ADD needs "
-                    "2 x max input scale < 2^20 x output scale)"
-                )
+            self.check_add(i, op, x, out)
         elif code == _BOP.RESHAPE:
             a = self.activation(i, x, "input")
             y = self.activation(i, out, "output")
@@ -518,6 +505,61 @@ class _Validator:
                     f"{self.op_label(i)} has beta {beta:g} with input scale {in_s:g}; TF-Lite's "
                     "int8 softmax needs beta x input scale > 2^-26"
                 )
+
+    def check_add(self, i: int, op: Any, x: int, out: int) -> None:
+        """ADD: two operands (activations, or one int8 constant) whose shapes broadcast (TF-Lite:
+        aligned on the right, each dimension equal to the output's or 1) to the output's."""
+        j = int(op.inputs[1])
+        a = self.add_operand(i, x, "input")
+        b = self.add_operand(i, j, "second input")
+        if self.constant[x] and self.constant[j]:
+            raise self.unsupported(
+                f"{self.op_label(i)} adds two constants; fold it into one constant tensor"
+            )
+        y = self.activation(i, out, "output")
+        if len(y) > 4:
+            raise self.unsupported(
+                f"{self.op_label(i)} output has rank {len(y)}; ADD supports up to 4 dimensions"
+            )
+        try:
+            expected = tuple(int(v) for v in np.broadcast_shapes(a, b))
+        except ValueError:
+            raise self.fail(
+                f"{self.op_label(i)} adds shapes {list(a)} and {list(b)}, which do not "
+                "broadcast (aligned on the right, each dimension must be equal or 1)"
+            ) from None
+        if expected != tuple(y):
+            raise self.fail(
+                f"{self.op_label(i)} adds shapes {list(a)} and {list(b)} into {list(y)}; "
+                f"expected {list(expected)}"
+            )
+        scales = [float(self.tensors[k].quantization.scale[0]) for k in (x, j, out)]
+        if 2 * max(scales[:2]) / (2**20 * scales[2]) >= 1:
+            raise self.unsupported(
+                f"{self.op_label(i)} output scale {scales[2]:g} is too small for input "
+                f"scales {scales[0]:g} and {scales[1]:g} (TF-Lite's int8 ADD needs "
+                "2 x max input scale < 2^20 x output scale)"
+            )
+
+    def add_operand(self, i: int, j: int, what: str) -> tuple[int, ...]:
+        """An ADD operand: an activation, or an int8 constant quantized per tensor."""
+        self.tensor_index(i, j, what)
+        if not self.constant[j]:
+            return self.activation(i, j, what)
+        self.typed(i, j, what, _T.INT8)
+        shape = self.shapes[j]
+        if 0 in shape or len(shape) > 4:
+            raise self.unsupported(
+                f"{self.op_label(i)} {what} {self.tensor_label(j)} is a constant of shape "
+                f"{list(shape)}; ADD takes constants of at most 4 non-empty dimensions"
+            )
+        scale, _ = self.quantization(i, j, what)
+        if len(scale) != 1:
+            raise self.unsupported(
+                f"{self.op_label(i)} {what} {self.tensor_label(j)} is a constant with "
+                f"{len(scale)} scales; an ADD operand is quantized per tensor"
+            )
+        return shape
 
     def check_conv(self, i: int, op: Any, code: int, o: Any, x: int, out: int) -> None:
         xs = self.activation(i, x, "input", 4)

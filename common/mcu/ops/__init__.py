@@ -28,7 +28,8 @@ Adding an operator:
    * optional: ``prepare(m)`` (whole-model decisions before emission), ``inplace`` (TinyEngine's
      in-place rule), ``needed_region`` (the input region an output region reads), ``tiles`` /
      ``tiled_kernel`` (patch-based inference: the analytic plan may tile it / the C code has a
-     tiled kernel), ``macs``.
+     tiled kernel), ``tile_check`` (why one operator of a tiled kind cannot run tile by tile),
+     ``macs``.
 
 2. Add its ``SPEC`` to :data:`OPS` below: the position is the order in which operators are
    listed (``SUPPORTED_OPS``, the importer's error messages).

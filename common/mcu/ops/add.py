@@ -9,8 +9,16 @@ the shifts allow it, and with ``add_table`` each input's rescaled value looked u
 256-entry table (it is a function of the int8 value). Inside the patch stage the operands' tiles
 may carry a halo, so the tiles are added row by row.
 
-Both operands are assumed to be activations of the output's shape: every kernel here (numpy and
-C) indexes them elementwise, with no broadcasting and no constant operand.
+TF-Lite broadcasting (``BroadcastAdd4DSlow`` / ``6DSlow`` in TF-Lite Micro: the same per-element
+arithmetic): the operands' shapes are aligned on the right, each dimension equal to the output's
+or 1 (broadcast). The numpy reference broadcasts; the C emitters (:func:`_loops`) decompose the
+output into outer loops over the broadcast dimensions, with each operand's stride (0 where it
+broadcasts), around one contiguous ``te_add`` / ``ref_add`` of the largest inner block both
+operands hold in full (``[1, H, W, C] + [1, 1, 1, C]``: one add of C values per pixel, the small
+operand's pointer fixed). A constant operand (an int8 tensor with data) is an array in flash
+(``static const``, like weights), never in the arena. Only an activation operand of the
+output's full size may be overwritten in place; an ADD with a broadcast or constant operand runs
+on whole tensors, outside the patch stage (:func:`_tile_check`: a split search stops before it).
 """
 
 from __future__ import annotations
@@ -72,8 +80,86 @@ def add(g: Graph, op: Op, x1: np.ndarray, x2: np.ndarray) -> np.ndarray:
 
 
 def _reference(g: Graph, op: Op, args: list[np.ndarray]) -> np.ndarray:
-    # ``args`` holds the non-constant inputs only: a constant operand leaves one
-    return add(g, op, args[0], args[1])
+    # ``args`` holds the non-constant inputs only: a constant operand's value is its data
+    rest = iter(args)
+    x1, x2 = (g.tensors[t].data if g.tensors[t].is_constant else next(rest) for t in op.inputs[:2])
+    return add(g, op, x1, x2)
+
+
+# ------------------------------------------------------------------ broadcasting
+def _loops(g: Graph, op: Op) -> tuple[list[tuple[int, int, int, int]], int]:
+    """The output as outer loops around one contiguous add of ``n`` elements: ``(loops, n)``,
+    each loop ``(count, first operand's stride, second's, output's)`` in elements, outermost
+    first, a stride 0 where that operand broadcasts. No loops: both operands have the output's
+    size (one add of every element)."""
+    out = tuple(g.tensors[op.outputs[0]].shape)
+    shapes = [tuple(g.tensors[t].shape) for t in op.inputs[:2]]
+    shapes = [(1,) * (len(out) - len(s)) + s for s in shapes]  # aligned on the right
+    dims: list[list[int]] = []  # [count, stride a, stride b], innermost first
+    strides = [1, 1]
+    for k in reversed(range(len(out))):
+        step = [0 if s[k] == 1 else st for s, st in zip(shapes, strides, strict=True)]
+        strides = [st * s[k] for s, st in zip(shapes, strides, strict=True)]
+        if out[k] == 1:
+            continue
+        # merge into the inner dimension where each operand stays contiguous or broadcast
+        if dims and all(
+            x == y == 0 or (y != 0 and x == y * dims[-1][0])
+            for x, y in zip(step, dims[-1][1:], strict=True)
+        ):
+            dims[-1][0] *= out[k]
+            continue
+        dims.append([out[k], *step])
+    if not dims:  # a single element
+        return [], 1
+    n = dims[0][0] if dims[0][1] == dims[0][2] == 1 else 1
+    loops, o_stride = [], n
+    for count, sa, sb in dims[1:] if n > 1 else dims:  # innermost first
+        loops.append((count, sa, sb, o_stride))
+        o_stride *= count
+    return loops[::-1], n
+
+
+def _offsets(loops: list[tuple[int, int, int, int]]) -> tuple[str, str, str]:
+    """The two operands' and the output's offsets inside the loops, as C terms to append to
+    their pointers (``" + i0 * 4"``; empty where the pointer stays fixed)."""
+    exprs = []
+    for k in (1, 2, 3):
+        terms = [
+            f"i{d}" if lp[k] == 1 else f"i{d} * {lp[k]}" for d, lp in enumerate(loops) if lp[k]
+        ]
+        exprs.append("".join(f" + {t}" for t in terms))
+    return exprs[0], exprs[1], exprs[2]
+
+
+def _looped(loops: list[tuple[int, int, int, int]], call: str) -> list[str]:
+    """``call`` (with ``{a}``, ``{b}``, ``{o}`` for the offsets) inside the loops."""
+    lines = []
+    for d, lp in enumerate(loops):
+        lines.append(f"{'    ' * (d + 1)}for (int32_t i{d} = 0; i{d} < {lp[0]}; ++i{d}) {{")
+    a, b, o = _offsets(loops)
+    lines.append("    " * (len(loops) + 1) + call.format(a=a, b=b, o=o))
+    lines += [f"{'    ' * (d + 1)}}}" for d in reversed(range(len(loops)))]
+    return lines
+
+
+def _operand(em: Any, label: str, g: Graph, t: str, k: int, ptr: Any) -> str:
+    """The C pointer of operand ``t``: a constant is a ``static const`` array in flash."""
+    tensor = g.tensors[t]
+    if tensor.is_constant:
+        return em.array(f"{label}_in{k}", "int8_t", tensor.data)
+    return ptr(t)
+
+
+def _tile_check(g: Graph, op: Op) -> str | None:
+    """Why this ADD cannot run inside the patch stage (None: it can)."""
+    out = g.tensors[op.outputs[0]]
+    for t in op.inputs[:2]:
+        if g.tensors[t].is_constant:
+            return "adds a constant operand"
+        if g.tensors[t].shape != out.shape:
+            return "broadcasts an operand"
+    return None
 
 
 # ------------------------------------------------------------------ C code
@@ -84,10 +170,14 @@ def _emit_reference(c: ReferenceOp) -> None:
         f"static const ref_add_params {label}_params = {{{LEFT_SHIFT}, {a_off}, {am}, {ash}, "
         f"{b_off}, {bm}, {bsh}, {out.zp}, {om}, {osh}, {c.lo}, {c.hi}}};"
     )
-    c.body(
-        f"    ref_add(&{label}_params, {out.nbytes}, {c.ptr(op.inputs[0])}, "
-        f"{c.ptr(op.inputs[1])}, {c.ptr(op.outputs[0])});"
-    )
+    a, b = (_operand(c.em, label, c.g, t, k, c.ptr) for k, t in enumerate(op.inputs[:2]))
+    loops, n = _loops(c.g, op)
+    if not loops:
+        c.body(f"    ref_add(&{label}_params, {n}, {a}, {b}, {c.ptr(op.outputs[0])});")
+        return
+    call = f"ref_add(&{label}_params, {n}, {a}{{a}}, {b}{{b}}, {c.ptr(op.outputs[0])}{{o}});"
+    for line in _looped(loops, call):
+        c.body(line)
 
 
 def _emit_specialized(c: SpecializedOp) -> None:
@@ -111,10 +201,13 @@ def _emit_specialized(c: SpecializedOp) -> None:
         f"{out.zp}, {lo}, {hi}"
     )
     if not c.in_stage:
-        c.body.append(
-            f"    te_add({p(op.inputs[0])}, {p(op.inputs[1])}, {p(op.outputs[0])}, "
-            f"{out.nbytes}, {params});"
-        )
+        a, b = (_operand(em, label, c.g, t, k, p) for k, t in enumerate(op.inputs[:2]))
+        loops, n = _loops(c.g, op)
+        if not loops:
+            c.body.append(f"    te_add({a}, {b}, {p(op.outputs[0])}, {n}, {params});")
+            return
+        call = f"te_add({a}{{a}}, {b}{{b}}, {p(op.outputs[0])}{{o}}, {n}, {params});"
+        c.body.extend(_looped(loops, call))
         return
     # the operands' tiles may be larger (halo): add row by row
     ps = c.m.patch
@@ -141,13 +234,15 @@ def _emit_specialized(c: SpecializedOp) -> None:
 
 # ------------------------------------------------------------------ memory, TF-Lite
 def _inplace(g: Graph, op: Op, i: int, last_use: dict[str, int]) -> tuple[str | None, int]:
-    """In place into the first operand that dies here, is not the graph input and has the
-    output's size."""
+    """In place into the first operand that dies here, is an activation (not a constant, not
+    the graph input) and has the output's size (a broadcast operand is smaller: each of its
+    values is read for many outputs)."""
     out = op.outputs[0]
     for x in op.inputs:
         if (
             last_use.get(x) == i
             and x not in g.inputs
+            and not g.tensors[x].is_constant
             and g.tensors[x].nbytes == g.tensors[out].nbytes
         ):
             return x, 0
@@ -175,6 +270,7 @@ SPEC = OpSpec(
     inplace=_inplace,
     needed_region=same_region,
     tiles=True,
+    tile_check=_tile_check,
     tiled_kernel=True,
     tile_halo=True,
 )

@@ -76,6 +76,9 @@ class OpSpec:
             (patch-based inference's receptive field; :func:`common.mcu.memory.needed_region`).
         tiles: whether the analytic patch plan may run it tile by tile (it works on spatial
             regions of NHWC tensors: :data:`common.mcu.memory.PATCH_KINDS`).
+        tile_check: ``(g, op) -> reason or None``: why this one operator cannot run tile by tile
+            although its kind can (an ADD with a broadcast or constant operand), None when it
+            can; the patch stage then ends before it (:func:`common.mcu.memory.patch_regions`).
         tiled_kernel: whether the specialized C code has a kernel for tiles (runs inside the
             patch stage with per-tile extents).
         tile_halo: whether that kernel reads its inputs' tiles at an offset (ADD, row by row), so
@@ -93,6 +96,7 @@ class OpSpec:
     inplace: Callable[[Graph, Op, int, dict[str, int]], tuple[str | None, int]] | None = None
     needed_region: Callable[[Graph, Op, Region], Region] | None = None
     tiles: bool = False
+    tile_check: Callable[[Graph, Op], str | None] | None = None
     tiled_kernel: bool = False
     tile_halo: bool = False
     macs: Callable[[Graph, Op, Region | None], int] | None = None

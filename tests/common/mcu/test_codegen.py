@@ -21,7 +21,7 @@ from common.mcu.codegen import (
     run_host,
     run_host_batch,
 )
-from common.mcu.fixtures import GraphBuilder, random_graph
+from common.mcu.fixtures import GraphBuilder, broadcast_graph, random_graph
 from common.mcu.graph import Graph
 
 pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="needs gcc (apt: gcc)")
@@ -262,6 +262,7 @@ GRAPHS: dict[str, Callable[[], Graph]] = {
     "softmax": softmax_graph,
     "pairs": pairs_graph,
     "lenet": lenet_graph,
+    "broadcast": broadcast_graph,
 }
 
 
@@ -752,6 +753,71 @@ def test_patch_split_that_cuts_a_tile_is_refused(graphs: dict[str, Graph], tmp_p
         generate(graphs["pool_fc"], tmp_path / "c", CodegenOptions(patch_ops=7, patches=2))
     with pytest.raises(ValueError, match="fuse_pad"):
         CodegenOptions(patch_ops=2, fuse_pad=False)
+
+
+def test_broadcast_and_constant_adds_stay_out_of_the_patch_stage(
+    graphs: dict[str, Graph], tmp_path: Path
+) -> None:
+    """An ADD with a broadcast or constant operand runs on whole tensors: a patch stage that
+    holds one is refused, and the split search stops before the first (operator 2)."""
+    g = graphs["broadcast"]
+    with pytest.raises(ValueError, match=r"cannot run patch by patch \(broadcasts an operand\)"):
+        generate(g, tmp_path / "c", CodegenOptions(patch_ops=3, patches=2))
+    split = best_patch_split(g, (2, 3), max_overhead=1.0)
+    assert split is not None and split[0] <= 2
+    project = generate(g, tmp_path / "p", CodegenOptions(patch_ops=split[0], patches=split[1]))
+    _check(g, build_host(project), _inputs(g, seed=4)[:2])
+
+
+def test_patch_split_search_skips_a_pad_without_tiled_code(tmp_path: Path) -> None:
+    """A PAD that no VALID convolution absorbs has no tiled kernel: the split search (which the
+    analytic plan would let tile it) must stop before it, and asking for it is one clear error.
+    Found by the fuzz campaign (seed 11: max pool, conv, residual ADD, PAD, max pool)."""
+    b = GraphBuilder((1, 12, 12, 3), seed=13)
+    b.conv(8, 3)
+    b.conv(8, 1)
+    b.pad(0, 2, 0, 1)
+    b.pool("max_pool2d", 2, 2, padding="same")
+    b.conv(4, 1)
+    g = b.build()
+    split = best_patch_split(g, (2, 3), max_overhead=1.0)
+    assert split is not None and split[0] <= 2
+    with pytest.raises(ValueError, match="no tiled pad kernel"):
+        generate(g, tmp_path / "c", CodegenOptions(patch_ops=4, patches=2))
+    project = generate(g, tmp_path / "p", CodegenOptions(patch_ops=split[0], patches=split[1]))
+    _check(g, build_host(project), _inputs(g, seed=5)[:2])
+
+
+def test_constant_operands_are_in_flash_and_never_overwritten(
+    builds: Builds, graphs: dict[str, Graph]
+) -> None:
+    from common.mcu.memory import inplace_aliases
+
+    g = graphs["broadcast"]
+    consts = {t for op in g.ops if op.kind == "add" for t in op.inputs if g.tensors[t].is_constant}
+    assert len(consts) == 6
+    for config in ("reference", "specialized"):
+        project, _ = builds.get("broadcast", g, config)
+        source = (project.out_dir / "model.c").read_text()
+        cg = project.graph
+        for i, op in enumerate(cg.ops):  # each constant operand a flash array of its own
+            for k, t in enumerate(op.inputs):
+                if op.kind == "add" and cg.tensors[t].is_constant:
+                    size = cg.tensors[t].nbytes
+                    assert f"static const int8_t l{i}_in{k}[{size}] " in source, (config, i, k)
+        planned = {b.tensor for b in project.plan.buffers}
+        assert not consts & planned  # nothing in the arena
+    # in place only into an activation operand of the output's size: never a constant (the
+    # whole-shape constant of operator 4 comes first and dies there) nor a broadcast operand
+    aliases, _ = inplace_aliases(g)
+    assert aliases.get(g.ops[2].outputs[0]) == g.ops[2].inputs[1]  # x, not its global pool
+    assert aliases.get(g.ops[4].outputs[0]) == g.ops[4].inputs[1]  # y, not the constant
+    for op in g.ops:
+        x = aliases.get(op.outputs[0])
+        if op.kind == "add" and x is not None:
+            assert not g.tensors[x].is_constant
+            assert g.tensors[x].shape == g.tensors[op.outputs[0]].shape
+    assert g.ops[9].outputs[0] not in aliases  # a row plus a column: larger than both
 
 
 def test_patch_based_arena_is_smaller_on_a_memory_heavy_stage(tmp_path: Path) -> None:

@@ -24,11 +24,8 @@ emulated Cortex-M7 build, with specialized (TinyEngine-style) and reference kern
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
-import flatbuffers
 import numpy as np
 import pytest
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
@@ -36,257 +33,34 @@ from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
 from common.mcu import codegen, cortexm, reference, tflm, toolchain
 from common.mcu.graph import UnsupportedOperatorError
 from common.mcu.tflite_io import import_tflite
+from common.mcu.tflite_writer import (
+    OperatorSpec,
+    TensorSpec,
+    add_options,
+    conv_options,
+    depthwise_options,
+    fc_options,
+    pool_options,
+    reshape_options,
+    softmax_options,
+    write_tflite,
+)
 
 INPUT_SHAPE = (1, 12, 12, 3)
 N_INPUTS = 4
 BOP = fb.BuiltinOperator
 
 
-@dataclass
-class _Tensor:
-    """One tensor of the hand-written file (the in-memory spec, not our Graph's Tensor)."""
-
-    name: str
-    shape: tuple[int, ...]
-    type: int  # fb.TensorType
-    scale: tuple[float, ...] | None = None
-    zero_point: tuple[int, ...] | None = None
-    quantized_dimension: int = 0
-    data: bytes | None = None
-    signature: bool = False
-
-
-@dataclass
-class _Operator:
-    builtin: int
-    version: int
-    inputs: list[str]
-    outputs: list[str]
-    options_type: int = fb.BuiltinOptions.NONE
-    options: Callable[[flatbuffers.Builder], int] | None = None
-
-
-def _vector(b: flatbuffers.Builder, start: Callable, prepend: Callable, values) -> int:
-    values = list(values)
-    start(b, len(values))
-    for v in reversed(values):
-        prepend(v)
-    return b.EndVector()
-
-
-def _aligned_bytes(b: flatbuffers.Builder, data: bytes, alignment: int = 16) -> int:
-    b.StartVector(1, len(data), alignment)
-    for v in reversed(data):
-        b.PrependUint8(v)
-    return b.EndVector()
-
-
-def write_foreign_tflite(
-    tensors: list[_Tensor],
-    ops: list[_Operator],
-    inputs: list[str],
-    outputs: list[str],
-    *,
-    order_seed: int = 7,
-) -> bytes:
-    """Serialise the model with the schema's builder functions, converter-style."""
-    order = [tensors[i] for i in np.random.default_rng(order_seed).permutation(len(tensors))]
-    index = {t.name: i for i, t in enumerate(order)}
-
-    # Buffers: 0 empty; graph input/output get their own empty buffer; constants in reverse tensor
-    # order, identical contents share one buffer.
-    buffers: list[bytes | None] = [None]
-    buffer_of: dict[str, int] = {}
-    shared: dict[bytes, int] = {}
-    for t in order:
-        if t.name in inputs or t.name in outputs:
-            buffers.append(None)
-            buffer_of[t.name] = len(buffers) - 1
-    for t in reversed(order):
-        if t.data is not None:
-            if t.data not in shared:
-                buffers.append(t.data)
-                shared[t.data] = len(buffers) - 1
-            buffer_of[t.name] = shared[t.data]
-    buffers.append(b"1.14.0".ljust(16, b"\0"))  # the min_runtime_version metadata
-    runtime_buffer = len(buffers) - 1
-
-    b = flatbuffers.Builder(4096)
-
-    # Tensors.
-    tensor_offsets = []
-    for t in order:
-        name = b.CreateString(t.name)
-        shape = _vector(b, fb.TensorStartShapeVector, b.PrependInt32, t.shape)
-        signature = (
-            _vector(b, fb.TensorStartShapeSignatureVector, b.PrependInt32, (-1, *t.shape[1:]))
-            if t.signature
-            else None
-        )
-        quant = None
-        if t.scale is not None:
-            scale = _vector(b, fb.QuantizationParametersStartScaleVector, b.PrependFloat32, t.scale)
-            zp = _vector(
-                b, fb.QuantizationParametersStartZeroPointVector, b.PrependInt64, t.zero_point
-            )
-            fb.QuantizationParametersStart(b)
-            fb.QuantizationParametersAddScale(b, scale)
-            fb.QuantizationParametersAddZeroPoint(b, zp)
-            fb.QuantizationParametersAddQuantizedDimension(b, t.quantized_dimension)
-            quant = fb.QuantizationParametersEnd(b)
-        fb.TensorStart(b)
-        fb.TensorAddShape(b, shape)
-        if signature is not None:
-            fb.TensorAddShapeSignature(b, signature)
-        fb.TensorAddType(b, t.type)
-        fb.TensorAddBuffer(b, buffer_of.get(t.name, 0))
-        fb.TensorAddName(b, name)
-        if quant is not None:
-            fb.TensorAddQuantization(b, quant)
-        tensor_offsets.append(fb.TensorEnd(b))
-
-    # Operators and their codes (first use order, as the converter emits them).
-    codes: list[tuple[int, int]] = []
-    op_offsets = []
-    for op in ops:
-        if (op.builtin, op.version) not in codes:
-            codes.append((op.builtin, op.version))
-        options = op.options(b) if op.options is not None else None
-        ins = _vector(
-            b, fb.OperatorStartInputsVector, b.PrependInt32, [index[n] for n in op.inputs]
-        )
-        outs = _vector(
-            b, fb.OperatorStartOutputsVector, b.PrependInt32, [index[n] for n in op.outputs]
-        )
-        fb.OperatorStart(b)
-        fb.OperatorAddOpcodeIndex(b, codes.index((op.builtin, op.version)))
-        fb.OperatorAddInputs(b, ins)
-        fb.OperatorAddOutputs(b, outs)
-        if options is not None:
-            fb.OperatorAddBuiltinOptionsType(b, op.options_type)
-            fb.OperatorAddBuiltinOptions(b, options)
-        op_offsets.append(fb.OperatorEnd(b))
-
-    sub_tensors = _vector(
-        b, fb.SubGraphStartTensorsVector, b.PrependUOffsetTRelative, tensor_offsets
-    )
-    sub_ops = _vector(b, fb.SubGraphStartOperatorsVector, b.PrependUOffsetTRelative, op_offsets)
-    sub_in = _vector(b, fb.SubGraphStartInputsVector, b.PrependInt32, [index[n] for n in inputs])
-    sub_out = _vector(b, fb.SubGraphStartOutputsVector, b.PrependInt32, [index[n] for n in outputs])
-    sub_name = b.CreateString("main")
-    fb.SubGraphStart(b)
-    fb.SubGraphAddTensors(b, sub_tensors)
-    fb.SubGraphAddInputs(b, sub_in)
-    fb.SubGraphAddOutputs(b, sub_out)
-    fb.SubGraphAddOperators(b, sub_ops)
-    fb.SubGraphAddName(b, sub_name)
-    subgraph = fb.SubGraphEnd(b)
-
-    buffer_offsets = []
-    for data in buffers:
-        vec = _aligned_bytes(b, data) if data else None
-        fb.BufferStart(b)
-        if vec is not None:
-            fb.BufferAddData(b, vec)
-        buffer_offsets.append(fb.BufferEnd(b))
-
-    code_offsets = []
-    for builtin, version in codes:
-        fb.OperatorCodeStart(b)
-        fb.OperatorCodeAddDeprecatedBuiltinCode(
-            b, min(builtin, BOP.PLACEHOLDER_FOR_GREATER_OP_CODES)
-        )
-        fb.OperatorCodeAddBuiltinCode(b, builtin)
-        fb.OperatorCodeAddVersion(b, version)
-        code_offsets.append(fb.OperatorCodeEnd(b))
-
-    meta_name = b.CreateString("min_runtime_version")
-    fb.MetadataStart(b)
-    fb.MetadataAddName(b, meta_name)
-    fb.MetadataAddBuffer(b, runtime_buffer)
-    metadata = fb.MetadataEnd(b)
-
-    m_codes = _vector(b, fb.ModelStartOperatorCodesVector, b.PrependUOffsetTRelative, code_offsets)
-    m_subs = _vector(b, fb.ModelStartSubgraphsVector, b.PrependUOffsetTRelative, [subgraph])
-    m_bufs = _vector(b, fb.ModelStartBuffersVector, b.PrependUOffsetTRelative, buffer_offsets)
-    m_meta = _vector(b, fb.ModelStartMetadataVector, b.PrependUOffsetTRelative, [metadata])
-    description = b.CreateString("MLIR Converted.")
-    fb.ModelStart(b)
-    fb.ModelAddVersion(b, 3)
-    fb.ModelAddOperatorCodes(b, m_codes)
-    fb.ModelAddSubgraphs(b, m_subs)
-    fb.ModelAddDescription(b, description)
-    fb.ModelAddBuffers(b, m_bufs)
-    fb.ModelAddMetadata(b, m_meta)
-    b.Finish(fb.ModelEnd(b), file_identifier=b"TFL3")
-    return bytes(b.Output())
-
-
-# --- operator options, written with the builder functions --------------------------------------
-
-
-def _conv_options(stride: int, padding: int, act: int) -> Callable[[flatbuffers.Builder], int]:
-    def write(b: flatbuffers.Builder) -> int:
-        fb.Conv2DOptionsStart(b)
-        fb.Conv2DOptionsAddPadding(b, padding)
-        fb.Conv2DOptionsAddStrideW(b, stride)
-        fb.Conv2DOptionsAddStrideH(b, stride)
-        fb.Conv2DOptionsAddFusedActivationFunction(b, act)
-        fb.Conv2DOptionsAddDilationWFactor(b, 1)
-        fb.Conv2DOptionsAddDilationHFactor(b, 1)
-        return fb.Conv2DOptionsEnd(b)
-
-    return write
-
-
-def _depthwise_options(b: flatbuffers.Builder) -> int:
-    fb.DepthwiseConv2DOptionsStart(b)
-    fb.DepthwiseConv2DOptionsAddPadding(b, fb.Padding.SAME)
-    fb.DepthwiseConv2DOptionsAddStrideW(b, 1)
-    fb.DepthwiseConv2DOptionsAddStrideH(b, 1)
-    fb.DepthwiseConv2DOptionsAddDepthMultiplier(b, 1)
-    fb.DepthwiseConv2DOptionsAddFusedActivationFunction(b, fb.ActivationFunctionType.RELU6)
-    fb.DepthwiseConv2DOptionsAddDilationWFactor(b, 1)
-    fb.DepthwiseConv2DOptionsAddDilationHFactor(b, 1)
-    return fb.DepthwiseConv2DOptionsEnd(b)
-
-
-def _add_options(b: flatbuffers.Builder) -> int:
-    fb.AddOptionsStart(b)
-    fb.AddOptionsAddFusedActivationFunction(b, fb.ActivationFunctionType.NONE)
-    return fb.AddOptionsEnd(b)
-
-
-def _pool_options(b: flatbuffers.Builder) -> int:
-    fb.Pool2DOptionsStart(b)
-    fb.Pool2DOptionsAddPadding(b, fb.Padding.VALID)
-    fb.Pool2DOptionsAddStrideW(b, 1)
-    fb.Pool2DOptionsAddStrideH(b, 1)
-    fb.Pool2DOptionsAddFilterWidth(b, 6)
-    fb.Pool2DOptionsAddFilterHeight(b, 6)
-    fb.Pool2DOptionsAddFusedActivationFunction(b, fb.ActivationFunctionType.NONE)
-    return fb.Pool2DOptionsEnd(b)
-
-
-def _reshape_options(b: flatbuffers.Builder) -> int:
-    shape = _vector(b, fb.ReshapeOptionsStartNewShapeVector, b.PrependInt32, (-1, 8))
-    fb.ReshapeOptionsStart(b)
-    fb.ReshapeOptionsAddNewShape(b, shape)
-    return fb.ReshapeOptionsEnd(b)
-
-
-def _fc_options(b: flatbuffers.Builder) -> int:
-    fb.FullyConnectedOptionsStart(b)
-    fb.FullyConnectedOptionsAddFusedActivationFunction(b, fb.ActivationFunctionType.NONE)
-    fb.FullyConnectedOptionsAddWeightsFormat(b, fb.FullyConnectedOptionsWeightsFormat.DEFAULT)
-    fb.FullyConnectedOptionsAddKeepNumDims(b, False)
-    return fb.FullyConnectedOptionsEnd(b)
-
-
-def _softmax_options(b: flatbuffers.Builder) -> int:
-    fb.SoftmaxOptionsStart(b)
-    fb.SoftmaxOptionsAddBeta(b, 1.0)
-    return fb.SoftmaxOptionsEnd(b)
+# The converter-style writer and its option writers live in common.mcu.tflite_writer (the fuzz
+# harness writes its random models with them too).
+_Tensor, _Operator, write_foreign_tflite = TensorSpec, OperatorSpec, write_tflite
+_conv_options = conv_options
+_depthwise_options = depthwise_options(1, fb.Padding.SAME, fb.ActivationFunctionType.RELU6)
+_add_options = add_options(fb.ActivationFunctionType.NONE)
+_pool_options = pool_options((6, 6), 1, fb.Padding.VALID, fb.ActivationFunctionType.NONE)
+_reshape_options = reshape_options((-1, 8))
+_fc_options = fc_options(fb.ActivationFunctionType.NONE)
+_softmax_options = softmax_options(1.0)
 
 
 # --- the model --------------------------------------------------------------------------------

@@ -35,15 +35,16 @@ def _block() -> Graph:
 
 def test_tflm_plan_by_hand() -> None:
     # Lifetimes (op index): input [-1, 3], A [0, 1], B [1, 2], C [2, 3], D [3, 4], R [4, 5], F [5, 6].
-    # Largest first: A -> 0; B overlaps A at op 1 -> 512; input overlaps A and B -> 1024;
-    # C (A dead) -> 0; D overlaps C and input -> 256; R -> 0; F (16-byte aligned) -> 256.
+    # Largest first, equal sizes the later tensor of the file first (TF-Lite Micro's order):
+    # B -> 0; A overlaps B at op 1 -> 512; R -> 0; D overlaps R at op 4 -> 256; C overlaps B
+    # and D -> 512; input overlaps A, B, C and D -> 1024; F (16-byte aligned) overlaps R -> 256.
     plan = plan_tflm(_block())
     offsets = {b.tensor: b.offset for b in plan.buffers}
     assert offsets == {
         "input": 1024,
-        "conv_1/out": 0,
-        "dw_2/out": 512,
-        "conv_3/out": 0,
+        "conv_1/out": 512,
+        "dw_2/out": 0,
+        "conv_3/out": 512,
         "add_4/out": 256,
         "reshape_5/out": 0,
         "fc_6/out": 256,

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from common.mcu import UnsupportedOperatorError, reference, tflm
-from common.mcu.fixtures import GraphBuilder, random_graph
+from common.mcu.fixtures import GraphBuilder, broadcast_graph, random_graph
 from common.mcu.graph import Graph
 from common.mcu.quant import multiply_by_quantized_multiplier, quantize_multiplier
 from common.mcu.tflite_io import export_tflite, import_tflite
@@ -26,11 +26,11 @@ def _truncate(g: Graph, k: int) -> Graph:
     return t
 
 
-@pytest.mark.parametrize("seed", [0, 1, 2])
-def test_every_operator_matches_tflite_micro(seed: int) -> None:
-    g = random_graph(seed)
+@pytest.mark.parametrize("seed", [0, 1, 2, "broadcast"])
+def test_every_operator_matches_tflite_micro(seed: int | str) -> None:
+    g = broadcast_graph() if seed == "broadcast" else random_graph(int(seed))
     x = (
-        np.random.default_rng(seed)
+        np.random.default_rng(seed if isinstance(seed, int) else 9)
         .integers(-128, 128, size=g.tensors["input"].shape)
         .astype(np.int8)
     )

@@ -145,7 +145,7 @@ def test_a_bad_model_name_is_one_clear_line(workdir: Path, capsys) -> None:
 def test_killed_training_resumes_to_the_same_weights(workdir: Path, tmp_path: Path) -> None:
     """SIGKILL the real stage process mid-run; re-running it ends with exactly the weights of an
     uninterrupted run."""
-    smoke = _profile(steps=None, epochs=4, checkpoint_every=0)
+    smoke = _profile(steps=None, epochs=3, checkpoint_every=0)
     params = write_params(
         tmp_path / "p", profile="smoke", sections={"lite_transformer": {"smoke": smoke}}
     )
@@ -160,7 +160,7 @@ def test_killed_training_resumes_to_the_same_weights(workdir: Path, tmp_path: Pa
     seen = []
     for line in proc.stdout:  # type: ignore[union-attr]
         seen.append(line)
-        if line.startswith("epoch 2/4"):
+        if line.startswith("epoch 1/3"):
             proc.send_signal(signal.SIGKILL)
             break
     proc.wait(timeout=60)
@@ -169,7 +169,7 @@ def test_killed_training_resumes_to_the_same_weights(workdir: Path, tmp_path: Pa
         cmd + args, cwd=REPO, env=env, capture_output=True, text=True, timeout=600
     )
     assert resumed.returncode == 0, resumed.stderr[-2000:]
-    assert "resuming from" in resumed.stdout and "epoch 1/4" not in resumed.stdout
+    assert "resuming from" in resumed.stdout and "epoch 1/3" not in resumed.stdout
     a = load_file(tmp_path / "ref" / "runs" / "train" / "mt_lite_1" / "model.safetensors")
     b = load_file(tmp_path / "run" / "runs" / "train" / "mt_lite_1" / "model.safetensors")
     assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)

@@ -305,8 +305,26 @@ class SpecializedModel:
         return self.rules.get(fn.__name__, fn)
 
 
+class _OpContext:
+    """What both emitter contexts derive from their operator index ``i``, operator ``op`` and
+    graph ``g``: the prefix of the operator's constants and its output tensor."""
+
+    i: int
+    op: Op
+    g: Graph
+
+    @property
+    def label(self) -> str:
+        """The prefix of the operator's constants (``l<i>``)."""
+        return f"l{self.i}"
+
+    @property
+    def out(self) -> Tensor:
+        return self.g.tensors[self.op.outputs[0]]
+
+
 @dataclass
-class SpecializedOp:
+class SpecializedOp(_OpContext):
     """What an operator's specialized emitter works with: the model's state, the operator (its
     index ``i``) and ``body``, the statement list its code goes to (the driver moves it into a
     function of its own, and inside the patch stage into the loop over the tiles)."""
@@ -328,15 +346,6 @@ class SpecializedOp:
     @property
     def em(self) -> _Emitter:
         return self.m.em
-
-    @property
-    def label(self) -> str:
-        """The prefix of the operator's constants (``l<i>``)."""
-        return f"l{self.i}"
-
-    @property
-    def out(self) -> Tensor:
-        return self.g.tensors[self.op.outputs[0]]
 
     def ptr(self, t: str) -> str:
         """The whole tensor ``t`` in the arena."""
@@ -392,7 +401,7 @@ class SpecializedOp:
 
 
 @dataclass
-class ReferenceOp:
+class ReferenceOp(_OpContext):
     """What an operator's reference (TF-Lite Micro style) emitter works with."""
 
     g: Graph
@@ -402,14 +411,6 @@ class ReferenceOp:
     op: Op
     lo: int  # the fused activation's int8 bounds
     hi: int
-
-    @property
-    def label(self) -> str:
-        return f"l{self.i}"
-
-    @property
-    def out(self) -> Tensor:
-        return self.g.tensors[self.op.outputs[0]]
 
     @property
     def inp(self) -> Tensor:

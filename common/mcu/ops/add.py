@@ -28,14 +28,8 @@ from typing import Any
 import numpy as np
 
 from common.mcu.emit import ReferenceOp, SpecializedOp, _fast_requant
-from common.mcu.graph import Graph, Op, Tensor
-from common.mcu.ops.base import (
-    OpSpec,
-    TFLiteMapping,
-    activation_name,
-    fused_activation,
-    same_region,
-)
+from common.mcu.graph import Graph, Op
+from common.mcu.ops.base import OpSpec, TFLiteMapping, activation_options, same_region
 from common.mcu.quant import activation_range, multiply_by_quantized_multiplier, quantize_multiplier
 
 LEFT_SHIFT = 20  # TF-Lite's left shift of both inputs into the common domain
@@ -249,16 +243,7 @@ def _inplace(g: Graph, op: Op, i: int, last_use: dict[str, int]) -> tuple[str | 
     return None, 0
 
 
-def _write(fb: Any, op: Op, g: Graph) -> tuple[int, Any]:
-    opt = fb.AddOptionsT()
-    opt.fusedActivationFunction = fused_activation(fb, op.options.get("activation", "none"))
-    return fb.BuiltinOptions.AddOptions, opt
-
-
-def _read(fb: Any, o: Any, inputs: list[Tensor], i: int) -> dict[str, Any]:
-    return {
-        "activation": activation_name(fb, o.fusedActivationFunction) if o is not None else "none"
-    }
+_write, _read = activation_options("AddOptionsT", "AddOptions")
 
 
 SPEC = OpSpec(

@@ -199,6 +199,26 @@ def activation_name(fb: Any, code: int) -> str:
     return {fused_activation(fb, a): a for a in ACTIVATIONS}.get(code, "unsupported")
 
 
+def activation_options(options_t: str, builtin: str) -> tuple[Callable, Callable]:
+    """The TF-Lite ``(write, read)`` of an operator whose options hold only a fused activation
+    (ADD, FULLY_CONNECTED): ``options_t`` names the schema's options class, ``builtin`` its
+    ``BuiltinOptions`` member."""
+
+    def write(fb: Any, op: Any, g: Any) -> tuple[int, Any]:
+        opt = getattr(fb, options_t)()
+        opt.fusedActivationFunction = fused_activation(fb, op.options.get("activation", "none"))
+        return getattr(fb.BuiltinOptions, builtin), opt
+
+    def read(fb: Any, o: Any, inputs: list, i: int) -> dict[str, Any]:
+        return {
+            "activation": activation_name(fb, o.fusedActivationFunction)
+            if o is not None
+            else "none"
+        }
+
+    return write, read
+
+
 def padding_code(fb: Any, name: str) -> int:
     return {"same": fb.Padding.SAME, "valid": fb.Padding.VALID}[name]
 

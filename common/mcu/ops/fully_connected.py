@@ -8,8 +8,6 @@ the convolutions' GEMM on one row (``te_fully_connected``) with the same SIMD we
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from common.mcu.emit import (
@@ -23,14 +21,13 @@ from common.mcu.emit import (
     _padded_k,
     _requant,
 )
-from common.mcu.graph import Graph, Op, Tensor
+from common.mcu.graph import Graph, Op
 from common.mcu.ops.base import (
     OpSpec,
     Region,
     TFLiteMapping,
-    activation_name,
+    activation_options,
     finish,
-    fused_activation,
     unit_region,
 )
 from common.mcu.quant import requant_params
@@ -96,16 +93,7 @@ def _macs(g: Graph, op: Op, region: Region | None) -> int:
     return int(np.prod(g.tensors[op.inputs[1]].shape))
 
 
-def _write(fb: Any, op: Op, g: Graph) -> tuple[int, Any]:
-    opt = fb.FullyConnectedOptionsT()
-    opt.fusedActivationFunction = fused_activation(fb, op.options.get("activation", "none"))
-    return fb.BuiltinOptions.FullyConnectedOptions, opt
-
-
-def _read(fb: Any, o: Any, inputs: list[Tensor], i: int) -> dict[str, Any]:
-    return {
-        "activation": activation_name(fb, o.fusedActivationFunction) if o is not None else "none"
-    }
+_write, _read = activation_options("FullyConnectedOptionsT", "FullyConnectedOptions")
 
 
 SPEC = OpSpec(

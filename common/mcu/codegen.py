@@ -65,8 +65,9 @@ optimisations, each behind a :class:`CodegenOptions` switch for ablations:
   host harness or a semihosting call under emulation), so the patch stage holds only tiles.
 
 The arena is the real SRAM for activations: ``MODEL_ARENA_BYTES`` = the plan's activation bytes
-(8-byte aligned) + the scratch (the largest im2col buffer with the widened int16 rows, or padded
-depthwise channel plane).
+(8-byte aligned) + the scratch that fits no gap. Each operator's scratch (im2col rows with the
+widened int16 rows, a padded depthwise channel plane, ...) is placed where no tensor alive during
+that operator lies (:func:`~common.mcu.planning.place_scratch`), so most of it costs no SRAM.
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ from common.mcu.ops.depthwise import _dw_ring as _dw_ring
 from common.mcu.ops.depthwise import _dw_small as _dw_small
 from common.mcu.ops.depthwise import _dwk_ring as _dwk_ring
 from common.mcu.planning import _patch_memory as _patch_memory
-from common.mcu.planning import _plan
+from common.mcu.planning import _plan, largest_gap, place_scratch
 from common.mcu.planning import best_patch_split as best_patch_split
 from common.mcu.planning import run_graph as run_graph
 from common.mcu.quant import activation_range
@@ -146,10 +147,14 @@ class CProject:
         plan: the activation memory plan (offsets into the arena).
         arena_bytes: ``MODEL_ARENA_BYTES``: activations + scratch, the SRAM the model needs.
         activation_bytes: the plan's activation part of the arena.
-        scratch_bytes: kernel scratch (im2col columns, padded depthwise channel plane).
+        scratch_bytes: the kernel scratch that fits no gap between the live activations and
+            extends the arena past them (im2col columns, padded depthwise channel plane, ...).
         weight_bytes: bytes of ``static const`` data (weights, biases, requantization params).
         input_bytes: ``MODEL_INPUT_BYTES``.
         output_bytes: ``MODEL_OUTPUT_BYTES``.
+        scratch_ops: the operators whose scratch extends the arena, as ``(index, kind, bytes
+            past the activations)``, largest first.
+        scratch_placement: per operator index with scratch, ``(arena offset, bytes)``.
     """
 
     out_dir: Path
@@ -166,6 +171,8 @@ class CProject:
     output_bytes: int
     inplace_ops: list[str] = field(default_factory=list)
     channel_bytes: int = 0  # estimated flash the per-channel code adds over the int8 GEMM
+    scratch_ops: list[tuple[int, str, int]] = field(default_factory=list)
+    scratch_placement: dict[int, tuple[int, int]] = field(default_factory=dict)
 
     @property
     def mcu_sources(self) -> list[Path]:
@@ -248,8 +255,12 @@ def _emit_specialized(
     scratch_off: int,
     wc_scratch: int = 0,
     pair_scratch: int | None = 0,
-) -> tuple[int, list[str]]:
-    """Emit the TinyEngine-style operator sequence; returns (scratch bytes, in-place op names).
+    scratch_at: dict[int, int] | None = None,
+    room: dict[int, int] | None = None,
+) -> tuple[dict[int, int], list[str]]:
+    """Emit the TinyEngine-style operator sequence; returns (scratch bytes per operator index,
+    in-place op names). ``scratch_at``: per operator, the arena offset of its scratch (default
+    ``scratch_off``).
 
     ``wc_scratch``: the scratch bytes the weight-cached 1x1 GEMM (te_conv1x1_wc) may use for its
     pixel blocks (0: none; :func:`generate` passes what the other layers need anyway), and
@@ -265,6 +276,8 @@ def _emit_specialized(
     """
     ps = _PatchStage(g, options)
     m = SpecializedModel(g, plan, options, em, scratch_off, wc_scratch, pair_scratch, ps)
+    m.scratch_at = dict(scratch_at or {})
+    m.room = room
     m.rules = {name: globals()[name] for name in KERNEL_RULES}
     for kind, spec in OPS.items():  # whole-model decisions (the convolutions' per-channel code)
         if spec.prepare is not None:
@@ -325,7 +338,7 @@ def _emit_specialized(
     em.wide_kps = m.wide_kps
     em.looped_kps = m.looped_kps
     em.pair_kps = m.pair_kps
-    return m.scratch, m.inplace
+    return m.needs, m.inplace
 
 
 def _emit_reference(g: Graph, plan: MemoryPlan, em: _Emitter) -> None:
@@ -367,6 +380,8 @@ def generate(
     activation_bytes = _align(plan.arena_bytes, 8)
     em = _Emitter()
     inplace: list[str] = []
+    scratch_ops: list[tuple[int, str, int]] = []
+    placement: dict[int, tuple[int, int]] = {}
     files = list(COMMON_FILES)
     if options.kernels == "reference":
         files += REFERENCE_FILES
@@ -377,21 +392,40 @@ def generate(
         files += SPECIALIZED_FILES
         # a dry run sizes the scratch without te_conv1x1_wc and the two-pixel code; the first
         # then uses up to that much
-        base_scratch, _ = _emit_specialized(code_graph, plan, options, _Emitter(), 0)
-        scratch, inplace = _emit_specialized(
-            code_graph,
-            plan,
-            options,
-            em,
-            activation_bytes,
-            # per layer (the latency build) te_conv1x1_wc may take cache_scratch and every
-            # eligible convolution runs two pixels per pass; patch by patch (the memory build)
-            # both stay within the scratch the model needs anyway
-            wc_scratch=_align(base_scratch, 8)
+        base_needs, _ = _emit_specialized(code_graph, plan, options, _Emitter(), 0)
+        base_scratch = _align(max(base_needs.values(), default=0), 8)
+        allow = {
+            # per layer (the latency build) te_conv1x1_wc may take up to cache_scratch and
+            # every eligible convolution runs two pixels per pass; patch by patch (the memory
+            # build) both stay within the scratch the model needs anyway; the weight cache
+            # (and patch by patch the pairs) only take room no tensor alive then uses
+            "wc_scratch": base_scratch
             if options.patch_ops
-            else max(_align(base_scratch, 8), options.cache_scratch),
-            pair_scratch=_align(base_scratch, 8) if options.patch_ops else None,
+            else max(base_scratch, options.cache_scratch),
+            "pair_scratch": base_scratch if options.patch_ops else None,
+            "room": {i: largest_gap(plan, i, activation_bytes) for i in range(len(code_graph.ops))},
+        }
+        # the kernels' choices do not depend on where their scratch is: size it, place each
+        # operator's scratch in a gap of the arena, then emit with those offsets
+        needs, _ = _emit_specialized(
+            code_graph, plan, options, _Emitter(), activation_bytes, **allow
         )
+        scratch_at = place_scratch(plan, needs)
+        placed, inplace = _emit_specialized(
+            code_graph, plan, options, em, activation_bytes, scratch_at=scratch_at, **allow
+        )
+        if placed != needs:  # pragma: no cover - a kernel choice that depends on the offset
+            raise AssertionError("the operators' scratch changed with its placement")
+        scratch_ops = sorted(
+            (
+                (i, code_graph.ops[i].kind, scratch_at[i] + n - activation_bytes)
+                for i, n in needs.items()
+                if n > 0 and scratch_at[i] + n > activation_bytes
+            ),
+            key=lambda t: (-t[2], t[0]),
+        )
+        scratch = max([0, *(t[2] for t in scratch_ops)])
+        placement = {i: (scratch_at[i], n) for i, n in needs.items() if n > 0}
         taps = [
             int(np.prod(code_graph.tensors[op.inputs[1]].shape[1:3]))
             for op in code_graph.ops
@@ -492,4 +526,6 @@ void model_invoke(void);
         output_bytes=y_t.nbytes,
         inplace_ops=inplace,
         channel_bytes=em.channel_bytes,
+        scratch_ops=scratch_ops,
+        scratch_placement=placement,
     )

@@ -66,7 +66,9 @@ class CodegenOptions:
         gemm_cache: 1x1 GEMMs widen each output-channel pair's weights to int16 once per block
             of pixels (te_conv1x1_wc, 11 instead of 15 instructions per 16 MACs): per layer (the
             latency build) within ``cache_scratch`` bytes or the scratch the other layers need
-            anyway, whichever is larger; patch by patch (the memory build) within the latter.
+            anyway, whichever is larger; patch by patch (the memory build) within the latter;
+            and always within the room no tensor alive during the layer uses (the cache never
+            grows the arena).
         cache_scratch: the scratch (bytes) te_conv1x1_wc's pixel blocks may take per layer:
             larger blocks widen each weight pair for more pixels. The default, 8 kB, is 2.5% of
             the STM32F746's SRAM.
@@ -78,7 +80,7 @@ class CodegenOptions:
             (kernel larger than 1x1) runs two output pixels per pass over the records
             (TE_WIDE2_CH: one LDM of four weight words serves both pixels, 11 instructions per
             16 MACs instead of 14): per layer everywhere, patch by patch (the memory build) only
-            where the two widened pixels fit in the scratch the model needs anyway.
+            where the two widened pixels fit in the room no tensor alive during the layer uses.
         fuse_pool: fold a non-overlapping VALID max pool into the convolution that feeds it
             (:func:`~common.mcu.graph.fuse_pool`), where that convolution runs per-channel code:
             each pooled pixel is the maximum of its window's convolution pixels, computed one
@@ -271,11 +273,18 @@ class SpecializedModel:
         plan: its memory plan.
         options: the generator's options.
         em: where constants, statements and functions go.
-        scratch_off: the arena offset of the kernels' scratch.
+        scratch_off: the arena offset of the kernels' scratch (after the activations), where an
+            operator's scratch goes unless ``scratch_at`` places it.
         wc_scratch: the scratch te_conv1x1_wc's pixel blocks may use (0: none).
+        room: per operator index, the largest free range of the arena during it (it caps
+            ``wc_scratch``, and ``pair_scratch`` when given, so the weight cache and, patch by
+            patch, the two-pixel code never grow the arena; None: no cap).
         pair_scratch: the scratch the two-pixel per-channel code may use (0: none; None: any).
         patch: the patch stage's emission state (``patch.n`` operators run tile by tile).
         scratch: the scratch the operators emitted so far need (the largest).
+        needs: the scratch bytes of each operator that needs some, by operator index.
+        scratch_at: per operator index, the arena offset of its scratch (a gap no tensor alive
+            during the operator uses: :func:`common.mcu.planning.place_scratch`).
         inplace: names of the operators that run in place.
         wide_kps, looped_kps, pair_kps: record lengths of the per-channel macros used (``te_wide.h``).
         state: per operator kind, what its ``prepare`` hook decided for the whole model.
@@ -291,6 +300,9 @@ class SpecializedModel:
     pair_scratch: int | None
     patch: Any
     scratch: int = 0
+    needs: dict[int, int] = field(default_factory=dict)
+    scratch_at: dict[int, int] = field(default_factory=dict)
+    room: dict[int, int] | None = None
     inplace: list[str] = field(default_factory=list)
     wide_kps: list[int] = field(default_factory=list)
     looped_kps: list[int] = field(default_factory=list)
@@ -357,9 +369,21 @@ class SpecializedOp(_OpContext):
             return f"(arena + {self.m.plan.offset(t + TILE)})"
         return self.ptr(t)
 
+    @property
+    def scratch_off(self) -> int:
+        """The arena offset of this operator's scratch."""
+        return self.m.scratch_at.get(self.i, self.m.scratch_off)
+
+    @property
+    def wc_scratch(self) -> int:
+        """The scratch te_conv1x1_wc may use at this operator."""
+        room = self.m.room
+        return self.m.wc_scratch if room is None else min(self.m.wc_scratch, room.get(self.i, 0))
+
     def need_scratch(self, nbytes: int) -> None:
-        """Reserve ``nbytes`` of scratch (shared by all operators: the largest counts)."""
+        """Reserve ``nbytes`` of scratch at :attr:`scratch_off` for this operator."""
         self.m.scratch = max(self.m.scratch, nbytes)
+        self.m.needs[self.i] = max(self.m.needs.get(self.i, 0), nbytes)
 
     def rq_arg(self, rows: np.ndarray | None) -> str:
         """The fast requantization rows as a constant array, or a NULL pointer."""

@@ -16,7 +16,9 @@ fresh process (a crash there would show as a signal, not an exit code), then pri
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from tflite_micro.tensorflow.lite.micro.python import schema_py_generated as fb
@@ -362,7 +364,7 @@ class FuzzReport:
     bitexact_m7: int = 0
     refusals: dict[str, int] = field(default_factory=dict)
     failures: list[str] = field(default_factory=list)
-    memory: list[dict[str, float]] = field(default_factory=list)
+    memory: list[dict[str, Any]] = field(default_factory=list)
     malformed: dict[str, dict[str, int]] = field(default_factory=dict)
     malformed_bad: list[str] = field(default_factory=list)
     malformed_seconds: list[float] = field(default_factory=list)
@@ -371,6 +373,36 @@ class FuzzReport:
     @property
     def ok(self) -> bool:
         return not self.failures and not self.malformed_bad
+
+    def to_dict(self) -> dict[str, Any]:
+        """The report as plain JSON-able data (:meth:`from_dict` reads it back)."""
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> FuzzReport:
+        return cls(**{f.name: d[f.name] for f in dataclasses.fields(cls) if f.name in d})
+
+    @classmethod
+    def merged(cls, parts: list[FuzzReport]) -> FuzzReport:
+        """One report of campaigns run one after the other (counts and times added, lists
+        joined, outcome counts summed per reason and kind)."""
+        out = cls()
+        for p in parts:
+            for f in dataclasses.fields(cls):
+                a, b = getattr(out, f.name), getattr(p, f.name)
+                if isinstance(a, list):
+                    a.extend(b)
+                elif isinstance(a, dict):
+                    for k, v in b.items():
+                        if isinstance(v, dict):
+                            inner = a.setdefault(k, {})
+                            for kk, vv in v.items():
+                                inner[kk] = inner.get(kk, 0) + vv
+                        else:
+                            a[k] = a.get(k, 0) + v
+                else:
+                    setattr(out, f.name, a + b)
+        return out
 
     def summary(self) -> str:
         lines = [f"random models: {self.models}, accepted {self.accepted}, refused "
@@ -399,7 +431,8 @@ class FuzzReport:
             for m in over:
                 lines.append(
                     f"    seed {m['seed']:.0f}: ours {m['tinyengine']:.0f} B (scratch "
-                    f"{m['scratch']:.0f} B) vs TF-Lite Micro {m['tflm']:.0f} B"
+                    f"{m['scratch']:.0f} B{', ' + m['scratch_kind'] if m['scratch_kind'] else ''}"
+                    f") vs TF-Lite Micro {m['tflm']:.0f} B"
                 )
         if self.malformed:
             n = sum(sum(v.values()) for v in self.malformed.values())
@@ -451,6 +484,15 @@ def check_model(
                   source=model.data)  # fmt: skip
 
 
+def scratch_ops(g, out_dir) -> list[tuple[int, str, int]]:  # g: Graph
+    """The operators whose kernel scratch extends the per-layer TinyEngine-style arena past the
+    activations (``(index, kind, bytes)``, largest first; see
+    :func:`common.mcu.planning.place_scratch`)."""
+    from common.mcu.codegen import CodegenOptions, generate
+
+    return generate(g, out_dir, CodegenOptions(kernels="specialized")).scratch_ops
+
+
 def check_malformed(data: bytes, work, timeout: float = 300.0) -> tuple[str, str, float]:
     """Run ``python -m common.mcu deploy`` on ``data`` in a fresh process (host only): returns
     ``(outcome, stderr, seconds)``, outcome one of ``refused`` (exit 2, one line, nothing
@@ -498,11 +540,14 @@ def run(
     seed: int = 0,
     emulate_every: int = 20,
     inputs: int = 3,
+    index0: int = 0,
     work=None,
     log=print,
 ) -> FuzzReport:
     """The fuzz campaign: ``n_models`` random models from ``seed`` on (every ``emulate_every``-th
-    also on the emulated Cortex-M7; 0: none) and ``n_malformed`` broken files derived from them.
+    also on the emulated Cortex-M7, counting from ``index0``, the campaign index of the first, so
+    a campaign run in parts samples the same models; 0: none) and ``n_malformed`` broken files
+    derived from them.
 
     A model counts as refused only when the validator or the importer refuses it (by reason);
     anything that goes wrong once it is accepted (a mismatch, a crash, a ``ValueError`` of the
@@ -513,6 +558,7 @@ def run(
     from pathlib import Path
 
     from common.mcu.graph import UnsupportedOperatorError
+    from common.mcu.toolchain import ToolchainMissingError
     from common.mcu.validate import ModelFormatError
 
     rep = FuzzReport()
@@ -525,10 +571,10 @@ def run(
             model = random_model(seed + i)
             valid.append(model.data)
             rep.models += 1
-            emulate = emulate_every > 0 and i % emulate_every == 0
+            emulate = emulate_every > 0 and (index0 + i) % emulate_every == 0
             out = root / f"model_{model.seed}"
             try:  # only the validator and the importer may refuse a model
-                accept(model)
+                g = accept(model)
             except (ModelFormatError, UnsupportedOperatorError) as exc:
                 reason = _refusal(exc)
                 rep.refusals[reason] = rep.refusals.get(reason, 0) + 1
@@ -536,6 +582,9 @@ def run(
                 continue
             try:
                 m = check_model(model, out, inputs=inputs, emulate=emulate)
+                over = scratch_ops(g, out / "scratch")
+            except ToolchainMissingError:  # not a finding: the caller says how to install it
+                raise
             except Exception as exc:  # a wrong output or a crash in an accepted model: the finding
                 rep.failures.append(f"seed {model.seed} ({model.description}): "
                                     f"{type(exc).__name__}: {str(exc).splitlines()[0][:300]}")  # fmt: skip
@@ -553,7 +602,9 @@ def run(
                 "tflm": m.get("tflm/arena_head_bytes", float("nan")),
                 "tflm_plan": m.get("tflm/plan_bytes", float("nan")),
                 "tinyengine": m.get("tinyengine/arena_bytes", float("nan")),
+                "activation": m.get("tinyengine/activation_bytes", float("nan")),
                 "scratch": m.get("tinyengine/scratch_bytes", float("nan")),
+                "scratch_kind": over[0][1] if over else "",
             })  # fmt: skip
             log(f"seed {model.seed}: bit-exact ({model.description})")
         if n_malformed and not valid:

@@ -8,6 +8,10 @@ memory plan per engine configuration, and the split of patch-based inference.
   stage (the input frame unless streamed, the stage output, one tile of every stage tensor) and
   of the rest (per layer), and :func:`best_patch_split` picks the split with the smallest
   generated arena.
+* **kernel scratch** (:func:`place_scratch`): each operator's scratch (im2col rows, widened
+  rows, a padded depthwise plane) goes into a gap of the arena that no tensor alive during that
+  operator uses, as TF-Lite Micro plans a kernel's scratch buffer with the lifetime of its
+  operator; only scratch that fits no gap extends the arena past the activations.
 * **streamed input** (``stream_input``, with patches; MCUNetV2's analytic convention): the input
   frame is not held in the arena; each tile's input region is requested from the caller
   (``model_read_input``), so the patch stage holds only tiles.
@@ -22,6 +26,7 @@ from common.mcu.graph import Graph, Op, fuse_pad, fuse_pool
 from common.mcu.memory import (
     Buffer,
     MemoryPlan,
+    _align,
     _place_greedy,
     inplace_aliases,
     lifetimes,
@@ -127,6 +132,40 @@ def run_graph(g: Graph, options: CodegenOptions) -> Graph:
 
         out = fuse_pool(out, accept)
     return out
+
+
+def place_scratch(plan: MemoryPlan, needs: dict[int, int]) -> dict[int, int]:
+    """Arena offsets of the operators' scratch: for operator ``i`` needing ``needs[i]`` bytes,
+    the lowest 8-byte aligned offset whose range overlaps no buffer of ``plan`` alive at ``i``
+    (from the op that writes it to the last that reads it; the patch stage's tiles, frame and
+    stage output included). Past the last busy byte when no gap is large enough."""
+    at: dict[int, int] = {}
+    for i, need in sorted(needs.items()):
+        if need <= 0:
+            continue
+        busy = sorted(
+            (b.offset, b.offset + _align(b.size, 4)) for b in plan.buffers if b.first <= i <= b.last
+        )
+        offset = 0
+        for start, end in busy:
+            if offset + need <= start:
+                break
+            offset = max(offset, _align(end, 8))
+        at[i] = offset
+    return at
+
+
+def largest_gap(plan: MemoryPlan, i: int, end: int) -> int:
+    """Bytes of the largest 8-byte aligned range below ``end`` that no buffer of ``plan`` alive at
+    operator ``i`` uses (the most scratch operator ``i`` can take without growing the arena)."""
+    busy = sorted(
+        (b.offset, b.offset + _align(b.size, 4)) for b in plan.buffers if b.first <= i <= b.last
+    )
+    best, offset = 0, 0
+    for start, stop in [*busy, (end, end)]:
+        best = max(best, min(start, end) - offset)
+        offset = max(offset, _align(stop, 8))
+    return max(best, 0)
 
 
 def _plan(g: Graph, options: CodegenOptions) -> tuple[Graph, MemoryPlan]:

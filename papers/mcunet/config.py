@@ -3,7 +3,8 @@
 ``models`` lists the networks of the deployment tables: each is trained here on the colour-digit
 set at its deployment resolution (``train`` section) or taken from another paper's stage
 (``source: deep_compression/lenet5``: Deep Compression's LeNet-5 on MNIST). ``deploy`` holds what
-every deployment measures; ``patch`` the analytic MCUNetV2 Table 1 row.
+every deployment measures; ``patch`` the analytic MCUNetV2 Table 1 row; ``fuzz`` the campaign of
+random and malformed models run through the deploy command.
 """
 
 from __future__ import annotations
@@ -69,8 +70,26 @@ class PatchConfig:
 
 
 @dataclass(frozen=True)
+class FuzzConfig:
+    """The engine on models nobody wrote for it (:func:`common.mcu.fuzz.run`): ``models`` random
+    int8 models from seed ``seed`` on, each deployed on every engine and compared with TF-Lite
+    Micro on ``inputs`` inputs (every ``emulate_every``-th model, the first included, also on
+    the emulated Cortex-M7; 0: none), and ``malformed`` broken files, each given to the deploy command in a
+    fresh process. Run in chunks of ``chunk`` models (with their share of the malformed files),
+    each recorded as it finishes, so an interrupted campaign resumes."""
+
+    models: int = field(default=200, metadata=bounds(ge=1))
+    malformed: int = field(default=200, metadata=bounds(ge=0))
+    emulate_every: int = field(default=20, metadata=bounds(ge=0))
+    inputs: int = field(default=3, metadata=bounds(ge=1))
+    chunk: int = field(default=20, metadata=bounds(ge=1))
+    seed: int = field(default=0, metadata=bounds(ge=0))
+
+
+@dataclass(frozen=True)
 class MCUNetProfile:
     models: dict[str, ModelConfig]
     deploy: DeployConfig = DeployConfig()
     patch: PatchConfig = PatchConfig()
+    fuzz: FuzzConfig = FuzzConfig()
     seed: int = 0

@@ -51,3 +51,29 @@ def draw_ablation(r: ReportData, path: Path) -> bool:
     ax.set_title(f"{steps['model']}: optimisations switched on one by one")
     save(fig, path)
     return True
+
+
+def draw_fuzz_memory(r: ReportData, path: Path) -> bool:
+    """Our per-layer arena against TF-Lite Micro's for every random model of the fuzz campaign
+    (``--fuzz``'s summary.json), log-log, with the diagonal; ``False`` without it."""
+    rep = r.json(r.args.fuzz)
+    mem = [m for m in (rep or {}).get("memory", []) if m["tflm"] == m["tflm"] and m["tflm"] > 0]
+    if not mem:
+        return False
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(5.5, 5))
+    tflm = np.array([m["tflm"] for m in mem]) / 1024
+    ours = np.array([m["tinyengine"] for m in mem]) / 1024
+    extends = np.array([m["scratch"] > 0 for m in mem])
+    ax.scatter(tflm[~extends], ours[~extends], s=14, label="scratch fits in gaps")
+    ax.scatter(tflm[extends], ours[extends], s=14, marker="x", label="scratch extends the arena")
+    lo, hi = min(tflm.min(), ours.min()) * 0.8, max(tflm.max(), ours.max()) * 1.25
+    ax.plot([lo, hi], [lo, hi], "k--", lw=1, label="equal")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("TF-Lite Micro arena (kB, interpreter)")
+    ax.set_ylabel("ours, per layer: activations + scratch (kB)")
+    ax.set_title(f"{len(mem)} random int8 models")
+    ax.legend(fontsize=8)
+    save(fig, path)
+    return True

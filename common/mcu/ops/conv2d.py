@@ -125,10 +125,16 @@ def _channel_costs(
     }
 
 
-def _pair_layers(g: Graph, options: CodegenOptions, pair_scratch: int | None) -> set[int]:
+def _pair_layers(
+    g: Graph,
+    options: CodegenOptions,
+    pair_scratch: int | None,
+    room: dict[int, int] | None = None,
+) -> set[int]:
     """The convolutions (op indices) whose unrolled per-channel code runs two pixels at once:
     gathered windows (kernel larger than 1x1) with more than eight values, whose two widened
-    pixels and window fit in ``pair_scratch`` (None: any scratch)."""
+    pixels and window fit in ``pair_scratch`` (None: any scratch) and, when ``pair_scratch`` is
+    given, in the ``room`` free during the layer (so the pairs never grow the arena)."""
     if not (options.pixel_pairs and options.per_channel and options.simd):
         return set()
     layers = set()
@@ -144,7 +150,13 @@ def _pair_layers(g: Graph, options: CodegenOptions, pair_scratch: int | None) ->
             kh * kw > 1
             and kp > 8
             and (pw % 2 == 0 or ph * pw == 1)
-            and (pair_scratch is None or _align(kp + 4, 8) + 4 * kp + tmp <= pair_scratch)
+            and (
+                pair_scratch is None
+                or (
+                    (need := _align(kp + 4, 8) + 4 * kp + tmp) <= pair_scratch
+                    and (room is None or need <= room.get(i, 0))
+                )
+            )
         ):
             layers.add(i)
     return layers
@@ -362,7 +374,7 @@ def _emit_reference(c: ReferenceOp) -> None:
 def _prepare(m: SpecializedModel) -> tuple[dict[int, str], set[int]]:
     """Per convolution the per-channel code or the GEMM (within the flash budget), and which
     unrolled ones run two pixels per pass; records the flash estimate in ``m.em``."""
-    pairs = _pair_layers(m.g, m.options, m.pair_scratch)
+    pairs = _pair_layers(m.g, m.options, m.pair_scratch, m.room)
     choices = m.rule(_channel_choices)(m.g, m.options, pairs)
     m.em.channel_bytes = _channel_extra(m.g, m.options, choices, pairs)
     return choices, pairs
@@ -370,7 +382,7 @@ def _prepare(m: SpecializedModel) -> tuple[dict[int, str], set[int]]:
 
 def _emit_specialized(c: SpecializedOp) -> None:
     g, op, options, em, out, label = c.g, c.op, c.options, c.em, c.out, c.label
-    i, p, body, scratch_off = c.i, c.p, c.body, c.m.scratch_off
+    i, p, body, scratch_off = c.i, c.p, c.body, c.scratch_off
     choices, pairs = c.m.state["conv2d"]
     inp, w = g.tensors[op.inputs[0]], g.tensors[op.inputs[1]]
     lo, hi = c.act_range()
@@ -496,7 +508,7 @@ def _emit_specialized(c: SpecializedOp) -> None:
     rq = c.rq_arg(rq_rows)
     # pixels per block of the weight-cached 1x1 GEMM within the model's scratch
     pb = 0
-    wc_scratch = c.m.wc_scratch
+    wc_scratch = c.wc_scratch
     if direct and wc_scratch and options.gemm_cache and _wc_candidate(g, op, options, kp):
         pb = min(oh * ow, max(wc_scratch - 4 * kp, 0) // (2 * kp)) // 2 * 2
     if pb >= 4:

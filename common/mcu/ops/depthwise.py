@@ -210,7 +210,7 @@ def _emit_specialized(c: SpecializedOp) -> None:
     em.array(f"{label}_b", "int32_t", bias + off * wsum if ring3 else bias)
     wabs = np.abs(w.data[0].astype(np.int64)).sum(axis=(0, 1))
     rq = c.rq_arg(_fast_requant(mult, shift, out.zp, _acc_bound(bias, wabs, off)))
-    sc = f"(arena + {c.m.scratch_off})"
+    sc = f"(arena + {c.scratch_off})"
     c.runs_inplace()
     if small:
         # the widened input channel: its rows (within the windows), one halfword of slack on

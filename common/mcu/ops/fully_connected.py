@@ -61,7 +61,7 @@ def _emit_reference(c: ReferenceOp) -> None:
 
 def _emit_specialized(c: SpecializedOp) -> None:
     g, op, options, em, out, label = c.g, c.op, c.options, c.em, c.out, c.label
-    ptr, scratch_off = c.ptr, c.m.scratch_off
+    ptr, scratch_off = c.ptr, c.scratch_off
     inp, w, b = (g.tensors[n] for n in op.inputs[:3])
     off = -inp.zp
     lo, hi = c.act_range()

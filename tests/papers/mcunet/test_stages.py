@@ -16,7 +16,7 @@ from common.mcu import toolchain
 from common.mcu.toolchain import ToolchainMissingError
 from common.report.claims import load_claims_file
 from common.tracking import list_runs
-from papers.mcunet import ablation, deploy, patch, report, train
+from papers.mcunet import ablation, deploy, fuzz, patch, report, train
 from tests.params import REPO, repo_profiles, write_params
 from tests.stage_cli import cli, error_line
 
@@ -49,6 +49,8 @@ def tiny_params(directory: Path, *, emulate: bool = EMULATE) -> Path:
         calibration_samples=8, eval_samples=8, check_samples=1, emulate=emulate, patches=[2]
     )
     smoke["patch"] = {"width": 0.35, "resolution": 64, "num_classes": 10, "patches": 2}
+    smoke["fuzz"] = {"models": 2, "malformed": 2, "emulate_every": 2 if emulate else 0,
+                     "inputs": 1, "chunk": 1, "seed": 0}  # fmt: skip
     return write_params(directory, "smoke", sections={"mcunet": {"smoke": smoke}})
 
 
@@ -117,11 +119,31 @@ def test_tiny_network_through_every_stage(
         p["patch_mbv2/reduction"]
         == p["patch_mbv2/per_layer_bytes"] / p["patch_mbv2/per_patch_bytes"]
     )
+
+    # the fuzz campaign, one chunk per model, recorded as it goes: a second run reuses them
+    fuzz_argv = cli(
+        params=params, out=runs_dir / "fuzz", checkpoints=tmp_path / "fuzz_ckpt",
+        metrics=metrics / "fuzz.json",
+    )  # fmt: skip
+    assert fuzz.main(fuzz_argv) == 0
+    f = read_metrics(metrics / "fuzz.json")
+    assert f["fuzz/models"] == 2 and f["fuzz/malformed"] == 2
+    assert f["fuzz/bitexact_host"] == f["fuzz/accepted"] == 2 and f["fuzz/failed"] == 0
+    assert f["fuzz/malformed_bad"] == 0 and f["fuzz/emulated"] == (1 if EMULATE else 0)
+    assert f["fuzz/sram_models"] == 2
+    records = (tmp_path / "fuzz_ckpt" / "chunks.jsonl").read_text().splitlines()
+    assert len(records) == 3  # the fingerprint, then one line per chunk
+    summary = (runs_dir / "fuzz" / "summary.txt").read_text()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(fuzz, "run", lambda *a, **k: pytest.fail("a recorded chunk ran again"))
+        assert fuzz.main(fuzz_argv) == 0
+    assert (runs_dir / "fuzz" / "summary.txt").read_text() == summary
     capsys.readouterr()
 
     out = tmp_path / "report"
     claims_yaml = REPO / "papers/mcunet/claims.yaml"
     argv = cli(params=params, claims=claims_yaml, metrics_dir=metrics, out=out)
+    argv += cli(fuzz=runs_dir / "fuzz" / "summary.json")
     assert report.main([*argv, *cli(ablation=runs_dir / "ablation" / "steps.json")]) == 0
     derived = read_metrics(metrics / "derived.json")
     assert derived["tiny/sram_reduction"] == (
@@ -138,6 +160,7 @@ def test_tiny_network_through_every_stage(
         "Patch-based inference in the generated C code",
         "Patch-based inference with the input streamed",
         "Fits / does not fit the STM32F746",
+        "The engine on models it was not written for (fuzz campaign)",
         "Benchmarks: goals of our own",
         "Run time",
         "Bit-exactness",
@@ -147,6 +170,8 @@ def test_tiny_network_through_every_stage(
     assert "MobileNetV2-w0.35 @ 64 (MCUNetV2 Table 1 setting)" in page
     assert "![peak SRAM](figures/memory.png)" in page and (out / "figures/memory.png").is_file()
     assert ("![ablation](figures/ablation.png)" in page) == EMULATE
+    assert "| bit-exact with TF-Lite Micro on the host, every engine | 2 / 2 |" in page
+    assert (out / "figures/fuzz_memory.png").is_file()
     claims = json.loads((out / "claims.json").read_text())
     claims_file = load_claims_file(REPO / "papers/mcunet/claims.yaml")
     assert claims["schema_version"] == 2

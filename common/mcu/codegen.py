@@ -152,8 +152,6 @@ class CProject:
         weight_bytes: bytes of ``static const`` data (weights, biases, requantization params).
         input_bytes: ``MODEL_INPUT_BYTES``.
         output_bytes: ``MODEL_OUTPUT_BYTES``.
-        scratch_ops: the operators whose scratch extends the arena, as ``(index, kind, bytes
-            past the activations)``, largest first.
         scratch_placement: per operator index with scratch, ``(arena offset, bytes)``.
     """
 
@@ -171,8 +169,18 @@ class CProject:
     output_bytes: int
     inplace_ops: list[str] = field(default_factory=list)
     channel_bytes: int = 0  # estimated flash the per-channel code adds over the int8 GEMM
-    scratch_ops: list[tuple[int, str, int]] = field(default_factory=list)
     scratch_placement: dict[int, tuple[int, int]] = field(default_factory=dict)
+
+    @property
+    def scratch_ops(self) -> list[tuple[int, str, int]]:
+        """The operators whose scratch extends the arena past the activations, as ``(index,
+        kind, bytes past the activations)``, largest first."""
+        past = [
+            (i, self.graph.ops[i].kind, off + n - self.activation_bytes)
+            for i, (off, n) in self.scratch_placement.items()
+            if off + n > self.activation_bytes
+        ]
+        return sorted(past, key=lambda t: (-t[2], t[0]))
 
     @property
     def mcu_sources(self) -> list[Path]:
@@ -380,7 +388,6 @@ def generate(
     activation_bytes = _align(plan.arena_bytes, 8)
     em = _Emitter()
     inplace: list[str] = []
-    scratch_ops: list[tuple[int, str, int]] = []
     placement: dict[int, tuple[int, int]] = {}
     files = list(COMMON_FILES)
     if options.kernels == "reference":
@@ -416,16 +423,8 @@ def generate(
         )
         if placed != needs:  # pragma: no cover - a kernel choice that depends on the offset
             raise AssertionError("the operators' scratch changed with its placement")
-        scratch_ops = sorted(
-            (
-                (i, code_graph.ops[i].kind, scratch_at[i] + n - activation_bytes)
-                for i, n in needs.items()
-                if n > 0 and scratch_at[i] + n > activation_bytes
-            ),
-            key=lambda t: (-t[2], t[0]),
-        )
-        scratch = max([0, *(t[2] for t in scratch_ops)])
         placement = {i: (scratch_at[i], n) for i, n in needs.items() if n > 0}
+        scratch = max([0, *(off + n - activation_bytes for off, n in placement.values())])
         taps = [
             int(np.prod(code_graph.tensors[op.inputs[1]].shape[1:3]))
             for op in code_graph.ops
@@ -526,6 +525,5 @@ void model_invoke(void);
         output_bytes=y_t.nbytes,
         inplace_ops=inplace,
         channel_bytes=em.channel_bytes,
-        scratch_ops=scratch_ops,
         scratch_placement=placement,
     )

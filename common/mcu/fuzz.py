@@ -374,6 +374,43 @@ class FuzzReport:
     def ok(self) -> bool:
         return not self.failures and not self.malformed_bad
 
+    def metrics(self) -> dict[str, float]:
+        """The campaign's counts, rates and times as metrics."""
+        n_bad = sum(sum(v.values()) for v in self.malformed.values())
+        outcome = {
+            o: sum(v.get(o, 0) for v in self.malformed.values()) for o in ("refused", "deployed")
+        }
+        mem = [m for m in self.memory if m["tflm"] == m["tflm"] and m["tflm"] > 0]  # not NaN
+        ratio = [m["tinyengine"] / m["tflm"] for m in mem]
+        t = self.malformed_seconds
+        m = {
+            "fuzz/models": float(self.models),
+            "fuzz/accepted": float(self.accepted),
+            "fuzz/refused": float(self.models - self.accepted - len(self.failures)),
+            "fuzz/failed": float(len(self.failures)),
+            "fuzz/bitexact_host": float(self.bitexact_host),
+            "fuzz/emulated": float(self.emulated),
+            "fuzz/bitexact_m7": float(self.bitexact_m7),
+            "fuzz/malformed": float(n_bad),
+            "fuzz/malformed_refused": float(outcome["refused"]),
+            "fuzz/malformed_deployed": float(outcome["deployed"]),
+            "fuzz/malformed_bad": float(len(self.malformed_bad)),
+            "fuzz/seconds": float(self.seconds),
+        }
+        if self.accepted:
+            m["fuzz/bitexact_host_fraction"] = self.bitexact_host / self.accepted
+        if n_bad:
+            m["fuzz/malformed_clean_fraction"] = (n_bad - len(self.malformed_bad)) / n_bad
+            m["fuzz/malformed_median_s"] = float(np.median(t))
+            m["fuzz/malformed_max_s"] = float(np.max(t))
+        if mem:
+            m["fuzz/sram_models"] = float(len(mem))
+            m["fuzz/sram_le_tflm"] = float(sum(r <= 1.0 for r in ratio))
+            m["fuzz/sram_ratio_median"] = float(np.median(ratio))
+            m["fuzz/sram_ratio_max"] = float(np.max(ratio))
+            m["fuzz/scratch_extends"] = float(sum(x["scratch"] > 0 for x in mem))
+        return m
+
     def to_dict(self) -> dict[str, Any]:
         """The report as plain JSON-able data (:meth:`from_dict` reads it back)."""
         return dataclasses.asdict(self)
@@ -424,9 +461,11 @@ class FuzzReport:
                 f"{same}/{len(self.memory)} models"
             )
             over = [m for m in self.memory if m["tinyengine"] > m["tflm"]]
+            numbers = self.metrics()
             lines.append(
                 f"  SRAM for activations: TinyEngine-style arena <= TF-Lite Micro's arena on "
-                f"{len(self.memory) - len(over)}/{len(self.memory)} models"
+                f"{numbers.get('fuzz/sram_le_tflm', 0):.0f}/{numbers.get('fuzz/sram_models', 0):.0f}"
+                " models"
             )
             for m in over:
                 lines.append(

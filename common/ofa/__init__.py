@@ -23,7 +23,9 @@ in {3, 4, 6}; the input resolution is elastic thanks to global pooling. Pieces:
   Distillation from the full network is :class:`common.train.distill.DistillationHook`.
 * :mod:`common.ofa.predictor`: the architecture encoding and the MLP accuracy predictor.
 * :mod:`common.ofa.efficiency`: MACs, a latency lookup table measured on this machine, and the
-  peak SRAM of the MCU engine's memory plan.
+  peak SRAM of the MCU engine's memory plan. Import it (and :mod:`common.ofa.mcu_cost`) from the
+  module itself: the package does not, so what trains the supernet does not depend on the MCU
+  engine (a change there does not retrain it).
 * :mod:`common.ofa.mcu_cost`: instruction counts on the MCU engine's emulated Cortex-M7 (whole
   sub-networks measured with a per-operator profile) and the per-operator instruction lookup
   table built from them.
@@ -32,7 +34,6 @@ in {3, 4, 6}; the input resolution is elastic thanks to global pooling. Pieces:
 The paper's pipeline (schedules, tables, report) is in ``papers/once_for_all``.
 """
 
-from common.ofa.efficiency import LatencyTable, arch_macs, arch_peak_sram
 from common.ofa.elastic import (
     ACTIVATIONS,
     ElasticBatchNorm2d,
@@ -42,12 +43,6 @@ from common.ofa.elastic import (
     build_activation,
     middle_channel_importance,
     sort_middle_channels_,
-)
-from common.ofa.mcu_cost import (
-    McuInstructionTable,
-    McuMeasurement,
-    measure_subnet_instructions,
-    validate_mcu_table,
 )
 from common.ofa.predictor import AccuracyPredictor, ArchEncoder, fit_predictor
 from common.ofa.search import EvolutionConfig, EvolutionSearch, SearchError, SearchResult
@@ -78,9 +73,6 @@ __all__ = [
     "ElasticMBConvBlock",
     "EvolutionConfig",
     "EvolutionSearch",
-    "LatencyTable",
-    "McuInstructionTable",
-    "McuMeasurement",
     "OFAMobileNetV3",
     "OFAMobileNetV3Config",
     "SearchError",
@@ -88,17 +80,13 @@ __all__ = [
     "SubnetEvaluator",
     "SubnetSampler",
     "analytic_macs",
-    "arch_macs",
-    "arch_peak_sram",
     "build_activation",
     "build_static_subnet",
     "evaluate_arch",
     "fit_predictor",
     "full_space",
-    "measure_subnet_instructions",
     "middle_channel_importance",
     "recalibrate_bn_",
     "sort_middle_channels_",
     "subnet_spec",
-    "validate_mcu_table",
 ]

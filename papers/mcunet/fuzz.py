@@ -23,7 +23,6 @@ import json
 import math
 from pathlib import Path
 
-import numpy as np
 from tqdm import tqdm
 
 from common.fingerprint import source_digest
@@ -51,42 +50,6 @@ def chunks(models: int, malformed: int, chunk: int) -> list[tuple[int, int, int]
         out.append((first, size, bad))
         given += bad
     return out
-
-
-def metrics_of(rep: FuzzReport) -> dict[str, float]:
-    """The campaign's counts, rates and times as metrics."""
-    n_bad = sum(sum(v.values()) for v in rep.malformed.values())
-    outcome = {o: sum(v.get(o, 0) for v in rep.malformed.values()) for o in ("refused", "deployed")}
-    mem = [m for m in rep.memory if m["tflm"] == m["tflm"] and m["tflm"] > 0]  # not NaN
-    ratio = [m["tinyengine"] / m["tflm"] for m in mem]
-    t = rep.malformed_seconds
-    m = {
-        "fuzz/models": float(rep.models),
-        "fuzz/accepted": float(rep.accepted),
-        "fuzz/refused": float(rep.models - rep.accepted - len(rep.failures)),
-        "fuzz/failed": float(len(rep.failures)),
-        "fuzz/bitexact_host": float(rep.bitexact_host),
-        "fuzz/emulated": float(rep.emulated),
-        "fuzz/bitexact_m7": float(rep.bitexact_m7),
-        "fuzz/malformed": float(n_bad),
-        "fuzz/malformed_refused": float(outcome["refused"]),
-        "fuzz/malformed_deployed": float(outcome["deployed"]),
-        "fuzz/malformed_bad": float(len(rep.malformed_bad)),
-        "fuzz/seconds": float(rep.seconds),
-    }
-    if rep.accepted:
-        m["fuzz/bitexact_host_fraction"] = rep.bitexact_host / rep.accepted
-    if n_bad:
-        m["fuzz/malformed_clean_fraction"] = (n_bad - len(rep.malformed_bad)) / n_bad
-        m["fuzz/malformed_median_s"] = float(np.median(t))
-        m["fuzz/malformed_max_s"] = float(np.max(t))
-    if mem:
-        m["fuzz/sram_models"] = float(len(mem))
-        m["fuzz/sram_le_tflm"] = float(sum(r <= 1.0 for r in ratio))
-        m["fuzz/sram_ratio_median"] = float(np.median(ratio))
-        m["fuzz/sram_ratio_max"] = float(np.max(ratio))
-        m["fuzz/scratch_extends"] = float(sum(x["scratch"] > 0 for x in mem))
-    return m
 
 
 @mcunet_stage(
@@ -130,7 +93,7 @@ def main(ctx: StageContext) -> None:
             f"the fuzz campaign found {len(rep.failures)} failing models and "
             f"{len(rep.malformed_bad)} malformed files not refused cleanly; see {out / 'summary.txt'}"
         )
-    ctx.finish(metrics_of(rep), summary=summary)
+    ctx.finish(rep.metrics(), summary=summary)
 
 
 if __name__ == "__main__":

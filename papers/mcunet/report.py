@@ -207,29 +207,32 @@ def bit_exact(r: ReportData) -> str:
 
 
 def fuzz_text(r: ReportData) -> str:
-    """The fuzz campaign (``--fuzz``'s summary.json): random models, malformed files, memory."""
-    if not (rep := r.json(r.args.fuzz)):
+    """The fuzz campaign: its counts from the stage's metrics (``fuzz/*``), the breakdowns by
+    refusal reason, malformed-file kind and operator from ``--fuzz``'s summary.json."""
+    if not (rep := r.json(r.args.fuzz)) or r.m("fuzz/models") is None:
         return "(the fuzz stage did not run)"
     f = r.config.fuzz
-    n, acc, fails = rep["models"], rep["accepted"], len(rep["failures"])
+
+    def n(key: str) -> str:
+        return count(r.m(f"fuzz/{key}") or 0)
+
     rows = [
-        [f"Random int8 models (seeds from {f.seed})", fmt(n)],
-        ["accepted by the validator and importer", fmt(acc)],
-        ["bit-exact with TF-Lite Micro on the host, every engine", f"{rep['bitexact_host']} / {acc}"],
-        ["bit-exact on the emulated Cortex-M7 (sample)", f"{rep['bitexact_m7']} / {rep['emulated']}"],
-        ["failed (wrong output or crash after acceptance)", fmt(fails)],
+        [f"Random int8 models (seeds from {f.seed})", n("models")],
+        ["accepted by the validator and importer", n("accepted")],
+        ["bit-exact with TF-Lite Micro on the host, every engine", f"{n('bitexact_host')} / {n('accepted')}"],
+        ["bit-exact on the emulated Cortex-M7 (sample)", f"{n('bitexact_m7')} / {n('emulated')}"],
+        ["failed (wrong output or crash after acceptance)", n("failed")],
     ]  # fmt: skip
     rows += [[f"refused: {reason}", fmt(k)] for reason, k in sorted(rep["refusals"].items())]
     parts = [
-        f"`{FUZZ_COMMAND}` with {n} models and {f.malformed} malformed files (profile "
-        f"{r.profile}, {f.inputs} inputs per model, every {f.emulate_every}-th model also "
-        "on the Cortex-M7). Each model is written with the TF-Lite schema directly, not by "
+        f"`{FUZZ_COMMAND}` with {n('models')} models and {n('malformed')} malformed files "
+        f"(profile {r.profile}, {f.inputs} inputs per model, every {f.emulate_every}-th model "
+        "also on the Cortex-M7). Each model is written with the TF-Lite schema directly, not by "
         "this repository's exporter, and deployed through the same path as the tables above "
         "(TF-Lite Micro runs on the file itself).",
         table(["Random models", "Count"], rows),
     ]
     if rep["malformed"]:
-        t = np.asarray(rep["malformed_seconds"] or [0.0])
         outcomes = sorted({o for v in rep["malformed"].values() for o in v})
         bad_rows = [
             [kind, fmt(sum(v.values())), *(fmt(v.get(o, 0)) for o in outcomes)]
@@ -239,32 +242,30 @@ def fuzz_text(r: ReportData) -> str:
             "Malformed files, each given to `python -m common.mcu deploy` in a fresh process: "
             "*refused* means exit code 2 with one line naming the problem; *deployed* means the "
             "damage left a valid model, which then matched TF-Lite Micro bit for bit. "
-            f"Time per file: {np.median(t):.2f} s median, {t.max():.2f} s max; "
-            f"{len(rep['malformed_bad'])} files did anything else.",
+            f"Time per file: {r.m('fuzz/malformed_median_s'):.2f} s median, "
+            f"{r.m('fuzz/malformed_max_s'):.2f} s max; {n('malformed_bad')} files did anything "
+            "else.",
             table(["Kind", "Files", *outcomes], bad_rows),
         ]
-    mem = [m for m in rep["memory"] if m["tflm"] == m["tflm"] and m["tflm"] > 0]
-    if mem:
-        over = [m for m in mem if m["tinyengine"] > m["tflm"]]
-        ext = [m for m in mem if m["scratch"] > 0]
+    if r.m("fuzz/sram_models"):
         by_kind: dict[str, list[float]] = {}
-        for m in over:
-            by_kind.setdefault(m.get("scratch_kind") or "none (activations)", []).append(
-                m["tinyengine"] - m["tflm"]
-            )
+        for m in rep["memory"]:
+            if m["tflm"] > 0 and m["tinyengine"] > m["tflm"]:
+                kind = m.get("scratch_kind") or "none (activations)"
+                by_kind.setdefault(kind, []).append(m["tinyengine"] - m["tflm"])
         kind_rows = [
             [k, fmt(len(v)), fmt(float(np.median(v))), fmt(max(v))]
             for k, v in sorted(by_kind.items(), key=lambda kv: -len(kv[1]))
         ]
         parts += [
             f"SRAM for activations: our per-layer arena is at most TF-Lite Micro's on "
-            f"**{len(mem) - len(over)} of {len(mem)}** models (median ratio ours / TF-Lite Micro "
-            f"{fmt(float(np.median([m['tinyengine'] / m['tflm'] for m in mem])))}). Each kernel's "
-            "scratch (im2col rows and their int16 widening, a depthwise channel's padded plane or "
-            "row ring, the widened input row of a fully connected layer) is placed in a gap no "
-            f"tensor alive during that operator uses; it extends the arena on {len(ext)} models. "
-            "Where ours is larger, the operator whose scratch fits no gap (TF-Lite Micro's "
-            "reference kernels need none; ours trade it for speed):",
+            f"**{n('sram_le_tflm')} of {n('sram_models')}** models (median ratio ours / TF-Lite "
+            f"Micro {fmt(r.m('fuzz/sram_ratio_median'))}). Each kernel's scratch (im2col rows and "
+            "their int16 widening, a depthwise channel's padded plane or row ring, the widened "
+            "input row of a fully connected layer) is placed in a gap no tensor alive during that "
+            f"operator uses; it extends the arena on {n('scratch_extends')} models. Where ours is "
+            "larger, the operator whose scratch fits no gap (TF-Lite Micro's reference kernels "
+            "need none; ours trade it for speed):",
             table(["Operator whose scratch extends the arena", "Models", "Median bytes over TFLM",
                    "Max bytes over"], kind_rows),
         ]  # fmt: skip

@@ -78,7 +78,7 @@ class LatencyConfig:
 
 @dataclass(frozen=True)
 class McuTableConfig:
-    """The Cortex-M7 instruction lookup table (:class:`common.ofa.McuInstructionTable`):
+    """The Cortex-M7 instruction lookup table (:class:`common.ofa.mcu_cost.McuInstructionTable`):
     ``build_archs`` sub-networks of the trained supernet (chosen greedily from random ones to
     cover the most operator signatures) are deployed and profiled per operator to build it,
     ``validate_archs`` uniformly random ones check it; each measurement calibrates on the first

@@ -25,6 +25,7 @@ from common.fingerprint import data_digest, source_digest
 from common.io import write_json
 from common.ofa.efficiency import arch_macs, random_archs
 from common.ofa.training import evaluate_arch
+from common.records import RecordLog
 from common.seed import derive_seed
 from common.stage import StageContext
 from papers.once_for_all.stage import (
@@ -38,30 +39,6 @@ from papers.once_for_all.stage import (
 
 def _sha256(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()
-
-
-def _resume(log: Path, fingerprint: str) -> list[dict]:
-    """Records of a previous run with the same fingerprint (a different one is set aside)."""
-    if not log.is_file():
-        return []
-    lines = log.read_text().splitlines()
-    try:
-        same = bool(lines) and json.loads(lines[0]).get("fingerprint") == fingerprint
-    except (json.JSONDecodeError, AttributeError):
-        same = False
-    if not same:
-        log.replace(log.with_name(log.name + ".stale"))
-        print(
-            f"{log} was made by another supernet, config, code or data; set aside, starting afresh"
-        )
-        return []
-    records = []
-    for line in lines[1:]:
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            break  # a line cut by the interruption: measure that one again
-    return records
 
 
 @ofa_stage(
@@ -90,24 +67,20 @@ def main(ctx: StageContext) -> None:
             sort_keys=True,
         ).encode()
     ).hexdigest()[:16]
-    log = Path(args.checkpoints) / "measurements.jsonl"
-    records = _resume(log, fingerprint)
-    if not records:
-        log.write_text(json.dumps({"fingerprint": fingerprint}) + "\n")
+    log = RecordLog(Path(args.checkpoints) / "measurements.jsonl", fingerprint)
+    records = log.records
     torch.set_num_threads(cfg.phases["full"].train.threads or torch.get_num_threads())
-    with log.open("a") as fh:
-        for arch in tqdm(archs[len(records) :], desc="sub-networks", disable=None, leave=False):
-            t1 = time.perf_counter()
-            m = evaluate_arch(supernet, arch, calibration=splits.calibration, eval_loader=holdout)
-            rec = {
+    for arch in tqdm(archs[len(records) :], desc="sub-networks", disable=None, leave=False):
+        t1 = time.perf_counter()
+        m = evaluate_arch(supernet, arch, calibration=splits.calibration, eval_loader=holdout)
+        log.append(
+            {
                 "arch": arch,
                 "accuracy": m["accuracy"],
                 "macs": arch_macs(space, arch),
                 "seconds": time.perf_counter() - t1,
             }
-            fh.write(json.dumps(rec) + "\n")
-            fh.flush()
-            records.append(rec)
+        )
     accs = [r["accuracy"] for r in records]
     write_json(
         {

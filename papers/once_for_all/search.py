@@ -28,8 +28,9 @@ import torch
 
 from common.config import to_dict
 from common.io import write_json
-from common.ofa import EvolutionSearch, LatencyTable, McuInstructionTable
-from common.ofa.efficiency import arch_macs, arch_peak_sram, measure_arch_latency
+from common.ofa import EvolutionSearch
+from common.ofa.efficiency import LatencyTable, arch_macs, arch_peak_sram, measure_arch_latency
+from common.ofa.mcu_cost import McuInstructionTable
 from common.ofa.search import SearchError
 from common.ofa.training import (
     ResizeInput,

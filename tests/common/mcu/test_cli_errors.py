@@ -52,6 +52,17 @@ def assert_one_error(rc: int, err: list[str], out: Path, *, code: int = 2) -> st
     return errors[0]
 
 
+def deploy_error(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str], *flags: str, data: bytes | None = None
+) -> str:
+    """Deploy ``data`` (by default :func:`small_model`) with ``flags``; the one error line."""
+    model = tmp_path / "m.tflite"
+    model.write_bytes(small_model() if data is None else data)
+    out = tmp_path / "out"
+    rc, _, err = run_cli([str(model), "--out", str(out), *flags], capfd)
+    return assert_one_error(rc, err, out)
+
+
 # --- a valid model the interpreter's default arena cannot hold -------------------------------
 
 
@@ -204,13 +215,7 @@ def test_runaway_program_is_stopped_in_one_line(
         return real(*args, **{**kwargs, "max_instructions": 1000})  # type: ignore[arg-type]
 
     monkeypatch.setattr(cortexm, "run", short)
-    model = tmp_path / "m.tflite"
-    model.write_bytes(small_model())
-    out = tmp_path / "out"
-    rc, _, err = run_cli(
-        [str(model), "--out", str(out), "--no-reference", "--time-limit", "7.5"], capfd
-    )
-    line = assert_one_error(rc, err, out)
+    line = deploy_error(tmp_path, capfd, "--no-reference", "--time-limit", "7.5")
     assert "more than 1000 instructions" in line and "--time-limit" in line
     assert limits and set(limits) == {7.5}
 
@@ -240,11 +245,7 @@ def test_host_mismatch_leaves_no_project(
         return y ^ 1 if "c_reference" in str(exe) else y
 
     monkeypatch.setattr(deploy_mod, "run_host", wrong)
-    model = tmp_path / "m.tflite"
-    model.write_bytes(small_model())
-    out = tmp_path / "out"
-    rc, _, err = run_cli([str(model), "--out", str(out), "--no-emulate"], capfd)
-    line = assert_one_error(rc, err, out)
+    line = deploy_error(tmp_path, capfd, "--no-emulate")
     assert "host C (reference) differs" in line
 
 
@@ -253,11 +254,7 @@ def test_tflite_micro_mismatch_is_named(
 ) -> None:
     real = tflm.run
     monkeypatch.setattr(tflm, "run", lambda *a, **k: real(*a, **k) ^ 1)
-    model = tmp_path / "m.tflite"
-    model.write_bytes(small_model())
-    out = tmp_path / "out"
-    rc, _, err = run_cli([str(model), "--out", str(out), "--no-emulate"], capfd)
-    line = assert_one_error(rc, err, out)
+    line = deploy_error(tmp_path, capfd, "--no-emulate")
     assert "tflite-micro (on the .tflite file) differs" in line
 
 
@@ -326,11 +323,7 @@ def test_missing_toolchain_is_one_line(
 ) -> None:
     real = toolchain.have
     monkeypatch.setattr(toolchain, "have", lambda t: not t.startswith("arm-") and real(t))
-    model = tmp_path / "m.tflite"
-    model.write_bytes(small_model())
-    out = tmp_path / "out"
-    rc, _, err = run_cli([str(model), "--out", str(out)], capfd)
-    line = assert_one_error(rc, err, out)
+    line = deploy_error(tmp_path, capfd)
     assert "arm-none-eabi-gcc" in line and "apt-get install" in line
 
 

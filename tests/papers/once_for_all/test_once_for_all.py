@@ -292,7 +292,8 @@ def test_mcu_table_stage_without_the_toolchain_says_how_to_install_it(
 def test_search_with_a_missing_or_corrupt_table_names_its_stage(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], broken: str, how: str
 ) -> None:
-    from common.ofa import LatencyTable, OFAMobileNetV3Config
+    from common.ofa import OFAMobileNetV3Config
+    from common.ofa.efficiency import LatencyTable
     from papers.once_for_all import search
 
     tables = {"latency": tmp_path / "latency.json", "mcu-table": tmp_path / "mcu.json"}

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from common.checkpoint import CheckpointError
 from common.fingerprint import source_digest
 from common.io import write_json
 from common.mcu.fuzz import FuzzReport, run
@@ -52,11 +53,25 @@ def chunks(models: int, malformed: int, chunk: int) -> list[tuple[int, int, int]
     return out
 
 
+def _recorded(record: dict, path: Path) -> FuzzReport:
+    """A recorded chunk's report; a record that is not one (edited, from another version) is a
+    checkpoint error naming the file."""
+    try:
+        rep = FuzzReport.from_dict(record)
+        FuzzReport.merged([rep]).metrics()  # every field of the right kind
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise CheckpointError(
+            f"{path}: a recorded fuzz chunk is not readable ({type(exc).__name__}: {exc}); "
+            "delete the file to run the campaign afresh"
+        ) from exc
+    return rep
+
+
 @mcunet_stage(
     name="mcunet_fuzz",
     flags=["out", "checkpoints", "metrics"],
     track=lambda ctx: ctx.config.fuzz,
-    errors=(ToolchainMissingError, FuzzFailedError),
+    errors=(ToolchainMissingError, FuzzFailedError, CheckpointError),
 )
 def main(ctx: StageContext) -> None:
     f, args = ctx.config.fuzz, ctx.args
@@ -66,10 +81,11 @@ def main(ctx: StageContext) -> None:
         ).encode()
     ).hexdigest()[:16]
     log = RecordLog(Path(args.checkpoints) / "chunks.jsonl", fingerprint)
+    parts = [_recorded(r, log.path) for r in log.records]
     plan = chunks(f.models, f.malformed, f.chunk)
-    bar = tqdm(total=f.models, initial=sum(r["models"] for r in log.records), desc="fuzz models",
+    bar = tqdm(total=f.models, initial=sum(p.models for p in parts), desc="fuzz models",
                disable=None, leave=False)  # fmt: skip
-    for first, size, bad in plan[len(log.records) :]:
+    for first, size, bad in plan[len(parts) :]:
         part = run(
             size,
             bad,
@@ -80,9 +96,10 @@ def main(ctx: StageContext) -> None:
             log=lambda s: None,
         )
         log.append(part.to_dict())
+        parts.append(part)
         bar.update(size)
     bar.close()
-    rep = FuzzReport.merged([FuzzReport.from_dict(r) for r in log.records])
+    rep = FuzzReport.merged(parts)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     summary = rep.summary()

@@ -138,6 +138,15 @@ def test_tiny_network_through_every_stage(
         mp.setattr(fuzz, "run", lambda *a, **k: pytest.fail("a recorded chunk ran again"))
         assert fuzz.main(fuzz_argv) == 0
     assert (runs_dir / "fuzz" / "summary.txt").read_text() == summary
+    # a recorded chunk that is not a campaign report is one line naming the file and the fix
+    log = tmp_path / "fuzz_ckpt" / "chunks.jsonl"
+    kept = log.read_text()
+    log.write_text("\n".join([*kept.splitlines()[:2], '{"models": "two"}']) + "\n")
+    capsys.readouterr()
+    assert fuzz.main(fuzz_argv) == 2
+    line = error_line(capsys)
+    assert str(log) in line and "delete the file" in line
+    log.write_text(kept)
     capsys.readouterr()
 
     out = tmp_path / "report"

@@ -15,11 +15,13 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Literal
 
 from common.config import ConfigError, bounds
 from common.ofa import EvolutionConfig, OFAMobileNetV3Config
+from common.ofa.shrinking import PhaseConfig, ShrinkingBudget, phase_lengths
 from common.ofa.training import ElasticChoices
 from common.train import TrainConfig
 
@@ -36,21 +38,6 @@ class DataConfig:
     calibration_batch: int = field(default=250, metadata=bounds(ge=1))
     test_images: int | None = field(default=None, metadata=bounds(ge=1))
     channels_last: bool = True  # faster depthwise convolutions on CPU
-
-
-@dataclass(frozen=True)
-class PhaseConfig:
-    """One training phase: which choices are elastic, how many sub-networks per step."""
-
-    kernel_sizes: list[int]
-    expand_ratios: list[int]
-    depths: list[int]
-    train: TrainConfig
-    subnets_per_step: int = field(default=1, metadata=bounds(ge=1))
-    init: str | None = None  # the phase whose weights this one starts from (None: random)
-    distill: bool = True  # knowledge distillation from the ``full`` phase's network
-    sort_channels: bool = False  # sort expanded channels by importance first (width phases)
-    label: str = ""
 
 
 @dataclass(frozen=True)
@@ -140,8 +127,20 @@ class BaselineConfig:
 
 @dataclass(frozen=True)
 class AblationConfig:
-    """The PS ablation's fixed grid (Fig. 7): every (depth, expand, kernel) at the largest
-    resolution, uniform over the network, and the paper's reference point."""
+    """The PS ablation (Fig. 7) as a replicated experiment.
+
+    * The fixed grid: every (depth, expand, kernel) at the largest resolution, uniform over the
+      network, and the paper's reference point (D, W, K).
+    * ``seeds``: independent replicates at the profile's budget (scale 1): each trains its own
+      full network, progressive shrinking and the baseline without it, with that seed for the
+      weights, the data order and the sub-network draws. The pipeline's own supernets are the
+      replicate of the profile's ``seed``.
+    * ``trend_scales`` x ``trend_seeds``: the same experiment at other budgets (the budget's
+      lengths times the scale): does the gain appear and grow with training?
+    * ``interference``: per seed at scale 1, the largest sub-network trained alone (from the full
+      network, as many steps as the baseline, one sub-network each) against jointly, and the
+      kernel phase with its transformation matrices fixed at identity (plain centre crops).
+    """
 
     depths: list[int] = field(default_factory=lambda: [2, 4])
     expand_ratios: list[int] = field(default_factory=lambda: [3, 6])
@@ -149,6 +148,26 @@ class AblationConfig:
     reference: list[int] = field(
         default_factory=lambda: [4, 3, 3]
     )  # (D, W, K) of the paper's 74.8%
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+    trend_scales: list[float] = field(default_factory=list)
+    trend_seeds: list[int] = field(default_factory=lambda: [0])
+    interference: bool = True
+
+    def __post_init__(self) -> None:
+        if len(set(self.seeds)) < 2:
+            raise ConfigError(
+                "ablation.seeds: at least two different seeds (a standard error needs them)"
+            )
+        if any(not s > 0 for s in self.trend_scales):
+            raise ConfigError(
+                f"ablation.trend_scales: budgets must be > 0, got {self.trend_scales}"
+            )
+
+    def runs(self) -> list[tuple[float, int]]:
+        """Every replicate as (budget scale, seed), scale 1 first."""
+        out = [(1.0, s) for s in self.seeds]
+        out += [(float(x), s) for x in self.trend_scales for s in self.trend_seeds if x != 1.0]
+        return out
 
 
 PS_PHASES = ("kernel", "depth1", "depth2", "expand1", "expand2")  # progressive shrinking, in order
@@ -158,6 +177,7 @@ PS_PHASES = ("kernel", "depth1", "depth2", "expand1", "expand2")  # progressive 
 class OFAProfile:
     space: OFAMobileNetV3Config
     phases: dict[str, PhaseConfig]
+    budget: ShrinkingBudget
     search: SearchConfig
     data: DataConfig = DataConfig()
     kd_ratio: float = field(default=1.0, metadata=bounds(ge=0))
@@ -182,6 +202,7 @@ class OFAProfile:
                 raise ConfigError(f"phases.{name}: {exc}") from None
         if self.phases["full"].distill:
             raise ConfigError("phases.full.distill must be false: the full network is the teacher")
+        self.lengths()  # the budget covers every phase and the update counts can be matched
 
     @property
     def final_phase(self) -> str:
@@ -197,6 +218,22 @@ class OFAProfile:
             tuple(self.space.resolution_choices()),
         )
 
+    def lengths(self, scale: float = 1.0) -> dict[str, int]:
+        """Every phase's length (in ``budget.unit``) at budget ``scale``; ``nops`` sees as many
+        sub-network updates as the shrinking phases together (:func:`common.ofa.shrinking.phase_lengths`)."""
+        passes = {name: ph.subnets_per_step for name, ph in self.phases.items()}
+        return phase_lengths(self.budget, passes, shrinking=PS_PHASES, joint="nops", scale=scale)
+
+    def phase_train(
+        self, phase: str, *, scale: float = 1.0, seed: int | None = None
+    ) -> TrainConfig:
+        """``phase``'s training settings with its length from the budget (and ``seed`` as the
+        data-order seed of a replicate)."""
+        train = self.budget.train_config(self.phases[phase].train, self.lengths(scale)[phase])
+        return train if seed is None else dataclasses.replace(train, seed=seed)
+
     @property
     def scratch_train(self) -> TrainConfig:
-        return self.baseline.train or self.phases["full"].train
+        """From-scratch networks: ``baseline.train``, by default the full network's schedule and
+        length (the paper trains MobileNetV3 as long as its full network)."""
+        return self.baseline.train or self.phase_train("full")

@@ -62,25 +62,108 @@ def curves(search: dict[str, Any] | None, scratch: dict[str, Any] | None, path: 
     return True
 
 
+def _mean_se(values: list[float]) -> tuple[float, float]:
+    n = len(values)
+    mean = sum(values) / n
+    if n < 2:
+        return mean, 0.0
+    return mean, (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5
+
+
 def ablation(ab: dict[str, Any] | None, path: Path) -> bool:
-    """Test accuracy of the ablation's grid with and without progressive shrinking (Fig. 7)."""
-    if not ab:
+    """Test accuracy of the ablation's grid with and without progressive shrinking (Fig. 7):
+    the mean over the budget-1 seeds, one standard error as the bar."""
+    main = [r for r in (ab or {}).get("replicates", []) if r["scale"] == 1.0]
+    if not main:
         return False
     plt = pyplot()
-    rows = ab["rows"]
+    grid = main[0]["grid"]
     fig, ax = plt.subplots(figsize=(8, 3.6))
-    x = range(len(rows))
-    ax.bar(
-        [i - 0.2 for i in x], [r["nops"] for r in rows], 0.4, label="without PS", color="tab:gray"
-    )
-    ax.bar([i + 0.2 for i in x], [r["ps"] for r in rows], 0.4, label="with PS", color="tab:red")
-    ax.set_xticks(list(x), [f"D={r['d']}\nW={r['w']}\nK={r['k']}" for r in rows], fontsize=8)
-    lo = min(min(r["ps"], r["nops"]) for r in rows)
-    hi = max(max(r["ps"], r["nops"]) for r in rows)
-    ax.set_ylim(max(0.0, lo - 5), min(100.0, hi + 3))
+    x = range(len(grid))
+    stats = {
+        key: [_mean_se([r["grid"][i][key] for r in main]) for i in x] for key in ("ps", "nops")
+    }
+    for key, shift, label, color in (
+        ("nops", -0.2, "without PS", "tab:gray"),
+        ("ps", 0.2, "with PS", "tab:red"),
+    ):
+        ax.bar(
+            [i + shift for i in x],
+            [m for m, _ in stats[key]],
+            0.4,
+            yerr=[se for _, se in stats[key]],
+            capsize=3,
+            label=label,
+            color=color,
+        )
+    ax.set_xticks(list(x), [f"D={g['d']}\nW={g['w']}\nK={g['k']}" for g in grid], fontsize=8)
+    vals = [m for key in stats for m, _ in stats[key]]
+    ax.set_ylim(max(0.0, min(vals) - 5), min(100.0, max(vals) + 3))
     ax.set_ylabel("test accuracy (%)")
     ax.legend(fontsize=8)
-    ax.set_title("Progressive shrinking ablation (cf. Fig. 7)")
+    ax.set_title(f"Progressive shrinking ablation (cf. Fig. 7), mean of {len(main)} seeds +/- 1 SE")
+    save(fig, path)
+    return True
+
+
+def trend(ab: dict[str, Any] | None, path: Path) -> bool:
+    """The PS gain and OFA minus scratch against the training budget (each replicate a dot,
+    the mean with one standard error as the line)."""
+    reps = (ab or {}).get("replicates", [])
+    scales = sorted({r["scale"] for r in reps})
+    if len(scales) < 2:
+        return False
+    plt = pyplot()
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key, title in (
+        (axes[0], "mean_gain", "PS minus no-PS (mean over the grid)"),
+        (axes[1], "ofa_minus_scratch", "OFA sub-network minus the same net from scratch"),
+    ):
+        for r in reps:
+            ax.plot(r["scale"], r[key], "o", color="tab:gray", alpha=0.5, markersize=4)
+        stats = [_mean_se([r[key] for r in reps if r["scale"] == s]) for s in scales]
+        ax.errorbar(
+            scales,
+            [m for m, _ in stats],
+            yerr=[se for _, se in stats],
+            fmt="o-",
+            color="tab:red",
+            capsize=3,
+            label="mean +/- 1 SE",
+        )
+        ax.axhline(0.0, color="k", lw=0.8)
+        if key == "mean_gain":
+            ax.axhline(3.5, color="tab:blue", ls="--", lw=0.9, label="paper (Fig. 7, ImageNet)")
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(scales, [f"{s:g}x" for s in scales])
+        ax.set_xlabel("training budget (x the profile's)")
+        ax.set_ylabel("points")
+        ax.set_title(title, fontsize=10)
+    axes[0].legend(fontsize=8)
+    save(fig, path)
+    return True
+
+
+def predictor_curve(curve: list[dict[str, Any]] | None, path: Path) -> bool:
+    """Held-out RMSE of the accuracy predictor against the sub-networks it was trained on."""
+    if not curve:
+        return False
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(4.6, 3.6))
+    n = [c["n_train"] for c in curve]
+    ax.plot(n, [c["valid_rmse"] for c in curve], "o-", color="tab:red", label="predictor")
+    ax.plot(
+        n,
+        [c["mean_baseline_rmse"] for c in curve],
+        "--",
+        color="tab:gray",
+        label="predicting the mean",
+    )
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("measured sub-networks trained on")
+    ax.set_ylabel("held-out RMSE (points)")
+    ax.legend(fontsize=8)
+    ax.set_title("Predictor RMSE against measurements")
     save(fig, path)
     return True
 

@@ -17,6 +17,7 @@ stage resumes at the network and epoch where it stopped.
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import torch
 
@@ -26,10 +27,13 @@ from common.ofa import OFAMobileNetV3Config
 from common.ofa.efficiency import arch_macs, arch_peak_sram, measure_arch_latency
 from common.ofa.supernet import build_static_subnet, subnet_spec, zero_init_residual_
 from common.ofa.training import Arch, ResizeInput
+from common.seed import seed_everything
 from common.stage import StageContext
-from common.train import Trainer, evaluate_classifier
+from common.train import TrainConfig, Trainer, evaluate_classifier
+from common.train.trainer import TrainResult
 from papers.once_for_all.mobilenetv3 import family_space, mbv3_arch
 from papers.once_for_all.stage import (
+    Splits,
     load_splits,
     loader,
     ofa_stage,
@@ -37,6 +41,34 @@ from papers.once_for_all.stage import (
     save_subnet,
     stage_seconds,
 )
+
+
+def train_from_scratch(
+    net_space: OFAMobileNetV3Config,
+    arch: Arch,
+    train_cfg: TrainConfig,
+    splits: Splits,
+    checkpoints: Path,
+    *,
+    name: str,
+    memory: torch.memory_format,
+) -> tuple[torch.nn.Module, ResizeInput, TrainResult]:
+    """Train sub-network ``arch`` of ``net_space`` alone from random weights (seeded by
+    ``train_cfg.seed``), checkpointing in ``checkpoints``; returns the network, the network
+    behind its input resize, and the loop's result."""
+    seed_everything(train_cfg.seed)
+    net = zero_init_residual_(build_static_subnet(subnet_spec(net_space, arch)))
+    net = net.to(memory_format=memory)
+    wrapped = ResizeInput(net, int(arch["r"]))
+    result = Trainer(
+        wrapped,
+        train_cfg,
+        train_data=splits.train,
+        eval_data=splits.test,
+        checkpoint_dir=checkpoints,
+        fingerprint_extra={"name": name, "space": net_space.to_dict(), "arch": arch},
+    ).fit()
+    return net, wrapped, result
 
 
 @ofa_stage(
@@ -66,21 +98,12 @@ def main(ctx: StageContext) -> None:
     metrics: dict[str, float] = {}
     spent = 0.0  # seconds this invocation spent training (less when it resumed)
     for name, kind, net_space, arch in jobs:
-        ctx.seed(train_cfg.seed)
-        net = zero_init_residual_(build_static_subnet(subnet_spec(net_space, arch)))
-        net = net.to(memory_format=memory)
-        r = int(arch["r"])
-        wrapped = ResizeInput(net, r)
         t_fit = time.perf_counter()
-        result = Trainer(
-            wrapped,
-            train_cfg,
-            train_data=splits.train,
-            eval_data=splits.test,
-            checkpoint_dir=args.checkpoints / name,
-            fingerprint_extra={"name": name, "space": net_space.to_dict(), "arch": arch},
-        ).fit()
+        net, wrapped, result = train_from_scratch(
+            net_space, arch, train_cfg, splits, args.checkpoints / name, name=name, memory=memory
+        )
         spent += time.perf_counter() - t_fit
+        r = int(arch["r"])
         acc = evaluate_classifier(wrapped, test)["accuracy"]
         row = {
             "name": name,
@@ -95,6 +118,7 @@ def main(ctx: StageContext) -> None:
             ),
             "sram_kb": arch_peak_sram(net_space, arch) / 1000.0,
             "train_seconds": sum(h["epoch_seconds"] for h in result.history),
+            "steps": train_cfg.steps,
             "epochs": train_cfg.epochs,
         }
         results[name] = row

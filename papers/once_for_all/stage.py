@@ -37,6 +37,8 @@ FLAGS: dict[str, dict[str, Any]] = {
     "teacher": {"type": Path, "default": None, "help": "directory of the full network (teacher)"},
     "supernet": {"type": Path, "required": True, "help": "directory of the trained supernet"},
     "nops": {"type": Path, "required": True, "help": "directory of the no-PS supernet"},
+    "full": {"type": Path, "required": True, "help": "directory of the full network (phase full)"},
+    "kernel": {"type": Path, "required": True, "help": "directory of the elastic-kernel phase"},
     "predictor": {"type": Path, "required": True, "help": "directory of the accuracy predictor"},
     "samples": {"type": Path, "required": True, "help": "measured [arch, accuracy] JSON"},
     "latency": {"type": Path, "required": True, "help": "latency lookup table JSON"},

@@ -5,6 +5,7 @@ profile's data path: ImageNet is an ImageFolder)."""
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 from pathlib import Path
 
@@ -49,6 +50,64 @@ def test_bad_profiles_name_the_key(change, message: str) -> None:
     change(data)
     with pytest.raises(ConfigError, match=message):
         _profile(data)
+
+
+@pytest.mark.parametrize("name", ["smoke", "default", "paper"])
+def test_each_profiles_schedule_matches_its_budget(name: str) -> None:
+    cfg = _profile(repo_profiles("once_for_all")[name])
+    lengths = cfg.lengths()
+    passes = {p: ph.subnets_per_step for p, ph in cfg.phases.items()}
+    ps = ("kernel", "depth1", "depth2", "expand1", "expand2")
+    assert lengths["nops"] * passes["nops"] == sum(lengths[p] * passes[p] for p in ps)
+    b = cfg.budget
+    assert lengths["full"] == b.full
+    for p in ps:  # the paper's proportions (the kernel phase absorbs the rounding remainder)
+        share = b.full * b.proportions[p] / b.proportions["full"]
+        assert abs(lengths[p] - share) <= (passes["nops"] if p == "kernel" else 0.5)
+    for p in cfg.phases:  # the length a phase trains is the budget's, in its unit
+        train = cfg.phase_train(p)
+        assert (train.steps if b.unit == "steps" else train.epochs) == lengths[p]
+    # MobileNetV3 from scratch as long as the full network
+    assert cfg.scratch_train == cfg.phase_train("full")
+    doubled = cfg.lengths(2.0)
+    assert doubled["full"] == 2 * b.full
+    assert cfg.phase_train("kernel", seed=7).seed == 7
+
+
+def test_ablation_summary_is_mean_and_standard_error_over_seeds() -> None:
+    from papers.once_for_all.ablation import mean_se, summarise
+
+    cfg = _profile(_smoke())
+
+    def rep(scale: float, seed: int, gain: float) -> dict:
+        grid = [
+            {"name": f"d{d}_w{w}_k{k}", "ps": 80.0 + gain, "nops": 80.0, "gain": gain}
+            for d in (2, 4)
+            for w in (3, 6)
+            for k in (3, 7)
+        ]
+        return {
+            "scale": scale,
+            "seed": seed,
+            "grid": grid,
+            "mean_gain": gain,
+            "reference_gain": gain,
+            "ofa_minus_scratch": -gain,
+            "ofa_mbv3": 1.0,
+            "scratch_mbv3": 1.0 + gain,
+        }
+
+    records = [rep(1.0, 0, 1.0), rep(1.0, 1, 2.0), rep(1.0, 2, 6.0), rep(0.5, 0, -1.0)]
+    m = summarise(records, cfg)
+    mean, se = mean_se([1.0, 2.0, 6.0])
+    assert mean == pytest.approx(3.0) and se == pytest.approx((7.0 / 3.0) ** 0.5)
+    assert m["ablation/mean_gain"] == pytest.approx(3.0)  # the 0.5x replicate is not in it
+    assert m["ablation/mean_gain_se"] == pytest.approx(se)
+    assert m["ablation/d4_w3_k3/gain_se"] == pytest.approx(se)
+    assert m["ablation/seeds"] == 3 and m["ablation/ps_better_count"] == 8
+    assert m["trend/x0.5/mean_gain"] == -1.0 and "trend/x0.5/mean_gain_se" not in m
+    assert m["trend/x1/mean_gain"] == pytest.approx(3.0)
+    assert m["ablation/reference_nops_accuracy"] == 80.0
 
 
 def test_mobilenetv3_pattern_is_in_the_space_and_widths_scale() -> None:
@@ -103,6 +162,8 @@ def test_report_derives_comparisons_and_costs() -> None:
     assert d["cost/ratio_n40"] == pytest.approx(40 * 80.0 / (once + 40 * 3.0))
     assert d["cost/supernet_train_seconds"] == pytest.approx(6 * 50.0)
     assert d["time/total_stage_seconds"] == pytest.approx(67.0)
+    # the paper's definition: training + the predictor's measurements, once; MobileNetV3 per target
+    assert d["cost/paper_ratio_n40"] == pytest.approx(40 * 100.0 / (6 * 50.0 + 40 + 5))
     assert d["space/log10_subnets"] == pytest.approx(19.34, abs=0.01)
     assert "imagenet/ablation/reference_ps_accuracy" not in d  # colour digits: not comparable
 
@@ -113,8 +174,11 @@ def _report_data(cfg: OFAProfile, metrics: dict, runs: Path = Path("none"), **kw
 
 
 def test_report_derives_from_metrics_alone_when_the_search_has_not_run(tmp_path: Path) -> None:
-    d = derive({"ablation/reference_gain": 1.0}, _report_data(_profile(_smoke()), {}, tmp_path))
+    m = {"ablation/reference_gain": 1.0, "ablation/mean_gain": 2.0, "ablation/mean_gain_se": 0.75}
+    d = derive(m, _report_data(_profile(_smoke()), {}, tmp_path))
     assert not any(k.startswith(("compare/", "cost/", "imagenet/")) for k in d)
+    assert d["ablation/mean_gain_lcb2"] == pytest.approx(0.5)  # mean minus two standard errors
+    assert "ablation/reference_gain_lcb2" not in d  # no standard error, no bound
     assert d["space/log10_subnets"] > 19
 
 
@@ -325,3 +389,84 @@ def test_stage_seconds_count_resumed_work_at_its_recorded_time(monkeypatch) -> N
     assert stage.stage_seconds(100.0, recorded=8.0, spent=8.0) == 10.0  # ran it all itself
     assert stage.stage_seconds(100.0, recorded=200.0, spent=5.0) == 205.0  # resumed 195 s
     assert stage.stage_seconds(100.0, recorded=3.0, spent=5.0) == 10.0  # recorded < spent
+
+
+@pytest.mark.slow
+def test_ablation_replicates_measure_the_mechanism_and_resume_after_a_kill(
+    tmp_path: Path, capsys
+) -> None:
+    from papers.once_for_all import ablation
+
+    params = _tiny_imagefolder_params(tmp_path)
+    runs = tmp_path / "runs"
+    chain = {
+        "full": None,
+        "kernel": "full",
+        "depth1": "kernel",
+        "depth2": "depth1",
+        "expand1": "depth2",
+        "expand2": "expand1",
+        "nops": "full",
+    }
+    for name, init in chain.items():
+        argv = ["--params", str(params), "--phase", name, "--data", str(tmp_path)]
+        argv += ["--out", str(runs / name), "--checkpoints", str(tmp_path / "ck" / name)]
+        argv += ["--metrics", str(tmp_path / f"{name}.json")]
+        argv += ["--history", str(tmp_path / f"{name}.csv")]
+        if init:
+            argv += ["--init", str(runs / init), "--teacher", str(runs / "full")]
+        assert train.main(argv) == 0
+    out = tmp_path / "ablation.json"
+    argv = ["--params", str(params), "--data", str(tmp_path), "--out", str(out)]
+    for flag, name in (("full", "full"), ("kernel", "kernel"), ("supernet", "expand2")):
+        argv += [f"--{flag}", str(runs / name)]
+    argv += ["--nops", str(runs / "nops"), "--checkpoints", str(tmp_path / "ck" / "ablation")]
+    argv += ["--metrics", str(tmp_path / "ablation_metrics.json")]
+    assert ablation.main(argv) == 0
+    first = json.loads(out.read_text())
+    reps = {(r["scale"], r["seed"]): r for r in first["replicates"]}
+    assert set(reps) == {(1.0, 0), (1.0, 1), (0.5, 0)}  # smoke: seeds 0, 1 and a half budget
+    assert "interference" in reps[(1.0, 1)] and "interference" not in reps[(0.5, 0)]
+    kernel = reps[(1.0, 0)]["interference"]["kernel"]
+    assert set(kernel) == {f"k{k}_{s}" for k in (3, 5, 7) for s in ("transform", "plain", "gain")}
+    assert first["lengths"]["x0.5"]["full"] == 2 and first["lengths"]["x1"]["full"] == 4
+    metrics = json.loads((tmp_path / "ablation_metrics.json").read_text())
+    assert metrics["ablation/seeds"] == 2 and "ablation/mean_gain_se" in metrics
+    assert "trend/x0.5/mean_gain" in metrics and "interference/alone" in metrics
+    capsys.readouterr()
+    # A rerun finds every replicate recorded: nothing is trained or measured again.
+    assert ablation.main(argv) == 0
+    assert "mean PS gain" not in capsys.readouterr().out
+    # Killed after the first replicate was recorded: that one is kept as it was, the others are
+    # redone from their phases' checkpoints (no phase trains again). (Their accuracies are not
+    # compared: on an ImageFolder the BN-calibration images pass the training augmentation,
+    # drawn anew by each process.)
+    log = tmp_path / "ck" / "ablation" / "replicates.jsonl"
+    kept = json.loads(log.read_text().splitlines()[1])
+    log.write_text("\n".join(log.read_text().splitlines()[:2]) + "\n")
+    assert ablation.main(argv) == 0
+    rerun = capsys.readouterr().out
+    assert "resuming from" in rerun and "set aside" not in rerun
+    again = {(r["scale"], r["seed"]): r for r in json.loads(out.read_text())["replicates"]}
+    assert set(again) == set(reps) and again[(kept["scale"], kept["seed"])] == kept
+
+
+def test_predictor_size_curve_scores_every_size_on_the_main_fits_held_out_set() -> None:
+    from common.ofa.efficiency import random_archs
+    from common.ofa.predictor import ArchEncoder
+    from papers.once_for_all.predictor import fit_records, size_curve
+
+    cfg = _profile(_smoke())
+    archs = random_archs(cfg.space, 60, seed=3)
+    # a learnable accuracy: larger kernels and more blocks are better
+    records = [{"arch": a, "accuracy": 50.0 + sum(a["ks"]) / 4 + 2.0 * sum(a["d"])} for a in archs]
+    enc = ArchEncoder(cfg.space, cfg.space.resolution_choices())
+    pc = dataclasses.replace(cfg.predictor, hidden=64, layers=2, epochs=150, weight_decay=0.0)
+    curve = size_curve(enc, records, pc, seed=0)
+    sizes = [c["n_train"] for c in curve]
+    assert sizes == sorted(sizes) and len(sizes) >= 3
+    _, main_fit = fit_records(enc, records, pc, valid_fraction=pc.valid_fraction, seed=0)
+    # the largest size is the main fit itself (same held-out set, same training records)
+    assert sizes[-1] == main_fit.n_train
+    assert curve[-1]["valid_rmse"] == pytest.approx(main_fit.valid_rmse, rel=1e-5)
+    assert curve[-1]["valid_rmse"] < curve[-1]["mean_baseline_rmse"]

@@ -160,6 +160,7 @@ def predictor_curve(curve: list[dict[str, Any]] | None, path: Path) -> bool:
         label="predicting the mean",
     )
     ax.set_xscale("log", base=2)
+    ax.set_xticks(n, [f"{int(v)}" for v in n])
     ax.set_xlabel("measured sub-networks trained on")
     ax.set_ylabel("held-out RMSE (points)")
     ax.legend(fontsize=8)

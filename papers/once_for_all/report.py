@@ -196,12 +196,13 @@ def _passes_note(r: ReportData) -> str:
     )
 
 
-def _pm(r: ReportData, key: str) -> str:
-    """``mean +/- SE`` of a metric and its ``_se`` twin."""
+def _pm(r: ReportData, key: str, *, signed: bool = True) -> str:
+    """``mean ± SE`` of a metric and its ``_se`` twin (just the mean when there is no SE)."""
     mean, se = r.m(key), r.m(f"{key}_se")
     if mean is None:
         return "–"
-    return f"{mean:+.2f} ± {se:.2f}" if se is not None and se == se else f"{mean:+.2f}"
+    shown = f"{mean:+.2f}" if signed else f"{mean:.2f}"
+    return f"{shown} ± {se:.2f}" if se is not None and se == se else shown
 
 
 def _main_replicates(r: ReportData) -> list[dict[str, Any]]:
@@ -495,14 +496,7 @@ def _ablation_macs(name: str, r: ReportData) -> str:
 def _acc_se(template: str) -> Callable[[str, ReportData], str]:
     """A cell ``accuracy ± SE`` of the metric ``template`` (``{row}`` the row key)."""
 
-    def cell(name: str, r: ReportData) -> str:
-        key = template.format(row=name)
-        mean, se = r.m(key), r.m(f"{key}_se")
-        if mean is None:
-            return "–"
-        return f"{mean:.2f} ± {se:.2f}" if se is not None and se == se else f"{mean:.2f}"
-
-    return cell
+    return lambda name, r: _pm(r, template.format(row=name), signed=False)
 
 
 def _scaled_down(r: ReportData) -> list[str]:

@@ -43,6 +43,11 @@ def _profile(data: dict) -> OFAProfile:
         (lambda d: d["space"].update(act="gelu"), "act"),
         (lambda d: d["search"]["targets"]["mcu"].update(metric="flops"), "metric"),
         (lambda d: d["search"]["targets"]["latency"].update(limit=1.5), "fraction"),
+        (lambda d: d["ablation"].update(seeds=[0]), "ablation.seeds"),
+        (lambda d: d["ablation"].update(trend_scales=[0]), "ablation.trend_scales"),
+        (lambda d: d["phases"]["kernel"].update(subnets_per_step=2), "nops.subnets_per_step"),
+        (lambda d: d["budget"].update(full=0), "budget.full"),
+        (lambda d: d["budget"].update(proportions={"full": 1}), "no share for phase"),
     ],
 )
 def test_bad_profiles_name_the_key(change, message: str) -> None:

@@ -116,7 +116,7 @@ def phase_lengths(
     for p in shrinking:
         lengths[p] = budget.length(p, scale)
     k = int(passes[joint])
-    total = sum(lengths[p] * int(passes[p]) for p in shrinking)
+    total = subnet_updates(lengths, passes, shrinking)
     rem = total % k
     if rem:
         ones = [p for p in shrinking if int(passes[p]) == 1]
@@ -129,7 +129,7 @@ def phase_lengths(
             )
         p = ones[0]
         lengths[p] += -rem if lengths[p] > rem else k - rem
-        total = sum(lengths[q] * int(passes[q]) for q in shrinking)
+        total = subnet_updates(lengths, passes, shrinking)
     lengths[joint] = total // k
     return lengths
 

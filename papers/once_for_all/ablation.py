@@ -28,10 +28,10 @@ checkpoints, so a killed stage resumes where it stopped.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import itertools
 import json
-import math
 import time
 from pathlib import Path
 from typing import Any
@@ -39,15 +39,17 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from common.config import to_dict
 from common.fingerprint import data_digest
 from common.imports import code_files
 from common.io import write_json
 from common.ofa.efficiency import arch_macs
-from common.ofa.supernet import OFAMobileNetV3
-from common.ofa.training import evaluate_arch
+from common.ofa.supernet import OFAMobileNetV3, subnet_spec
+from common.ofa.training import ResizeInput, evaluate_arch
 from common.paths import repo_root
 from common.records import RecordLog
 from common.stage import StageContext
+from common.stats import mean_se
 from common.train import evaluate_classifier
 from papers.once_for_all.config import PS_PHASES, OFAProfile
 from papers.once_for_all.mobilenetv3 import mbv3_arch
@@ -56,9 +58,11 @@ from papers.once_for_all.stage import (
     SUPERNET_FILE,
     Splits,
     load_splits,
+    load_subnet,
     load_supernet,
     loader,
     ofa_stage,
+    subset,
 )
 from papers.once_for_all.train import run_phase
 
@@ -76,21 +80,43 @@ def uniform_arch(space: Any, d: int, w: int, k: int, r: int) -> dict[str, Any]:
     return {"ks": [k] * n_blocks, "e": [w] * n_blocks, "d": [d] * space.num_stages, "r": r}
 
 
-def mean_se(values: list[float]) -> tuple[float, float]:
-    """Mean and standard error of the mean (sample standard deviation / sqrt(n))."""
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, float("nan")
-    var = sum((v - mean) ** 2 for v in values) / (n - 1)
-    return mean, math.sqrt(var / n)
-
-
 class Replicate:
     """Trains (or loads) one replicate's networks and measures them."""
 
-    def __init__(self, cfg: OFAProfile, splits: Splits, test: Any, checkpoints: Path) -> None:
+    def __init__(
+        self,
+        cfg: OFAProfile,
+        splits: Splits,
+        test: Any,
+        checkpoints: Path,
+        scratch: Path | None = None,
+    ) -> None:
         self.cfg, self.splits, self.test, self.checkpoints = cfg, splits, test, checkpoints
+        self.scratch = scratch  # the scratch stage's networks (its mbv3_w1 is seed 0's baseline)
+
+    def scratch_mbv3(self, scale: float, seed: int, space: Any, arch: dict[str, Any]) -> float:
+        """Test accuracy of the MobileNetV3-pattern network trained alone from random weights as
+        long as the full network: the scratch stage's ``mbv3_w1`` when it is that very training
+        (the profile's seed and budget, the same schedule and architecture), else trained here."""
+        cfg = self.cfg
+        train = cfg.phase_train("full", scale=scale, seed=seed)
+        saved = self.scratch / "mbv3_w1" / "model.safetensors" if self.scratch else None
+        if saved is not None and saved.is_file():
+            net, meta = load_subnet(saved)
+            same = (
+                meta.get("train_config") == to_dict(train)
+                and meta["arch"]["spec"] == subnet_spec(space, arch).to_dict()
+            )
+            if same:
+                return float(
+                    evaluate_classifier(ResizeInput(net, int(arch["r"])), self.test)["accuracy"]
+                )
+        here = self.checkpoints / run_name(scale, seed)
+        memory = torch.channels_last if cfg.data.channels_last else torch.contiguous_format
+        _, wrapped, _ = train_from_scratch(
+            space, arch, train, self.splits, here / "scratch_mbv3", name="mbv3_w1", memory=memory
+        )
+        return float(evaluate_classifier(wrapped, self.test)["accuracy"])
 
     def evaluate(self, net: OFAMobileNetV3, arch: dict[str, Any]) -> float:
         m = evaluate_arch(net, arch, calibration=self.splits.calibration, eval_loader=self.test)
@@ -112,7 +138,8 @@ class Replicate:
         nets["nops"], _ = self._phase("nops", scale, seed, full, full, here)
         return nets
 
-    def _phase(self, phase, scale, seed, init, teacher, here, **kw):
+    def _phase(self, phase, scale, seed, init, teacher, here, *, tag=None, **kw):
+        """:func:`run_phase` for a replicate, checkpointing in ``here/<tag or phase>``."""
         t = time.perf_counter()
         net, result = run_phase(
             self.cfg,
@@ -120,7 +147,7 @@ class Replicate:
             splits=self.splits,
             init=init,
             teacher=teacher,
-            checkpoints=here / (kw.pop("tag", None) or phase),
+            checkpoints=here / (tag or phase),
             seed=seed,
             scale=scale,
             progress=False,
@@ -150,7 +177,7 @@ def measure_replicate(
     interference: bool,
 ) -> dict[str, Any]:
     """The grid, OFA vs scratch, and (``interference``) the mechanism arms of one replicate."""
-    cfg, ab = rep.cfg, rep.cfg.ablation
+    ab = rep.cfg.ablation
     space = nets["ps"].config
     r = max(space.resolution_choices())
     out: dict[str, Any] = {"scale": scale, "seed": seed, "grid": []}
@@ -174,14 +201,9 @@ def measure_replicate(
     # OFA (no retraining) vs the same architecture trained alone, as long as the full network
     mb = mbv3_arch(space)
     out["ofa_mbv3"] = rep.evaluate(nets["ps"], mb)
-    train = cfg.phase_train("full", scale=scale, seed=seed)
-    here = rep.checkpoints / run_name(scale, seed)
-    memory = torch.channels_last if cfg.data.channels_last else torch.contiguous_format
-    _, wrapped, _ = train_from_scratch(
-        space, mb, train, rep.splits, here / "scratch_mbv3", name="mbv3_w1", memory=memory
-    )
-    out["scratch_mbv3"] = float(evaluate_classifier(wrapped, rep.test)["accuracy"])
+    out["scratch_mbv3"] = rep.scratch_mbv3(scale, seed, space, mb)
     out["ofa_minus_scratch"] = out["ofa_mbv3"] - out["scratch_mbv3"]
+    here = rep.checkpoints / run_name(scale, seed)
     if interference:
         alone, _ = rep._phase(
             "nops",
@@ -304,6 +326,9 @@ def _fingerprint(cfg: OFAProfile, splits: Splits, args: Any) -> str:
         name: hashlib.sha256((Path(getattr(args, name)) / SUPERNET_FILE).read_bytes()).hexdigest()
         for name in ("full", "kernel", "supernet", "nops")
     }
+    scratch = Path(args.scratch) / "mbv3_w1" / "model.safetensors" if args.scratch else None
+    if scratch is not None and scratch.is_file():
+        own["scratch"] = hashlib.sha256(scratch.read_bytes()).hexdigest()
     return hashlib.sha256(
         json.dumps(
             {
@@ -313,8 +338,7 @@ def _fingerprint(cfg: OFAProfile, splits: Splits, args: Any) -> str:
                 ],
                 "own": own,
                 "test": data_digest(splits.test),
-                # (the calibration images follow from the data config and seed; on an ImageFolder
-                # they pass the training augmentation, so their pixels differ run to run)
+                # (the calibration images follow from the data config and seed)
                 "code": _code_digest(),
             },
             sort_keys=True,
@@ -324,15 +348,26 @@ def _fingerprint(cfg: OFAProfile, splits: Splits, args: Any) -> str:
 
 @ofa_stage(
     name="once_for_all_ablation",
-    flags=["full", "kernel", "supernet", "nops", "data", "out", "checkpoints", "metrics"],
+    flags=[
+        "full",
+        "kernel",
+        "supernet",
+        "nops",
+        "scratch",
+        "data",
+        "out",
+        "checkpoints",
+        "metrics",
+    ],
     track=lambda ctx: ctx.config.ablation,
 )
 def main(ctx: StageContext) -> None:
     cfg, args = ctx.config, ctx.args
     ab = cfg.ablation
     splits = load_splits(cfg, args.data)
+    splits = dataclasses.replace(splits, test=subset(splits.test, ab.test_images, cfg.seed))
     test = loader(splits.test, cfg.phases["full"].train.eval_batch_size)
-    rep = Replicate(cfg, splits, test, Path(args.checkpoints))
+    rep = Replicate(cfg, splits, test, Path(args.checkpoints), args.scratch)
     log = RecordLog(Path(args.checkpoints) / "replicates.jsonl", _fingerprint(cfg, splits, args))
     done = {(r["scale"], r["seed"]) for r in log.records}
     # replicates recorded by an earlier, interrupted run count with the time they took then

@@ -140,6 +140,8 @@ class AblationConfig:
     * ``interference``: per seed at scale 1, the largest sub-network trained alone (from the full
       network, as many steps as the baseline, one sub-network each) against jointly, and the
       kernel phase with its transformation matrices fixed at identity (plain centre crops).
+    * ``test_images``: the ablation's test images (a fixed random part of the test set), to
+      spend its time on replicates rather than on evaluating each one more precisely.
     """
 
     depths: list[int] = field(default_factory=lambda: [2, 4])
@@ -152,6 +154,8 @@ class AblationConfig:
     trend_scales: list[float] = field(default_factory=list)
     trend_seeds: list[int] = field(default_factory=lambda: [0])
     interference: bool = True
+    # every measurement of the ablation on this fixed random part of the test set (None: all)
+    test_images: int | None = field(default=None, metadata=bounds(ge=1))
 
     def __post_init__(self) -> None:
         if len(set(self.seeds)) < 2:
@@ -227,10 +231,12 @@ class OFAProfile:
     def phase_train(
         self, phase: str, *, scale: float = 1.0, seed: int | None = None
     ) -> TrainConfig:
-        """``phase``'s training settings with its length from the budget (and ``seed`` as the
-        data-order seed of a replicate)."""
+        """``phase``'s training settings with its length from the budget; ``seed`` (a replicate's
+        other than the profile's ``seed``) replaces the data-order seed."""
         train = self.budget.train_config(self.phases[phase].train, self.lengths(scale)[phase])
-        return train if seed is None else dataclasses.replace(train, seed=seed)
+        if seed is None or seed == self.seed:
+            return train
+        return dataclasses.replace(train, seed=seed)
 
     @property
     def scratch_train(self) -> TrainConfig:

@@ -3,10 +3,12 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
 from common.report.figures import pyplot, save
+from common.stats import mean_se
 
 
 def curves(search: dict[str, Any] | None, scratch: dict[str, Any] | None, path: Path) -> bool:
@@ -63,11 +65,9 @@ def curves(search: dict[str, Any] | None, scratch: dict[str, Any] | None, path: 
 
 
 def _mean_se(values: list[float]) -> tuple[float, float]:
-    n = len(values)
-    mean = sum(values) / n
-    if n < 2:
-        return mean, 0.0
-    return mean, (sum((v - mean) ** 2 for v in values) / (n - 1) / n) ** 0.5
+    """:func:`common.stats.mean_se` with no bar (0) where one value has no standard error."""
+    mean, se = mean_se(values)
+    return mean, 0.0 if math.isnan(se) else se
 
 
 def ablation(ab: dict[str, Any] | None, path: Path) -> bool:

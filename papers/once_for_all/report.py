@@ -249,7 +249,7 @@ def _trend_text(r: ReportData) -> str:
         )
     long_hint = (
         "The larger budgets are the long experiment: `dvc exp run -S "
-        "'papers/once_for_all/params.yaml:default.ablation.trend_scales=[0.25,0.5,2,4,8]' -S "
+        "'papers/once_for_all/params.yaml:default.ablation.trend_scales=[0.5,2,4,8]' -S "
         "'papers/once_for_all/params.yaml:default.ablation.trend_seeds=[0,1,2]' "
         "once_for_all_report` (a few hours on 2 cores; every phase and replicate resumes after "
         "an interruption)."

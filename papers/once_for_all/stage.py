@@ -44,6 +44,11 @@ FLAGS: dict[str, dict[str, Any]] = {
     "latency": {"type": Path, "required": True, "help": "latency lookup table JSON"},
     "mcu-table": {"type": Path, "required": True, "help": "MCU instruction lookup table JSON"},
     "search": {"type": Path, "required": True, "help": "directory of the search results"},
+    "scratch": {
+        "type": Path,
+        "default": None,
+        "help": "directory of the from-scratch networks (the ablation reuses its mbv3_w1)",
+    },
 }
 
 # ``@ofa_stage(name=..., flags=[...], track=...)``: a stage of this paper (common.stage.stage with
@@ -85,6 +90,15 @@ def _take(ds: Dataset, idx: Tensor) -> Dataset:
     return out
 
 
+def subset(ds: Dataset, n: int | None, seed: int) -> Dataset:
+    """A fixed random ``n`` of ``ds`` (in their original order), drawn with ``seed``; all of
+    ``ds`` when ``n`` is None or not smaller."""
+    if n is None or n >= len(ds):
+        return ds
+    perm = torch.randperm(len(ds), generator=torch.Generator().manual_seed(seed))
+    return _take(ds, perm[:n].sort().values)
+
+
 def stage_seconds(t_start: float, recorded: float, spent: float) -> float:
     """Seconds of a stage's work when it may have resumed from checkpoints: this invocation's
     wall time since ``t_start`` (``time.perf_counter``), plus the resumed work at the seconds
@@ -123,11 +137,13 @@ def load_splits(cfg: OFAProfile, data: Path) -> Splits:
     train_idx = (rest if d.train_images is None else rest[: d.train_images]).sort().values
     train = _take(train_full, train_idx)
     holdout = _take(train_eval, holdout_idx)
-    if d.test_images is not None and d.test_images < len(test):
-        tperm = torch.randperm(len(test), generator=torch.Generator().manual_seed(cfg.seed))
-        test = _take(test, tperm[: d.test_images].sort().values)
+    test = subset(test, d.test_images, cfg.seed)
+    # BN calibration images pass the evaluation transform (the same pixels in every process)
     calib = calibration_batches(
-        train, images=d.calibration_images, batch_size=d.calibration_batch, seed=cfg.seed
+        train if train_eval is train_full else _take(train_eval, train_idx),
+        images=d.calibration_images,
+        batch_size=d.calibration_batch,
+        seed=cfg.seed,
     )
     return Splits(train, holdout, calib, test, int(train_full.num_classes))
 

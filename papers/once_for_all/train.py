@@ -28,7 +28,6 @@ of every profile is in params.yaml; the paper's is in the ``paper`` profile.
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from pathlib import Path
 from typing import Any
@@ -87,9 +86,7 @@ def run_phase(
     ``passes=1``), ``plain_kernels`` fixes the kernel-transformation matrices at identity.
     """
     ph = cfg.phases[phase]
-    train = cfg.budget.train_config(ph.train, cfg.lengths(scale)[phase])
-    if seed is not None and seed != cfg.seed:
-        train = dataclasses.replace(train, seed=seed)
+    train = cfg.phase_train(phase, scale=scale, seed=seed)
     seed = cfg.seed if seed is None else seed
     seed_everything(train.seed)
     net = build_supernet(cfg, splits.num_classes)

@@ -80,7 +80,8 @@ def test_each_profiles_schedule_matches_its_budget(name: str) -> None:
 
 
 def test_ablation_summary_is_mean_and_standard_error_over_seeds() -> None:
-    from papers.once_for_all.ablation import mean_se, summarise
+    from common.stats import mean_se
+    from papers.once_for_all.ablation import summarise
 
     cfg = _profile(_smoke())
 

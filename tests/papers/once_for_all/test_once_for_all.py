@@ -212,6 +212,12 @@ def test_report_stage_writes_derived_numbers_and_says_what_did_not_run(tmp_path:
 
 
 def _tiny_imagefolder_params(tmp: Path) -> Path:
+    return _tiny_imagefolder_profile(tmp)[0]
+
+
+def _tiny_imagefolder_profile(tmp: Path) -> tuple[Path, OFAProfile]:
+    """params.yaml of a tiny ImageFolder run (smoke settings, the paper profile's data path)
+    and its profile."""
     root = write_fake_imagefolder(tmp / "imagefolder", classes=3, per_class=6, size=28)
     data = _smoke()
     data["space"].update(num_classes=3, resolution_range=[16, 24], resolution_step=8)
@@ -227,7 +233,10 @@ def _tiny_imagefolder_params(tmp: Path) -> Path:
     )
     for ph in data["phases"].values():
         ph["train"].update(batch_size=4, eval_batch_size=8)
-    return write_params(tmp, {"once_for_all": "paper"}, sections={"once_for_all": {"paper": data}})
+    params = write_params(
+        tmp, {"once_for_all": "paper"}, sections={"once_for_all": {"paper": data}}
+    )
+    return params, _profile(data)
 
 
 @pytest.mark.slow
@@ -401,9 +410,15 @@ def test_stage_seconds_count_resumed_work_at_its_recorded_time(monkeypatch) -> N
 def test_ablation_replicates_measure_the_mechanism_and_resume_after_a_kill(
     tmp_path: Path, capsys
 ) -> None:
+    from common.config import to_dict
+    from common.ofa import OFAMobileNetV3Config
+    from common.ofa.supernet import build_static_subnet, subnet_spec
+    from common.ofa.training import ResizeInput
+    from common.train import evaluate_classifier
     from papers.once_for_all import ablation
+    from papers.once_for_all.stage import load_splits, loader, save_subnet
 
-    params = _tiny_imagefolder_params(tmp_path)
+    params, cfg = _tiny_imagefolder_profile(tmp_path)
     runs = tmp_path / "runs"
     chain = {
         "full": None,
@@ -428,9 +443,28 @@ def test_ablation_replicates_measure_the_mechanism_and_resume_after_a_kill(
         argv += [f"--{flag}", str(runs / name)]
     argv += ["--nops", str(runs / "nops"), "--checkpoints", str(tmp_path / "ck" / "ablation")]
     argv += ["--metrics", str(tmp_path / "ablation_metrics.json")]
+    # the scratch stage's MobileNetV3-pattern network (here: untrained) with the full network's
+    # settings is the profile seed's from-scratch baseline: read, not trained again
+    space = OFAMobileNetV3Config.from_dict({**cfg.space.to_dict(), "num_classes": 3})
+    mb = mbv3_arch(space)
+    scratch_net = build_static_subnet(subnet_spec(space, mb))
+    save_subnet(
+        scratch_net,
+        tmp_path / "scratch" / "mbv3_w1",
+        space,
+        mb,
+        trained="from scratch",
+        train_config=to_dict(cfg.phase_train("full")),
+    )
+    test = loader(load_splits(cfg, tmp_path).test, 8)
+    untrained = evaluate_classifier(ResizeInput(scratch_net.eval(), int(mb["r"])), test)
+    argv += ["--scratch", str(tmp_path / "scratch")]
     assert ablation.main(argv) == 0
     first = json.loads(out.read_text())
     reps = {(r["scale"], r["seed"]): r for r in first["replicates"]}
+    assert reps[(1.0, 0)]["scratch_mbv3"] == pytest.approx(untrained["accuracy"])
+    assert not (tmp_path / "ck" / "ablation" / "x1_s0" / "scratch_mbv3").exists()
+    assert (tmp_path / "ck" / "ablation" / "x1_s1" / "scratch_mbv3").is_dir()  # other seeds train
     assert set(reps) == {(1.0, 0), (1.0, 1), (0.5, 0)}  # smoke: seeds 0, 1 and a half budget
     assert "interference" in reps[(1.0, 1)] and "interference" not in reps[(0.5, 0)]
     kernel = reps[(1.0, 0)]["interference"]["kernel"]
@@ -444,9 +478,8 @@ def test_ablation_replicates_measure_the_mechanism_and_resume_after_a_kill(
     assert ablation.main(argv) == 0
     assert "mean PS gain" not in capsys.readouterr().out
     # Killed after the first replicate was recorded: that one is kept as it was, the others are
-    # redone from their phases' checkpoints (no phase trains again). (Their accuracies are not
-    # compared: on an ImageFolder the BN-calibration images pass the training augmentation,
-    # drawn anew by each process.)
+    # redone from their phases' checkpoints (no phase trains again) and measure the same (the
+    # BN-calibration images pass the evaluation transform: the same pixels in every process).
     log = tmp_path / "ck" / "ablation" / "replicates.jsonl"
     kept = json.loads(log.read_text().splitlines()[1])
     log.write_text("\n".join(log.read_text().splitlines()[:2]) + "\n")
@@ -455,6 +488,11 @@ def test_ablation_replicates_measure_the_mechanism_and_resume_after_a_kill(
     assert "resuming from" in rerun and "set aside" not in rerun
     again = {(r["scale"], r["seed"]): r for r in json.loads(out.read_text())["replicates"]}
     assert set(again) == set(reps) and again[(kept["scale"], kept["seed"])] == kept
+
+    def measured(r: dict) -> dict:
+        return {k: v for k, v in r.items() if k != "seconds"}
+
+    assert {k: measured(r) for k, r in again.items()} == {k: measured(r) for k, r in reps.items()}
 
 
 def test_predictor_size_curve_scores_every_size_on_the_main_fits_held_out_set() -> None:
@@ -476,3 +514,17 @@ def test_predictor_size_curve_scores_every_size_on_the_main_fits_held_out_set() 
     assert sizes[-1] == main_fit.n_train
     assert curve[-1]["valid_rmse"] == pytest.approx(main_fit.valid_rmse, rel=1e-5)
     assert curve[-1]["valid_rmse"] < curve[-1]["mean_baseline_rmse"]
+
+
+def test_a_test_subset_is_fixed_by_its_seed_and_keeps_the_order() -> None:
+    import torch
+
+    from common.data import ArrayDataset
+    from papers.once_for_all.stage import subset
+
+    images = torch.arange(40, dtype=torch.uint8).view(40, 1, 1, 1).expand(40, 1, 2, 2).clone()
+    ds = ArrayDataset(images, torch.arange(40) % 4, mean=[0.5], std=[0.5], num_classes=4)
+    rows = [subset(ds, 10, seed).images[:, 0, 0, 0].tolist() for seed in (0, 0, 1)]
+    assert rows[0] == rows[1] and rows[0] != rows[2]  # fixed by the seed
+    assert len(rows[0]) == 10 and rows[0] == sorted(rows[0])  # a subset, in the original order
+    assert subset(ds, None, 0) is ds and subset(ds, 40, 0) is ds

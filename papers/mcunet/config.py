@@ -4,7 +4,8 @@
 set at its deployment resolution (``train`` section) or taken from another paper's stage
 (``source: deep_compression/lenet5``: Deep Compression's LeNet-5 on MNIST). ``deploy`` holds what
 every deployment measures; ``patch`` the analytic MCUNetV2 Table 1 row; ``fuzz`` the campaign of
-random and malformed models run through the deploy command.
+random and malformed models run through the deploy command; ``tinynas`` TinyNAS's search-space
+optimisation (:mod:`common.tinynas`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from typing import Literal
 
 from common.config import bounds
 from common.models import check_model
+from common.ofa import OFAMobileNetV3Config
+from common.tinynas import MemoryBudget, SpaceGrid
 from common.train import TrainConfig
 
 
@@ -87,9 +90,35 @@ class FuzzConfig:
 
 
 @dataclass(frozen=True)
+class ReferenceGrid:
+    """The grid the MCUs' budgets are for (the paper's: ImageNet's 1000 classes, up to 224 px and
+    width 1.0): the budgets are scaled from its largest network to ours."""
+
+    num_classes: int = field(default=1000, metadata=bounds(ge=2))
+    resolution: int = field(default=224, metadata=bounds(ge=8))
+    width_mult: float = field(default=1.0, metadata=bounds(gt=0))
+
+
+@dataclass(frozen=True)
+class TinyNASConfig:
+    """TinyNAS stage 1, search-space optimisation (:mod:`common.tinynas.space`): ``space`` is the
+    skeleton and choices (its ``width_mult`` and ``resolution_range`` are replaced by each grid
+    point's), ``budgets`` the MCUs' memories as the paper gives them, ``code_kb`` the flash the
+    engine's code takes besides the model's constants (a setting), ``reference`` the grid the
+    budgets are scaled from (None: used as they are)."""
+
+    space: OFAMobileNetV3Config
+    grid: SpaceGrid
+    budgets: dict[str, MemoryBudget]
+    code_kb: float = field(default=0.0, metadata=bounds(ge=0))
+    reference: ReferenceGrid | None = None
+
+
+@dataclass(frozen=True)
 class MCUNetProfile:
     models: dict[str, ModelConfig]
     deploy: DeployConfig = DeployConfig()
     patch: PatchConfig = PatchConfig()
     fuzz: FuzzConfig = FuzzConfig()
+    tinynas: TinyNASConfig | None = None
     seed: int = 0

@@ -77,3 +77,75 @@ def draw_fuzz_memory(r: ReportData, path: Path) -> bool:
     ax.legend(fontsize=8)
     save(fig, path)
     return True
+
+
+def _space_budgets(r: ReportData) -> dict:
+    return (r.json(r.args.space) or {}).get("budgets", {})
+
+
+def draw_space_cdf(r: ReportData, path: Path) -> bool:
+    """MCUNet Fig. 3 from our data: for each MCU budget, the cumulative distribution of the MACs
+    of the random networks that fit, in the best space, the runner-up, the median space and the
+    space that fits the most networks; ``False`` without the space stage's results."""
+    budgets = _space_budgets(r)
+    if not budgets:
+        return False
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.2 * len(budgets), 4), squeeze=False)
+    for ax, b in zip(axes[0], budgets.values(), strict=True):
+        fitting = [s for s in b["spaces"] if s["fitting"]]
+        ranked = sorted(fitting, key=lambda s: -s["mean_macs"])
+        picks = ranked[:2] + ranked[len(ranked) // 2 : len(ranked) // 2 + 1]
+        most = max(fitting, key=lambda s: (s["fitting"], s["mean_macs"]), default=None)
+        if most is not None and most not in picks:
+            picks.append(most)
+        for i, s in enumerate(picks):
+            macs = np.array(b["fitting_macs"][s["name"]]) / 1e6
+            y = np.arange(1, len(macs) + 1) / s["samples"]
+            label = (
+                f"{s['name']}: mean {s['mean_macs'] / 1e6:.1f}M, {100 * s['fit_fraction']:.0f}% fit"
+            )
+            ax.step(macs, y, where="post", lw=2.2 if i == 0 else 1.2, label=label)
+        bud = b["budget"]
+        ax.set_title(
+            f"{b['label']}\nours: {bud['sram_kb']:.0f} kB SRAM, {bud['flash_kb']:.0f} kB flash",
+            fontsize=9,
+        )
+        ax.set_xlabel("MMACs of the networks that fit")
+        ax.set_ylabel("cumulative share of the sampled networks")
+        if picks:
+            ax.legend(fontsize=7, loc="upper left")
+        else:
+            ax.text(0.5, 0.5, "no sampled network fits", ha="center", transform=ax.transAxes)
+    save(fig, path)
+    return True
+
+
+def draw_space_grid(r: ReportData, path: Path) -> bool:
+    """Mean MACs of the fitting networks over the resolution x width grid, one panel per budget
+    (blank: nothing fits), the best space marked."""
+    budgets = _space_budgets(r)
+    if not budgets:
+        return False
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(budgets), figsize=(5.2 * len(budgets), 4), squeeze=False)
+    for ax, b in zip(axes[0], budgets.values(), strict=True):
+        rs = sorted({s["resolution"] for s in b["spaces"]})
+        ws = sorted({s["width_mult"] for s in b["spaces"]})
+        grid = np.full((len(rs), len(ws)), np.nan)
+        for s in b["spaces"]:
+            if s["fitting"]:
+                grid[rs.index(s["resolution"]), ws.index(s["width_mult"])] = s["mean_macs"] / 1e6
+        im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+        ax.grid(False)
+        ax.set_xticks(range(len(ws)), [f"{w:g}" for w in ws])
+        ax.set_yticks(range(len(rs)), [str(x) for x in rs])
+        ax.set_xlabel("width multiplier")
+        ax.set_ylabel("resolution (px)")
+        best = next((s for s in b["spaces"] if s["name"] == b["best"]), None)
+        if best is not None:
+            ax.plot(ws.index(best["width_mult"]), rs.index(best["resolution"]), "r*", ms=14)
+        ax.set_title(b["label"], fontsize=9)
+        fig.colorbar(im, ax=ax, label="mean MMACs of the fitting networks")
+    save(fig, path)
+    return True

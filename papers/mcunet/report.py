@@ -27,7 +27,13 @@ from common.report.spec import (
     report_main,
 )
 from papers.mcunet.config import MCUNetProfile
-from papers.mcunet.figures import draw_ablation, draw_fuzz_memory, draw_memory
+from papers.mcunet.figures import (
+    draw_ablation,
+    draw_fuzz_memory,
+    draw_memory,
+    draw_space_cdf,
+    draw_space_grid,
+)
 
 VARIANTS = {"tinyengine_patch": "patch", "tinyengine_stream": "stream"}  # patch-based C code
 
@@ -176,6 +182,102 @@ def ablation_table(r: ReportData) -> str:
     return table([*head, "Arena kB"], rows)
 
 
+SPACE_INTRO = (
+    "TinyNAS first chooses the search space: among spaces that differ in input resolution and "
+    "width multiplier, the one whose random networks that fit the microcontroller have the most "
+    "computation on average (the paper: more MACs within the same memory, more accuracy; Fig. 3 "
+    "and Fig. 10). Every space is scored on the same random networks of TinyNAS's choices (kernel "
+    "3/5/7, expand 3/4/6, depth 2/3/4 per stage) in MCUNet's MobileNetV2-like skeleton: peak SRAM "
+    "from our engine's TinyEngine-style memory plan (the planner the deployment uses), flash from "
+    "the int8 constants plus the engine's code. No training is involved."
+)
+
+
+def space_text(r: ReportData) -> str:
+    """The budgets (the paper's and ours), the best spaces per budget and the stage's cost."""
+    res = r.json(r.args.space)
+    if not res:
+        return "(the space stage did not run)"
+    grid = res["grid"]
+    parts = [
+        SPACE_INTRO,
+        f"Grid: {len(grid['resolutions'])} resolutions ({grid['resolutions'][0]}-"
+        f"{grid['resolutions'][-1]} px) x {len(grid['width_mults'])} width multipliers "
+        f"({grid['width_mults'][0]:g}-{grid['width_mults'][-1]:g}), {grid['samples']} random "
+        f"networks per space (seed {grid['seed']}); the paper: 12 x 9 spaces (48-224 px, "
+        f"0.2-1.0), 1,000 networks each. {fmt(r.m('space/networks'))} networks in "
+        f"{fmt(r.m('space/seconds'))} s ({fmt(r.m('space/ms_per_network'))} ms each).",
+    ]
+    budget_rows = []
+    for key, b in res["budgets"].items():
+        f = b["factors"]
+        budget_rows.append(
+            [
+                b["label"],
+                f"{b['paper']['sram_kb']:g} / {b['paper']['flash_kb']:g}",
+                "as is" if f is None else f"x{f['sram']:.3f} / x{f['flash']:.3f}",
+                f"{b['budget']['sram_kb']:.0f} / {b['budget']['flash_kb']:.0f}",
+                b["best"] or "none fits",
+                fmt(r.m(f"space/{key}/best_mean_mmacs")),
+                fmt(r.m(f"space/{key}/median_mean_mmacs")),
+            ]
+        )
+    parts.append(
+        "Budgets: the paper's MCUs (settings from the paper), scaled to our grid by the ratio of "
+        "our largest network's memory (largest resolution and width, our classes) to the "
+        "paper's (224 px, width 1.0, 1000 classes), per resource, so that each budget cuts our "
+        "largest network as much as it cuts the paper's.\n\n"
+        + table(
+            [
+                "MCU",
+                "Paper kB (SRAM / flash)",
+                "Scale (SRAM / flash)",
+                "Ours kB (SRAM / flash)",
+                "Best space",
+                "Its mean MMACs",
+                "Median space's mean MMACs",
+            ],
+            budget_rows,
+        )
+    )
+    for _key, b in res["budgets"].items():
+        top = sorted((s for s in b["spaces"] if s["fitting"]), key=lambda s: -s["mean_macs"])[:5]
+        rows = [
+            [
+                s["name"],
+                f"{100 * s['fit_fraction']:.0f}%",
+                fmt(s["mean_macs"] / 1e6),
+                fmt(s["top20_macs"] / 1e6),
+                f"{s['sram_bytes'][0] / 1024:.0f}-{s['sram_bytes'][1] / 1024:.0f}",
+                f"{s['flash_bytes'][0] / 1024:.0f}-{s['flash_bytes'][1] / 1024:.0f}",
+            ]
+            for s in top
+        ]
+        parts.append(
+            f"**{b['label']}**, the five spaces with the largest mean MACs of the fitting "
+            "networks:\n\n"
+            + table(
+                [
+                    "Space",
+                    "Networks that fit",
+                    "Mean MMACs (fitting)",
+                    "Top-20% from MMACs",
+                    "SRAM kB (all sampled)",
+                    "Flash kB (all sampled)",
+                ],
+                rows,
+            )
+        )
+    parts.append(
+        "The paper (ImageNet, STM32F746): the chosen space's fitting networks average 52.0M "
+        "FLOPs against 46.9M for a worse space, and a larger SRAM admits a higher resolution, a "
+        "larger flash a wider network (Fig. 12). Which space is best here follows from our "
+        "budgets and task (10 classes, up to 96 px); accuracy in the chosen space (stage 2: "
+        "supernet, evolution, deployment) is not yet in this report."
+    )
+    return "\n\n".join(parts)
+
+
 def runtime_table(r: ReportData) -> str:
     """Seconds of work per stage (training epochs, deployment, ablation) and their sum."""
     keys = [(f"{s}@{k}", f"{k}/{m}") for k in r.config.models for s, m in RUNTIME_KEYS]
@@ -185,6 +287,7 @@ def runtime_table(r: ReportData) -> str:
             *keys,
             ("mcunet_ablation", "ablation/seconds"),
             ("mcunet_fuzz", "fuzz/seconds"),
+            ("mcunet_space", "space/seconds"),
         ]
         if (v := r.m(key)) is not None
     ]
@@ -272,12 +375,34 @@ def fuzz_text(r: ReportData) -> str:
     return "\n\n".join(parts)
 
 
+def tinynas_scale(r: ReportData) -> str:
+    """What TinyNAS's space search scaled down (from the profile's settings)."""
+    t = r.config.tinynas
+    if t is None:
+        return "TinyNAS: not configured at this profile."
+    g = t.grid
+    scaled = (
+        "the MCUs' budgets scaled from the paper's grid (224 px, width 1.0, 1000 classes) to ours "
+        "by the ratio of the largest networks' memory"
+        if t.reference is not None
+        else "the MCUs' budgets as the paper gives them"
+    )
+    return (
+        f"TinyNAS stage 1: {len(g.resolutions)} resolutions ({min(g.resolutions)}-"
+        f"{max(g.resolutions)} px) x {len(g.width_mults)} widths, {g.samples} networks per space, "
+        f"{t.space.num_classes} classes (the paper: 48-224 px x 0.2-1.0, 1,000 networks, ImageNet); "
+        f"{scaled}; flash counts the int8 constants plus {t.code_kb:g} kB of engine code (a "
+        "setting, measured once on the MCUNet-style model's image)."
+    )
+
+
 def scaled_down(r: ReportData) -> list[str]:
     return [
         "Networks: the paper's architectures (MobileNetV2-w0.35, ProxylessNAS-w0.3) and a hand-written MCUNet-style net in TinyNAS's space (the searched mcunet-in2 config is not available offline), with 10-class heads, trained briefly on the 32-px colour digits upsampled to the paper's resolutions (so activation memory is as on ImageNet at those resolutions; flash is smaller: 10 instead of 1000 classes). Accuracies are not comparable with ImageNet's.",
         "Hardware: no board. Flash and static SRAM are exact (linker), stack is the measured high-water mark, instructions are exact counts on an emulated Cortex-M7 (Unicorn); latency is an estimate (instructions / assumed IPC / 216 MHz) and labelled so. The paper measures latency on STM32 boards.",
         "Baseline: the TF-Lite Micro arena is measured by the real interpreter (x86 build; its activation bytes carry over to Cortex-M); its reference kernels are our C port of TF-Lite Micro's portable reference kernels (same loop structure), since TF-Lite Micro itself is not built for Cortex-M here. CMSIS-NN is not available offline, so the paper's comparison with CMSIS-NN is not made.",
         "A model that does not fit the STM32F746 is still measured: the same code is linked for the same core with 4 MB memories (QEMU's MPS2-AN500 map).",
+        tinynas_scale(r),
         f"Profile: {r.profile}.",
     ]
 
@@ -337,6 +462,7 @@ Code: [`common/mcu/`](../../common/mcu/) (engine), [`papers/mcunet/`](../../pape
     flags=[
         ("ablation", {"type": Path, "required": True, "help": "steps.json of the ablation stage"}),
         ("fuzz", {"type": Path, "required": True, "help": "summary.json of the fuzz stage"}),
+        ("space", {"type": Path, "required": True, "help": "results.json of the space stage"}),
     ],
     derive=derive,
     scaled_down=scaled_down,
@@ -408,6 +534,16 @@ Code: [`common/mcu/`](../../common/mcu/) (engine), [`papers/mcunet/`](../../pape
             [
                 Text("", fuzz_text),
                 Figure("", "fuzz_memory.png", draw=draw_fuzz_memory, alt="SRAM, ours vs TFLM"),
+            ],
+        ),
+        Group(
+            "TinyNAS stage 1: search-space optimisation (MCUNet Section 3.1, Fig. 3)",
+            [
+                Text("", space_text),
+                Figure(
+                    "", "space_cdf.png", draw=draw_space_cdf, alt="MACs CDF of fitting networks"
+                ),
+                Figure("", "space_grid.png", draw=draw_space_grid, alt="mean MACs over the grid"),
             ],
         ),
         Targets(),

@@ -16,7 +16,7 @@ from common.mcu import toolchain
 from common.mcu.toolchain import ToolchainMissingError
 from common.report.claims import load_claims_file
 from common.tracking import list_runs
-from papers.mcunet import ablation, deploy, fuzz, patch, report, train
+from papers.mcunet import ablation, deploy, fuzz, patch, report, space, train
 from tests.params import REPO, repo_profiles, write_params
 from tests.stage_cli import cli, error_line
 
@@ -149,10 +149,17 @@ def test_tiny_network_through_every_stage(
     log.write_text(kept)
     capsys.readouterr()
 
+    space_out = runs_dir / "space"
+    assert space.main(cli(params=params, out=space_out, metrics=metrics / "space.json")) == 0
+    sm = read_metrics(metrics / "space.json")
+    results = json.loads((space_out / "results.json").read_text())
+    assert sm["space/networks"] == 4 * 4  # smoke: 2 x 2 spaces, 4 networks each
+    assert set(results["budgets"]) == {"f746", "f412"}
+
     out = tmp_path / "report"
     claims_yaml = REPO / "papers/mcunet/claims.yaml"
     argv = cli(params=params, claims=claims_yaml, metrics_dir=metrics, out=out)
-    argv += cli(fuzz=runs_dir / "fuzz" / "summary.json")
+    argv += cli(fuzz=runs_dir / "fuzz" / "summary.json", space=space_out / "results.json")
     assert report.main([*argv, *cli(ablation=runs_dir / "ablation" / "steps.json")]) == 0
     derived = read_metrics(metrics / "derived.json")
     assert derived["tiny/sram_reduction"] == (
@@ -170,6 +177,7 @@ def test_tiny_network_through_every_stage(
         "Patch-based inference with the input streamed",
         "Fits / does not fit the STM32F746",
         "The engine on models it was not written for (fuzz campaign)",
+        "TinyNAS stage 1: search-space optimisation (MCUNet Section 3.1, Fig. 3)",
         "Benchmarks: goals of our own",
         "Run time",
         "Bit-exactness",
@@ -181,6 +189,7 @@ def test_tiny_network_through_every_stage(
     assert ("![ablation](figures/ablation.png)" in page) == EMULATE
     assert "| bit-exact with TF-Lite Micro on the host, every engine | 2 / 2 |" in page
     assert (out / "figures/fuzz_memory.png").is_file()
+    assert (out / "figures/space_cdf.png").is_file() and (out / "figures/space_grid.png").is_file()
     claims = json.loads((out / "claims.json").read_text())
     claims_file = load_claims_file(REPO / "papers/mcunet/claims.yaml")
     assert claims["schema_version"] == 2
@@ -245,3 +254,19 @@ def test_missing_inputs_and_toolchain_are_one_line_errors(
         if have_toolchain
         else "arm-none-eabi-gcc is not on PATH"
     ) in error_line(capsys)
+
+
+def test_space_stage_without_its_params_block_is_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    smoke = repo_profiles("mcunet")["smoke"]
+    del smoke["tinynas"]
+    params = write_params(tmp_path / "params", "smoke", sections={"mcunet": {"smoke": smoke}})
+    argv = cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")
+    assert space.main(argv) == 2
+    assert "smoke.tinynas is missing" in error_line(capsys)
+    smoke = repo_profiles("mcunet")["smoke"]
+    smoke["tinynas"]["grid"]["width_mults"] = [0.0]
+    params = write_params(tmp_path / "params2", "smoke", sections={"mcunet": {"smoke": smoke}})
+    assert space.main(cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")) == 2
+    assert "width_mults" in error_line(capsys)

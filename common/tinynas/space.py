@@ -41,6 +41,7 @@ from common.config import ConfigError, bounds
 from common.mcu.memory import plan_tinyengine
 from common.ofa.efficiency import arch_macs, shapes_graph
 from common.ofa.supernet import OFAMobileNetV3Config, subnet_spec
+from common.ofa.training import extreme_archs, full_space
 
 Arch = dict[str, Any]
 KB = 1024  # the datasheets' kB: the STM32F746 has 320 x 1024 bytes of SRAM
@@ -144,16 +145,6 @@ def sample_choices(base: OFAMobileNetV3Config, n: int, seed: int) -> list[Arch]:
     ]
 
 
-def largest_arch(config: OFAMobileNetV3Config, resolution: int) -> Arch:
-    n_blocks = config.num_stages * max(config.depths)
-    return {
-        "ks": [max(config.kernel_sizes)] * n_blocks,
-        "e": [max(config.expand_ratios)] * n_blocks,
-        "d": [max(config.depths)] * config.num_stages,
-        "r": resolution,
-    }
-
-
 @dataclass
 class SpaceStats:
     """One space's m networks measured: their MACs, peak SRAM and flash."""
@@ -239,17 +230,6 @@ def measure_grid(
     return [space_stats(base, r, w, choices, model) for r, w in spaces]
 
 
-def optimise_space(
-    base: OFAMobileNetV3Config,
-    grid: SpaceGrid,
-    model: MemoryModel,
-    budget: MemoryBudget,
-) -> tuple[list[SpaceStats], SpaceStats | None]:
-    """Every space of ``grid`` measured (:func:`measure_grid`), and the best under ``budget``."""
-    stats = measure_grid(base, grid, model)
-    return stats, best_space(stats, budget)
-
-
 def scaled_budget(
     budget: MemoryBudget,
     model: MemoryModel,
@@ -263,7 +243,7 @@ def scaled_budget(
 
     def largest(base: OFAMobileNetV3Config, r: int, w: float) -> tuple[int, int]:
         config = space_config(base, r, w)
-        return model.measure(config, largest_arch(config, r))
+        return model.measure(config, extreme_archs(config, full_space(config))["max"])
 
     s_ours, f_ours = largest(*ours)
     s_ref, f_ref = largest(*reference)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -79,20 +80,24 @@ def draw_fuzz_memory(r: ReportData, path: Path) -> bool:
     return True
 
 
-def _space_budgets(r: ReportData) -> dict:
-    return (r.json(r.args.space) or {}).get("budgets", {})
+def _budget_panels(r: ReportData) -> tuple[Any, list[tuple[Any, dict]]] | None:
+    """One panel per MCU budget of the space stage's results (``--space``): the figure and
+    ``(axes, budget results)`` pairs; None without the results."""
+    budgets = (r.json(r.args.space) or {}).get("budgets", {})
+    if not budgets:
+        return None
+    fig, axes = pyplot().subplots(1, len(budgets), figsize=(5.2 * len(budgets), 4), squeeze=False)
+    return fig, list(zip(axes[0], budgets.values(), strict=True))
 
 
 def draw_space_cdf(r: ReportData, path: Path) -> bool:
     """MCUNet Fig. 3 from our data: for each MCU budget, the cumulative distribution of the MACs
     of the random networks that fit, in the best space, the runner-up, the median space and the
     space that fits the most networks; ``False`` without the space stage's results."""
-    budgets = _space_budgets(r)
-    if not budgets:
+    if (panels := _budget_panels(r)) is None:
         return False
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(budgets), figsize=(5.2 * len(budgets), 4), squeeze=False)
-    for ax, b in zip(axes[0], budgets.values(), strict=True):
+    fig, pairs = panels
+    for ax, b in pairs:
         fitting = [s for s in b["spaces"] if s["fitting"]]
         ranked = sorted(fitting, key=lambda s: -s["mean_macs"])
         picks = ranked[:2] + ranked[len(ranked) // 2 : len(ranked) // 2 + 1]
@@ -124,12 +129,10 @@ def draw_space_cdf(r: ReportData, path: Path) -> bool:
 def draw_space_grid(r: ReportData, path: Path) -> bool:
     """Mean MACs of the fitting networks over the resolution x width grid, one panel per budget
     (blank: nothing fits), the best space marked."""
-    budgets = _space_budgets(r)
-    if not budgets:
+    if (panels := _budget_panels(r)) is None:
         return False
-    plt = pyplot()
-    fig, axes = plt.subplots(1, len(budgets), figsize=(5.2 * len(budgets), 4), squeeze=False)
-    for ax, b in zip(axes[0], budgets.values(), strict=True):
+    fig, pairs = panels
+    for ax, b in pairs:
         rs = sorted({s["resolution"] for s in b["spaces"]})
         ws = sorted({s["width_mult"] for s in b["spaces"]})
         grid = np.full((len(rs), len(ws)), np.nan)

@@ -223,10 +223,8 @@ def space_text(r: ReportData) -> str:
             ]
         )
     parts.append(
-        "Budgets: the paper's MCUs (settings from the paper), scaled to our grid by the ratio of "
-        "our largest network's memory (largest resolution and width, our classes) to the "
-        "paper's (224 px, width 1.0, 1000 classes), per resource, so that each budget cuts our "
-        "largest network as much as it cuts the paper's.\n\n"
+        f"Budgets: the paper's MCUs (settings from the paper), {budget_rule(r.config.tinynas)}."
+        "\n\n"
         + table(
             [
                 "MCU",
@@ -272,7 +270,8 @@ def space_text(r: ReportData) -> str:
         "The paper (ImageNet, STM32F746): the chosen space's fitting networks average 52.0M "
         "FLOPs against 46.9M for a worse space, and a larger SRAM admits a higher resolution, a "
         "larger flash a wider network (Fig. 12). Which space is best here follows from our "
-        "budgets and task (10 classes, up to 96 px); accuracy in the chosen space (stage 2: "
+        f"budgets and task ({r.config.tinynas.space.num_classes} classes, up to "
+        f"{max(grid['resolutions'])} px); accuracy in the chosen space (stage 2: "
         "supernet, evolution, deployment) is not yet in this report."
     )
     return "\n\n".join(parts)
@@ -375,18 +374,26 @@ def fuzz_text(r: ReportData) -> str:
     return "\n\n".join(parts)
 
 
+def budget_rule(t: Any) -> str:
+    """How the MCUs' budgets apply to our grid (``tinynas.reference``), in words."""
+    ref = t.reference
+    if ref is None:
+        return "used as the paper gives them"
+    return (
+        "scaled to our grid by the ratio of our largest network's memory (largest resolution "
+        f"and width, our classes) to that of the paper's grid ({ref.resolution} px, width "
+        f"{ref.width_mult:g}, {ref.num_classes} classes), per resource, so that each budget cuts "
+        "our largest network as much as it cuts the paper's"
+    )
+
+
 def tinynas_scale(r: ReportData) -> str:
     """What TinyNAS's space search scaled down (from the profile's settings)."""
     t = r.config.tinynas
     if t is None:
         return "TinyNAS: not configured at this profile."
     g = t.grid
-    scaled = (
-        "the MCUs' budgets scaled from the paper's grid (224 px, width 1.0, 1000 classes) to ours "
-        "by the ratio of the largest networks' memory"
-        if t.reference is not None
-        else "the MCUs' budgets as the paper gives them"
-    )
+    scaled = f"the MCUs' budgets {budget_rule(t)}"
     return (
         f"TinyNAS stage 1: {len(g.resolutions)} resolutions ({min(g.resolutions)}-"
         f"{max(g.resolutions)} px) x {len(g.width_mults)} widths, {g.samples} networks per space, "

@@ -7,9 +7,11 @@ microcontrollers in two stages, on this repository's MCU engine and Once-for-All
    engine's own memory plan and its flash from its int8 constants. No training.
 2. **One-shot search in the chosen space**: the supernet trained with progressive shrinking
    (:mod:`common.ofa.shrinking`), then evolution under the engine's constraints
-   (:mod:`common.ofa.search`).
+   (:mod:`common.ofa.search`), scored by held-out accuracy and constrained by the engine's
+   memory (:mod:`common.tinynas.search`).
 """
 
+from common.tinynas.search import EngineConstraints, HoldoutAccuracy, arch_key
 from common.tinynas.space import (
     MemoryBudget,
     MemoryModel,
@@ -24,10 +26,13 @@ from common.tinynas.space import (
 )
 
 __all__ = [
+    "EngineConstraints",
+    "HoldoutAccuracy",
     "MemoryBudget",
     "MemoryModel",
     "SpaceGrid",
     "SpaceStats",
+    "arch_key",
     "best_space",
     "const_bytes",
     "measure_grid",

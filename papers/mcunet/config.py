@@ -4,8 +4,9 @@
 set at its deployment resolution (``train`` section) or taken from another paper's stage
 (``source: deep_compression/lenet5``: Deep Compression's LeNet-5 on MNIST). ``deploy`` holds what
 every deployment measures; ``patch`` the analytic MCUNetV2 Table 1 row; ``fuzz`` the campaign of
-random and malformed models run through the deploy command; ``tinynas`` TinyNAS's search-space
-optimisation (:mod:`common.tinynas`).
+random and malformed models run through the deploy command; ``tinynas`` TinyNAS: its search-space
+optimisation and its one-shot search (:mod:`common.tinynas`). A model named ``tinynas`` is the
+architecture that search found (stage ``mcunet_tinynas``), deployed like the others.
 """
 
 from __future__ import annotations
@@ -13,19 +14,24 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal
 
-from common.config import bounds
+from common.config import ConfigError, bounds
 from common.models import check_model
 from common.ofa import OFAMobileNetV3Config
+from common.ofa.search import EvolutionConfig
 from common.tinynas import MemoryBudget, SpaceGrid
 from common.train import TrainConfig
+
+SEARCHED = "tinynas"  # ModelConfig.model of the network TinyNAS searched (stage mcunet_tinynas)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """One network of the tables."""
+    """One network of the tables. ``model`` is a registered architecture, or ``tinynas``: the
+    network the TinyNAS search found, whose architecture and resolution come with its weights
+    (``resolution`` is then left out)."""
 
     model: str
-    resolution: int = field(metadata=bounds(ge=8, le=512))
+    resolution: int | None = field(default=None, metadata=bounds(ge=8, le=512))
     label: str = ""
     model_kwargs: dict[str, float] = field(default_factory=dict)
     dataset: Literal["mnist", "colour_digits"] = "colour_digits"
@@ -37,7 +43,17 @@ class ModelConfig:
     channels_last: bool = True
 
     def __post_init__(self) -> None:
+        if self.model == SEARCHED:
+            if self.resolution is not None or self.train is not None or self.model_kwargs:
+                raise ConfigError(
+                    f"model {SEARCHED}: the searched network's resolution and architecture come "
+                    "from the search (stage mcunet_tinynas): remove resolution, model_kwargs and "
+                    "train from its entry"
+                )
+            return
         check_model(self.model, self.model_kwargs)
+        if self.resolution is None:
+            raise ConfigError(f"model {self.model}: resolution is required")
 
 
 @dataclass(frozen=True)
@@ -100,18 +116,57 @@ class ReferenceGrid:
 
 
 @dataclass(frozen=True)
+class SearchConfig:
+    """TinyNAS stage 2 (:mod:`common.tinynas.search`) for the MCU ``budget`` (a key of
+    ``tinynas.budgets``), in the space stage 1 chose for it.
+
+    The supernet trains on ``train_subset`` training images (the same images as the table
+    networks, same seed): the largest network for ``full_steps``, then every choice at once for
+    ``joint_steps`` with ``subnets_per_step`` sub-networks per step, distilled from the largest
+    (``kd_ratio``); ``train`` gives the optimiser and batch (its length is replaced). The search
+    measures candidates on ``holdout`` further training images (never trained on), after BN
+    recalibration on ``calibration_images`` of the training images; the winner is fine-tuned
+    with ``finetune`` and tested on ``test_subset`` test images."""
+
+    budget: str
+    train: TrainConfig
+    full_steps: int = field(metadata=bounds(ge=1))
+    joint_steps: int = field(metadata=bounds(ge=1))
+    finetune: TrainConfig
+    evolution: EvolutionConfig = field(
+        default_factory=lambda: EvolutionConfig(population=16, generations=6)
+    )
+    subnets_per_step: int = field(default=2, metadata=bounds(ge=1))
+    kd_ratio: float = field(default=1.0, metadata=bounds(ge=0))
+    train_subset: int | None = field(default=None, metadata=bounds(ge=1))
+    holdout: int = field(default=1000, metadata=bounds(ge=1))
+    test_subset: int | None = field(default=None, metadata=bounds(ge=1))
+    calibration_images: int = field(default=500, metadata=bounds(ge=1))
+    calibration_batch: int = field(default=100, metadata=bounds(ge=1))
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class TinyNASConfig:
     """TinyNAS stage 1, search-space optimisation (:mod:`common.tinynas.space`): ``space`` is the
     skeleton and choices (its ``width_mult`` and ``resolution_range`` are replaced by each grid
     point's), ``budgets`` the MCUs' memories as the paper gives them, ``code_kb`` the flash the
     engine's code takes besides the model's constants (a setting), ``reference`` the grid the
-    budgets are scaled from (None: used as they are)."""
+    budgets are scaled from (None: used as they are); ``search`` stage 2 (None: not run)."""
 
     space: OFAMobileNetV3Config
     grid: SpaceGrid
     budgets: dict[str, MemoryBudget]
     code_kb: float = field(default=0.0, metadata=bounds(ge=0))
     reference: ReferenceGrid | None = None
+    search: SearchConfig | None = None
+
+    def __post_init__(self) -> None:
+        if self.search is not None and self.search.budget not in self.budgets:
+            raise ConfigError(
+                f"tinynas.search.budget: {self.search.budget!r} is not one of the budgets "
+                f"({', '.join(self.budgets)})"
+            )
 
 
 @dataclass(frozen=True)
@@ -122,3 +177,11 @@ class MCUNetProfile:
     fuzz: FuzzConfig = FuzzConfig()
     tinynas: TinyNASConfig | None = None
     seed: int = 0
+
+    def __post_init__(self) -> None:
+        searched = [k for k, m in self.models.items() if m.model == SEARCHED]
+        if searched and (self.tinynas is None or self.tinynas.search is None):
+            raise ConfigError(
+                f"models.{searched[0]} is the TinyNAS-searched network, but tinynas.search is "
+                "not set: add it (see the default profile) or remove the model"
+            )

@@ -17,6 +17,8 @@ from __future__ import annotations
 
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -28,8 +30,9 @@ from common.mcu.codegen import HOST_OPT, CodegenOptions, run_host_batch
 from common.mcu.convert import convert, quantize_input
 from common.mcu.deploy import ENGINE_WORKERS, DeployOptions, deploy, table
 from common.mcu.toolchain import ToolchainMissingError
+from common.ofa.supernet import build_static_subnet
 from common.stage import StageContext
-from papers.mcunet.config import DeployConfig
+from papers.mcunet.config import SEARCHED, DeployConfig, ModelConfig
 from papers.mcunet.stage import datasets, mcunet_stage
 
 
@@ -38,6 +41,42 @@ def tracked(ctx: StageContext) -> DeployConfig:
     unknown name fails before the MLflow run opens."""
     ctx.entry("models")
     return ctx.config.deploy
+
+
+def _build(arch: Any) -> torch.nn.Module:
+    """The network a checkpoint's ``arch`` describes: a registered model, or a searched
+    sub-network (``ofa_subnet``, whose spec is saved with it)."""
+    from common.models import create_model
+
+    try:
+        if arch["name"] == "ofa_subnet":
+            return build_static_subnet(arch["spec"])
+        return create_model(arch["name"], **arch.get("kwargs", {}))
+    except (KeyError, TypeError, AttributeError) as exc:
+        raise CheckpointError(
+            f"the checkpoint's architecture record is malformed ({type(exc).__name__}: {exc}): "
+            "write it again with the stage that trains it"
+        ) from None
+
+
+def load_network(path: Path, m: ModelConfig) -> tuple[torch.nn.Module, int]:
+    """The trained network and the resolution it runs at: the entry's (which the checkpoint must
+    match), or the checkpoint's for the searched network."""
+    model, meta = load_model(path, build=_build)
+    saved = meta.get("resolution")
+    if m.model == SEARCHED:
+        if not isinstance(saved, int):
+            raise CheckpointError(
+                f"{path} holds no resolution: it was not written by the TinyNAS stage "
+                "(`dvc repro papers/mcunet/dvc.yaml:mcunet_tinynas` writes it)"
+            )
+        return model, saved
+    if saved is not None and saved != m.resolution:
+        raise CheckpointError(
+            f"{path} was trained at {saved} px but the entry says {m.resolution}: retrain it "
+            "(`dvc repro` reruns the training stage)"
+        )
+    return model, int(m.resolution)
 
 
 @mcunet_stage(
@@ -57,8 +96,8 @@ def main(ctx: StageContext) -> None:
         raise CheckpointError(
             f"{path} not found: run the training stage first (`dvc repro` runs it for you)"
         )
-    model, _meta = load_model(path)
-    train, test = datasets(m, args.data, cfg.seed)
+    model, resolution = load_network(path, m)
+    train, test = datasets(m, args.data, cfg.seed, resolution=resolution)
     t_start = time.perf_counter()
     calib, _ = train[torch.arange(min(d.calibration_samples, len(train)))]
     g = convert(model.eval(), [calib], name=args.name)
@@ -104,7 +143,7 @@ def main(ctx: StageContext) -> None:
     metrics = {f"{prefix}/{k}": v for k, v in measured.items()}
     metrics.update(
         {
-            f"{prefix}/resolution": float(m.resolution),
+            f"{prefix}/resolution": float(resolution),
             f"{prefix}/params": float(sum(p.numel() for p in model.parameters())),
             f"{prefix}/float_accuracy": 100.0 * float((float_pred == ys).float().mean()),
             f"{prefix}/int8_accuracy": 100.0 * float(np.mean(np.array(int8_pred) == ys.numpy())),

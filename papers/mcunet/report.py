@@ -103,7 +103,9 @@ def mega(v: float) -> str:
 
 def data_input(k: str, r: ReportData) -> str:
     mc = r.config.models[k]
-    return f"{mc.dataset.replace('_', ' ')}, {mc.resolution}x{mc.resolution}"
+    res = mc.resolution or r.m(f"{k}/resolution")  # the searched network's: from its deployment
+    size = "–" if res is None else f"{int(res)}x{int(res)}"
+    return f"{mc.dataset.replace('_', ' ')}, {size}"
 
 
 def stage_of(prefix: str, r: ReportData) -> str | None:
@@ -287,6 +289,7 @@ def runtime_table(r: ReportData) -> str:
             ("mcunet_ablation", "ablation/seconds"),
             ("mcunet_fuzz", "fuzz/seconds"),
             ("mcunet_space", "space/seconds"),
+            ("mcunet_tinynas", "time/tinynas"),
         ]
         if (v := r.m(key)) is not None
     ]
@@ -374,6 +377,101 @@ def fuzz_text(r: ReportData) -> str:
     return "\n\n".join(parts)
 
 
+SEARCH_INTRO = (
+    "In the space stage 1 chose, a weight-sharing supernet (kernel 3/5/7, expand 3/4/6, depth "
+    "2/3/4 per stage) is trained with the Once-for-All loop (`common/ofa/shrinking.py`): the "
+    "largest network, then every sub-network at once, several per step, distilled from the "
+    "largest. Evolution (`common/ofa/search.py`) then keeps the sub-network with the best accuracy "
+    "on held-out training images among those whose peak SRAM (the engine's TinyEngine-style plan) "
+    "and flash (int8 constants + engine code) fit the budget; a candidate over either limit never "
+    "enters the population. The winner is fine-tuned, then deployed like the table networks "
+    "(row *TinyNAS (searched)* in the tables above: measured SRAM, flash, instructions and "
+    "bit-exactness)."
+)
+
+
+def search_text(r: ReportData) -> str:
+    """TinyNAS stage 2: the searched network against its budget, training, search, accuracy."""
+    res = r.json(r.args.tinynas) if r.args.tinynas else None
+    s = r.config.tinynas.search if r.config.tinynas else None
+    if not res or s is None:
+        return "(the TinyNAS search stage did not run at this profile)"
+    b, c, sp = res["budget"], res["costs"], res["space"]
+    a = res["arch"]
+    search = res["search"]
+    m = r.m
+    dep = [k for k, mc in r.config.models.items() if mc.model == "tinynas"]
+    rows = [
+        ["Space (stage 1's choice)", f"w{sp['width_mult']:g}-r{sp['resolution']}", ""],
+        [
+            "Peak SRAM, search's model (kB)",
+            f"{c['sram_bytes'] / 1024:.1f}",
+            f"≤ {b['sram_kb']:.1f} ({100 * c['sram_bytes'] / (b['sram_kb'] * 1024):.0f}% used)",
+        ],
+        [
+            "Flash, search's model (kB)",
+            f"{c['flash_bytes'] / 1024:.0f}",
+            f"≤ {b['flash_kb']:.0f} ({100 * c['flash_bytes'] / (b['flash_kb'] * 1024):.0f}% used)",
+        ],
+        ["MACs (M)", fmt(res["macs"] / 1e6), ""],
+        ["Blocks per stage (depth)", " ".join(str(d) for d in a["d"]), ""],
+    ]
+    for k in dep:
+        sram = m(f"{k}/tinyengine/sram_bytes")
+        arena = m(f"{k}/tinyengine/arena_bytes")
+        if arena is not None:
+            rows.append(["Deployed: activation arena, ours (kB)", kb(arena), ""])
+        if sram is not None:
+            rows.append(["Deployed: Cortex-M7 SRAM, static + stack (kB)", kb(sram), ""])
+        if (f := m(f"{k}/tinyengine/flash_bytes")) is not None:
+            rows.append(["Deployed: Cortex-M7 flash, ours (kB)", kb(f), ""])
+        if (f := m(f"{k}/reference/flash_bytes")) is not None:
+            rows.append(["Deployed: Cortex-M7 flash, reference kernels (kB)", kb(f), ""])
+    acc = [
+        ["Largest network after its phase (held-out)", m("tinynas/full/max_holdout_accuracy")],
+        ["Largest / smallest after the joint phase (held-out)", None],
+        ["Searched network (held-out, the search's score)", m("tinynas/search/holdout_accuracy")],
+        ["Searched network, inherited weights (test)", m("tinynas/inherited_test_accuracy")],
+        ["Searched network, fine-tuned (test)", m("tinynas/finetuned_test_accuracy")],
+    ]
+    acc_rows = []
+    for label, v in acc:
+        if v is None and label.startswith("Largest / smallest"):
+            hi, lo = (
+                m("tinynas/joint/max_holdout_accuracy"),
+                m("tinynas/joint/min_holdout_accuracy"),
+            )
+            acc_rows.append([label, "–" if hi is None else f"{fmt(hi)} / {fmt(lo)}"])
+        else:
+            acc_rows.append([label, "–" if v is None else fmt(v)])
+    for k in dep:
+        if (v := m(f"{k}/int8_accuracy")) is not None:
+            acc_rows.append(["Deployed int8 (generated C, test)", fmt(v)])
+    cost = (
+        f"Cost on this machine: supernet {fmt(m('tinynas/full/train_seconds'))} s (largest network, "
+        f"{s.full_steps} steps) + {fmt(m('tinynas/joint/train_seconds'))} s (joint, {s.joint_steps} "
+        f"steps x {s.subnets_per_step} sub-networks); search {fmt(search['seconds'])} s "
+        f"({res['candidates_measured']} distinct candidates measured on {s.holdout} held-out images, "
+        f"population {s.evolution.population}, {s.evolution.generations} generations); "
+        f"fine-tuning {fmt(m('tinynas/finetune_seconds'))} s. The paper gives no search cost."
+    )
+    return "\n\n".join(
+        [
+            SEARCH_INTRO,
+            table(
+                [
+                    "The searched network",
+                    "Value",
+                    "Budget (stage 1's, for " + res["budget_key"] + ")",
+                ],
+                rows,
+            ),
+            table(["Accuracy, colour digits (%)", "Value"], acc_rows),
+            cost,
+        ]
+    )
+
+
 def budget_rule(t: Any) -> str:
     """How the MCUs' budgets apply to our grid (``tinynas.reference``), in words."""
     ref = t.reference
@@ -403,6 +501,27 @@ def tinynas_scale(r: ReportData) -> str:
     )
 
 
+def search_scale(r: ReportData) -> str:
+    """What TinyNAS's one-shot search scaled down (from the profile's settings)."""
+    s = r.config.tinynas.search if r.config.tinynas else None
+    if s is None:
+        return "TinyNAS stage 2: not configured at this profile."
+    images = (
+        "all training images but the held-out ones"
+        if s.train_subset is None
+        else (f"{s.train_subset:,} colour-digit training images")
+    )
+    return (
+        f"TinyNAS stage 2: the supernet trains {s.full_steps} + {s.joint_steps} steps of "
+        f"{s.train.batch_size} on {images} (the paper: ImageNet with Once-for-All's schedule); "
+        f"the search measures each candidate on {s.holdout:,} held-out images instead of an "
+        f"accuracy predictor, with a population of {s.evolution.population} over "
+        f"{s.evolution.generations} generations; the winner is fine-tuned "
+        f"{s.finetune.epochs or s.finetune.steps} {'epochs' if s.finetune.epochs else 'steps'}. "
+        "Latency is not yet a search constraint here (Table 3 is still to come)."
+    )
+
+
 def scaled_down(r: ReportData) -> list[str]:
     return [
         "Networks: the paper's architectures (MobileNetV2-w0.35, ProxylessNAS-w0.3) and a hand-written MCUNet-style net in TinyNAS's space (the searched mcunet-in2 config is not available offline), with 10-class heads, trained briefly on the 32-px colour digits upsampled to the paper's resolutions (so activation memory is as on ImageNet at those resolutions; flash is smaller: 10 instead of 1000 classes). Accuracies are not comparable with ImageNet's.",
@@ -410,6 +529,7 @@ def scaled_down(r: ReportData) -> list[str]:
         "Baseline: the TF-Lite Micro arena is measured by the real interpreter (x86 build; its activation bytes carry over to Cortex-M); its reference kernels are our C port of TF-Lite Micro's portable reference kernels (same loop structure), since TF-Lite Micro itself is not built for Cortex-M here. CMSIS-NN is not available offline, so the paper's comparison with CMSIS-NN is not made.",
         "A model that does not fit the STM32F746 is still measured: the same code is linked for the same core with 4 MB memories (QEMU's MPS2-AN500 map).",
         tinynas_scale(r),
+        search_scale(r),
         f"Profile: {r.profile}.",
     ]
 
@@ -468,6 +588,10 @@ Code: [`common/mcu/`](../../common/mcu/) (engine), [`papers/mcunet/`](../../pape
     track=lambda cfg: cfg.deploy,
     flags=[
         ("ablation", {"type": Path, "required": True, "help": "steps.json of the ablation stage"}),
+        (
+            "tinynas",
+            {"type": Path, "default": None, "help": "results.json of the TinyNAS search stage"},
+        ),
         ("fuzz", {"type": Path, "required": True, "help": "summary.json of the fuzz stage"}),
         ("space", {"type": Path, "required": True, "help": "results.json of the space stage"}),
     ],
@@ -552,6 +676,10 @@ Code: [`common/mcu/`](../../common/mcu/) (engine), [`papers/mcunet/`](../../pape
                 ),
                 Figure("", "space_grid.png", draw=draw_space_grid, alt="mean MACs over the grid"),
             ],
+        ),
+        Text(
+            "TinyNAS stage 2: one-shot search under the engine's memory (MCUNet Section 3.1)",
+            search_text,
         ),
         Targets(),
         Text("Run time", lambda r: f"{RUNTIME_INTRO}\n\n{runtime_table(r)}"),

@@ -21,6 +21,11 @@ FLAGS: dict[str, dict[str, Any]] = {
         "help": "model: a key of papers/mcunet/params.yaml: <profile>.models",
     },
     "model": {"type": Path, "required": True, "help": "directory with model.safetensors"},
+    "space": {
+        "type": Path,
+        "required": True,
+        "help": "the search-space stage's output directory (its results.json)",
+    },
     "deployed": {
         "type": Path,
         "required": True,
@@ -32,10 +37,13 @@ FLAGS: dict[str, dict[str, Any]] = {
 mcunet_stage = functools.partial(stage, section=SECTION, config=MCUNetProfile, catalogue=FLAGS)
 
 
-def datasets(m: ModelConfig, data: Path, seed: int) -> tuple[Any, Any]:
-    """Train and test splits, upsampled to the model's resolution when it differs."""
+def datasets(
+    m: ModelConfig, data: Path, seed: int, *, resolution: int | None = None
+) -> tuple[Any, Any]:
+    """Train and test splits, upsampled to ``resolution`` (default: the model's) when it differs."""
+    size = resolution if resolution is not None else m.resolution
     train = build_dataset(m.dataset, "train", root=data, subset=m.train_subset, seed=seed)
     test = build_dataset(m.dataset, "test", root=data, subset=m.test_subset, seed=seed)
-    if train.input_shape[-1] != m.resolution:
-        train.transform = test.transform = resize(m.resolution)
+    if train.input_shape[-1] != size:
+        train.transform = test.transform = resize(size)
     return train, test

@@ -15,8 +15,9 @@ from common.io import read_metrics
 from common.mcu import toolchain
 from common.mcu.toolchain import ToolchainMissingError
 from common.report.claims import load_claims_file
+from common.tinynas.search import HoldoutAccuracy
 from common.tracking import list_runs
-from papers.mcunet import ablation, deploy, fuzz, patch, report, space, train
+from papers.mcunet import ablation, deploy, fuzz, patch, report, space, tinynas, train
 from tests.params import REPO, repo_profiles, write_params
 from tests.stage_cli import cli, error_line
 
@@ -40,11 +41,19 @@ TINY = {
 }
 
 
-def tiny_params(directory: Path, *, emulate: bool = EMULATE) -> Path:
+def tiny_params(directory: Path, *, emulate: bool = EMULATE, searched: bool = False) -> Path:
     """Params whose smoke profile has one tiny network, a quick deployment and a small patch row
-    (MobileNetV2-w0.35 at 64 px); LeNet-5 stays in (trained by another paper's stage)."""
+    (MobileNetV2-w0.35 at 64 px); LeNet-5 stays in (trained by another paper's stage).
+    ``searched``: also the TinyNAS-searched network, with a search sized for the fake digits."""
     smoke = repo_profiles("mcunet")["smoke"]
-    smoke["models"] = {"tiny": TINY, "lenet5": smoke["models"]["lenet5"]}
+    models = {"tiny": TINY, "lenet5": smoke["models"]["lenet5"]}
+    if searched:
+        models["tinynas"] = {**smoke["models"]["tinynas"], "train_subset": 24, "test_subset": 16}
+    smoke["models"] = models
+    smoke["tinynas"]["search"].update(
+        train_subset=24, holdout=16, test_subset=16, calibration_images=16, calibration_batch=8
+    )
+    smoke["tinynas"]["search"]["evolution"]["generations"] = 2  # a generation to resume from
     smoke["deploy"].update(
         calibration_samples=8, eval_samples=8, check_samples=1, emulate=emulate, patches=[2]
     )
@@ -72,7 +81,7 @@ def runs(name: str, status: str | None = "FINISHED") -> list[dict[str, Any]]:
 def test_tiny_network_through_every_stage(
     tmp_path: Path, colour_digits: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    params = tiny_params(tmp_path / "params")
+    params = tiny_params(tmp_path / "params", searched=True)
     metrics, runs_dir = tmp_path / "metrics", tmp_path / "runs"
     common = {"params": params, "name": "tiny", "data": colour_digits}
     train_out = {"out": runs_dir / "train", "checkpoints": tmp_path / "ckpt"}
@@ -156,10 +165,67 @@ def test_tiny_network_through_every_stage(
     assert sm["space/networks"] == 4 * 4  # smoke: 2 x 2 spaces, 4 networks each
     assert set(results["budgets"]) == {"f746", "f412"}
 
+    # TinyNAS stage 2 in the space stage 1 chose for f746; then deployed like the others
+    chosen = next(
+        s
+        for s in results["budgets"]["f746"]["spaces"]
+        if s["name"] == results["budgets"]["f746"]["best"]
+    )
+    tn_out = runs_dir / "tinynas"
+    tn_argv = cli(params=params, space=space_out, data=colour_digits, out=tn_out)
+    tn_argv += cli(checkpoints=tmp_path / "tn_ckpt", metrics=metrics / "tinynas.json")
+    assert tinynas.main(tn_argv) == 0
+    t = read_metrics(metrics / "tinynas.json")
+    found = json.loads((tn_out / "results.json").read_text())
+    assert found["space"] == {
+        "resolution": chosen["resolution"],
+        "width_mult": chosen["width_mult"],
+    }
+    assert found["costs"]["sram_bytes"] <= found["limits"]["sram_bytes"]
+    assert found["costs"]["flash_bytes"] <= found["limits"]["flash_bytes"]
+    assert t["tinynas/search/sram_use"] <= 1 and t["tinynas/search/flash_use"] <= 1
+    weights = (tn_out / "model.safetensors").read_bytes()
+    # a rerun resumes every part from its checkpoints and writes the same network
+    assert tinynas.main(tn_argv) == 0
+    assert (tn_out / "model.safetensors").read_bytes() == weights
+    # killed in the middle of the search, then rerun: the same network as without the kill
+    killed_argv = cli(params=params, space=space_out, data=colour_digits, out=tmp_path / "tn2")
+    killed_argv += cli(checkpoints=tmp_path / "tn2_ckpt", metrics=tmp_path / "tn2.json")
+
+    class Killed(Exception):
+        pass
+
+    calls = {"n": 0}
+    measure = HoldoutAccuracy.__call__
+
+    def dies(self: HoldoutAccuracy, archs: list) -> list[float]:
+        calls["n"] += 1
+        if calls["n"] == 3:  # the initial population, generation 1 (saved), then killed
+            raise Killed
+        return measure(self, archs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(HoldoutAccuracy, "__call__", dies)
+        with pytest.raises(Killed):
+            tinynas.main(killed_argv)
+    assert json.loads((tmp_path / "tn2_ckpt" / "search.json").read_text())["generation"] == 1
+    assert tinynas.main(killed_argv) == 0
+    assert (tmp_path / "tn2" / "model.safetensors").read_bytes() == weights
+    # the searched network on the engine: the planned SRAM is the search's, bit-exact (the
+    # deploy stage fails otherwise)
+    tn_dep = cli(params=params, name="tinynas", model=tn_out, data=colour_digits)
+    tn_dep += cli(out=runs_dir / "tinynas_deployed", metrics=metrics / "deploy_tinynas.json")
+    assert deploy.main(tn_dep) == 0
+    dt = read_metrics(metrics / "deploy_tinynas.json")
+    assert dt["tinynas/resolution"] == chosen["resolution"]
+    assert dt["tinynas/tinyengine/plan_bytes"] == found["costs"]["sram_bytes"]
+    assert dt["tinynas/check_inputs"] >= 1
+
     out = tmp_path / "report"
     claims_yaml = REPO / "papers/mcunet/claims.yaml"
     argv = cli(params=params, claims=claims_yaml, metrics_dir=metrics, out=out)
     argv += cli(fuzz=runs_dir / "fuzz" / "summary.json", space=space_out / "results.json")
+    argv += cli(tinynas=tn_out / "results.json")
     assert report.main([*argv, *cli(ablation=runs_dir / "ablation" / "steps.json")]) == 0
     derived = read_metrics(metrics / "derived.json")
     assert derived["tiny/sram_reduction"] == (
@@ -178,12 +244,16 @@ def test_tiny_network_through_every_stage(
         "Fits / does not fit the STM32F746",
         "The engine on models it was not written for (fuzz campaign)",
         "TinyNAS stage 1: search-space optimisation (MCUNet Section 3.1, Fig. 3)",
+        "TinyNAS stage 2: one-shot search under the engine's memory (MCUNet Section 3.1)",
         "Benchmarks: goals of our own",
         "Run time",
         "Bit-exactness",
     ):
         assert f"## {title}" in page, title
     assert "| Tiny MCUNet-style | colour digits, 32x32 |" in page
+    r = chosen["resolution"]
+    assert f"| TinyNAS (searched) | colour digits, {r}x{r} |" in page
+    assert f"| Space (stage 1's choice) | w{chosen['width_mult']:g}-r{r} |" in page
     assert "MobileNetV2-w0.35 @ 64 (MCUNetV2 Table 1 setting)" in page
     assert "![peak SRAM](figures/memory.png)" in page and (out / "figures/memory.png").is_file()
     assert ("![ablation](figures/ablation.png)" in page) == EMULATE
@@ -261,6 +331,7 @@ def test_space_stage_without_its_params_block_is_one_line(
 ) -> None:
     smoke = repo_profiles("mcunet")["smoke"]
     del smoke["tinynas"]
+    del smoke["models"]["tinynas"]  # the searched network needs the block too (checked below)
     params = write_params(tmp_path / "params", "smoke", sections={"mcunet": {"smoke": smoke}})
     argv = cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")
     assert space.main(argv) == 2
@@ -270,3 +341,55 @@ def test_space_stage_without_its_params_block_is_one_line(
     params = write_params(tmp_path / "params2", "smoke", sections={"mcunet": {"smoke": smoke}})
     assert space.main(cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")) == 2
     assert "width_mults" in error_line(capsys)
+    smoke = repo_profiles("mcunet")["smoke"]
+    del smoke["tinynas"]["search"]
+    params = write_params(tmp_path / "params3", "smoke", sections={"mcunet": {"smoke": smoke}})
+    assert space.main(cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")) == 2
+    assert "models.tinynas is the TinyNAS-searched network, but tinynas.search is not set" in (
+        error_line(capsys)
+    )
+    smoke["models"]["tinynas"]["resolution"] = 64
+    smoke["models"]["tinynas"]["model"] = "tinynas"
+    params = write_params(tmp_path / "params4", "smoke", sections={"mcunet": {"smoke": smoke}})
+    assert space.main(cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")) == 2
+    assert "remove resolution, model_kwargs and train" in error_line(capsys)
+
+
+def test_search_stage_inputs_are_one_line_errors(
+    tmp_path: Path, colour_digits: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    params = tiny_params(tmp_path / "params")
+    argv = cli(params=params, space=tmp_path / "nospace", data=colour_digits, out=tmp_path / "o")
+    argv += cli(checkpoints=tmp_path / "c", metrics=tmp_path / "m.json")
+    assert tinynas.main(argv) == 2
+    assert "results.json not found: run the search-space stage first" in error_line(capsys)
+    (tmp_path / "nospace").mkdir()
+    (tmp_path / "nospace" / "results.json").write_text('{"budgets": {"f412": {}}}')
+    assert tinynas.main(argv) == 2
+    assert "is not a search-space result with budget 'f746'" in error_line(capsys)
+    smoke = repo_profiles("mcunet")["smoke"]
+    smoke["tinynas"]["search"]["train_subset"] = 40  # + 64 held out > 48 fake images
+    params = write_params(tmp_path / "p2", "smoke", sections={"mcunet": {"smoke": smoke}})
+    space_out = tmp_path / "space"
+    assert space.main(cli(params=params, out=space_out, metrics=tmp_path / "s.json")) == 0
+    capsys.readouterr()  # its progress bar
+    argv = cli(params=params, space=space_out, data=colour_digits, out=tmp_path / "o")
+    argv += cli(checkpoints=tmp_path / "c", metrics=tmp_path / "m.json")
+    assert tinynas.main(argv) == 2
+    assert "train_subset (40) + holdout (64) exceed the 48 training images" in error_line(capsys)
+    smoke["tinynas"]["search"]["budget"] = "f999"
+    params = write_params(tmp_path / "p3", "smoke", sections={"mcunet": {"smoke": smoke}})
+    assert (
+        tinynas.main(
+            cli(
+                params=params,
+                space=space_out,
+                data=colour_digits,
+                out=tmp_path / "o",
+                checkpoints=tmp_path / "c",
+                metrics=tmp_path / "m.json",
+            )
+        )
+        == 2
+    )
+    assert "tinynas.search.budget: 'f999' is not one of the budgets" in error_line(capsys)

@@ -1,0 +1,341 @@
+"""Stage ``mcunet_tinynas``: TinyNAS stage 2, one-shot search in the chosen space under the
+engine's memory (MCUNet Section 3.1; :mod:`common.tinynas.search`).
+
+1. The space stage 1 chose for ``tinynas.search.budget`` (its resolution R and width multiplier
+   W, read from ``--space``) becomes a weight-sharing supernet (kernel 3/5/7, expand 3/4/6,
+   depth 2/3/4 per stage), trained on the colour digits with the Once-for-All loop: the largest
+   network, then all sub-networks at once (``subnets_per_step`` per step, distilled from the
+   largest, after sorting the expanded channels by importance).
+2. Evolutionary search (:class:`common.ofa.search.EvolutionSearch`) for the best held-out
+   accuracy among sub-networks whose peak SRAM (the engine's TinyEngine-style plan) and flash
+   (int8 constants + code) fit the budget stage 1 used; no candidate over a constraint can enter
+   the population.
+3. The winner is extracted, fine-tuned and tested; ``<out>/model.safetensors`` (with its
+   architecture and resolution) is what ``mcunet_deploy@tinynas`` deploys bit-exactly.
+
+Every part resumes after an interruption: the two training phases and the fine-tuning from
+their checkpoints, the search from its last generation.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm.auto import tqdm
+
+from common.checkpoint import CheckpointError, save_model
+from common.config import ConfigError
+from common.data import build_dataset
+from common.data.arrays import ArrayDataset
+from common.data.checksums import sha256_file
+from common.data.loader import build_loader
+from common.data.transforms import resize
+from common.io import write_json
+from common.ofa.efficiency import arch_macs
+from common.ofa.search import EvolutionSearch
+from common.ofa.shrinking import train_phase
+from common.ofa.supernet import OFAMobileNetV3, OFAMobileNetV3Config, subnet_spec
+from common.ofa.training import (
+    ElasticChoices,
+    ResizeInput,
+    calibration_batches,
+    full_space,
+    recalibrate_bn_,
+    resize_batch,
+    set_arch,
+)
+from common.seed import derive_seed, seed_everything
+from common.stage import StageContext
+from common.tinynas.search import EngineConstraints, HoldoutAccuracy
+from common.tinynas.space import MemoryBudget, MemoryModel, space_config
+from common.train import Trainer
+from common.train.evaluate import evaluate_classifier
+from papers.mcunet.config import SearchConfig, TinyNASConfig
+from papers.mcunet.stage import mcunet_stage
+
+SUPERNET_FILE = "supernet.safetensors"
+
+
+def search_config(ctx: StageContext) -> tuple[TinyNASConfig, SearchConfig]:
+    cfg = ctx.config.tinynas
+    if cfg is None or cfg.search is None:
+        raise ConfigError(
+            f"papers/mcunet/params.yaml: {ctx.profile}.tinynas.search is missing: add the block "
+            "(see the default profile)"
+        )
+    return cfg, cfg.search
+
+
+def chosen_space(space_dir: Path, budget: str) -> tuple[int, float, MemoryBudget]:
+    """Stage 1's choice for ``budget``: (resolution, width multiplier, the budget it used)."""
+    path = Path(space_dir) / "results.json"
+    fix = "run the search-space stage first (`dvc repro papers/mcunet/dvc.yaml:mcunet_space`)"
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found: {fix}")
+    try:
+        b = json.loads(path.read_text())["budgets"][budget]
+        best = next(s for s in b["spaces"] if s["name"] == b["best"]) if b["best"] else None
+        used = MemoryBudget(**b["budget"])
+    except (json.JSONDecodeError, KeyError, TypeError, StopIteration) as exc:
+        raise CheckpointError(
+            f"{path} is not a search-space result with budget {budget!r} ({type(exc).__name__}): "
+            f"{fix}"
+        ) from None
+    if best is None:
+        raise ConfigError(
+            f"no space of tinynas.grid fits budget {budget!r} ({used.sram_kb:.0f} kB SRAM, "
+            f"{used.flash_kb:.0f} kB flash): widen the grid towards smaller resolutions and widths"
+        )
+    return int(best["resolution"]), float(best["width_mult"]), used
+
+
+def _take(ds: ArrayDataset, idx: torch.Tensor) -> ArrayDataset:
+    return ArrayDataset(
+        ds.images[idx],
+        ds.labels[idx],
+        mean=ds.mean.flatten().tolist(),
+        std=ds.std.flatten().tolist(),
+        num_classes=ds.num_classes,
+        name=ds.name,
+    )
+
+
+def load_data(s: SearchConfig, data: Path) -> tuple[ArrayDataset, ArrayDataset, ArrayDataset]:
+    """Train, held-out and test images (native 32 px). The training images are the table
+    networks' (the same ``train_subset`` drawn with the same seed); the held-out images follow
+    them in the same permutation, so they are never trained on."""
+    full = build_dataset("colour_digits", "train", root=data)
+    n = len(full)
+    n_train = s.train_subset if s.train_subset is not None else n - s.holdout
+    if n_train + s.holdout > n:
+        raise ConfigError(
+            f"tinynas.search: train_subset ({n_train}) + holdout ({s.holdout}) exceed the "
+            f"{n} training images: lower one of them"
+        )
+    perm = torch.randperm(n, generator=torch.Generator().manual_seed(s.seed))
+    train = _take(full, perm[:n_train].sort().values)
+    holdout = _take(full, perm[n_train : n_train + s.holdout].sort().values)
+    test = build_dataset("colour_digits", "test", root=data, subset=s.test_subset, seed=s.seed)
+    return train, holdout, test
+
+
+def _length(train: Any, steps: int) -> Any:
+    return dataclasses.replace(train, steps=steps, epochs=None)
+
+
+def train_supernet(
+    s: SearchConfig,
+    config: OFAMobileNetV3Config,
+    train: ArrayDataset,
+    holdout: ArrayDataset,
+    calibration: list[torch.Tensor],
+    checkpoints: Path,
+    hooks: tuple = (),
+) -> tuple[OFAMobileNetV3, dict[str, float]]:
+    """The largest network, then every sub-network at once (see the module docstring)."""
+    seed_everything(s.seed)
+    net = OFAMobileNetV3(config).to(memory_format=torch.channels_last)
+    everything = full_space(config)
+    largest = ElasticChoices(
+        kernel_sizes=(max(everything.kernel_sizes),),
+        expand_ratios=(max(everything.expand_ratios),),
+        depths=(max(everything.depths),),
+        resolutions=everything.resolutions,
+    )
+    extra = {"space": config.to_dict(), "data": [len(train), len(holdout), s.seed]}
+    common = dict(train_data=train, eval_data=holdout, calibration=calibration, hooks=hooks)
+    full = train_phase(
+        net,
+        largest,
+        _length(s.train, s.full_steps),
+        passes=1,
+        seed=derive_seed(s.seed, "tinynas", "full"),
+        checkpoint_dir=checkpoints / "full",
+        fingerprint_extra={**extra, "phase": "full"},
+        **common,
+    )
+    teacher = copy.deepcopy(net).eval()
+    net.sort_channels_()
+    joint = train_phase(
+        net,
+        everything,
+        _length(s.train, s.joint_steps),
+        passes=s.subnets_per_step,
+        seed=derive_seed(s.seed, "tinynas", "joint"),
+        checkpoint_dir=checkpoints / "joint",
+        teacher=teacher if s.kd_ratio > 0 else None,
+        kd_ratio=s.kd_ratio,
+        fingerprint_extra={**extra, "phase": "joint", "kd_ratio": s.kd_ratio},
+        **common,
+    )
+    net.set_max_net()
+    metrics = {}
+    for name, result in (("full", full), ("joint", joint)):
+        metrics[f"tinynas/{name}/train_seconds"] = sum(r["epoch_seconds"] for r in result.history)
+        metrics[f"tinynas/{name}/max_holdout_accuracy"] = result.final["eval_max_accuracy"]
+        metrics[f"tinynas/{name}/min_holdout_accuracy"] = result.final["eval_min_accuracy"]
+    metrics["tinynas/joint/subnet_updates"] = float(s.joint_steps * s.subnets_per_step)
+    return net.to(memory_format=torch.contiguous_format), metrics
+
+
+def finetune(
+    s: SearchConfig,
+    net: OFAMobileNetV3,
+    arch: dict[str, Any],
+    train: ArrayDataset,
+    test: ArrayDataset,
+    calibration: list[torch.Tensor],
+    checkpoints: Path,
+    hooks: tuple = (),
+) -> tuple[torch.nn.Module, dict[str, float]]:
+    """The winner extracted from the supernet: its test accuracy as inherited (BN recalibrated)
+    and after fine-tuning."""
+    r = int(arch["r"])
+    set_arch(net, arch)
+    sub = net.get_active_subnet()
+    net.set_max_net()
+    recalibrate_bn_(sub, (resize_batch(x, r) for x in calibration))
+    loader = build_loader(test, batch_size=s.finetune.eval_batch_size, shuffle=False)
+    inherited = evaluate_classifier(ResizeInput(sub, r), loader)["accuracy"]
+    train.transform = test.transform = resize(r)
+    sub = sub.to(memory_format=torch.channels_last)
+    result = Trainer(
+        sub,
+        s.finetune,
+        train_data=train,
+        eval_data=test,
+        checkpoint_dir=checkpoints / "finetune",
+        hooks=list(hooks),
+        fingerprint_extra={"arch": arch, "phase": "finetune", "data": [len(train), s.seed]},
+    ).fit()
+    metrics = {
+        "tinynas/inherited_test_accuracy": inherited,
+        "tinynas/finetuned_test_accuracy": 100.0 - result.final["eval_error"],
+        "tinynas/finetune_seconds": sum(h["epoch_seconds"] for h in result.history),
+    }
+    return sub.to(memory_format=torch.contiguous_format).eval(), metrics
+
+
+@mcunet_stage(
+    name="mcunet_tinynas",
+    flags=["space", "data", "out", "checkpoints", "metrics"],
+    track=lambda ctx: search_config(ctx)[1],
+)
+def main(ctx: StageContext) -> None:
+    args = ctx.args
+    cfg, s = search_config(ctx)
+    t0 = time.perf_counter()
+    resolution, width, budget = chosen_space(args.space, s.budget)
+    train, holdout, test = load_data(s, args.data)
+    # stage 1 scored the space with its own head (the paper's 1000 classes at the paper
+    # profile); the supernet has the data's
+    base = dataclasses.replace(cfg.space, num_classes=train.num_classes)
+    config = space_config(base, resolution, width)
+    calibration = calibration_batches(
+        train, images=s.calibration_images, batch_size=s.calibration_batch, seed=s.seed
+    )
+    hooks = (ctx.epoch_logger(),)
+    net, metrics = train_supernet(
+        s, config, train, holdout, calibration, args.checkpoints, hooks=hooks
+    )
+    args.out.mkdir(parents=True, exist_ok=True)
+    supernet_path = save_model(
+        net,
+        args.out / SUPERNET_FILE,
+        arch={"name": "ofa_mobilenet_v3", "config": config.to_dict()},
+        extra={"profile": ctx.profile, "resolution": resolution, "width_mult": width},
+    )
+    # ------------------------------------------------------------------ the search
+    constraints = EngineConstraints(config, budget, MemoryModel(code_kb=cfg.code_kb))
+    bar = tqdm(desc="TinyNAS candidates measured", leave=False)
+    oracle = HoldoutAccuracy(
+        net,
+        calibration=calibration,
+        loader=build_loader(holdout, batch_size=s.train.eval_batch_size, shuffle=False),
+        progress=lambda n: bar.update(n - bar.n),
+    )
+    search = EvolutionSearch(
+        config,
+        full_space(config),
+        predictor=oracle,
+        efficiency=constraints,
+        limit=1.0,
+        evolution=s.evolution,
+        seed=derive_seed(s.seed, "tinynas", "search"),
+    )
+    result = search.run(
+        checkpoint=args.checkpoints / "search.json",
+        fingerprint_extra={
+            "supernet": sha256_file(supernet_path),
+            "budget": dataclasses.asdict(budget),
+            "code_kb": cfg.code_kb,
+        },
+    )
+    bar.close()
+    arch = result.arch
+    if not constraints.satisfied(arch):  # the evolution admits no such candidate
+        raise RuntimeError(f"the search returned an arch over a constraint: {arch}")
+    costs = constraints.measure(arch)
+    # ------------------------------------------------------------------ fine-tune, save
+    sub, tuned = finetune(s, net, arch, train, test, calibration, args.checkpoints, hooks)
+    spec = subnet_spec(config, arch)
+    save_model(
+        sub,
+        args.out / "model.safetensors",
+        arch={"name": "ofa_subnet", "spec": spec.to_dict(), "resolution": resolution},
+        extra={"profile": ctx.profile, "resolution": resolution, "ofa_arch": arch},
+    )
+    macs = arch_macs(config, arch)
+    summary = {
+        "budget_key": s.budget,
+        "budget": dataclasses.asdict(budget),
+        "space": {"resolution": resolution, "width_mult": width},
+        "arch": arch,
+        "costs": costs,
+        "limits": constraints.limits(),
+        "macs": macs,
+        "search": {k: v for k, v in result.to_dict().items() if k != "arch"},
+        "candidates_measured": len(oracle.cache),
+        "blocks": [dataclasses.asdict(b) for b in spec.blocks],
+    }
+    write_json(summary, args.out / "results.json")
+    ctx.save_config(s, args.out / "config.json")
+    metrics.update(tuned)
+    metrics.update(
+        {
+            "tinynas/search/resolution": float(resolution),
+            "tinynas/search/width_mult": width,
+            "tinynas/search/sram_kb": costs["sram_bytes"] / 1024,
+            "tinynas/search/flash_kb": costs["flash_bytes"] / 1024,
+            "tinynas/search/budget_sram_kb": budget.sram_kb,
+            "tinynas/search/budget_flash_kb": budget.flash_kb,
+            "tinynas/search/sram_use": costs["sram_bytes"] / budget.sram_bytes,
+            "tinynas/search/flash_use": costs["flash_bytes"] / budget.flash_bytes,
+            "tinynas/search/mmacs": macs / 1e6,
+            "tinynas/search/holdout_accuracy": result.predicted_accuracy,
+            "tinynas/search/seconds": result.seconds,
+            "tinynas/search/candidates": float(len(oracle.cache)),
+            "tinynas/search/depth": float(sum(arch["d"])),
+            "time/tinynas": time.perf_counter() - t0,
+        }
+    )
+    ctx.finish(
+        metrics,
+        summary=(
+            f"TinyNAS in w{width:g}-r{resolution}: {sum(arch['d'])} blocks, {macs / 1e6:.1f} MMACs, "
+            f"{costs['sram_bytes'] / 1024:.1f}/{budget.sram_kb:.1f} kB SRAM, "
+            f"{costs['flash_bytes'] / 1024:.0f}/{budget.flash_kb:.0f} kB flash; test accuracy "
+            f"{tuned['tinynas/inherited_test_accuracy']:.2f}% inherited, "
+            f"{tuned['tinynas/finetuned_test_accuracy']:.2f}% fine-tuned -> {args.out}"
+        ),
+    )
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

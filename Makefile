@@ -8,6 +8,7 @@
 #   make bench                       training-loop overhead benchmark (each task kind vs bare PyTorch)
 #   make paper SLUG=x TITLE=".." CITATION=".."   scaffold a new paper (python -m common.new_paper)
 #   make ui                          MLflow UI on http://127.0.0.1:5000
+#   make slides                      paper-review decks (.pptx) of every report present, the course deck, and PDFs when LibreOffice is installed
 #   make verify                      recompute every registered paper's reports/<paper>/claims.json from its claims.yaml and metrics; fail on any difference (STRICT=1: also on any miss)
 #   make setup                       only the set-up: .venv, plus the microcontroller toolchain
 #   make toolchain                   only the Arm GCC + QEMU check/install (see below)
@@ -37,7 +38,7 @@ export HF_HUB_OFFLINE := 1
 export MPLBACKEND := Agg
 export MKL_DYNAMIC := FALSE
 
-.PHONY: repro test bench ui verify lint lock clean venv setup toolchain paper
+.PHONY: repro test bench ui verify lint lock clean venv setup toolchain paper slides
 
 venv: $(STAMP)
 
@@ -102,6 +103,11 @@ ui: $(STAMP)
 
 verify: $(STAMP)
 	$(BIN)/python -m common.report.verify $(if $(STRICT),--strict,)
+
+# The same decks the pipeline's <paper>_slides and course_slides stages write (same bytes), for the
+# reports present now, plus a PDF of each when LibreOffice (soffice) is installed.
+slides: $(STAMP)
+	$(BIN)/python -m common.slides all --reports reports --pdf
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -10,8 +10,8 @@ writes, from ``papers/_template/``:
 * ``tests/papers/<slug>/``: a test of the training stage and the report at the smoke profile;
 
 and registers the paper: an entry in ``papers/registry.yaml``, ``profile.<slug>: default`` in the
-root ``params.yaml``, its ``claims.json`` in the ``reports_index`` stage of the root
-``dvc.yaml``, and the exact code dependencies of its stages (``common.pipeline.fix``). Then
+root ``params.yaml``, its ``claims.json`` in the ``reports_index`` and ``course_slides`` stages
+of the root ``dvc.yaml``, and the exact code dependencies of its stages (``common.pipeline.fix``). Then
 ``dvc repro papers/<slug>/dvc.yaml`` runs it; edit the files to make it the paper's.
 """
 
@@ -50,7 +50,7 @@ def _yaml_str(text: str) -> str:
 
 
 def register(root: Path, slug: str, title: str, citation: str, url: str) -> None:
-    """Add the paper to the registry, the root params.yaml and the index stage."""
+    """Add the paper to the registry, the root params.yaml, the index and the course deck."""
     registry = root / REGISTRY
     entry = (
         f"  - slug: {slug}\n    title: {_yaml_str(title)}\n    citation: {_yaml_str(citation)}\n"
@@ -75,16 +75,21 @@ def register(root: Path, slug: str, title: str, citation: str, url: str) -> None
     lines.insert(end, f"  {slug}: default")
     params.write_text("\n".join(lines) + "\n")
 
+    # the stages over every paper's claims.json: the index of reports and the course deck
     dvc = root / "dvc.yaml"
     text = dvc.read_text()
     claims = f"reports/{slug}/claims.json"
-    index = text.index("  reports_index:")
-    head, tail = text[:index], text[index:]
-    cmd_end = tail.index("\n    deps:")
-    tail = tail[:cmd_end] + f" {claims}" + tail[cmd_end:]
-    deps_at = tail.index("\n    deps:\n") + len("\n    deps:\n")
-    tail = tail[:deps_at] + f"      - {claims}\n" + tail[deps_at:]
-    dvc.write_text(head + tail)
+    for stage in ("reports_index", "course_slides"):
+        if f"  {stage}:" not in text:
+            continue
+        index = text.index(f"  {stage}:")
+        head, tail = text[:index], text[index:]
+        cmd_end = tail.index("\n    deps:")
+        tail = tail[:cmd_end] + f" {claims}" + tail[cmd_end:]
+        deps_at = tail.index("\n    deps:\n") + len("\n    deps:\n")
+        tail = tail[:deps_at] + f"      - {claims}\n" + tail[deps_at:]
+        text = head + tail
+    dvc.write_text(text)
 
 
 def scaffold(
@@ -145,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {path.relative_to(root)}")
     print(
         f"registered {args.slug} in {REGISTRY}, params.yaml (profile.{args.slug}: default) and the "
-        f"reports_index stage of dvc.yaml\n\nNext:\n"
+        f"reports_index and course_slides stages of dvc.yaml\n\nNext:\n"
         f"  dvc exp run -S profile.{args.slug}=smoke papers/{args.slug}/dvc.yaml   # runs in seconds\n"
         f"  make test                                                        # includes tests/papers/{args.slug}\n"
         f"then make it the paper's: config.py and params.yaml (its settings), train.py and new stages\n"

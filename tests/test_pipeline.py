@@ -179,6 +179,7 @@ def test_the_dependency_check_catches_an_undeclared_import() -> None:
 
 def test_every_registered_paper_has_its_files_and_is_indexed() -> None:
     index = next(s for s in _stages() if s.name == "reports_index")
+    course = next(s for s in _stages() if s.name == "course_slides")
     for paper in papers(REPO):
         folder = REPO / paper.folder
         for name in ("README.md", "claims.yaml", "dvc.yaml", "params.yaml", "config.py"):
@@ -188,6 +189,12 @@ def test_every_registered_paper_has_its_files_and_is_indexed() -> None:
         assert f"reports/{paper.slug}/claims.json" in index.cmd, paper.slug
         names = [s.name for s in _stages() if s.file == paper.folder / "dvc.yaml"]
         assert f"{paper.slug}_report" in names, paper.slug
+        # its deck, from its report; the course deck has a slide for it
+        deck = next(s for s in _stages() if s.name == f"{paper.slug}_slides")
+        report = next(s for s in _stages() if s.name == f"{paper.slug}_report")
+        assert {o for o in report.outs if o.startswith("reports/")} <= set(deck.deps), paper.slug
+        assert f"reports/{paper.slug}/claims.json" in course.deps, paper.slug
+        assert f"reports/{paper.slug}/claims.json" in course.cmd, paper.slug
 
 
 def test_report_stages_read_every_metric_of_their_paper() -> None:

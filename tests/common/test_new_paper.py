@@ -75,8 +75,10 @@ def test_scaffolded_paper_runs_its_smoke_pipeline_through_dvc(tmp_path: Path) ->
     assert registry[-1]["slug"] == "demo_paper"
     # The new stages declare exactly the code they import, and the index waits for the report.
     run(sys.executable, "-m", "common.pipeline", "check")
-    index = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]["reports_index"]
-    assert "reports/demo_paper/claims.json" in index["deps"]
+    stages = yaml.safe_load((root / "dvc.yaml").read_text())["stages"]
+    for name in ("reports_index", "course_slides"):  # every paper's claims, the new one's too
+        assert "reports/demo_paper/claims.json" in stages[name]["deps"], name
+        assert stages[name]["cmd"].endswith("reports/demo_paper/claims.json"), name
 
     root_params = yaml.safe_load((root / "params.yaml").read_text())
     root_params["profile"]["demo_paper"] = "smoke"
@@ -87,6 +89,7 @@ def test_scaffolded_paper_runs_its_smoke_pipeline_through_dvc(tmp_path: Path) ->
     metrics = json.loads((root / "metrics" / "demo_paper" / "train_lenet5.json").read_text())
     assert metrics["lenet5/train_samples"] == 1000
     assert (root / "reports" / "demo_paper" / "figures" / "training.png").is_file()
+    assert (root / "reports" / "demo_paper" / "slides.pptx").is_file()  # its deck
     status = run(sys.executable, "-m", "dvc", "status", "papers/demo_paper/dvc.yaml")
     assert "up to date" in status.stdout
     # Its own tests pass in the copy.

@@ -964,32 +964,64 @@ def slide_count(deck: Path) -> int:
 
 
 # ---------------------------------------------------------------------- command line
+def _paper_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("slug", help="the paper (papers/registry.yaml)")
+    parser.add_argument("--report", type=Path, required=True, help="reports/<slug>")
+    parser.add_argument("--out", type=Path, required=True, help="reports/<slug>/slides.pptx")
+
+
+def _course_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("claims", nargs="+", type=Path, help="reports/<paper>/claims.json files")
+    parser.add_argument("--out", type=Path, required=True, help="reports/course.pptx")
+
+
+def _stages() -> tuple[Any, Any]:
+    """The two pipeline stages (MLflow runs of the ``reports`` experiment, the deck an artifact)."""
+    from common.stage import StageContext, stage
+
+    @stage(section="reports", name=lambda a: f"{a.slug}_slides", config=None, flags=_paper_flags)
+    def paper(ctx: StageContext) -> None:
+        """Stage <paper>_slides: the paper-review deck of reports/<paper>/."""
+        out = paper_deck(ctx.args.slug, ctx.args.report, ctx.args.out)
+        n = slide_count(out)
+        ctx.finish({"slides": float(n)}, artifacts=[out], summary=f"wrote {out}: {n} slides")
+
+    @stage(section="reports", name="course_slides", config=None, flags=_course_flags)
+    def course(ctx: StageContext) -> None:
+        """Stage course_slides: one summary slide per paper."""
+        out = course_deck(ctx.args.claims, ctx.args.out)
+        n = slide_count(out)
+        ctx.finish({"slides": float(n)}, artifacts=[out], summary=f"wrote {out}: {n} slides")
+
+    return paper, course
+
+
+USAGE = """usage: python -m common.slides paper <slug> --report reports/<slug> --out reports/<slug>/slides.pptx
+       python -m common.slides course --out reports/course.pptx reports/<paper>/claims.json ...
+       python -m common.slides all [--reports reports] [--pdf]
+       python -m common.slides pdf <deck.pptx> ..."""
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m common.slides", description=__doc__.split("\n")[0]
-    )
-    sub = parser.add_subparsers(dest="what", required=True)
-    p = sub.add_parser("paper", help="one paper's deck from its report folder")
-    p.add_argument("slug")
-    p.add_argument("--report", type=Path, required=True, help="reports/<slug>")
-    p.add_argument("--out", type=Path, required=True, help="reports/<slug>/slides.pptx")
-    c = sub.add_parser("course", help="one summary slide per paper")
-    c.add_argument("claims", nargs="+", type=Path, help="reports/<paper>/claims.json files")
-    c.add_argument("--out", type=Path, required=True)
-    a = sub.add_parser("all", help="every paper's deck whose report exists, the course deck, PDFs")
-    a.add_argument("--reports", type=Path, default=Path("reports"))
-    a.add_argument("--pdf", action="store_true", help="also export PDFs (LibreOffice)")
-    d = sub.add_parser("pdf", help="export decks to PDF with LibreOffice")
-    d.add_argument("decks", nargs="+", type=Path)
-    args = parser.parse_args(argv)
+    """``paper`` and ``course`` are the pipeline's stages; ``all`` (``make slides``) builds every
+    deck whose report exists and the course deck, ``pdf`` exports decks through LibreOffice."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    what, rest = (argv[0], argv[1:]) if argv else ("", [])
+    if what in ("paper", "course"):
+        paper, course = _stages()
+        return (paper if what == "paper" else course)(rest)
+    if what not in ("all", "pdf"):
+        print(USAGE, file=sys.stderr)
+        return 2
+    parser = argparse.ArgumentParser(prog=f"python -m common.slides {what}")
+    if what == "all":
+        parser.add_argument("--reports", type=Path, default=Path("reports"))
+        parser.add_argument("--pdf", action="store_true", help="also export PDFs (LibreOffice)")
+    else:
+        parser.add_argument("decks", nargs="+", type=Path)
+    args = parser.parse_args(rest)
     try:
-        if args.what == "paper":
-            out = paper_deck(args.slug, args.report, args.out)
-            print(f"wrote {out}: {slide_count(out)} slides")
-        elif args.what == "course":
-            out = course_deck(args.claims, args.out)
-            print(f"wrote {out}: {slide_count(out)} slides")
-        elif args.what == "all":
+        if what == "all":
             from common.papers import papers
 
             made = []
@@ -1004,18 +1036,15 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"wrote {made[-1]}: {slide_count(made[-1])} slides")
             else:
                 print(f"no reports under {args.reports}: run `make repro` first")
-            if args.pdf:
-                for deck in made:
-                    if (pdf := to_pdf(deck)) is None:
-                        break
-                    print(f"wrote {pdf}: {pdf_pages(pdf)} pages")
+            decks = made if args.pdf else []
         else:
-            for deck in args.decks:
-                if not deck.is_file():
-                    raise SlidesError(f"{deck} not found: build it with `make slides`")
-                if (pdf := to_pdf(deck)) is None:
-                    return 0
-                print(f"wrote {pdf}: {pdf_pages(pdf)} pages")
+            decks = args.decks
+        for deck in decks:
+            if not deck.is_file():
+                raise SlidesError(f"{deck} not found: build it with `make slides`")
+            if (pdf := to_pdf(deck)) is None:
+                break
+            print(f"wrote {pdf}: {pdf_pages(pdf)} pages")
     except (InputError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -267,6 +267,22 @@ def test_the_course_deck_has_one_summary_slide_per_paper(deck, tmp_path: Path) -
     assert slides.check_fit(out) == []
 
 
+def test_the_stages_record_their_decks_in_mlflow(tmp_path: Path) -> None:
+    from common.tracking import list_runs
+
+    folder = tmp_path / "report"
+    make_report(folder)
+    out = tmp_path / "slides.pptx"
+    assert slides.main(["paper", SLUG, "--report", str(folder), "--out", str(out)]) == 0
+    assert (
+        slides.main(["course", "--out", str(tmp_path / "c.pptx"), str(folder / "claims.json")]) == 0
+    )
+    runs = {r["run_name"]: r for r in list_runs("reports") if r["status"] == "FINISHED"}
+    assert runs[f"{SLUG}_slides"]["metrics"]["slides"] == slides.slide_count(out)
+    assert runs["course_slides"]["metrics"]["slides"] == 2
+    assert slides.main(["nonsense"]) == 2
+
+
 def test_missing_or_broken_inputs_are_one_line_errors(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

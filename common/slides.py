@@ -156,6 +156,7 @@ class Page:
 
 _CELL_SPLIT = re.compile(r"(?<!\\)\|")
 _IMAGE = re.compile(r"^!\[([^\]]*)\]\(([^)]+)\)$")
+_ITEM = re.compile(r"^(?:[-*]|\d+\.) ")  # a list item: "- ", "* " or "1. "
 
 
 def _cells(line: str) -> list[str]:
@@ -182,14 +183,16 @@ def _blocks(lines: list[str]) -> list[Block]:
             out.append(Block("table", rows=rows))
         elif len(chunk) == 1 and (m := _IMAGE.match(chunk[0].strip())):
             out.append(Block("image", text=m.group(1), path=m.group(2)))
-        elif chunk[0].startswith("- "):
+        elif _ITEM.match(chunk[0]):
             items: list[str] = []
             for x in chunk:
-                if x.startswith("- "):
-                    items.append(x[2:].strip())
+                if m := _ITEM.match(x):
+                    items.append(x[m.end() :].strip())
                 else:
                     items[-1] += " " + x.strip()
             out.append(Block("bullets", items=items))
+        elif len(chunk) == 1 and chunk[0].startswith("#"):  # a sub-heading inside a section
+            out.append(Block("text", text=f"**{chunk[0].lstrip('#').strip()}**"))
         else:
             out.append(Block("text", text=" ".join(x.strip() for x in chunk)))
     return out

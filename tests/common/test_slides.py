@@ -76,6 +76,9 @@ def make_report(folder: Path) -> list[Path]:
         ),
         Section("Only words", long_text),
         Section(
+            "Steps", "### How it runs\n\n1. first the data\n2. then the model,\n   in two lines"
+        ),
+        Section(
             "Targets",
             table(
                 ["Target", "Goal", "Note"],
@@ -195,6 +198,16 @@ def test_every_figure_and_table_of_the_report_is_on_a_slide(deck) -> None:
     assert "make repro PAPER=mcunet" in "\n".join(
         sh.text_frame.text for s in prs.slides for sh in s.shapes if sh.has_text_frame
     )
+
+
+def test_lists_and_sub_headings_are_read_as_such() -> None:
+    page = slides.parse_report(
+        "# T\n\n## S\n\n### Sub\n\n1. one\n2. two,\n   wrapped\n\n- a\n* b\n"
+    )
+    ((name, blocks),) = page.sections
+    assert name == "S" and [b.kind for b in blocks] == ["text", "bullets", "bullets"]
+    assert blocks[0].text == "**Sub**" and slides.plain(blocks[0].text) == "Sub"
+    assert blocks[1].items == ["one", "two, wrapped"] and blocks[2].items == ["a", "b"]
 
 
 def test_a_prose_column_moves_to_the_notes(deck) -> None:

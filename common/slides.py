@@ -207,12 +207,13 @@ def parse_report(markdown: str) -> Page:
     for line in text.splitlines():
         if line.startswith("# ") and not title:
             title = line[2:].strip()
-        elif line.startswith("## "):
+        elif line.startswith("## ") or line.rstrip() == "##":
             if name is None:
                 intro = _blocks(current)
             else:
                 sections.append((name, _blocks(current)))
-            name, current = line[3:].strip(), []
+            # an untitled section continues the one before it (its figure or table)
+            name, current = line[3:].strip() or (name or ""), []
         else:
             current.append(line)
     if name is None:

@@ -202,9 +202,10 @@ def test_every_figure_and_table_of_the_report_is_on_a_slide(deck) -> None:
 
 def test_lists_and_sub_headings_are_read_as_such() -> None:
     page = slides.parse_report(
-        "# T\n\n## S\n\n### Sub\n\n1. one\n2. two,\n   wrapped\n\n- a\n* b\n"
+        "# T\n\n## S\n\n### Sub\n\n1. one\n2. two,\n   wrapped\n\n- a\n* b\n\n## \n\n![x](f.png)\n"
     )
-    ((name, blocks),) = page.sections
+    (name, blocks), (untitled, more) = page.sections
+    assert untitled == "S" and more[0].kind == "image"  # an untitled section continues "S"
     assert name == "S" and [b.kind for b in blocks] == ["text", "bullets", "bullets"]
     assert blocks[0].text == "**Sub**" and slides.plain(blocks[0].text) == "Sub"
     assert blocks[1].items == ["one", "two, wrapped"] and blocks[2].items == ["a", "b"]

@@ -418,13 +418,7 @@ class Deck:
         each part. ``colors[i]`` colours row i's ``color_col`` cell. Returns the slides made."""
         header, body = [plain(c) for c in rows[0]], [[plain(c) for c in r] for r in rows[1:]]
         width = SLIDE_W_PT - 2 * MARGIN_PT
-        cap_h = 0.0
-        if caption:
-            cap_w = width - 2 * INSET_X_PT
-            caption = cut_to_fit(
-                plain(caption), cap_w, 2 * CAPTION_PT * LINE + PARA_SPACE_PT, CAPTION_PT
-            )
-            cap_h = paragraphs_height([(caption, CAPTION_PT, False)], cap_w) + 2 * INSET_Y_PT
+        caption, cap_h = _caption(caption, width)
         avail_h = BODY_BOTTOM_PT - BODY_TOP_PT - cap_h
         parts = _column_parts(header, body, width)
         made = 0
@@ -496,18 +490,23 @@ class Deck:
     def figure(self, title: str, path: Path, caption: str = "", notes: str = "") -> None:
         s = self.slide(title, notes)
         width = SLIDE_W_PT - 2 * MARGIN_PT
-        cap_h = 0.0
+        caption, cap_h = _caption(caption, width)
         if caption:
-            cap_w = width - 2 * INSET_X_PT
-            caption = cut_to_fit(
-                plain(caption), cap_w, 2 * CAPTION_PT * LINE + PARA_SPACE_PT, CAPTION_PT
-            )
-            cap_h = paragraphs_height([(caption, CAPTION_PT, False)], cap_w) + 2 * INSET_Y_PT
             self.text(s, MARGIN_PT, BODY_BOTTOM_PT - cap_h, width, cap_h, [caption], pt=CAPTION_PT,
                       color=GREY, align="center")  # fmt: skip
         self.picture(
             s, path, MARGIN_PT, BODY_TOP_PT, width, BODY_BOTTOM_PT - BODY_TOP_PT - cap_h - 4
         )
+
+
+def _caption(caption: str, width: float) -> tuple[str, float]:
+    """A caption cut to two lines of :data:`CAPTION_PT` in a box ``width`` wide, and the box's
+    height (0 without a caption)."""
+    if not caption:
+        return "", 0.0
+    inner = width - 2 * INSET_X_PT
+    text = cut_to_fit(plain(caption), inner, 2 * CAPTION_PT * LINE + PARA_SPACE_PT, CAPTION_PT)
+    return text, paragraphs_height([(text, CAPTION_PT, False)], inner) + 2 * INSET_Y_PT
 
 
 def _fix_zip_times(path: Path) -> None:

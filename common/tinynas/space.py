@@ -38,7 +38,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from common.config import ConfigError, bounds
-from common.mcu.memory import plan_tinyengine
+from common.mcu.graph import Graph, Op, Tensor
+from common.mcu.memory import plan_tflm, plan_tinyengine
+from common.models.mbconv import MBConvNetSpec
 from common.ofa.efficiency import arch_macs, shapes_graph
 from common.ofa.supernet import OFAMobileNetV3Config, subnet_spec
 from common.ofa.training import extreme_archs, full_space
@@ -73,20 +75,77 @@ class MemoryBudget:
         )
 
 
+PLANNERS = ("tinyengine", "tflm")
+
+
 @dataclass(frozen=True)
 class MemoryModel:
-    """How a network's memory is counted on our engine: peak SRAM from the TinyEngine-style plan,
+    """How a network's memory is counted on one engine: peak SRAM from the engine's memory plan,
     flash = the int8 constants + ``code_kb`` (the engine's code, a setting).
 
-    (TF-Lite Micro's plan is not modelled here: the converted model it runs holds explicit PAD
-    tensors before strided convolutions, which the shapes-only graph does not have.)"""
+    ``planner``: ``"tinyengine"``, our engine's plan (:func:`common.mcu.memory.plan_tinyengine`:
+    in-place depthwise, lifetime-based reuse), or ``"tflm"``, TF-Lite Micro's
+    (:func:`common.mcu.memory.plan_tflm`: a buffer per tensor, greedy by size) on the graph the
+    converter writes for it, explicit PAD tensors included (:func:`tflm_graph`)."""
 
     code_kb: float = field(default=0.0, metadata=bounds(ge=0))
+    planner: str = "tinyengine"
+
+    def __post_init__(self) -> None:
+        if self.planner not in PLANNERS:
+            raise ConfigError(
+                f"planner: {self.planner!r} is not allowed; allowed values: {', '.join(PLANNERS)}"
+            )
 
     def measure(self, config: OFAMobileNetV3Config, arch: Arch) -> tuple[int, int]:
         """``(peak SRAM bytes, flash bytes)`` of ``arch`` (at its resolution ``arch["r"]``)."""
-        g = shapes_graph(subnet_spec(config, arch), int(arch["r"]))
-        return plan_tinyengine(g).peak_bytes, const_bytes(g) + int(self.code_kb * KB)
+        return self.measure_spec(subnet_spec(config, arch), int(arch["r"]))
+
+    def measure_spec(self, spec: MBConvNetSpec, resolution: int) -> tuple[int, int]:
+        """``(peak SRAM bytes, flash bytes)`` of any MBConv network (e.g. a scaled MobileNetV2)."""
+        g = shapes_graph(spec, resolution)
+        if self.planner == "tflm":
+            sram = plan_tflm(tflm_graph(g)).arena_bytes
+        else:
+            sram = plan_tinyengine(g).peak_bytes
+        return sram, const_bytes(g) + int(self.code_kb * KB)
+
+
+def tflm_graph(g: Graph) -> Graph:
+    """A shapes-only graph (:func:`common.ofa.efficiency.shapes_graph`) as the converter
+    (:func:`common.mcu.convert.convert`) writes it for TF-Lite Micro: TF-Lite's SAME padding
+    matches PyTorch's only at stride 1, so every other padded convolution reads an explicit PAD
+    operator's output, a tensor of its own that TF-Lite Micro's arena holds. The PAD tensor is
+    placed just before the convolution's output in the tensor order, as the converter places it
+    (the order breaks TF-Lite Micro's ties between equal-sized buffers)."""
+    tensors: dict[str, Tensor] = {}
+    ops: list[Op] = []
+    pads: dict[str, Tensor] = {}  # the convolution's output -> the PAD tensor before it
+    for op in g.ops:
+        padding = op.options.get("padding")
+        if op.kind not in ("conv2d", "depthwise_conv2d") or not isinstance(padding, tuple):
+            ops.append(op)
+            continue
+        (pt, pb), (pl, pr) = padding
+        k = g.tensors[op.inputs[1]].shape[1]
+        same = tuple(op.options["stride"]) == (1, 1) and pt == pb == pl == pr == (k - 1) // 2
+        if same or not (pt or pb or pl or pr):
+            ops.append(op)
+            continue
+        x = g.tensors[op.inputs[0]]
+        n, h, w, c = x.shape
+        padded = dataclasses.replace(
+            x, name=f"{op.name}/pad", shape=(n, h + pt + pb, w + pl + pr, c)
+        )
+        pads[op.outputs[0]] = padded
+        ops.append(Op("pad", [x.name], [padded.name], {"paddings": padding}, f"{op.name}_pad"))
+        options = {**op.options, "padding": ((0, 0), (0, 0))}
+        ops.append(dataclasses.replace(op, inputs=[padded.name, *op.inputs[1:]], options=options))
+    for name, t in g.tensors.items():
+        if name in pads:
+            tensors[pads[name].name] = pads[name]
+        tensors[name] = t
+    return Graph(tensors, ops, list(g.inputs), list(g.outputs))
 
 
 def const_bytes(g: Any) -> int:

@@ -147,12 +147,33 @@ class SearchConfig:
 
 
 @dataclass(frozen=True)
+class CodesignConfig:
+    """MCUNet Table 2's memory half (stage ``mcunet_codesign``; :mod:`common.tinynas.codesign`):
+    every member (``tinynas.grid``'s width multipliers x resolutions) of each baseline family
+    (registered architectures with a ``width`` argument) measured under two engines' memory for
+    ``budget`` (a key of ``tinynas.budgets``, scaled as stage 1 scaled it): our engine's plan with
+    ``tinynas.code_kb`` of code, and TF-Lite Micro's plan with the reference kernels'
+    ``reference_code_kb`` of code (a setting, measured like ``code_kb``)."""
+
+    budget: str
+    families: list[str]
+    reference_code_kb: float = field(default=0.0, metadata=bounds(ge=0))
+
+    def __post_init__(self) -> None:
+        if not self.families:
+            raise ConfigError("tinynas.codesign.families: list at least one architecture")
+        for name in self.families:
+            check_model(name, {"width": 1.0})
+
+
+@dataclass(frozen=True)
 class TinyNASConfig:
     """TinyNAS stage 1, search-space optimisation (:mod:`common.tinynas.space`): ``space`` is the
     skeleton and choices (its ``width_mult`` and ``resolution_range`` are replaced by each grid
     point's), ``budgets`` the MCUs' memories as the paper gives them, ``code_kb`` the flash the
     engine's code takes besides the model's constants (a setting), ``reference`` the grid the
-    budgets are scaled from (None: used as they are); ``search`` stage 2 (None: not run)."""
+    budgets are scaled from (None: used as they are); ``search`` stage 2 (None: not run);
+    ``codesign`` Table 2's memory half (None: not run)."""
 
     space: OFAMobileNetV3Config
     grid: SpaceGrid
@@ -160,13 +181,15 @@ class TinyNASConfig:
     code_kb: float = field(default=0.0, metadata=bounds(ge=0))
     reference: ReferenceGrid | None = None
     search: SearchConfig | None = None
+    codesign: CodesignConfig | None = None
 
     def __post_init__(self) -> None:
-        if self.search is not None and self.search.budget not in self.budgets:
-            raise ConfigError(
-                f"tinynas.search.budget: {self.search.budget!r} is not one of the budgets "
-                f"({', '.join(self.budgets)})"
-            )
+        for key, block in (("search", self.search), ("codesign", self.codesign)):
+            if block is not None and block.budget not in self.budgets:
+                raise ConfigError(
+                    f"tinynas.{key}.budget: {block.budget!r} is not one of the budgets "
+                    f"({', '.join(self.budgets)})"
+                )
 
 
 @dataclass(frozen=True)

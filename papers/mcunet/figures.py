@@ -152,3 +152,51 @@ def draw_space_grid(r: ReportData, path: Path) -> bool:
         fig.colorbar(im, ax=ax, label="mean MMACs of the fitting networks")
     save(fig, path)
     return True
+
+
+def draw_codesign(r: ReportData, path: Path) -> bool:
+    """Table 2's memory half: every member of each family grid as (peak SRAM, MACs) under each
+    engine, the budget's SRAM line, and the largest member that fits each engine circled;
+    ``False`` without the co-design stage's results."""
+    res = r.json(r.args.codesign) if getattr(r.args, "codesign", None) else None
+    if not res or not res.get("families"):
+        return False
+    plt = pyplot()
+    fams = list(res["families"].items())
+    fig, axes = plt.subplots(1, len(fams), figsize=(5.2 * len(fams), 4.2), squeeze=False)
+    budget = res["budget"]["sram_kb"]
+    styles = {"tflm": ("tab:red", "TF-Lite Micro plan"), "ours": ("tab:blue", "our engine")}
+    for ax, (family, e) in zip(axes[0], fams, strict=True):
+        for key, (colour, label) in styles.items():
+            ms = e[key]["members"]
+            sram = np.array([m["sram_bytes"] for m in ms]) / 1024
+            macs = np.array([m["macs"] for m in ms]) / 1e6
+            ax.scatter(sram, macs, s=12, color=colour, alpha=0.45, label=label)
+            best = e[key]["largest"]
+            if best is not None:
+                ax.scatter(
+                    [best["sram_bytes"] / 1024],
+                    [best["macs"] / 1e6],
+                    s=140,
+                    facecolors="none",
+                    edgecolors=colour,
+                    linewidths=2,
+                )
+                ax.annotate(
+                    f"{best['name']}",
+                    (best["sram_bytes"] / 1024, best["macs"] / 1e6),
+                    xytext=(6, 6),
+                    textcoords="offset points",
+                    fontsize=8,
+                    color=colour,
+                )
+        ax.axvline(budget, color="black", ls="--", lw=1)
+        ax.text(budget, ax.get_ylim()[1] * 0.95, f" budget {budget:.0f} kB", fontsize=8, va="top")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("peak activation SRAM (kB)")
+        ax.set_ylabel("MMACs")
+        ax.set_title(f"{family}: each width x resolution", fontsize=9)
+        ax.legend(fontsize=8, loc="lower right")
+    save(fig, path)
+    return True

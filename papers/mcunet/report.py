@@ -29,6 +29,7 @@ from common.report.spec import (
 from papers.mcunet.config import MCUNetProfile
 from papers.mcunet.figures import (
     draw_ablation,
+    draw_codesign,
     draw_fuzz_memory,
     draw_memory,
     draw_space_cdf,
@@ -290,6 +291,7 @@ def runtime_table(r: ReportData) -> str:
             ("mcunet_fuzz", "fuzz/seconds"),
             ("mcunet_space", "space/seconds"),
             ("mcunet_tinynas", "time/tinynas"),
+            ("mcunet_codesign", "time/codesign"),
         ]
         if (v := r.m(key)) is not None
     ]
@@ -472,6 +474,86 @@ def search_text(r: ReportData) -> str:
     )
 
 
+CODESIGN_INTRO = (
+    "MCUNet's Table 2 asks how much each half of the co-design is worth: under one budget, each "
+    "baseline family (MobileNetV2, ProxylessNAS) is scaled down, in width and input resolution, "
+    "to the largest member that fits with each engine, and an engine that needs less memory "
+    "runs a larger member. This is that table's memory half, measured with no weights and no "
+    "compiler (`common/tinynas/codesign.py`): every member of the family grid (stage 1's widths "
+    "x resolutions) planned by TF-Lite Micro's memory plan on the graph the converter writes for "
+    "it (equal to the interpreter's arena; explicit PAD tensors included) with the reference "
+    "kernels' code, and by our engine's plan with its code. The paper's accuracies are beside "
+    "the members for reference; these members have not been trained here yet, so no accuracy "
+    "of ours is in this table."
+)
+
+# MCUNet Table 2 (ImageNet top-1 %, STM32F746) per family and engine, from the paper
+PAPER_TABLE2 = {
+    "mobilenet_v2": {"tflm": 35.2, "ours": 47.4},
+    "proxyless_mobile": {"tflm": 49.5, "ours": 56.4},
+    "tinynas": {"tflm": 55.5, "ours": 61.8},
+}
+FAMILY_LABELS = {
+    "mobilenet_v2": "Scaled MobileNetV2",
+    "proxyless_mobile": "Scaled ProxylessNAS",
+    "mcunet_style": "Scaled MCUNet-style",
+}
+
+
+def codesign_text(r: ReportData) -> str:
+    """Table 2's memory half: the largest member per family and engine, and the searched net."""
+    res = r.json(r.args.codesign) if r.args.codesign else None
+    if not res:
+        return "(the co-design stage did not run at this profile)"
+    b = res["budget"]
+    rows = []
+
+    def member(m: dict[str, Any] | None) -> list[str]:
+        if m is None:
+            return ["none fits", "–", "–"]
+        return [m["name"], fmt(m["macs"] / 1e6), f"{m['sram_bytes'] / 1024:.1f}"]
+
+    for family, e in res["families"].items():
+        t, o = e["tflm"]["largest"], e["ours"]["largest"]
+        ratio = f"{o['macs'] / t['macs']:.2f}x" if t and o else "–"
+        paper = PAPER_TABLE2.get(family, {})
+        cited = f"{paper['tflm']} / {paper['ours']}" if paper else "–"
+        rows.append([FAMILY_LABELS.get(family, family), *member(t), *member(o), ratio, cited])
+    text = [
+        CODESIGN_INTRO,
+        f"Budget: {b['label'] or res['budget_key']} scaled as stage 1 scaled it: "
+        f"{b['sram_kb']:.1f} kB SRAM, {b['flash_kb']:.0f} kB flash. Code besides the constants: "
+        + ", ".join(f"{v['label']} {fmt(v['code_kb'])} kB" for v in res["engines"].values())
+        + " (settings measured on the deployed MCUNet-style model).",
+        table(
+            [
+                "Family",
+                "Largest fitting, TF-Lite Micro plan",
+                "MMACs",
+                "Peak SRAM kB",
+                "Largest fitting, our engine",
+                "MMACs",
+                "Peak SRAM kB",
+                "MACs, ours / TF-Lite Micro",
+                "Paper top-1 %, CMSIS-NN / TinyEngine",
+            ],
+            rows,
+        ),
+    ]
+    if (s := res.get("searched")) is not None:
+        verdict = {True: "fits", False: "does not fit"}
+        text.append(
+            "The network TinyNAS searched for our engine (stage 2): peak SRAM "
+            f"{s['ours']['sram_bytes'] / 1024:.1f} kB with our engine ({verdict[s['ours']['fits']]}), "
+            f"{s['tflm']['sram_bytes'] / 1024:.1f} kB under TF-Lite Micro's plan "
+            f"({verdict[s['tflm']['fits']]}). Table 2's TinyNAS x TF-Lite Micro cell needs its own "
+            "search under that plan, and every cell needs training with one schedule: both are "
+            "still to come (the paper's TinyNAS row: "
+            f"{PAPER_TABLE2['tinynas']['tflm']}% / {PAPER_TABLE2['tinynas']['ours']}%)."
+        )
+    return "\n\n".join(text)
+
+
 def budget_rule(t: Any) -> str:
     """How the MCUs' budgets apply to our grid (``tinynas.reference``), in words."""
     ref = t.reference
@@ -594,6 +676,10 @@ Code: [`common/mcu/`](../../common/mcu/) (engine), [`papers/mcunet/`](../../pape
         ),
         ("fuzz", {"type": Path, "required": True, "help": "summary.json of the fuzz stage"}),
         ("space", {"type": Path, "required": True, "help": "results.json of the space stage"}),
+        (
+            "codesign",
+            {"type": Path, "default": None, "help": "results.json of the co-design stage"},
+        ),
     ],
     derive=derive,
     scaled_down=scaled_down,
@@ -680,6 +766,13 @@ Code: [`common/mcu/`](../../common/mcu/) (engine), [`papers/mcunet/`](../../pape
         Text(
             "TinyNAS stage 2: one-shot search under the engine's memory (MCUNet Section 3.1)",
             search_text,
+        ),
+        Group(
+            "Co-design, memory half: the largest member that fits each engine (MCUNet Table 2)",
+            [
+                Text("", codesign_text),
+                Figure("", "codesign.png", draw=draw_codesign, alt="MACs against peak SRAM"),
+            ],
         ),
         Targets(),
         Text("Run time", lambda r: f"{RUNTIME_INTRO}\n\n{runtime_table(r)}"),

@@ -26,6 +26,11 @@ FLAGS: dict[str, dict[str, Any]] = {
         "required": True,
         "help": "the search-space stage's output directory (its results.json)",
     },
+    "searched": {
+        "type": Path,
+        "required": True,
+        "help": "the TinyNAS search stage's output directory (its results.json)",
+    },
     "deployed": {
         "type": Path,
         "required": True,

@@ -303,6 +303,7 @@ def main(ctx: StageContext) -> None:
         "search": {k: v for k, v in result.to_dict().items() if k != "arch"},
         "candidates_measured": len(oracle.cache),
         "blocks": [dataclasses.asdict(b) for b in spec.blocks],
+        "spec": spec.to_dict(),
     }
     write_json(summary, args.out / "results.json")
     ctx.save_config(s, args.out / "config.json")

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from common.config import ConfigError
 from common.mcu.codegen import CodegenOptions, generate
 from common.mcu.convert import convert
 from common.mcu.memory import plan_tinyengine
@@ -134,3 +135,43 @@ def test_bad_grids_are_config_errors() -> None:
         SpaceGrid(resolutions=[16], width_mults=[0.0])
     with pytest.raises(ConfigError, match="resolutions"):
         SpaceGrid(resolutions=[], width_mults=[1.0])
+
+
+@pytest.mark.parametrize(
+    "family, width, resolution",
+    [("ofa", 0.5, 24), ("mobilenet_v2", 0.35, 40), ("proxyless_mobile", 0.3, 33)],
+)
+def test_tflm_planner_is_the_interpreters_arena(family: str, width: float, resolution: int) -> None:
+    """TF-Lite Micro's plan on the shapes-only graph (explicit PAD tensors added as the converter
+    adds them) is the arena the real interpreter allocates for the converted model, and larger
+    than our engine's plan."""
+    from common.mcu import tflm
+    from common.mcu.memory import plan_tflm
+    from common.mcu.tflite_io import export_tflite
+    from common.models import MODELS
+
+    if family == "ofa":
+        config = space_config(BASE, resolution, width)
+        specs = [subnet_spec(config, {**c, "r": resolution}) for c in sample_choices(BASE, 2, 4)]
+    else:
+        specs = [MODELS.get(family)(num_classes=10, width=width).spec]
+    model = MemoryModel(code_kb=1.0, planner="tflm")
+    for spec in specs:
+        net = build_static_subnet(spec).eval()
+        g = convert(
+            net,
+            [
+                torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(i))
+                for i in range(2)
+            ],
+        )
+        sram, flash = model.measure_spec(spec, resolution)
+        assert sram == plan_tflm(g).arena_bytes
+        assert sram == tflm.arena_report(export_tflite(g))["head"]
+        assert flash == const_bytes(g) + 1024
+        assert sram > MemoryModel().measure_spec(spec, resolution)[0]
+
+
+def test_an_unknown_planner_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="planner: 'tflite' is not allowed; allowed values"):
+        MemoryModel(planner="tflite")

@@ -17,7 +17,17 @@ from common.mcu.toolchain import ToolchainMissingError
 from common.report.claims import load_claims_file
 from common.tinynas.search import HoldoutAccuracy
 from common.tracking import list_runs
-from papers.mcunet import ablation, deploy, fuzz, patch, report, space, tinynas, train
+from papers.mcunet import (
+    ablation,
+    codesign,
+    deploy,
+    fuzz,
+    patch,
+    report,
+    space,
+    tinynas,
+    train,
+)
 from tests.params import REPO, repo_profiles, write_params
 from tests.stage_cli import cli, error_line
 
@@ -221,11 +231,36 @@ def test_tiny_network_through_every_stage(
     assert dt["tinynas/tinyengine/plan_bytes"] == found["costs"]["sram_bytes"]
     assert dt["tinynas/check_inputs"] >= 1
 
+    # Table 2's memory half: each family's largest member within the budget, per engine
+    cd_out = runs_dir / "codesign"
+    cd_argv = cli(params=params, space=space_out, searched=tn_out, out=cd_out)
+    assert codesign.main([*cd_argv, *cli(metrics=metrics / "codesign.json")]) == 0
+    cd = json.loads((cd_out / "results.json").read_text())
+    budget = cd["budget"]
+    assert budget["sram_kb"] == results["budgets"]["f746"]["budget"]["sram_kb"]
+    assert set(cd["families"]) == {"mobilenet_v2", "proxyless_mobile"}
+    for e in cd["families"].values():
+        for key in ("tflm", "ours"):
+            members, best = e[key]["members"], e[key]["largest"]
+            fitting = [
+                m
+                for m in members
+                if m["sram_bytes"] <= budget["sram_kb"] * 1024
+                and m["flash_bytes"] <= budget["flash_kb"] * 1024
+            ]
+            assert e[key]["fitting"] == len(fitting)
+            assert (best is None) == (not fitting)
+            if best is not None:
+                assert best["macs"] == max(m["macs"] for m in fitting)
+    assert cd["searched"]["ours"]["sram_bytes"] == found["costs"]["sram_bytes"]
+    assert cd["searched"]["ours"]["fits"]
+    assert cd["searched"]["tflm"]["sram_bytes"] == dt["tinynas/tflm/plan_bytes"]
+
     out = tmp_path / "report"
     claims_yaml = REPO / "papers/mcunet/claims.yaml"
     argv = cli(params=params, claims=claims_yaml, metrics_dir=metrics, out=out)
     argv += cli(fuzz=runs_dir / "fuzz" / "summary.json", space=space_out / "results.json")
-    argv += cli(tinynas=tn_out / "results.json")
+    argv += cli(tinynas=tn_out / "results.json", codesign=cd_out / "results.json")
     assert report.main([*argv, *cli(ablation=runs_dir / "ablation" / "steps.json")]) == 0
     derived = read_metrics(metrics / "derived.json")
     assert derived["tiny/sram_reduction"] == (
@@ -245,6 +280,7 @@ def test_tiny_network_through_every_stage(
         "The engine on models it was not written for (fuzz campaign)",
         "TinyNAS stage 1: search-space optimisation (MCUNet Section 3.1, Fig. 3)",
         "TinyNAS stage 2: one-shot search under the engine's memory (MCUNet Section 3.1)",
+        "Co-design, memory half: the largest member that fits each engine (MCUNet Table 2)",
         "Benchmarks: goals of our own",
         "Run time",
         "Bit-exactness",
@@ -260,6 +296,8 @@ def test_tiny_network_through_every_stage(
     assert "| bit-exact with TF-Lite Micro on the host, every engine | 2 / 2 |" in page
     assert (out / "figures/fuzz_memory.png").is_file()
     assert (out / "figures/space_cdf.png").is_file() and (out / "figures/space_grid.png").is_file()
+    assert (out / "figures/codesign.png").is_file()
+    assert "| Scaled MobileNetV2 |" in page and "35.2 / 47.4 |" in page
     claims = json.loads((out / "claims.json").read_text())
     claims_file = load_claims_file(REPO / "papers/mcunet/claims.yaml")
     assert claims["schema_version"] == 2
@@ -393,3 +431,19 @@ def test_search_stage_inputs_are_one_line_errors(
         == 2
     )
     assert "tinynas.search.budget: 'f999' is not one of the budgets" in error_line(capsys)
+    # the co-design stage: missing search results, an unknown family, a non-MBConv family
+    smoke["tinynas"]["search"]["budget"] = "f746"
+    params = write_params(tmp_path / "p4", "smoke", sections={"mcunet": {"smoke": smoke}})
+    cd_argv = cli(params=params, space=space_out, searched=tmp_path / "nosearch")
+    cd_argv += cli(out=tmp_path / "cd", metrics=tmp_path / "cd.json")
+    assert codesign.main(cd_argv) == 2
+    assert "results.json not found: run the TinyNAS stage first" in error_line(capsys)
+    for family, message in (
+        ("mobilenet_v9", "model: 'mobilenet_v9' is not a registered model"),
+        ("lenet5", "model_kwargs.width: not an argument of model 'lenet5'"),
+    ):
+        smoke["tinynas"]["codesign"]["families"] = [family]
+        params = write_params(tmp_path / "p5", "smoke", sections={"mcunet": {"smoke": smoke}})
+        cd_argv[1] = str(params)
+        assert codesign.main(cd_argv) == 2
+        assert message in error_line(capsys)

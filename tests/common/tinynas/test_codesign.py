@@ -34,7 +34,9 @@ def test_every_member_is_measured_by_its_engine(members: dict[str, list[Member]]
         ]
         model = MemoryModel(planner=planner)
         for m in ms:
-            assert (m.sram_bytes, m.flash_bytes) == model.measure_spec(spec_of(m.width_mult), m.resolution)
+            assert (m.sram_bytes, m.flash_bytes) == model.measure_spec(
+                spec_of(m.width_mult), m.resolution
+            )
         macs = {(m.width_mult, m.resolution): m.macs for m in ms}
         assert macs[(0.5, 64)] > macs[(0.5, 32)] > macs[(0.2, 32)]
 

@@ -161,7 +161,9 @@ def test_tflm_planner_is_the_interpreters_arena(family: str, width: float, resol
         g = convert(
             net,
             [
-                torch.randn(1, 3, resolution, resolution, generator=torch.Generator().manual_seed(i))
+                torch.randn(
+                    1, 3, resolution, resolution, generator=torch.Generator().manual_seed(i)
+                )
                 for i in range(2)
             ],
         )

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from common.report.figures import pyplot, save
 from common.report.spec import ReportData
@@ -154,6 +155,14 @@ def draw_space_grid(r: ReportData, path: Path) -> bool:
     return True
 
 
+# the families of the co-design table (tinynas.codesign.families) as the report names them
+FAMILY_TITLES = {
+    "mobilenet_v2": "Scaled MobileNetV2",
+    "proxyless_mobile": "Scaled ProxylessNAS",
+    "mcunet_style": "Scaled MCUNet-style",
+}
+
+
 def draw_codesign(r: ReportData, path: Path) -> bool:
     """Table 2's memory half: every member of each family grid as (peak SRAM, MACs) under each
     engine, the budget's SRAM line, and the largest member that fits each engine circled;
@@ -194,9 +203,14 @@ def draw_codesign(r: ReportData, path: Path) -> bool:
         ax.text(budget, ax.get_ylim()[1] * 0.95, f" budget {budget:.0f} kB", fontsize=8, va="top")
         ax.set_xscale("log")
         ax.set_yscale("log")
+        for axis in (ax.xaxis, ax.yaxis):  # plain numbers, no crowded minor labels
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(NullFormatter())
+        ax.set_xticks([t for t in (5, 10, 20, 50, 100, 200, 500) if t <= ax.get_xlim()[1]])
         ax.set_xlabel("peak activation SRAM (kB)")
         ax.set_ylabel("MMACs")
-        ax.set_title(f"{family}: each width x resolution", fontsize=9)
+        title = FAMILY_TITLES.get(family, family)
+        ax.set_title(f"{title}: every width x resolution of the grid", fontsize=9)
         ax.legend(fontsize=8, loc="lower right")
     save(fig, path)
     return True

@@ -28,6 +28,7 @@ from common.report.spec import (
 )
 from papers.mcunet.config import MCUNetProfile
 from papers.mcunet.figures import (
+    FAMILY_TITLES,
     draw_ablation,
     draw_codesign,
     draw_fuzz_memory,
@@ -493,11 +494,6 @@ PAPER_TABLE2 = {
     "proxyless_mobile": {"tflm": 49.5, "ours": 56.4},
     "tinynas": {"tflm": 55.5, "ours": 61.8},
 }
-FAMILY_LABELS = {
-    "mobilenet_v2": "Scaled MobileNetV2",
-    "proxyless_mobile": "Scaled ProxylessNAS",
-    "mcunet_style": "Scaled MCUNet-style",
-}
 
 
 def codesign_text(r: ReportData) -> str:
@@ -518,7 +514,7 @@ def codesign_text(r: ReportData) -> str:
         ratio = f"{o['macs'] / t['macs']:.2f}x" if t and o else "–"
         paper = PAPER_TABLE2.get(family, {})
         cited = f"{paper['tflm']} / {paper['ours']}" if paper else "–"
-        rows.append([FAMILY_LABELS.get(family, family), *member(t), *member(o), ratio, cited])
+        rows.append([FAMILY_TITLES.get(family, family), *member(t), *member(o), ratio, cited])
     text = [
         CODESIGN_INTRO,
         f"Budget: {b['label'] or res['budget_key']} scaled as stage 1 scaled it: "

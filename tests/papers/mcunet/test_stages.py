@@ -447,3 +447,8 @@ def test_search_stage_inputs_are_one_line_errors(
         cd_argv[1] = str(params)
         assert codesign.main(cd_argv) == 2
         assert message in error_line(capsys)
+    del smoke["tinynas"]["codesign"]
+    params = write_params(tmp_path / "p6", "smoke", sections={"mcunet": {"smoke": smoke}})
+    cd_argv[1] = str(params)
+    assert codesign.main(cd_argv) == 2
+    assert "smoke.tinynas.codesign is missing: add the block" in error_line(capsys)

@@ -174,9 +174,10 @@ def draw_codesign(r: ReportData, path: Path) -> bool:
     fams = list(res["families"].items())
     fig, axes = plt.subplots(1, len(fams), figsize=(5.2 * len(fams), 4.2), squeeze=False)
     budget = res["budget"]["sram_kb"]
-    styles = {"tflm": ("tab:red", "TF-Lite Micro plan"), "ours": ("tab:blue", "our engine")}
+    colours = {"tflm": "tab:red", "ours": "tab:blue"}
     for ax, (family, e) in zip(axes[0], fams, strict=True):
-        for key, (colour, label) in styles.items():
+        for key, colour in colours.items():
+            label = res["engines"][key]["label"]
             ms = e[key]["members"]
             sram = np.array([m["sram_bytes"] for m in ms]) / 1024
             macs = np.array([m["macs"] for m in ms]) / 1e6

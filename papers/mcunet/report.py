@@ -511,7 +511,8 @@ def codesign_text(r: ReportData) -> str:
 
     for family, e in res["families"].items():
         t, o = e["tflm"]["largest"], e["ours"]["largest"]
-        ratio = f"{o['macs'] / t['macs']:.2f}x" if t and o else "–"
+        ratio = r.m(f"codesign/{family}/mac_ratio")  # the stage's metric
+        ratio = "–" if ratio is None else f"{ratio:.2f}x"
         paper = PAPER_TABLE2.get(family, {})
         cited = f"{paper['tflm']} / {paper['ours']}" if paper else "–"
         rows.append([FAMILY_TITLES.get(family, family), *member(t), *member(o), ratio, cited])

@@ -438,6 +438,10 @@ def test_search_stage_inputs_are_one_line_errors(
     cd_argv += cli(out=tmp_path / "cd", metrics=tmp_path / "cd.json")
     assert codesign.main(cd_argv) == 2
     assert "results.json not found: run the TinyNAS stage first" in error_line(capsys)
+    (tmp_path / "nosearch").mkdir()
+    (tmp_path / "nosearch" / "results.json").write_text('{"spec": {"blocks": [')  # truncated
+    assert codesign.main(cd_argv) == 2
+    assert "is not a TinyNAS search result (JSONDecodeError)" in error_line(capsys)
     for family, message in (
         ("mobilenet_v9", "model: 'mobilenet_v9' is not a registered model"),
         ("lenet5", "model_kwargs.width: not an argument of model 'lenet5'"),

@@ -25,29 +25,13 @@ from common.models import MODELS
 from common.models.mbconv import MBConvNetSpec
 from common.stage import StageContext
 from common.tinynas.codesign import family_members, largest_fitting
-from common.tinynas.space import MemoryModel
-from papers.mcunet.config import CodesignConfig, TinyNASConfig
-from papers.mcunet.stage import mcunet_stage
+from papers.mcunet.config import ENGINES, CodesignConfig, TinyNASConfig
+from papers.mcunet.stage import mcunet_stage, tinynas_block
 from papers.mcunet.tinynas import chosen_space
-
-ENGINES = {"tflm": "TF-Lite Micro plan + reference kernels", "ours": "our engine"}
 
 
 def codesign_config(ctx: StageContext) -> tuple[TinyNASConfig, CodesignConfig]:
-    cfg = ctx.config.tinynas
-    if cfg is None or cfg.codesign is None:
-        raise ConfigError(
-            f"papers/mcunet/params.yaml: {ctx.profile}.tinynas.codesign is missing: add the "
-            "block (see the default profile)"
-        )
-    return cfg, cfg.codesign
-
-
-def engines(cfg: TinyNASConfig, c: CodesignConfig) -> dict[str, MemoryModel]:
-    return {
-        "tflm": MemoryModel(code_kb=c.reference_code_kb, planner="tflm"),
-        "ours": MemoryModel(code_kb=cfg.code_kb, planner="tinyengine"),
-    }
+    return tinynas_block(ctx, "codesign")
 
 
 def family_spec(name: str, num_classes: int):
@@ -86,7 +70,7 @@ def run(
     """The stage's work: results (JSON-ready) and metrics."""
     c = cfg.codesign
     assert c is not None
-    models = engines(cfg, c)
+    models = cfg.memory_models()
     num_classes = cfg.space.num_classes
     results: dict[str, Any] = {
         "budget_key": c.budget,

@@ -18,10 +18,12 @@ from common.config import ConfigError, bounds
 from common.models import check_model
 from common.ofa import OFAMobileNetV3Config
 from common.ofa.search import EvolutionConfig
-from common.tinynas import MemoryBudget, SpaceGrid
+from common.tinynas import MemoryBudget, MemoryModel, SpaceGrid
 from common.train import TrainConfig
 
 SEARCHED = "tinynas"  # ModelConfig.model of the network TinyNAS searched (stage mcunet_tinynas)
+# the co-design tables' two engines (TinyNASConfig.memory_models), as the report names them
+ENGINES = {"tflm": "TF-Lite Micro plan + reference kernels", "ours": "our engine"}
 
 
 @dataclass(frozen=True)
@@ -150,14 +152,12 @@ class SearchConfig:
 class CodesignConfig:
     """MCUNet Table 2's memory half (stage ``mcunet_codesign``; :mod:`common.tinynas.codesign`):
     every member (``tinynas.grid``'s width multipliers x resolutions) of each baseline family
-    (registered architectures with a ``width`` argument) measured under two engines' memory for
-    ``budget`` (a key of ``tinynas.budgets``, scaled as stage 1 scaled it): our engine's plan with
-    ``tinynas.code_kb`` of code, and TF-Lite Micro's plan with the reference kernels'
-    ``reference_code_kb`` of code (a setting, measured like ``code_kb``)."""
+    (registered architectures with a ``width`` argument) measured under both engines' memory
+    (:meth:`TinyNASConfig.memory_models`) for ``budget`` (a key of ``tinynas.budgets``, scaled
+    as stage 1 scaled it)."""
 
     budget: str
     families: list[str]
-    reference_code_kb: float = field(default=0.0, metadata=bounds(ge=0))
 
     def __post_init__(self) -> None:
         if not self.families:
@@ -167,21 +167,48 @@ class CodesignConfig:
 
 
 @dataclass(frozen=True)
+class Table2Config:
+    """MCUNet Table 2's accuracy half (stage ``mcunet_table2``): every cell (each family's
+    largest member per engine from ``mcunet_codesign``, and the network TinyNAS found under each
+    engine's memory) trained from scratch with the same ``train`` schedule on the same
+    ``train_subset`` images (drawn with ``data_seed``, as the table networks' are) and tested on
+    ``test_subset``, once per seed of ``seeds``. The seeds' spread, pooled over the cells, is the
+    noise estimate of the claims (at least two seeds are needed for it)."""
+
+    train: TrainConfig
+    seeds: list[int] = field(default_factory=lambda: [0, 1])
+    train_subset: int | None = field(default=None, metadata=bounds(ge=1))
+    test_subset: int | None = field(default=None, metadata=bounds(ge=1))
+    data_seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds):
+            raise ConfigError(
+                f"tinynas.table2.seeds: need distinct seeds (two or more for a noise estimate), "
+                f"got {self.seeds}"
+            )
+
+
+@dataclass(frozen=True)
 class TinyNASConfig:
     """TinyNAS stage 1, search-space optimisation (:mod:`common.tinynas.space`): ``space`` is the
     skeleton and choices (its ``width_mult`` and ``resolution_range`` are replaced by each grid
     point's), ``budgets`` the MCUs' memories as the paper gives them, ``code_kb`` the flash the
-    engine's code takes besides the model's constants (a setting), ``reference`` the grid the
-    budgets are scaled from (None: used as they are); ``search`` stage 2 (None: not run);
-    ``codesign`` Table 2's memory half (None: not run)."""
+    engine's code takes besides the model's constants (a setting), ``reference_code_kb`` the
+    same for the reference kernels with TF-Lite Micro (a setting), ``reference`` the grid the
+    budgets are scaled from (None: used as they are); ``search`` stage 2 (None: not run; it runs
+    once per engine); ``codesign`` and ``table2`` Table 2's memory and accuracy halves (None: not
+    run)."""
 
     space: OFAMobileNetV3Config
     grid: SpaceGrid
     budgets: dict[str, MemoryBudget]
     code_kb: float = field(default=0.0, metadata=bounds(ge=0))
+    reference_code_kb: float = field(default=0.0, metadata=bounds(ge=0))
     reference: ReferenceGrid | None = None
     search: SearchConfig | None = None
     codesign: CodesignConfig | None = None
+    table2: Table2Config | None = None
 
     def __post_init__(self) -> None:
         for key, block in (("search", self.search), ("codesign", self.codesign)):
@@ -190,6 +217,20 @@ class TinyNASConfig:
                     f"tinynas.{key}.budget: {block.budget!r} is not one of the budgets "
                     f"({', '.join(self.budgets)})"
                 )
+        if self.table2 is not None and (self.search is None or self.codesign is None):
+            raise ConfigError(
+                "tinynas.table2 trains the cells that tinynas.search and tinynas.codesign "
+                "choose: set both blocks (see the default profile) or remove tinynas.table2"
+            )
+
+    def memory_models(self) -> dict[str, MemoryModel]:
+        """The two engines of the co-design tables, by key: ``tflm``, the reference kernels
+        with TF-Lite Micro's memory plan and ``reference_code_kb`` of code; ``ours``, our
+        engine's TinyEngine-style plan with ``code_kb``."""
+        return {
+            "tflm": MemoryModel(code_kb=self.reference_code_kb, planner="tflm"),
+            "ours": MemoryModel(code_kb=self.code_kb, planner="tinyengine"),
+        }
 
 
 @dataclass(frozen=True)

@@ -88,7 +88,9 @@ def _budget_panels(r: ReportData) -> tuple[Any, list[tuple[Any, dict]]] | None:
     if not budgets:
         return None
     fig, axes = pyplot().subplots(1, len(budgets), figsize=(5.2 * len(budgets), 4), squeeze=False)
-    return fig, list(zip(axes[0], budgets.values(), strict=True))
+    # our engine's spaces (the engine TinyNAS is for); each budget's entry merged with them
+    ours = [{**b, **b["engines"]["ours"]} for b in budgets.values()]
+    return fig, list(zip(axes[0], ours, strict=True))
 
 
 def draw_space_cdf(r: ReportData, path: Path) -> bool:
@@ -160,6 +162,7 @@ FAMILY_TITLES = {
     "mobilenet_v2": "Scaled MobileNetV2",
     "proxyless_mobile": "Scaled ProxylessNAS",
     "mcunet_style": "Scaled MCUNet-style",
+    "tinynas": "TinyNAS (searched per engine)",
 }
 
 
@@ -213,5 +216,44 @@ def draw_codesign(r: ReportData, path: Path) -> bool:
         title = FAMILY_TITLES.get(family, family)
         ax.set_title(f"{title}: every width x resolution of the grid", fontsize=9)
         ax.legend(fontsize=8, loc="lower right")
+    save(fig, path)
+    return True
+
+
+def draw_table2(r: ReportData, path: Path) -> bool:
+    """Table 2's accuracy half: per network, each engine's cell as its mean accuracy (bar) and
+    every seed's (dots), labelled with the cell's member; ``False`` without the stage's
+    results."""
+    res = r.json(r.args.table2) if getattr(r.args, "table2", None) else None
+    if not res or not res.get("cells"):
+        return False
+    plt = pyplot()
+    cells = res["cells"]
+    families = list(dict.fromkeys(c["family"] for c in cells.values()))
+    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    colours = {"tflm": "tab:red", "ours": "tab:blue"}
+    width = 0.38
+    for j, (engine, colour) in enumerate(colours.items()):
+        for i, family in enumerate(families):
+            c = cells.get(f"{family}/{engine}")
+            x = i + (j - 0.5) * width
+            if c is None or not c["accuracies"]:
+                ax.text(x, 1, "none\nfits", ha="center", va="bottom", fontsize=7)
+                continue
+            label = res["engines"][engine] if i == 0 else None
+            ax.bar(x, c["mean"], width * 0.92, color=colour, alpha=0.6, label=label)
+            ax.scatter([x] * len(c["accuracies"]), c["accuracies"], s=12, color="black", zorder=3)
+            ax.annotate(
+                c["name"],
+                (x, c["mean"]),
+                xytext=(0, 4),
+                textcoords="offset points",
+                ha="center",
+                fontsize=7,
+            )
+    ax.set_xticks(range(len(families)), [FAMILY_TITLES.get(f, f) for f in families], fontsize=8)
+    ax.set_ylabel("top-1 % (colour digits; dots: seeds)")
+    ax.set_title("Same MCU budget, one training schedule: the cells of MCUNet Table 2", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
     save(fig, path)
     return True

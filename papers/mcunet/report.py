@@ -35,6 +35,7 @@ from papers.mcunet.figures import (
     draw_memory,
     draw_space_cdf,
     draw_space_grid,
+    draw_table2,
 )
 
 VARIANTS = {"tinyengine_patch": "patch", "tinyengine_stream": "stream"}  # patch-based C code
@@ -193,7 +194,9 @@ SPACE_INTRO = (
     "and Fig. 10). Every space is scored on the same random networks of TinyNAS's choices (kernel "
     "3/5/7, expand 3/4/6, depth 2/3/4 per stage) in MCUNet's MobileNetV2-like skeleton: peak SRAM "
     "from our engine's TinyEngine-style memory plan (the planner the deployment uses), flash from "
-    "the int8 constants plus the engine's code. No training is involved."
+    "the int8 constants plus the engine's code. The same networks are also measured under "
+    "TF-Lite Micro's memory plan with the reference kernels' code, for Table 2's TinyNAS x "
+    "TF-Lite Micro cell (the figures show our engine's spaces). No training is involved."
 )
 
 
@@ -209,8 +212,10 @@ def space_text(r: ReportData) -> str:
         f"{grid['resolutions'][-1]} px) x {len(grid['width_mults'])} width multipliers "
         f"({grid['width_mults'][0]:g}-{grid['width_mults'][-1]:g}), {grid['samples']} random "
         f"networks per space (seed {grid['seed']}); the paper: 12 x 9 spaces (48-224 px, "
-        f"0.2-1.0), 1,000 networks each. {fmt(r.m('space/networks'))} networks in "
-        f"{fmt(r.m('space/seconds'))} s ({fmt(r.m('space/ms_per_network'))} ms each).",
+        f"0.2-1.0), 1,000 networks each. {fmt(r.m('space/networks'))} networks per engine in "
+        f"{fmt(r.m('space/seconds'))} s with our engine's plan ({fmt(r.m('space/ms_per_network'))}"
+        f" ms each) and {fmt(r.m('space/tflm/seconds'))} s with TF-Lite Micro's "
+        f"({fmt(r.m('space/tflm/ms_per_network'))} ms each).",
     ]
     budget_rows = []
     for key, b in res["budgets"].items():
@@ -221,9 +226,11 @@ def space_text(r: ReportData) -> str:
                 f"{b['paper']['sram_kb']:g} / {b['paper']['flash_kb']:g}",
                 "as is" if f is None else f"x{f['sram']:.3f} / x{f['flash']:.3f}",
                 f"{b['budget']['sram_kb']:.0f} / {b['budget']['flash_kb']:.0f}",
-                b["best"] or "none fits",
+                b["engines"]["ours"]["best"] or "none fits",
                 fmt(r.m(f"space/{key}/best_mean_mmacs")),
                 fmt(r.m(f"space/{key}/median_mean_mmacs")),
+                b["engines"]["tflm"]["best"] or "none fits",
+                fmt(r.m(f"space/{key}/tflm/best_mean_mmacs")),
             ]
         )
     parts.append(
@@ -235,15 +242,18 @@ def space_text(r: ReportData) -> str:
                 "Paper kB (SRAM / flash)",
                 "Scale (SRAM / flash)",
                 "Ours kB (SRAM / flash)",
-                "Best space",
+                "Best space, our engine",
                 "Its mean MMACs",
                 "Median space's mean MMACs",
+                "Best space, TF-Lite Micro plan",
+                "Its mean MMACs",
             ],
             budget_rows,
         )
     )
     for _key, b in res["budgets"].items():
-        top = sorted((s for s in b["spaces"] if s["fitting"]), key=lambda s: -s["mean_macs"])[:5]
+        spaces = b["engines"]["ours"]["spaces"]
+        top = sorted((s for s in spaces if s["fitting"]), key=lambda s: -s["mean_macs"])[:5]
         rows = [
             [
                 s["name"],
@@ -275,8 +285,7 @@ def space_text(r: ReportData) -> str:
         "FLOPs against 46.9M for a worse space, and a larger SRAM admits a higher resolution, a "
         "larger flash a wider network (Fig. 12). Which space is best here follows from our "
         f"budgets and task ({r.config.tinynas.space.num_classes} classes, up to "
-        f"{max(grid['resolutions'])} px); accuracy in the chosen space (stage 2: "
-        "supernet, evolution, deployment) is not yet in this report."
+        f"{max(grid['resolutions'])} px); stage 2 below searches the chosen space."
     )
     return "\n\n".join(parts)
 
@@ -290,9 +299,11 @@ def runtime_table(r: ReportData) -> str:
             *keys,
             ("mcunet_ablation", "ablation/seconds"),
             ("mcunet_fuzz", "fuzz/seconds"),
-            ("mcunet_space", "space/seconds"),
+            ("mcunet_space", "time/space"),
             ("mcunet_tinynas", "time/tinynas"),
+            ("mcunet_tinynas_tflm", "time/tinynas_tflm"),
             ("mcunet_codesign", "time/codesign"),
+            ("mcunet_table2", "time/table2"),
         ]
         if (v := r.m(key)) is not None
     ]
@@ -471,7 +482,27 @@ def search_text(r: ReportData) -> str:
             ),
             table(["Accuracy, colour digits (%)", "Value"], acc_rows),
             cost,
+            tflm_search_text(r),
         ]
+    )
+
+
+def tflm_search_text(r: ReportData) -> str:
+    """The second search, under TF-Lite Micro's plan (stage ``mcunet_tinynas_tflm``)."""
+    m = r.m
+    if m("tinynas_tflm/search/mmacs") is None:
+        return "The search under TF-Lite Micro's plan did not run at this profile."
+    p = "tinynas_tflm/search"
+    return (
+        "The same search under TF-Lite Micro's memory plan with the reference kernels' code "
+        "(stage `mcunet_tinynas_tflm`, Table 2's TinyNAS x TF-Lite Micro cell): space "
+        f"w{fmt(m(f'{p}/width_mult'))}-r{int(m(f'{p}/resolution'))} (stage 1's choice under that "
+        f"plan); the network found has {fmt(m(f'{p}/mmacs'))} MMACs, peak SRAM "
+        f"{fmt(m(f'{p}/sram_kb'))} kB of {fmt(m(f'{p}/budget_sram_kb'))} kB and flash "
+        f"{fmt(m(f'{p}/flash_kb'))} kB of {fmt(m(f'{p}/budget_flash_kb'))} kB under that plan; "
+        f"held-out accuracy {fmt(m(f'{p}/holdout_accuracy'))}%, fine-tuned test accuracy "
+        f"{fmt(m('tinynas_tflm/finetuned_test_accuracy'))}%. Cost: "
+        f"{fmt(m('time/tinynas_tflm'))} s in all."
     )
 
 
@@ -484,8 +515,7 @@ CODESIGN_INTRO = (
     "x resolutions) planned by TF-Lite Micro's memory plan on the graph the converter writes for "
     "it (equal to the interpreter's arena; explicit PAD tensors included) with the reference "
     "kernels' code, and by our engine's plan with its code. The paper's accuracies are beside "
-    "the members for reference; these members have not been trained here yet, so no accuracy "
-    "of ours is in this table."
+    "the members for reference; ours are in the next section, where these members are trained."
 )
 
 # MCUNet Table 2 (ImageNet top-1 %, STM32F746) per family and engine, from the paper
@@ -543,12 +573,111 @@ def codesign_text(r: ReportData) -> str:
             "The network TinyNAS searched for our engine (stage 2): peak SRAM "
             f"{s['ours']['sram_bytes'] / 1024:.1f} kB with our engine ({verdict[s['ours']['fits']]}), "
             f"{s['tflm']['sram_bytes'] / 1024:.1f} kB under TF-Lite Micro's plan "
-            f"({verdict[s['tflm']['fits']]}). Table 2's TinyNAS x TF-Lite Micro cell needs its own "
-            "search under that plan, and every cell needs training with one schedule: both are "
-            "still to come (the paper's TinyNAS row: "
-            f"{PAPER_TABLE2['tinynas']['tflm']}% / {PAPER_TABLE2['tinynas']['ours']}%)."
+            f"({verdict[s['tflm']['fits']]}): the searched model fits only with the engine it was "
+            "searched for, so Table 2's TinyNAS x TF-Lite Micro cell is a search of its own under "
+            "that plan (stage `mcunet_tinynas_tflm`, in the next section)."
         )
     return "\n\n".join(text)
+
+
+TABLE2_INTRO = (
+    "Table 2's accuracy half. Each cell is trained from scratch with one schedule on the same "
+    "training images at its own input resolution and tested on the same test images, once per "
+    "seed: the baseline families' largest members that fit each engine (previous section) and "
+    "the network TinyNAS found under each engine's memory (stage 2, run once per engine). The "
+    "seeds' spread, pooled over the cells, gives every difference a standard error (SE); a "
+    "claim is reproduced when the difference minus two SEs is above zero. Accuracies are float "
+    "(the colour digits, not ImageNet), so the paper's absolute numbers are beside ours for "
+    "reference only; its differences are the claims."
+)
+
+
+def table2_text(r: ReportData) -> str:
+    """Table 2's six cells trained: accuracies per engine with the paper's, and the gains."""
+    res = r.json(r.args.table2) if r.args.table2 else None
+    t = r.config.tinynas.table2 if r.config.tinynas else None
+    if not res or t is None:
+        return "(the Table 2 training stage did not run at this profile)"
+    cells, sd = res["cells"], res["noise"]["seed_sd"]
+
+    def cell(key: str) -> list[str]:
+        c = cells.get(key)
+        if c is None or not c["accuracies"]:
+            return ["none fits", "–", "–"]
+        runs = " / ".join(fmt(a) for a in c["accuracies"])
+        return [f"{c['name']} ({fmt(c['macs'] / 1e6)} MMACs)", fmt(c["mean"]), runs]
+
+    def gain(name: str) -> str:
+        g = res["gains"].get(name)
+        if g is None:
+            return "–"
+        return f"{g['gain']:+.1f} ± {g['se']:.1f}" if sd is not None else f"{g['gain']:+.1f}"
+
+    families = list(dict.fromkeys(c["family"] for c in cells.values()))
+    rows = []
+    for family in families:
+        paper = PAPER_TABLE2.get(family)
+        cited = (
+            f"{paper['tflm']} / {paper['ours']} ({paper['ours'] - paper['tflm']:+.1f})"
+            if paper
+            else "–"
+        )
+        title = FAMILY_TITLES.get(family, family)
+        rows.append(
+            [
+                title,
+                *cell(f"{family}/tflm"),
+                *cell(f"{family}/ours"),
+                gain(f"engine/{family}"),
+                cited,
+            ]
+        )
+    seeds = ", ".join(str(x) for x in res["seeds"])
+    steps = t.train.epochs or t.train.steps
+    unit = "epochs" if t.train.epochs else "steps"
+    noise = (
+        f"Seed-to-seed SD, pooled over the cells: {fmt(sd)} points ({res['noise']['df']} degrees "
+        "of freedom)."
+        if sd is not None
+        else "One seed per cell: no noise estimate, so no claim is decided."
+    )
+    gain_rows = []
+    for name, g in res["gains"].items():
+        gain_rows.append(
+            [
+                name,
+                f"{g['a']} - {g['b']}",
+                f"{g['gain']:+.2f}",
+                "–" if sd is None else fmt(g["se"]),
+                "–" if sd is None else f"{g['lcb2']:+.2f}",
+            ]
+        )
+    return "\n\n".join(
+        [
+            TABLE2_INTRO,
+            f"Schedule: {steps} {unit}, batch {t.train.batch_size}, SGD lr "
+            f"{fmt(t.train.optimizer.lr)} ({t.train.schedule.name}), {res['train_images']:,} "
+            f"training and {res['test_images']:,} test images, seeds {seeds}. {noise}",
+            table(
+                [
+                    "Network",
+                    "TF-Lite Micro plan: cell",
+                    "Top-1 % (mean)",
+                    "Per seed",
+                    "Our engine: cell",
+                    "Top-1 % (mean)",
+                    "Per seed",
+                    "Engine gain ± SE",
+                    "Paper top-1 %, CMSIS-NN / TinyEngine (gain)",
+                ],
+                rows,
+            ),
+            "Every difference the claims compare (points; `a - b` of two cells' means):",
+            table(["Difference", "Cells", "Ours", "SE", "Ours - 2 SE"], gain_rows),
+            f"Cost: {fmt(r.m('time/table2'))} s for {sum(len(c['accuracies']) for c in cells.values())}"
+            " trainings.",
+        ]
+    )
 
 
 def budget_rule(t: Any) -> str:
@@ -597,7 +726,9 @@ def search_scale(r: ReportData) -> str:
         f"accuracy predictor, with a population of {s.evolution.population} over "
         f"{s.evolution.generations} generations; the winner is fine-tuned "
         f"{s.finetune.epochs or s.finetune.steps} {'epochs' if s.finetune.epochs else 'steps'}. "
-        "Latency is not yet a search constraint here (Table 3 is still to come)."
+        "The same search runs a second time under TF-Lite Micro's memory plan (Table 2's "
+        "TinyNAS x TF-Lite Micro cell), in the space stage 1 chose for that plan. Latency is not "
+        "yet a search constraint here (Table 3 is still to come)."
     )
 
 
@@ -676,6 +807,10 @@ Code: [`common/mcu/`](../../common/mcu/) (engine), [`papers/mcunet/`](../../pape
         (
             "codesign",
             {"type": Path, "default": None, "help": "results.json of the co-design stage"},
+        ),
+        (
+            "table2",
+            {"type": Path, "default": None, "help": "results.json of the Table 2 training stage"},
         ),
     ],
     derive=derive,
@@ -769,6 +904,13 @@ Code: [`common/mcu/`](../../common/mcu/) (engine), [`papers/mcunet/`](../../pape
             [
                 Text("", codesign_text),
                 Figure("", "codesign.png", draw=draw_codesign, alt="MACs against peak SRAM"),
+            ],
+        ),
+        Group(
+            "Co-design, accuracy half: the six cells trained (MCUNet Table 2)",
+            [
+                Text("", table2_text),
+                Figure("", "table2.png", draw=draw_table2, alt="Table 2 accuracies"),
             ],
         ),
         Targets(),

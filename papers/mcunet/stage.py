@@ -7,10 +7,11 @@ import functools
 from pathlib import Path
 from typing import Any
 
+from common.config import ConfigError, section_file
 from common.data import build_dataset
 from common.data.transforms import resize
 from common.stage import STAGE_FLAGS, stage
-from papers.mcunet.config import MCUNetProfile, ModelConfig
+from papers.mcunet.config import MCUNetProfile, ModelConfig, TinyNASConfig
 
 SECTION = "mcunet"
 
@@ -30,6 +31,21 @@ FLAGS: dict[str, dict[str, Any]] = {
         "type": Path,
         "required": True,
         "help": "the TinyNAS search stage's output directory (its results.json)",
+    },
+    "searched-tflm": {
+        "type": Path,
+        "required": True,
+        "help": "the TinyNAS search stage's output directory for TF-Lite Micro's memory",
+    },
+    "codesign": {
+        "type": Path,
+        "required": True,
+        "help": "the co-design stage's output directory (its results.json)",
+    },
+    "engine": {
+        "choices": ["ours", "tflm"],
+        "default": "ours",
+        "help": "whose memory the search fits: our engine's plan (ours) or TF-Lite Micro's (tflm)",
     },
     "deployed": {
         "type": Path,
@@ -52,3 +68,17 @@ def datasets(
     if train.input_shape[-1] != size:
         train.transform = test.transform = resize(size)
     return train, test
+
+
+def tinynas_block(ctx: Any, key: str | None = None) -> tuple[TinyNASConfig, Any]:
+    """The profile's ``tinynas`` block and its ``key`` sub-block (e.g. ``search``), or one line
+    naming the missing block and the fix."""
+    cfg = ctx.config.tinynas
+    block = cfg if cfg is None or key is None else getattr(cfg, key)
+    if block is None:
+        missing = "tinynas" if cfg is None else f"tinynas.{key}"
+        raise ConfigError(
+            f"{section_file(ctx.args.params, ctx.section)}: {ctx.profile}.{missing} is missing: "
+            "add the block (see the default profile)"
+        )
+    return cfg, block

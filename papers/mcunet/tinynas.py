@@ -1,5 +1,9 @@
-"""Stage ``mcunet_tinynas``: TinyNAS stage 2, one-shot search in the chosen space under the
-engine's memory (MCUNet Section 3.1; :mod:`common.tinynas.search`).
+"""Stage ``mcunet_tinynas`` (and ``mcunet_tinynas_tflm``): TinyNAS stage 2, one-shot search in
+the chosen space under an engine's memory (MCUNet Section 3.1; :mod:`common.tinynas.search`).
+``--engine ours`` searches under our engine's memory (the network ``mcunet_deploy@tinynas``
+deploys); ``--engine tflm`` under TF-Lite Micro's plan with the reference kernels' code, in the
+space stage 1 chose for that plan (Table 2's TinyNAS x TF-Lite Micro cell). Below, "the budget"
+and "the engine's plan" are the chosen engine's.
 
 1. The space stage 1 chose for ``tinynas.search.budget`` (its resolution R and width multiplier
    W, read from ``--space``) becomes a weight-sharing supernet (kernel 3/5/7, expand 3/4/6,
@@ -53,44 +57,48 @@ from common.ofa.training import (
 from common.seed import derive_seed, seed_everything
 from common.stage import StageContext
 from common.tinynas.search import EngineConstraints, HoldoutAccuracy
-from common.tinynas.space import MemoryBudget, MemoryModel, space_config
+from common.tinynas.space import MemoryBudget, space_config
 from common.train import Trainer
 from common.train.evaluate import evaluate_classifier
-from papers.mcunet.config import SearchConfig, TinyNASConfig
-from papers.mcunet.stage import mcunet_stage
+from papers.mcunet.config import ENGINES, SearchConfig, TinyNASConfig
+from papers.mcunet.stage import mcunet_stage, tinynas_block
 
 SUPERNET_FILE = "supernet.safetensors"
 
 
+def metric_prefix(engine: str) -> str:
+    """The search's metrics prefix: ``tinynas`` for our engine, ``tinynas_<engine>`` otherwise."""
+    return "tinynas" if engine == "ours" else f"tinynas_{engine}"
+
+
 def search_config(ctx: StageContext) -> tuple[TinyNASConfig, SearchConfig]:
-    cfg = ctx.config.tinynas
-    if cfg is None or cfg.search is None:
-        raise ConfigError(
-            f"papers/mcunet/params.yaml: {ctx.profile}.tinynas.search is missing: add the block "
-            "(see the default profile)"
-        )
-    return cfg, cfg.search
+    return tinynas_block(ctx, "search")
 
 
-def chosen_space(space_dir: Path, budget: str) -> tuple[int, float, MemoryBudget]:
-    """Stage 1's choice for ``budget``: (resolution, width multiplier, the budget it used)."""
+def chosen_space(
+    space_dir: Path, budget: str, engine: str = "ours"
+) -> tuple[int, float, MemoryBudget]:
+    """Stage 1's choice for ``budget`` under ``engine``'s memory: (resolution, width multiplier,
+    the budget it used)."""
     path = Path(space_dir) / "results.json"
     fix = "run the search-space stage first (`dvc repro papers/mcunet/dvc.yaml:mcunet_space`)"
     if not path.is_file():
         raise CheckpointError(f"{path} not found: {fix}")
     try:
         b = json.loads(path.read_text())["budgets"][budget]
-        best = next(s for s in b["spaces"] if s["name"] == b["best"]) if b["best"] else None
+        e = b["engines"][engine]
+        best = next(s for s in e["spaces"] if s["name"] == e["best"]) if e["best"] else None
         used = MemoryBudget(**b["budget"])
     except (json.JSONDecodeError, KeyError, TypeError, StopIteration) as exc:
         raise CheckpointError(
-            f"{path} is not a search-space result with budget {budget!r} ({type(exc).__name__}): "
-            f"{fix}"
+            f"{path} is not a search-space result with budget {budget!r} for engine {engine!r} "
+            f"({type(exc).__name__}): {fix}"
         ) from None
     if best is None:
         raise ConfigError(
             f"no space of tinynas.grid fits budget {budget!r} ({used.sram_kb:.0f} kB SRAM, "
-            f"{used.flash_kb:.0f} kB flash): widen the grid towards smaller resolutions and widths"
+            f"{used.flash_kb:.0f} kB flash) under {ENGINES[engine]}: widen the grid towards "
+            "smaller resolutions and widths"
         )
     return int(best["resolution"]), float(best["width_mult"]), used
 
@@ -137,8 +145,10 @@ def train_supernet(
     calibration: list[torch.Tensor],
     checkpoints: Path,
     hooks: tuple = (),
+    prefix: str = "tinynas",
 ) -> tuple[OFAMobileNetV3, dict[str, float]]:
-    """The largest network, then every sub-network at once (see the module docstring)."""
+    """The largest network, then every sub-network at once (see the module docstring); metrics
+    under ``prefix``."""
     seed_everything(s.seed)
     net = OFAMobileNetV3(config).to(memory_format=torch.channels_last)
     everything = full_space(config)
@@ -177,10 +187,10 @@ def train_supernet(
     net.set_max_net()
     metrics = {}
     for name, result in (("full", full), ("joint", joint)):
-        metrics[f"tinynas/{name}/train_seconds"] = sum(r["epoch_seconds"] for r in result.history)
-        metrics[f"tinynas/{name}/max_holdout_accuracy"] = result.final["eval_max_accuracy"]
-        metrics[f"tinynas/{name}/min_holdout_accuracy"] = result.final["eval_min_accuracy"]
-    metrics["tinynas/joint/subnet_updates"] = float(s.joint_steps * s.subnets_per_step)
+        metrics[f"{prefix}/{name}/train_seconds"] = sum(r["epoch_seconds"] for r in result.history)
+        metrics[f"{prefix}/{name}/max_holdout_accuracy"] = result.final["eval_max_accuracy"]
+        metrics[f"{prefix}/{name}/min_holdout_accuracy"] = result.final["eval_min_accuracy"]
+    metrics[f"{prefix}/joint/subnet_updates"] = float(s.joint_steps * s.subnets_per_step)
     return net.to(memory_format=torch.contiguous_format), metrics
 
 
@@ -193,6 +203,7 @@ def finetune(
     calibration: list[torch.Tensor],
     checkpoints: Path,
     hooks: tuple = (),
+    prefix: str = "tinynas",
 ) -> tuple[torch.nn.Module, dict[str, float]]:
     """The winner extracted from the supernet: its test accuracy as inherited (BN recalibrated)
     and after fine-tuning."""
@@ -215,23 +226,25 @@ def finetune(
         fingerprint_extra={"arch": arch, "phase": "finetune", "data": [len(train), s.seed]},
     ).fit()
     metrics = {
-        "tinynas/inherited_test_accuracy": inherited,
-        "tinynas/finetuned_test_accuracy": 100.0 - result.final["eval_error"],
-        "tinynas/finetune_seconds": sum(h["epoch_seconds"] for h in result.history),
+        f"{prefix}/inherited_test_accuracy": inherited,
+        f"{prefix}/finetuned_test_accuracy": 100.0 - result.final["eval_error"],
+        f"{prefix}/finetune_seconds": sum(h["epoch_seconds"] for h in result.history),
     }
     return sub.to(memory_format=torch.contiguous_format).eval(), metrics
 
 
 @mcunet_stage(
     name="mcunet_tinynas",
-    flags=["space", "data", "out", "checkpoints", "metrics"],
+    flags=["space", "engine", "data", "out", "checkpoints", "metrics"],
     track=lambda ctx: search_config(ctx)[1],
 )
 def main(ctx: StageContext) -> None:
     args = ctx.args
     cfg, s = search_config(ctx)
     t0 = time.perf_counter()
-    resolution, width, budget = chosen_space(args.space, s.budget)
+    engine = args.engine
+    p = metric_prefix(engine)
+    resolution, width, budget = chosen_space(args.space, s.budget, engine)
     train, holdout, test = load_data(s, args.data)
     # stage 1 scored the space with its own head (the paper's 1000 classes at the paper
     # profile); the supernet has the data's
@@ -242,17 +255,22 @@ def main(ctx: StageContext) -> None:
     )
     hooks = (ctx.epoch_logger(),)
     net, metrics = train_supernet(
-        s, config, train, holdout, calibration, args.checkpoints, hooks=hooks
+        s, config, train, holdout, calibration, args.checkpoints, hooks=hooks, prefix=p
     )
     args.out.mkdir(parents=True, exist_ok=True)
     supernet_path = save_model(
         net,
         args.out / SUPERNET_FILE,
         arch={"name": "ofa_mobilenet_v3", "config": config.to_dict()},
-        extra={"profile": ctx.profile, "resolution": resolution, "width_mult": width},
+        extra={
+            "profile": ctx.profile,
+            "resolution": resolution,
+            "width_mult": width,
+            "engine": engine,
+        },
     )
     # ------------------------------------------------------------------ the search
-    constraints = EngineConstraints(config, budget, MemoryModel(code_kb=cfg.code_kb))
+    constraints = EngineConstraints(config, budget, cfg.memory_models()[engine])
     bar = tqdm(desc="TinyNAS candidates measured", leave=False)
     oracle = HoldoutAccuracy(
         net,
@@ -274,7 +292,7 @@ def main(ctx: StageContext) -> None:
         fingerprint_extra={
             "supernet": sha256_file(supernet_path),
             "budget": dataclasses.asdict(budget),
-            "code_kb": cfg.code_kb,
+            "memory": dataclasses.asdict(constraints.memory),
         },
     )
     bar.close()
@@ -283,16 +301,22 @@ def main(ctx: StageContext) -> None:
         raise RuntimeError(f"the search returned an arch over a constraint: {arch}")
     costs = constraints.measure(arch)
     # ------------------------------------------------------------------ fine-tune, save
-    sub, tuned = finetune(s, net, arch, train, test, calibration, args.checkpoints, hooks)
+    sub, tuned = finetune(s, net, arch, train, test, calibration, args.checkpoints, hooks, p)
     spec = subnet_spec(config, arch)
     save_model(
         sub,
         args.out / "model.safetensors",
         arch={"name": "ofa_subnet", "spec": spec.to_dict(), "resolution": resolution},
-        extra={"profile": ctx.profile, "resolution": resolution, "ofa_arch": arch},
+        extra={
+            "profile": ctx.profile,
+            "resolution": resolution,
+            "ofa_arch": arch,
+            "engine": engine,
+        },
     )
     macs = arch_macs(config, arch)
     summary = {
+        "engine": engine,
         "budget_key": s.budget,
         "budget": dataclasses.asdict(budget),
         "space": {"resolution": resolution, "width_mult": width},
@@ -310,30 +334,30 @@ def main(ctx: StageContext) -> None:
     metrics.update(tuned)
     metrics.update(
         {
-            "tinynas/search/resolution": float(resolution),
-            "tinynas/search/width_mult": width,
-            "tinynas/search/sram_kb": costs["sram_bytes"] / 1024,
-            "tinynas/search/flash_kb": costs["flash_bytes"] / 1024,
-            "tinynas/search/budget_sram_kb": budget.sram_kb,
-            "tinynas/search/budget_flash_kb": budget.flash_kb,
-            "tinynas/search/sram_use": costs["sram_bytes"] / budget.sram_bytes,
-            "tinynas/search/flash_use": costs["flash_bytes"] / budget.flash_bytes,
-            "tinynas/search/mmacs": macs / 1e6,
-            "tinynas/search/holdout_accuracy": result.predicted_accuracy,
-            "tinynas/search/seconds": result.seconds,
-            "tinynas/search/candidates": float(len(oracle.cache)),
-            "tinynas/search/depth": float(sum(arch["d"])),
-            "time/tinynas": time.perf_counter() - t0,
+            f"{p}/search/resolution": float(resolution),
+            f"{p}/search/width_mult": width,
+            f"{p}/search/sram_kb": costs["sram_bytes"] / 1024,
+            f"{p}/search/flash_kb": costs["flash_bytes"] / 1024,
+            f"{p}/search/budget_sram_kb": budget.sram_kb,
+            f"{p}/search/budget_flash_kb": budget.flash_kb,
+            f"{p}/search/sram_use": costs["sram_bytes"] / budget.sram_bytes,
+            f"{p}/search/flash_use": costs["flash_bytes"] / budget.flash_bytes,
+            f"{p}/search/mmacs": macs / 1e6,
+            f"{p}/search/holdout_accuracy": result.predicted_accuracy,
+            f"{p}/search/seconds": result.seconds,
+            f"{p}/search/candidates": float(len(oracle.cache)),
+            f"{p}/search/depth": float(sum(arch["d"])),
+            f"time/{p}": time.perf_counter() - t0,
         }
     )
     ctx.finish(
         metrics,
         summary=(
-            f"TinyNAS in w{width:g}-r{resolution}: {sum(arch['d'])} blocks, {macs / 1e6:.1f} MMACs, "
+            f"TinyNAS for {ENGINES[engine]} in w{width:g}-r{resolution}: {sum(arch['d'])} blocks, {macs / 1e6:.1f} MMACs, "
             f"{costs['sram_bytes'] / 1024:.1f}/{budget.sram_kb:.1f} kB SRAM, "
             f"{costs['flash_bytes'] / 1024:.0f}/{budget.flash_kb:.0f} kB flash; test accuracy "
-            f"{tuned['tinynas/inherited_test_accuracy']:.2f}% inherited, "
-            f"{tuned['tinynas/finetuned_test_accuracy']:.2f}% fine-tuned -> {args.out}"
+            f"{tuned[f'{p}/inherited_test_accuracy']:.2f}% inherited, "
+            f"{tuned[f'{p}/finetuned_test_accuracy']:.2f}% fine-tuned -> {args.out}"
         ),
     )
 

@@ -25,6 +25,7 @@ from papers.mcunet import (
     patch,
     report,
     space,
+    table2,
     tinynas,
     train,
 )
@@ -64,6 +65,8 @@ def tiny_params(directory: Path, *, emulate: bool = EMULATE, searched: bool = Fa
         train_subset=24, holdout=16, test_subset=16, calibration_images=16, calibration_batch=8
     )
     smoke["tinynas"]["search"]["evolution"]["generations"] = 2  # a generation to resume from
+    smoke["tinynas"]["table2"].update(train_subset=24, test_subset=16)
+    smoke["tinynas"]["table2"]["train"].update(batch_size=8, eval_batch_size=16)
     smoke["deploy"].update(
         calibration_samples=8, eval_samples=8, check_samples=1, emulate=emulate, patches=[2]
     )
@@ -174,13 +177,18 @@ def test_tiny_network_through_every_stage(
     results = json.loads((space_out / "results.json").read_text())
     assert sm["space/networks"] == 4 * 4  # smoke: 2 x 2 spaces, 4 networks each
     assert set(results["budgets"]) == {"f746", "f412"}
+    f746 = results["budgets"]["f746"]["engines"]
+    assert set(f746) == {"ours", "tflm"}
+    # the same networks under both plans: TF-Lite Micro's never needs less SRAM than ours
+    for o, t in zip(f746["ours"]["spaces"], f746["tflm"]["spaces"], strict=True):
+        assert o["name"] == t["name"] and o["sram_bytes"][0] <= t["sram_bytes"][0]
 
     # TinyNAS stage 2 in the space stage 1 chose for f746; then deployed like the others
-    chosen = next(
-        s
-        for s in results["budgets"]["f746"]["spaces"]
-        if s["name"] == results["budgets"]["f746"]["best"]
-    )
+    def chosen_in(engine: str) -> dict[str, Any]:
+        e = f746[engine]
+        return next(s for s in e["spaces"] if s["name"] == e["best"])
+
+    chosen = chosen_in("ours")
     tn_out = runs_dir / "tinynas"
     tn_argv = cli(params=params, space=space_out, data=colour_digits, out=tn_out)
     tn_argv += cli(checkpoints=tmp_path / "tn_ckpt", metrics=metrics / "tinynas.json")
@@ -231,6 +239,20 @@ def test_tiny_network_through_every_stage(
     assert dt["tinynas/tinyengine/plan_bytes"] == found["costs"]["sram_bytes"]
     assert dt["tinynas/check_inputs"] >= 1
 
+    # the same search under TF-Lite Micro's plan, in the space stage 1 chose for that plan
+    tflm_out = runs_dir / "tinynas_tflm"
+    tflm_argv = cli(params=params, space=space_out, engine="tflm", data=colour_digits)
+    tflm_argv += cli(out=tflm_out, checkpoints=tmp_path / "tflm_ckpt")
+    assert tinynas.main([*tflm_argv, *cli(metrics=metrics / "tinynas_tflm.json")]) == 0
+    tt = read_metrics(metrics / "tinynas_tflm.json")
+    found_tflm = json.loads((tflm_out / "results.json").read_text())
+    assert found_tflm["engine"] == "tflm"
+    assert found_tflm["space"]["resolution"] == chosen_in("tflm")["resolution"]
+    assert found_tflm["space"]["width_mult"] == chosen_in("tflm")["width_mult"]
+    assert found_tflm["costs"]["sram_bytes"] <= found_tflm["limits"]["sram_bytes"]
+    assert tt["tinynas_tflm/search/sram_use"] <= 1 and tt["tinynas_tflm/search/flash_use"] <= 1
+    assert not any(k.startswith("tinynas/") for k in tt)  # its own metrics, not ours overwritten
+
     # Table 2's memory half: each family's largest member within the budget, per engine
     cd_out = runs_dir / "codesign"
     cd_argv = cli(params=params, space=space_out, searched=tn_out, out=cd_out)
@@ -256,11 +278,68 @@ def test_tiny_network_through_every_stage(
     assert cd["searched"]["ours"]["fits"]
     assert cd["searched"]["tflm"]["sram_bytes"] == dt["tinynas/tflm/plan_bytes"]
 
+    # Table 2's accuracy half: six cells, every seed, trained from scratch with one schedule
+    t2_out = runs_dir / "table2"
+    t2_argv = cli(params=params, codesign=cd_out, searched=tn_out, searched_tflm=tflm_out)
+    t2_argv += cli(data=colour_digits, out=t2_out, checkpoints=tmp_path / "t2_ckpt")
+    assert table2.main([*t2_argv, *cli(metrics=metrics / "table2.json")]) == 0
+    t2 = json.loads((t2_out / "results.json").read_text())
+    t2m = read_metrics(metrics / "table2.json")
+    seeds = t2["seeds"]
+    assert len(seeds) >= 2 and len(t2["cells"]) == 6
+    for key, cell in t2["cells"].items():
+        family, engine = key.split("/")
+        if family == "tinynas":
+            src = found if engine == "ours" else found_tflm
+            assert cell["resolution"] == src["space"]["resolution"]
+            assert cell["sram_bytes"] == src["costs"]["sram_bytes"]  # the search's own plan
+        else:
+            best = cd["families"][family][engine]["largest"]
+            if best is None:
+                assert cell["accuracies"] == [] and f"table2/{key}/accuracy" not in t2m
+                continue
+            assert (cell["resolution"], cell["macs"]) == (best["resolution"], best["macs"])
+        assert cell["seeds"] == seeds and len(cell["accuracies"]) == len(seeds)
+        assert t2m[f"table2/{key}/accuracy"] == pytest.approx(sum(cell["accuracies"]) / len(seeds))
+    runs_ = [c["accuracies"] for c in t2["cells"].values() if c["accuracies"]]
+    df = sum(len(a) - 1 for a in runs_)
+    ss = sum(sum((x - sum(a) / len(a)) ** 2 for x in a) for a in runs_)
+    assert t2["noise"]["df"] == df and t2["noise"]["seed_sd"] == pytest.approx((ss / df) ** 0.5)
+    for name, g in t2["gains"].items():
+        a, b = t2["cells"][g["a"]], t2["cells"][g["b"]]
+        assert g["gain"] == pytest.approx(a["mean"] - b["mean"])
+        assert t2m[f"table2/gain/{name}_lcb2"] == pytest.approx(g["gain"] - 2 * g["se"])
+    if t2["cells"]["mobilenet_v2/tflm"]["accuracies"]:
+        assert "table2/gain/total" in t2m
+    # killed after two trainings, then rerun: the same accuracies as without the kill
+    killed = cli(params=params, codesign=cd_out, searched=tn_out, searched_tflm=tflm_out)
+    killed += cli(data=colour_digits, out=tmp_path / "t2b", checkpoints=tmp_path / "t2b_ckpt")
+    killed += cli(metrics=tmp_path / "t2b.json")
+    trained = table2.train_cell
+    calls = {"n": 0}
+
+    def dies_later(*args: Any, **kwargs: Any) -> dict[str, float]:
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise Killed
+        return trained(*args, **kwargs)
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(table2, "train_cell", dies_later)
+        with pytest.raises(Killed):
+            table2.main(killed)
+    assert table2.main(killed) == 0
+    again = json.loads((tmp_path / "t2b" / "results.json").read_text())
+    assert {k: c["accuracies"] for k, c in again["cells"].items()} == {
+        k: c["accuracies"] for k, c in t2["cells"].items()
+    }
+
     out = tmp_path / "report"
     claims_yaml = REPO / "papers/mcunet/claims.yaml"
     argv = cli(params=params, claims=claims_yaml, metrics_dir=metrics, out=out)
     argv += cli(fuzz=runs_dir / "fuzz" / "summary.json", space=space_out / "results.json")
     argv += cli(tinynas=tn_out / "results.json", codesign=cd_out / "results.json")
+    argv += cli(table2=t2_out / "results.json")
     assert report.main([*argv, *cli(ablation=runs_dir / "ablation" / "steps.json")]) == 0
     derived = read_metrics(metrics / "derived.json")
     assert derived["tiny/sram_reduction"] == (

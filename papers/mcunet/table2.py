@@ -40,6 +40,7 @@ from common.data.transforms import resize
 from common.io import write_json
 from common.models.mbconv import MBConvNetSpec, build_mbconv_net
 from common.ofa.efficiency import shapes_graph
+from common.ofa.supernet import zero_init_residual_
 from common.seed import seed_everything
 from common.stage import StageContext
 from common.train import Trainer
@@ -123,7 +124,10 @@ def train_cell(
     assert cell.spec is not None and cell.resolution is not None
     train.transform = test.transform = resize(cell.resolution)
     seed_everything(seed)
-    model = build_mbconv_net(cell.spec).to(memory_format=torch.channels_last)
+    # every cell starts alike, residual blocks as the identity (the supernet's initialisation,
+    # and Once-for-All's scratch baselines'): without it the deep narrow members barely move
+    # in a short schedule, and the seed, not the network, decides the accuracy
+    model = zero_init_residual_(build_mbconv_net(cell.spec)).to(memory_format=torch.channels_last)
     result = Trainer(
         model,
         dataclasses.replace(t.train, seed=seed),

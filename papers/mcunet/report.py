@@ -593,11 +593,12 @@ TABLE2_INTRO = (
 
 
 TABLE2_CAVEAT = (
-    "Why the gains here can be smaller than the paper's: the colour digits are 32 px images, so "
-    "a member at 64 or 80 px sees the same information upsampled; on ImageNet a larger "
-    "resolution adds detail, here it adds only computation and spatial room in the later "
-    "stages. The width half of each member (more channels) is the part that carries over. "
-    "Two seeds give a noise estimate with few degrees of freedom; one outlying seed moves it."
+    "How to read the gains: the colour digits are 32 px images, so a member at 64 or 80 px sees "
+    "the same information upsampled; on ImageNet a larger resolution adds detail, here it adds "
+    "only computation and larger feature maps in the later stages. Where both engines' members "
+    "have the same width (compare the cells above), the engine's gain here comes from that "
+    "alone. The noise estimate has as many degrees of freedom as stated above; with few seeds "
+    "one outlying seed moves it."
 )
 
 

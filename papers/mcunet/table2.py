@@ -49,7 +49,7 @@ from papers.mcunet.config import ENGINES, Table2Config, TinyNASConfig
 from papers.mcunet.stage import mcunet_stage, tinynas_block
 
 SEARCHED_FAMILY = "tinynas"
-ENGINE_ORDER = ("tflm", "ours")
+ENGINE_ORDER = tuple(ENGINES)  # the table's column order: TF-Lite Micro, then ours
 
 
 def table2_config(ctx: StageContext) -> tuple[TinyNASConfig, Table2Config]:
@@ -177,6 +177,9 @@ def gains(
         if not ca["accuracies"] or not cb["accuracies"]:
             continue  # a cell where nothing fits: no difference to measure
         gain = ca["mean"] - cb["mean"]
+        if math.isnan(sd):  # one seed: no noise estimate (null in the JSON, not NaN)
+            out[name] = {"a": a, "b": b, "gain": gain, "se": None, "lcb2": None}
+            continue
         se = sd * math.sqrt(1 / len(ca["accuracies"]) + 1 / len(cb["accuracies"]))
         out[name] = {"a": a, "b": b, "gain": gain, "se": se, "lcb2": gain - 2 * se}
     return out

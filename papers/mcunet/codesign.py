@@ -13,12 +13,10 @@ network) and the metrics ``codesign/<family>/<engine>/...``.
 
 from __future__ import annotations
 
-import json
 import time
 from pathlib import Path
 from typing import Any
 
-from common.checkpoint import CheckpointError
 from common.config import ConfigError
 from common.io import write_json
 from common.models import MODELS
@@ -26,7 +24,7 @@ from common.models.mbconv import MBConvNetSpec
 from common.stage import StageContext
 from common.tinynas.codesign import family_members, largest_fitting
 from papers.mcunet.config import ENGINES, CodesignConfig, TinyNASConfig
-from papers.mcunet.stage import mcunet_stage, tinynas_block
+from papers.mcunet.stage import mcunet_stage, stage_result, tinynas_block
 from papers.mcunet.tinynas import chosen_space
 
 
@@ -49,19 +47,11 @@ def family_spec(name: str, num_classes: int):
     return spec_of
 
 
-def searched_spec(directory: Path) -> tuple[MBConvNetSpec, int]:
-    """The network the TinyNAS search found, and its resolution."""
-    path = Path(directory) / "results.json"
-    fix = "run the TinyNAS stage first (`dvc repro papers/mcunet/dvc.yaml:mcunet_tinynas`)"
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found: {fix}")
-    try:
-        r = json.loads(path.read_text())
+def searched_spec(directory: Path, stage_name: str = "mcunet_tinynas") -> tuple[MBConvNetSpec, int]:
+    """The network the TinyNAS search found (``stage_name`` wrote ``directory``), and its
+    resolution."""
+    with stage_result(directory, stage_name, "TinyNAS search") as r:
         return MBConvNetSpec.from_dict(r["spec"]), int(r["space"]["resolution"])
-    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise CheckpointError(
-            f"{path} is not a TinyNAS search result ({type(exc).__name__}): {fix}"
-        ) from None
 
 
 def run(

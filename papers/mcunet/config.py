@@ -11,6 +11,7 @@ architecture that search found (stage ``mcunet_tinynas``), deployed like the oth
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -190,6 +191,50 @@ class Table2Config:
 
 
 @dataclass(frozen=True)
+class Table3Config:
+    """MCUNet Table 3 (stage ``mcunet_table3``): ``family`` (one of ``tinynas.codesign.families``)
+    under each engine and TinyNAS under our engine, with no latency limit (Table 2's cells) and
+    under each of ``limits`` (key: the column, e.g. ``5fps``).
+
+    ``unit: ms``: a limit is a latency *estimate* in ms at the target's clock and an assumed IPC
+    of 1 (the paper's 200 and 100 ms); ``unit: fraction``: a fraction of the no-limit TinyNAS
+    network's estimate under our engine (the rule where the networks are far smaller than the
+    paper's). Every latency is an exact instruction count on the emulated Cortex-M7: a family's
+    cell is its member with the most MACs that fits the engine's memory *and* is measured within
+    the limit (``probes`` and ``margin`` only decide which members are measured:
+    :func:`common.tinynas.latency.largest_within`); TinyNAS searches the supernet again with the
+    limit as one more constraint, predicted by an instruction table of ``table_archs`` covering
+    sub-networks (checked on ``validate_archs`` random ones), and its winner is measured: when
+    over, the search runs again with the limit tightened by the overshoot, at most ``retries``
+    times. The cells are trained as Table 2's (its schedule, seeds and images)."""
+
+    limits: dict[str, float]
+    unit: Literal["ms", "fraction"] = "fraction"
+    family: str = "mobilenet_v2"
+    probes: int = field(default=4, metadata=bounds(ge=1))
+    margin: float = field(default=0.2, metadata=bounds(ge=0))
+    table_archs: int = field(default=8, metadata=bounds(ge=1))
+    validate_archs: int = field(default=3, metadata=bounds(ge=0))
+    calibration_images: int = field(default=64, metadata=bounds(ge=1))
+    retries: int = field(default=2, metadata=bounds(ge=0))
+
+    def __post_init__(self) -> None:
+        if not self.limits:
+            raise ConfigError("tinynas.table3.limits: give at least one limit, e.g. {5fps: 0.5}")
+        for key, value in self.limits.items():
+            if not re.fullmatch(r"[a-z0-9_]+", key) or key == "none":
+                raise ConfigError(
+                    f"tinynas.table3.limits: {key!r}: use lower-case letters, digits and _ "
+                    "(it names metrics; 'none' is the no-limit column)"
+                )
+            if not value > 0 or (self.unit == "fraction" and value > 1):
+                raise ConfigError(
+                    f"tinynas.table3.limits.{key}: {value} is out of range: a fraction in "
+                    "(0, 1] of the no-limit network's latency, or ms > 0 with unit: ms"
+                )
+
+
+@dataclass(frozen=True)
 class TinyNASConfig:
     """TinyNAS stage 1, search-space optimisation (:mod:`common.tinynas.space`): ``space`` is the
     skeleton and choices (its ``width_mult`` and ``resolution_range`` are replaced by each grid
@@ -209,6 +254,7 @@ class TinyNASConfig:
     search: SearchConfig | None = None
     codesign: CodesignConfig | None = None
     table2: Table2Config | None = None
+    table3: Table3Config | None = None
 
     def __post_init__(self) -> None:
         for key, block in (("search", self.search), ("codesign", self.codesign)):
@@ -222,6 +268,19 @@ class TinyNASConfig:
                 "tinynas.table2 trains the cells that tinynas.search and tinynas.codesign "
                 "choose: set both blocks (see the default profile) or remove tinynas.table2"
             )
+        if self.table3 is not None:
+            if self.table2 is None:
+                raise ConfigError(
+                    "tinynas.table3 trains its cells as tinynas.table2 and takes its no-limit "
+                    "column from it: set tinynas.table2 (see the default profile) or remove "
+                    "tinynas.table3"
+                )
+            assert self.codesign is not None
+            if self.table3.family not in self.codesign.families:
+                raise ConfigError(
+                    f"tinynas.table3.family: {self.table3.family!r} is not one of "
+                    f"tinynas.codesign.families ({', '.join(self.codesign.families)})"
+                )
 
     def memory_models(self) -> dict[str, MemoryModel]:
         """The two engines of the co-design tables, by key: ``tflm``, the reference kernels

@@ -257,3 +257,44 @@ def draw_table2(r: ReportData, path: Path) -> bool:
     ax.legend(fontsize=8, loc="lower right")
     save(fig, path)
     return True
+
+
+def draw_table3(r: ReportData, path: Path) -> bool:
+    """Table 3: each row's accuracy (mean, seeds as dots) per latency column, the column's limit
+    in its label; ``False`` without the stage's results."""
+    res = r.json(r.args.table3) if getattr(r.args, "table3", None) else None
+    if not res or not res.get("cells"):
+        return False
+    plt = pyplot()
+    cols = res["columns"]
+    labels = [
+        "no limit"
+        if c == "none"
+        else f"{c.replace('fps', ' FPS')}\n≤ {res['limits'][c]['latency_ms']:.1f} ms"
+        for c in cols
+    ]
+    fig, ax = plt.subplots(figsize=(7.0, 4.2))
+    styles = {
+        "tflm": ("tab:red", "MobileNetV2, reference kernels + TF-Lite Micro plan"),
+        "ours": ("tab:blue", "MobileNetV2, our engine"),
+        "tinynas": ("tab:green", "TinyNAS, our engine"),
+    }
+    for j, (row, (colour, label)) in enumerate(styles.items()):
+        xs, ys = [], []
+        for i, col in enumerate(cols):
+            c = res["cells"][col].get(row, {})
+            x = i + (j - 1) * 0.08
+            if not c.get("accuracies"):
+                ax.text(x, 2, "none\nwithin", ha="center", va="bottom", fontsize=7, color=colour)
+                continue
+            xs.append(x)
+            ys.append(c["mean"])
+            ax.scatter([x] * len(c["accuracies"]), c["accuracies"], s=10, color=colour, alpha=0.5)
+        ax.plot(xs, ys, "o-", color=colour, label=label)
+    ax.set_xticks(range(len(cols)), labels, fontsize=8)
+    ax.set_ylabel("top-1 % (colour digits; dots: seeds)")
+    ax.set_ylim(0, 100)
+    ax.set_title("Same MCU budget under latency limits: MCUNet Table 3", fontsize=9)
+    ax.legend(fontsize=8, loc="lower left")
+    save(fig, path)
+    return True

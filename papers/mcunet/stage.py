@@ -3,13 +3,18 @@ and the datasets at a model's resolution."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import json
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from common.checkpoint import CheckpointError
 from common.config import ConfigError, section_file
 from common.data import build_dataset
 from common.data.transforms import resize
+from common.errors import InputError
 from common.stage import STAGE_FLAGS, stage
 from papers.mcunet.config import MCUNetProfile, ModelConfig, TinyNASConfig
 
@@ -47,6 +52,11 @@ FLAGS: dict[str, dict[str, Any]] = {
         "default": "ours",
         "help": "whose memory the search fits: our engine's plan (ours) or TF-Lite Micro's (tflm)",
     },
+    "table2": {
+        "type": Path,
+        "required": True,
+        "help": "the Table 2 stage's output directory (its results.json)",
+    },
     "deployed": {
         "type": Path,
         "required": True,
@@ -82,3 +92,23 @@ def tinynas_block(ctx: Any, key: str | None = None) -> tuple[TinyNASConfig, Any]
             "add the block (see the default profile)"
         )
     return cfg, block
+
+
+@contextlib.contextmanager
+def stage_result(directory: Path, stage_name: str, what: str, detail: str = "") -> Iterator[Any]:
+    """``<directory>/results.json`` of the stage ``stage_name`` (``what`` names its result, e.g.
+    "co-design"; ``detail`` what was looked for in it), parsed; a missing file, or a missing or
+    malformed entry read inside the ``with`` block, is one line naming the file and the stage
+    to run."""
+    path = Path(directory) / "results.json"
+    fix = f"run the {what} stage first (`dvc repro papers/mcunet/dvc.yaml:{stage_name}`)"
+    if not path.is_file():
+        raise CheckpointError(f"{path} not found: {fix}")
+    try:
+        yield json.loads(path.read_text())
+    except InputError:  # a one-line error of the reader's own (e.g. a ConfigError): as it is
+        raise
+    except (ValueError, KeyError, TypeError, IndexError, StopIteration) as exc:
+        raise CheckpointError(
+            f"{path} is not a {what} result{detail} ({type(exc).__name__}): {fix}"
+        ) from None

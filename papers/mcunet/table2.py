@@ -46,10 +46,12 @@ from common.stage import StageContext
 from common.train import Trainer
 from papers.mcunet.codesign import family_spec, searched_spec
 from papers.mcunet.config import ENGINES, Table2Config, TinyNASConfig
-from papers.mcunet.stage import mcunet_stage, tinynas_block
+from papers.mcunet.stage import mcunet_stage, stage_result, tinynas_block
 
 SEARCHED_FAMILY = "tinynas"
 ENGINE_ORDER = tuple(ENGINES)  # the table's column order: TF-Lite Micro, then ours
+# the stage that searches under each engine's memory (named in a missing-input error)
+SEARCH_STAGES = {"ours": "mcunet_tinynas", "tflm": "mcunet_tinynas_tflm"}
 
 
 def table2_config(ctx: StageContext) -> tuple[TinyNASConfig, Table2Config]:
@@ -73,17 +75,9 @@ class Cell:
 
 def codesign_members(directory: Path) -> dict[str, Any]:
     """The co-design stage's largest member per family and engine."""
-    path = Path(directory) / "results.json"
-    fix = "run the co-design stage first (`dvc repro papers/mcunet/dvc.yaml:mcunet_codesign`)"
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found: {fix}")
-    try:
-        families = json.loads(path.read_text())["families"]
+    with stage_result(directory, "mcunet_codesign", "co-design") as r:
+        families = r["families"]
         return {f: {e: families[f][e]["largest"] for e in ENGINE_ORDER} for f in families}
-    except (ValueError, KeyError, TypeError) as exc:
-        raise CheckpointError(
-            f"{path} is not a co-design result ({type(exc).__name__}): {fix}"
-        ) from None
 
 
 def cells(
@@ -107,7 +101,7 @@ def cells(
                 spec = spec_of(float(m["width_mult"]))
                 out.append(Cell(family, engine, spec, int(m["resolution"]), m["name"]))
     for engine in ENGINE_ORDER:
-        spec, r = searched_spec(searched[engine])
+        spec, r = searched_spec(searched[engine], SEARCH_STAGES[engine])
         out.append(Cell(SEARCHED_FAMILY, engine, spec, r, f"searched-r{r}"))
     return out
 

@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import copy
 import dataclasses
-import json
 import time
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from common.checkpoint import CheckpointError, save_model
+from common.checkpoint import save_model
 from common.config import ConfigError
 from common.data import build_dataset
 from common.data.arrays import ArrayDataset
@@ -61,7 +60,7 @@ from common.tinynas.space import MemoryBudget, space_config
 from common.train import Trainer
 from common.train.evaluate import evaluate_classifier
 from papers.mcunet.config import ENGINES, SearchConfig, TinyNASConfig
-from papers.mcunet.stage import mcunet_stage, tinynas_block
+from papers.mcunet.stage import mcunet_stage, stage_result, tinynas_block
 
 SUPERNET_FILE = "supernet.safetensors"
 
@@ -80,20 +79,12 @@ def chosen_space(
 ) -> tuple[int, float, MemoryBudget]:
     """Stage 1's choice for ``budget`` under ``engine``'s memory: (resolution, width multiplier,
     the budget it used)."""
-    path = Path(space_dir) / "results.json"
-    fix = "run the search-space stage first (`dvc repro papers/mcunet/dvc.yaml:mcunet_space`)"
-    if not path.is_file():
-        raise CheckpointError(f"{path} not found: {fix}")
-    try:
-        b = json.loads(path.read_text())["budgets"][budget]
+    detail = f" with budget {budget!r} for engine {engine!r}"
+    with stage_result(space_dir, "mcunet_space", "search-space", detail) as r:
+        b = r["budgets"][budget]
         e = b["engines"][engine]
         best = next(s for s in e["spaces"] if s["name"] == e["best"]) if e["best"] else None
         used = MemoryBudget(**b["budget"])
-    except (json.JSONDecodeError, KeyError, TypeError, StopIteration) as exc:
-        raise CheckpointError(
-            f"{path} is not a search-space result with budget {budget!r} for engine {engine!r} "
-            f"({type(exc).__name__}): {fix}"
-        ) from None
     if best is None:
         raise ConfigError(
             f"no space of tinynas.grid fits budget {budget!r} ({used.sram_kb:.0f} kB SRAM, "

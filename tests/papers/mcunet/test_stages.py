@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from common.checkpoint import CheckpointError
 from common.data.prepare import ColourDigitsConfig, prepare_colour_digits
 from common.io import read_metrics
 from common.mcu import toolchain
@@ -27,6 +28,7 @@ from papers.mcunet import (
     report,
     space,
     table2,
+    table3,
     tinynas,
     train,
 )
@@ -92,7 +94,7 @@ def runs(name: str, status: str | None = "FINISHED") -> list[dict[str, Any]]:
 
 
 @pytest.mark.slow
-@pytest.mark.timeout(1200)  # the whole chain, two TinyNAS searches and Table 2 included
+@pytest.mark.timeout(2400)  # the whole chain: two TinyNAS searches, Tables 2 and 3 included
 def test_tiny_network_through_every_stage(
     tmp_path: Path, colour_digits: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -340,12 +342,19 @@ def test_tiny_network_through_every_stage(
         k: c["accuracies"] for k, c in t2["cells"].items()
     }
 
+    # Table 3: the family and TinyNAS under latency limits, every count exact
+    t3 = None
+    if EMULATE:
+        t3 = check_table3(params, cd_out, tn_out, t2_out, colour_digits, tmp_path, found, t2)
+
     out = tmp_path / "report"
     claims_yaml = REPO / "papers/mcunet/claims.yaml"
     argv = cli(params=params, claims=claims_yaml, metrics_dir=metrics, out=out)
     argv += cli(fuzz=runs_dir / "fuzz" / "summary.json", space=space_out / "results.json")
     argv += cli(tinynas=tn_out / "results.json", codesign=cd_out / "results.json")
     argv += cli(table2=t2_out / "results.json")
+    if t3 is not None:
+        argv += cli(table3=tmp_path / "t3" / "results.json")
     assert report.main([*argv, *cli(ablation=runs_dir / "ablation" / "steps.json")]) == 0
     derived = read_metrics(metrics / "derived.json")
     assert derived["tiny/sram_reduction"] == (
@@ -392,6 +401,91 @@ def test_tiny_network_through_every_stage(
     (run,) = runs("mcunet_report")
     results = sum(c["kind"] == "result" for c in claims["claims"])
     assert run["metrics"]["claims/total"] == results
+
+
+def check_table3(
+    params: Path,
+    cd_out: Path,
+    tn_out: Path,
+    t2_out: Path,
+    data: Path,
+    tmp_path: Path,
+    found: dict[str, Any],
+    t2: dict[str, Any],
+) -> dict[str, Any]:
+    """Run the Table 3 stage on the chain's outputs and check what it claims: every cell within
+    its limit by exact count, no larger member left out, Table 2's cells as the no-limit column,
+    the noise pooled over both tables' trainings; then a rerun from its records measures
+    nothing again."""
+    out, ckpt = tmp_path / "t3", tmp_path / "t3_ckpt"
+    argv = cli(params=params, codesign=cd_out, searched=tn_out, table2=t2_out, data=data)
+    argv += cli(out=out, checkpoints=ckpt, metrics=tmp_path / "metrics" / "table3.json")
+    assert table3.main(argv) == 0
+    r = json.loads((out / "results.json").read_text())
+    m = read_metrics(tmp_path / "metrics" / "table3.json")
+    cfg = repo_profiles("mcunet")["smoke"]["tinynas"]["table3"]
+    assert r["columns"] == ["none", *cfg["limits"]]
+    reference = r["reference"]["instructions"]
+    assert r["cells"]["none"]["tinynas"]["instructions"] == reference
+    assert r["cells"]["none"]["tinynas"]["accuracies"] == t2["cells"]["tinynas/ours"]["accuracies"]
+    cd = json.loads((cd_out / "results.json").read_text())
+    budget = cd["budget"]
+    counts = {
+        rec["key"]: rec["value"]
+        for rec in map(json.loads, (ckpt / "measured.jsonl").read_text().splitlines()[1:])
+    }
+    for key, setting in cfg["limits"].items():
+        limit = r["limits"][key]["instructions"]
+        assert limit == pytest.approx(setting * reference)
+        for engine in ("tflm", "ours"):
+            cell = r["cells"][key][engine]
+            fitting = [
+                x
+                for x in cd["families"]["mobilenet_v2"][engine]["members"]
+                if x["sram_bytes"] <= budget["sram_kb"] * 1024
+                and x["flash_bytes"] <= budget["flash_kb"] * 1024
+            ]
+            measured = {
+                x["name"]: counts[f"mobilenet_v2/{engine}/{x['name']}"]
+                for x in fitting
+                if f"mobilenet_v2/{engine}/{x['name']}" in counts
+            }
+            # every member with more MACs than the cell's was measured over the limit or skipped
+            floor = cell.get("macs", -1)
+            for x in fitting:
+                if x["macs"] > floor:
+                    assert (
+                        measured.get(x["name"], limit + 1) > limit or x["name"] in cell["skipped"]
+                    )
+            if "instructions" in cell:
+                assert cell["instructions"] == measured[cell["name"]] <= limit
+                assert m[f"table3/{key}/{engine}/latency_ms"] <= r["limits"][key]["latency_ms"]
+        s = r["cells"][key]["tinynas"]
+        if "instructions" in s:
+            assert s["instructions"] <= limit
+            assert s["attempts"][-1]["exact"] == s["instructions"]
+            assert s["arch"]["r"] <= found["space"]["resolution"]
+        for cell in r["cells"][key].values():
+            if "instructions" in cell:
+                assert len(cell["accuracies"]) == len(t2["seeds"])
+    extra = [
+        c["accuracies"]
+        for k in cfg["limits"]
+        for c in r["cells"][k].values()
+        if c.get("trained") == "here" and c["accuracies"]
+    ]
+    df = t2["noise"]["df"] + sum(len(a) - 1 for a in extra)
+    assert r["noise"]["df"] == df == m["table3/noise/df"]
+    # a rerun takes every count from its records and every training from its checkpoint
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(table3, "measure_instructions", lambda *a, **k: pytest.fail("measured again"))
+        mp.setattr(
+            table3, "measure_subnet_instructions", lambda *a, **k: pytest.fail("measured again")
+        )
+        assert table3.main(argv) == 0
+    again = json.loads((out / "results.json").read_text())
+    assert again["cells"] == r["cells"]
+    return r
 
 
 def test_claims_cite_the_paper_and_goals_are_targets() -> None:
@@ -472,11 +566,29 @@ def test_space_stage_without_its_params_block_is_one_line(
         error_line(capsys)
     )
     del smoke["tinynas"]["table2"]
+    params = write_params(tmp_path / "params6", "smoke", sections={"mcunet": {"smoke": smoke}})
+    assert space.main(cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")) == 2
+    assert "tinynas.table3 trains its cells as tinynas.table2" in error_line(capsys)
+    del smoke["tinynas"]["table3"]
     params = write_params(tmp_path / "params5", "smoke", sections={"mcunet": {"smoke": smoke}})
     assert space.main(cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")) == 2
     assert "models.tinynas is the TinyNAS-searched network, but tinynas.search is not set" in (
         error_line(capsys)
     )
+    # Table 3's limits and family: each mistake is one line naming the setting
+    for change, message in (
+        ({"limits": {}}, "tinynas.table3.limits: give at least one limit"),
+        ({"limits": {"5fps": 1.5}}, "tinynas.table3.limits.5fps: 1.5 is out of range"),
+        ({"limits": {"5 FPS": 0.5}}, "tinynas.table3.limits: '5 FPS': use lower-case letters"),
+        ({"limits": {"none": 0.5}}, "'none' is the no-limit column"),
+        ({"family": "proxyless_mobile"}, "tinynas.table3.family: 'proxyless_mobile' is not one"),
+    ):
+        smoke = repo_profiles("mcunet")["smoke"]
+        smoke["tinynas"]["codesign"]["families"] = ["mobilenet_v2"]
+        smoke["tinynas"]["table3"].update(change)
+        params = write_params(tmp_path / "p3", "smoke", sections={"mcunet": {"smoke": smoke}})
+        assert space.main(cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")) == 2
+        assert message in error_line(capsys), change
     smoke["models"]["tinynas"]["resolution"] = 64
     smoke["models"]["tinynas"]["model"] = "tinynas"
     params = write_params(tmp_path / "params4", "smoke", sections={"mcunet": {"smoke": smoke}})
@@ -528,7 +640,7 @@ def test_search_stage_inputs_are_one_line_errors(
     cd_argv = cli(params=params, space=space_out, searched=tmp_path / "nosearch")
     cd_argv += cli(out=tmp_path / "cd", metrics=tmp_path / "cd.json")
     assert codesign.main(cd_argv) == 2
-    assert "results.json not found: run the TinyNAS stage first" in error_line(capsys)
+    assert "results.json not found: run the TinyNAS search stage first" in error_line(capsys)
     (tmp_path / "nosearch").mkdir()
     (tmp_path / "nosearch" / "results.json").write_text('{"spec": {"blocks": [')  # truncated
     assert codesign.main(cd_argv) == 2
@@ -554,11 +666,56 @@ def test_search_stage_inputs_are_one_line_errors(
     (tmp_path / "nocd" / "results.json").write_text('{"families": {"mobilenet_v2": {"tfl')
     assert table2.main(t2_argv) == 2
     assert "is not a co-design result (JSONDecodeError)" in error_line(capsys)
+    # the search under TF-Lite Micro's plan missing: the error names its own stage
+    (tmp_path / "cd_ok").mkdir()
+    (tmp_path / "cd_ok" / "results.json").write_text(
+        json.dumps({"families": {"mobilenet_v2": {"tflm": {"largest": None},
+                                                  "ours": {"largest": None}}}})
+    )  # fmt: skip
+    (tmp_path / "tn_ok").mkdir()
+    spec = codesign.family_spec("mobilenet_v2", 10)(0.5).to_dict()
+    (tmp_path / "tn_ok" / "results.json").write_text(
+        json.dumps({"spec": spec, "space": {"resolution": 32}})
+    )
+    with pytest.raises(CheckpointError, match=r"dvc\.yaml:mcunet_tinynas_tflm`"):
+        table2.cells(
+            ["mobilenet_v2"], 10, tmp_path / "cd_ok",
+            {"ours": tmp_path / "tn_ok", "tflm": tmp_path / "no_tflm"},
+        )  # fmt: skip
+    # the Table 3 stage: each missing input names the stage that writes it
+    t3_argv = cli(params=params, codesign=tmp_path / "nocd3", searched=tmp_path / "ns3")
+    t3_argv += cli(table2=tmp_path / "not2", data=colour_digits, out=tmp_path / "t3")
+    t3_argv += cli(checkpoints=tmp_path / "t3c", metrics=tmp_path / "t3.json")
+    assert table3.main(t3_argv) == 2
+    assert "results.json not found: run the co-design stage first" in error_line(capsys)
+    budget = {"sram_kb": 100, "flash_kb": 1000, "label": "x"}
+    members = {"members": []}
+    (tmp_path / "nocd3").mkdir()
+    (tmp_path / "nocd3" / "results.json").write_text(
+        json.dumps({"families": {"mobilenet_v2": {"tflm": members, "ours": members}},
+                    "budget": budget})
+    )  # fmt: skip
+    assert table3.main(t3_argv) == 2
+    assert "mcunet_tinynas`)" in error_line(capsys)
+    (tmp_path / "ns3").mkdir()
+    (tmp_path / "ns3" / "results.json").write_text(
+        json.dumps({"arch": {}, "spec": {}, "space": {"resolution": 32}, "budget": budget})
+    )
+    assert table3.main(t3_argv) == 2
+    assert "results.json not found: run the Table 2 stage first" in error_line(capsys)
+    (tmp_path / "not2").mkdir()
+    (tmp_path / "not2" / "results.json").write_text('{"cells": {"mobilenet_v2/tflm": {}}}')
+    assert table3.main(t3_argv) == 2
+    assert "is not a Table 2 result (KeyError)" in error_line(capsys)
+    del smoke["tinynas"]["table3"]
     del smoke["tinynas"]["table2"]
     params = write_params(tmp_path / "p8", "smoke", sections={"mcunet": {"smoke": smoke}})
     t2_argv[1] = str(params)
     assert table2.main(t2_argv) == 2
     assert "smoke.tinynas.table2 is missing: add the block" in error_line(capsys)
+    t3_argv[1] = str(params)
+    assert table3.main(t3_argv) == 2
+    assert "smoke.tinynas.table3 is missing: add the block" in error_line(capsys)
     del smoke["tinynas"]["codesign"]
     params = write_params(tmp_path / "p6", "smoke", sections={"mcunet": {"smoke": smoke}})
     cd_argv[1] = str(params)

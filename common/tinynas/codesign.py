@@ -63,8 +63,9 @@ def family_members(
     for w in width_mults:
         spec = spec_of(float(w))
         for r in resolutions:
-            sram, flash = model.measure_spec(spec, int(r))
-            macs = shapes_graph(spec, int(r)).macs()
+            g = shapes_graph(spec, int(r))
+            sram, flash = model.measure_graph(g)
+            macs = g.macs()
             out.append(Member(family, float(w), int(r), int(macs), int(sram), int(flash)))
     return out
 

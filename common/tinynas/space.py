@@ -103,7 +103,11 @@ class MemoryModel:
 
     def measure_spec(self, spec: MBConvNetSpec, resolution: int) -> tuple[int, int]:
         """``(peak SRAM bytes, flash bytes)`` of any MBConv network (e.g. a scaled MobileNetV2)."""
-        g = shapes_graph(spec, resolution)
+        return self.measure_graph(shapes_graph(spec, resolution))
+
+    def measure_graph(self, g: Graph) -> tuple[int, int]:
+        """``(peak SRAM bytes, flash bytes)`` of a shapes-only graph
+        (:func:`common.ofa.efficiency.shapes_graph`)."""
         if self.planner == "tflm":
             sram = plan_tflm(tflm_graph(g)).arena_bytes
         else:

@@ -140,11 +140,16 @@ def train_cell(
     }
 
 
-def pooled_sd(accuracies: list[list[float]]) -> tuple[float, int]:
+def pooled_sd(
+    accuracies: list[list[float]], prior: tuple[float | None, int] = (None, 0)
+) -> tuple[float, int]:
     """The seed-to-seed standard deviation pooled over cells (each cell's runs differ only in
-    the seed), and its degrees of freedom; ``(nan, 0)`` when no cell has two seeds."""
-    ss = sum(statistics.variance(a) * (len(a) - 1) for a in accuracies if len(a) > 1)
-    df = sum(len(a) - 1 for a in accuracies if len(a) > 1)
+    the seed), and its degrees of freedom; ``prior`` is an SD already pooled elsewhere with the
+    same schedule and its degrees of freedom, pooled in too. ``(nan, 0)`` without two seeds."""
+    sd0, df = prior
+    ss = (sd0 or 0.0) ** 2 * df
+    ss += sum(statistics.variance(a) * (len(a) - 1) for a in accuracies if len(a) > 1)
+    df += sum(len(a) - 1 for a in accuracies if len(a) > 1)
     return (math.sqrt(ss / df) if df else float("nan")), df
 
 

@@ -78,7 +78,7 @@ from common.tinynas.space import MemoryBudget
 from papers.mcunet.codesign import family_spec
 from papers.mcunet.config import ENGINES, Table3Config, TinyNASConfig
 from papers.mcunet.stage import mcunet_stage, stage_result, tinynas_block
-from papers.mcunet.table2 import SEARCHED_FAMILY, Cell, train_cell
+from papers.mcunet.table2 import SEARCHED_FAMILY, Cell, pooled_sd, train_cell
 from papers.mcunet.tinynas import SUPERNET_FILE, load_data
 
 NO_LIMIT = "none"  # the no-limit column (Table 2's cells)
@@ -163,18 +163,6 @@ def _fingerprint(t: Table3Config, *files: Path) -> str:
     for f in files:
         h.update(sha256_file(f).encode())
     return h.hexdigest()
-
-
-def pooled(noise2: dict[str, Any], extra: list[list[float]]) -> tuple[float, int]:
-    """The seed SD pooled over Table 2's cells (its SD and degrees of freedom) and ``extra``
-    (accuracy lists of further trainings with the same schedule)."""
-    ss = (noise2["seed_sd"] or 0.0) ** 2 * noise2["df"]
-    df = noise2["df"]
-    for a in extra:
-        if len(a) > 1:
-            ss += statistics.variance(a) * (len(a) - 1)
-            df += len(a) - 1
-    return (math.sqrt(ss / df) if df else float("nan")), df
 
 
 def gains(table: dict[str, dict[str, Any]], columns: list[str], sd: float) -> dict[str, Any]:
@@ -415,7 +403,8 @@ def main(ctx: StageContext) -> None:
     for col in columns:
         for cell in table[col].values():
             cell["mean"] = statistics.fmean(cell["accuracies"]) if cell["accuracies"] else None
-    sd, df = pooled(inputs["noise2"], trained_here)
+    noise2 = inputs["noise2"]
+    sd, df = pooled_sd(trained_here, prior=(noise2["seed_sd"], noise2["df"]))
     diffs = gains(table, columns, sd)
 
     # ------------------------------------------------------------ outputs

@@ -47,6 +47,7 @@ from common.checkpoint import load_model
 from common.data import build_dataset
 from common.data.checksums import sha256_file
 from common.data.loader import build_loader
+from common.fingerprint import data_digest, source_digest
 from common.io import write_json
 from common.mcu import toolchain
 from common.mcu.codegen import CodegenOptions
@@ -60,7 +61,7 @@ from common.ofa.mcu_cost import (
     measure_subnet_instructions,
     validate_mcu_table,
 )
-from common.ofa.search import EvolutionSearch
+from common.ofa.search import EvolutionSearch, SearchError
 from common.ofa.supernet import OFAMobileNetV3, OFAMobileNetV3Config, subnet_spec
 from common.ofa.training import calibration_batches, full_space
 from common.records import RecordLog
@@ -158,8 +159,12 @@ class Measured:
         return self.known[key]
 
 
-def _fingerprint(t: Table3Config, *files: Path) -> str:
+def _fingerprint(t: Table3Config, data: Any, *files: Path) -> str:
+    """What the recorded counts depend on: the settings, the code, the calibration data and
+    the input files (the supernet, the co-design results)."""
     h = hashlib.sha256(json.dumps(dataclasses.asdict(t), sort_keys=True).encode())
+    h.update(source_digest().encode())
+    h.update(json.dumps(data_digest(data), sort_keys=True).encode())
     for f in files:
         h.update(sha256_file(f).encode())
     return h.hexdigest()
@@ -226,7 +231,7 @@ def main(ctx: StageContext) -> None:
     config = latency_space(supernet.config, cfg.grid.resolutions)
     measured = Measured(
         args.checkpoints / "measured.jsonl",
-        _fingerprint(t, args.searched / SUPERNET_FILE, args.codesign / "results.json"),
+        _fingerprint(t, train, args.searched / SUPERNET_FILE, args.codesign / "results.json"),
     )
     spec_of = family_spec(t.family, train.num_classes)
     features: dict[str, tuple[float, float]] = {}
@@ -320,27 +325,32 @@ def main(ctx: StageContext) -> None:
             cell["skipped"] = [members[engine][i]["name"] for i in found.skipped]
             table[key][engine] = cell
         # TinyNAS: the search again, the limit (predicted by the table) one more constraint
-        target, attempts = lim, []
+        target, attempts, result = lim, [], None
         for attempt in range(t.retries + 1):
             constraints = EngineConstraints(
                 config, search_budget, memory, extra={"instructions": (itable.predict, target)}
             )
-            result = EvolutionSearch(
-                config,
-                full_space(config),
-                predictor=oracle,
-                efficiency=constraints,
-                limit=1.0,
-                evolution=s.evolution,
-                seed=derive_seed(s.seed, "tinynas", "search"),
-            ).run(
-                checkpoint=args.checkpoints / f"search_{key}_{attempt}.json",
-                fingerprint_extra={
-                    "supernet": sha256_file(args.searched / SUPERNET_FILE),
-                    "target": target,
-                    "table": json.dumps(itable.entries, sort_keys=True),
-                },
-            )
+            try:
+                result = EvolutionSearch(
+                    config,
+                    full_space(config),
+                    predictor=oracle,
+                    efficiency=constraints,
+                    limit=1.0,
+                    evolution=s.evolution,
+                    seed=derive_seed(s.seed, "tinynas", "search"),
+                ).run(
+                    checkpoint=args.checkpoints / f"search_{key}_{attempt}.json",
+                    fingerprint_extra={
+                        "supernet": sha256_file(args.searched / SUPERNET_FILE),
+                        "target": target,
+                        "table": json.dumps(itable.entries, sort_keys=True),
+                    },
+                )
+            except SearchError:  # even the smallest sub-network is over the (tightened) limit
+                attempts.append({"target": target, "predicted": None, "exact": None})
+                result = None
+                break
             exact = arch_measurement(result.arch).instructions
             attempts.append(
                 {"target": target, "predicted": itable.predict(result.arch), "exact": exact}
@@ -348,14 +358,14 @@ def main(ctx: StageContext) -> None:
             if exact <= lim:
                 break
             target *= lim / exact * 0.99  # tighten by the overshoot
-        ok = attempts[-1]["exact"] <= lim
+        ok = result is not None and attempts[-1]["exact"] <= lim
         cell = _cell(
             f"searched-{key}" if ok else "none within the limit found",
             None,
             None,
             trained="here",
             attempts=attempts,
-            holdout_accuracy=result.predicted_accuracy,
+            holdout_accuracy=result.predicted_accuracy if ok else None,
         )
         if ok:
             cell.update(arch_cell(config, result.arch, attempts[-1]["exact"]))

@@ -57,7 +57,7 @@ from common.ofa.mcu_cost import (
     MEASURE_OPTIONS,
     McuInstructionTable,
     McuMeasurement,
-    covering_archs,
+    arch_signatures,
     measure_subnet_instructions,
     validate_mcu_table,
 )
@@ -135,6 +135,25 @@ def latency_space(config: OFAMobileNetV3Config, resolutions: list[int]) -> OFAMo
     if any((r - rs[0]) % step for r in rs):  # not one arithmetic range: keep the own resolution
         return config
     return dataclasses.replace(config, resolution_range=(rs[0], top), resolution_step=step)
+
+
+def covering_within(
+    config: OFAMobileNetV3Config, n: int, within: EngineConstraints, seed: int, pool: int = 50
+) -> list[dict[str, Any]]:
+    """``n`` archs within the search's memory budget that cover many operator signatures
+    (greedy, as :func:`common.ofa.mcu_cost.covering_archs`, from ``pool * n`` random archs):
+    the table needs the operators the search can meet, and an arch over the flash budget can
+    be too large to link even for the emulator's larger memories."""
+    candidates = [a for a in random_archs(config, pool * n, seed=seed) if within.satisfied(a)]
+    sigs = [{sig for sig, _ in arch_signatures(config, a)} for a in candidates]
+    covered: set[str] = set()
+    chosen = []
+    for _ in range(min(n, len(candidates))):
+        best = max(range(len(candidates)), key=lambda i: len(sigs[i] - covered))
+        chosen.append(candidates[best])
+        covered |= sigs[best]
+        sigs[best] = set()
+    return chosen
 
 
 def load_supernet(directory: Path) -> OFAMobileNetV3:
@@ -266,8 +285,19 @@ def main(ctx: StageContext) -> None:
         for k, v in t.limits.items()
     }
     # ------------------------------------------------------------ the instruction table
-    build_archs = covering_archs(config, t.table_archs, seed=derive_seed(s.seed, "table3/build"))
-    held_archs = random_archs(config, t.validate_archs, seed=derive_seed(s.seed, "table3/check"))
+    memory = cfg.memory_models()["ours"]
+    search_budget: MemoryBudget = inputs["search"]["budget"]
+    within = EngineConstraints(config, search_budget, memory)  # the archs the search may return
+    build_archs = covering_within(
+        config, t.table_archs, within, derive_seed(s.seed, "table3/build")
+    )
+    held_archs = [
+        a
+        for a in random_archs(
+            config, 50 * t.validate_archs, seed=derive_seed(s.seed, "table3/check")
+        )
+        if within.satisfied(a)
+    ][: t.validate_archs]
     ms = [
         arch_measurement(a)
         for a in tqdm([*build_archs, *held_archs], desc="Table 3 instruction table", leave=False)
@@ -305,8 +335,6 @@ def main(ctx: StageContext) -> None:
         ),
         loader=build_loader(holdout, batch_size=s.train.eval_batch_size, shuffle=False),
     )
-    memory = cfg.memory_models()["ours"]
-    search_budget: MemoryBudget = inputs["search"]["budget"]
     for key, lim in limits.items():
         for engine in ENGINES:
             found = largest_within(

@@ -235,6 +235,13 @@ class SpaceStats:
         fm = self.fitting_macs(budget)
         return sum(fm) / len(fm) if fm else float("nan")
 
+    def largest_fitting(self, budget: MemoryBudget, first: int | None = None) -> int | None:
+        """The index of the network with the most MACs among those that fit ``budget`` (only
+        the ``first`` fitting ones in sample order when given: the same search effort in every
+        space); the first of equals; None when none fits."""
+        ok = [i for i, fit in enumerate(self.fits(budget)) if fit][:first]
+        return max(ok, key=lambda i: (self.macs[i], -i)) if ok else None
+
     def summary(self, budget: MemoryBudget) -> dict[str, Any]:
         fm = self.fitting_macs(budget)
         top = fm[min(len(fm) - 1, math.ceil(0.8 * len(fm)) - 1)] if fm else float("nan")

@@ -190,6 +190,11 @@ class Table2Config:
             )
 
 
+def limit_label(key: str) -> str:
+    """A key of ``tinynas.table3.limits`` as the report names its column: ``5fps`` -> ``5 FPS``."""
+    return key[:-3] + " FPS" if key.endswith("fps") else key
+
+
 @dataclass(frozen=True)
 class Table3Config:
     """MCUNet Table 3 (stage ``mcunet_table3``): ``family`` (one of ``tinynas.codesign.families``)
@@ -235,6 +240,21 @@ class Table3Config:
 
 
 @dataclass(frozen=True)
+class SpaceAblationConfig:
+    """MCUNet Table 6 (stage ``mcunet_space_ablation``): the space stage 1 chose for
+    ``tinynas.search.budget`` under our engine against ``random_spaces`` spaces drawn with
+    ``seed`` among the grid's other spaces where at least ``candidates`` of stage 1's random
+    networks fit. Every space gets the same search, a cheap one: its network is the one with
+    the most MACs (stage 1's own statistic) among its first ``candidates`` fitting samples (the
+    same number in every space), trained from scratch as Table 2's cells (its schedule, seeds
+    and images)."""
+
+    random_spaces: int = field(default=4, metadata=bounds(ge=1))
+    candidates: int = field(default=10, metadata=bounds(ge=1))
+    seed: int = 0
+
+
+@dataclass(frozen=True)
 class TinyNASConfig:
     """TinyNAS stage 1, search-space optimisation (:mod:`common.tinynas.space`): ``space`` is the
     skeleton and choices (its ``width_mult`` and ``resolution_range`` are replaced by each grid
@@ -255,6 +275,7 @@ class TinyNASConfig:
     codesign: CodesignConfig | None = None
     table2: Table2Config | None = None
     table3: Table3Config | None = None
+    space_ablation: SpaceAblationConfig | None = None
 
     def __post_init__(self) -> None:
         for key, block in (("search", self.search), ("codesign", self.codesign)):
@@ -267,6 +288,11 @@ class TinyNASConfig:
             raise ConfigError(
                 "tinynas.table2 trains the cells that tinynas.search and tinynas.codesign "
                 "choose: set both blocks (see the default profile) or remove tinynas.table2"
+            )
+        if self.space_ablation is not None and self.table2 is None:
+            raise ConfigError(
+                "tinynas.space_ablation trains its networks as tinynas.table2: set "
+                "tinynas.table2 (see the default profile) or remove tinynas.space_ablation"
             )
         if self.table3 is not None:
             if self.table2 is None:

@@ -10,6 +10,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter
 
 from common.report.figures import pyplot, save
 from common.report.spec import ReportData
+from papers.mcunet.config import limit_label
 
 # (legend, metric under <model>/): the bars of the memory figure, one group per network
 MEMORY_SERIES = [
@@ -270,7 +271,7 @@ def draw_table3(r: ReportData, path: Path) -> bool:
     labels = [
         "no limit"
         if c == "none"
-        else f"{c.replace('fps', ' FPS')}\n≤ {res['limits'][c]['latency_ms']:.1f} ms"
+        else f"{limit_label(c)}\n≤ {res['limits'][c]['latency_ms']:.1f} ms"
         for c in cols
     ]
     fig, ax = plt.subplots(figsize=(7.0, 4.2))
@@ -296,5 +297,35 @@ def draw_table3(r: ReportData, path: Path) -> bool:
     ax.set_ylim(0, 100)
     ax.set_title("Same MCU budget under latency limits: MCUNet Table 3", fontsize=9)
     ax.legend(fontsize=8, loc="lower left")
+    save(fig, path)
+    return True
+
+
+def draw_table6(r: ReportData, path: Path) -> bool:
+    """Table 6: each space's network accuracy (mean, seeds as dots) against the space's mean MACs
+    of its fitting networks (stage 1's statistic), the chosen space marked; ``False`` without
+    the stage's results."""
+    res = r.json(r.args.table6) if getattr(r.args, "table6", None) else None
+    if not res or not res.get("spaces"):
+        return False
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(6.5, 4.2))
+    for name, s in res["spaces"].items():
+        chosen = s["role"] == "chosen"
+        colour = "tab:green" if chosen else "tab:grey"
+        x = s["space_mean_macs"] / 1e6
+        ax.scatter([x] * len(s["accuracies"]), s["accuracies"], s=12, color=colour, alpha=0.5)
+        ax.scatter([x], [s["mean"]], s=60, color=colour, marker="*" if chosen else "o",
+                   label="chosen space (stage 1)" if chosen else None)  # fmt: skip
+        ax.annotate(name, (x, s["mean"]), textcoords="offset points", xytext=(5, 4), fontsize=7)
+    randoms = [res["spaces"][n]["mean"] for n in res["random"]]
+    if randoms:
+        mean = float(np.mean(randoms))
+        ax.axhline(mean, color="tab:grey", ls="--", lw=1,
+                   label=f"random spaces' mean ({len(randoms)})")  # fmt: skip
+    ax.set_xlabel("space: mean MMACs of its networks that fit the budget (stage 1)")
+    ax.set_ylabel("top-1 % of its largest fitting network (dots: seeds)")
+    ax.set_title("The chosen space against random spaces: MCUNet Table 6", fontsize=9)
+    ax.legend(fontsize=8, loc="lower right")
     save(fig, path)
     return True

@@ -26,7 +26,7 @@ from common.report.spec import (
     kb,
     report_main,
 )
-from papers.mcunet.config import MCUNetProfile
+from papers.mcunet.config import MCUNetProfile, limit_label
 from papers.mcunet.figures import (
     FAMILY_TITLES,
     draw_ablation,
@@ -37,8 +37,8 @@ from papers.mcunet.figures import (
     draw_space_grid,
     draw_table2,
     draw_table3,
+    draw_table6,
 )
-from papers.mcunet.table3 import limit_label
 
 VARIANTS = {"tinyengine_patch": "patch", "tinyengine_stream": "stream"}  # patch-based C code
 
@@ -307,6 +307,7 @@ def runtime_table(r: ReportData) -> str:
             ("mcunet_codesign", "time/codesign"),
             ("mcunet_table2", "time/table2"),
             ("mcunet_table3", "time/table3"),
+            ("mcunet_space_ablation", "time/table6"),
         ]
         if (v := r.m(key)) is not None
     ]
@@ -748,11 +749,18 @@ def table3_caveat(r: ReportData) -> str:
     )
 
 
+def stage_results(r: ReportData, flag: str, block: str) -> tuple[Any, Any]:
+    """A table stage's results.json (``--<flag>``) and its ``tinynas.<block>`` settings, or
+    ``(None, None)`` when the stage did not run at this profile."""
+    res = r.json(getattr(r.args, flag)) if getattr(r.args, flag, None) else None
+    cfg = getattr(r.config.tinynas, block) if r.config.tinynas else None
+    return (res, cfg) if res and cfg is not None else (None, None)
+
+
 def table3_text(r: ReportData) -> str:
     """Table 3's cells under each latency limit, the paper's beside, and the gains."""
-    res = r.json(r.args.table3) if getattr(r.args, "table3", None) else None
-    t = r.config.tinynas.table3 if r.config.tinynas else None
-    if not res or t is None:
+    res, t = stage_results(r, "table3", "table3")
+    if res is None:
         return "(the Table 3 stage did not run at this profile)"
     cols, cells, sd = res["columns"], res["cells"], res["noise"]["seed_sd"]
     ref = res["reference"]
@@ -867,6 +875,117 @@ def table3_text(r: ReportData) -> str:
     )
 
 
+# MCUNet Table 6 (ImageNet-100, 320 kB / 1 MB, top-1 %): the chosen space, random spaces
+# (mean +/- SD), and the rows not run here
+PAPER_TABLE6 = {"chosen": 78.7, "random": 74.7, "random_sd": 1.9, "huge": 77.0, "r18": 80.3}
+TABLE6_INTRO = (
+    "Table 6: does the space stage 1 chose (the largest mean MACs among its networks that fit) "
+    "give a better network than a random space of the same grid? Each space gets the same "
+    "search, a cheap one: its network is the one with the most MACs among the space's first "
+    "{candidates} fitting networks of stage 1's random draw (the same number in every space; "
+    "the paper runs its one-shot search in every space, and one supernet, stage 2 above, took "
+    "{supernet} here). Each network is trained from scratch as Table 2's cells, under our "
+    "engine's memory and the same budget."
+)
+
+
+def table6_text(r: ReportData) -> str:
+    """Table 6's spaces, their networks and accuracies, the paper's beside, and the gain."""
+    res, a = stage_results(r, "table6", "space_ablation")
+    if res is None:
+        return "(the Table 6 stage did not run at this profile)"
+    rows = []
+    for name, s in res["spaces"].items():
+        rows.append(
+            [
+                f"**{name}**" if s["role"] == "chosen" else name,
+                s["role"],
+                f"{s['fitting']} / {s['samples']}",
+                fmt(s["space_mean_macs"] / 1e6),
+                fmt(s["macs"] / 1e6),
+                fmt(s["sram_bytes"] / 1024),
+                fmt(s["flash_bytes"] / 1024),
+                ", ".join(fmt(x) for x in s["accuracies"]),
+                f"**{fmt(s['mean'])}**",
+            ]
+        )
+    p = PAPER_TABLE6
+    randoms = res["random"]
+    g, sd = res["gain"], res["noise"]["seed_sd"]
+    drawn = (
+        f"The {len(randoms)} random spaces were drawn (seed {a.seed}) among the "
+        f"{len(res['candidates'])} other spaces of the grid where at least {a.candidates} of "
+        "stage 1's random networks fit."
+    )
+    paper = (
+        f"The paper: {p['chosen']} - {p['random']} = {p['chosen'] - p['random']:+.1f} points "
+        f"(random spaces {p['random']} ± {p['random_sd']}%)."
+    )
+    if g is None:
+        verdict = (
+            f"No other space of the grid has enough fitting networks: nothing to compare. {paper}"
+        )
+    elif g["lcb95"] is None:
+        verdict = (
+            f"Chosen minus the random space: **{g['gain']:+.2f}** points, with no noise "
+            f"estimate (one random space, or one seed): no claim is decided. {paper}"
+        )
+    else:
+        verdict = (
+            f"Chosen minus the random spaces' mean: **{g['gain']:+.2f} ± {fmt(g['se'])}** "
+            f"points (SE from the random spaces' SD, {fmt(g['between_sd'])} points over "
+            f"{len(randoms)} spaces, and the seed SD, {fmt(sd)} points pooled with Table 2's "
+            f"over {res['noise']['df']} degrees of freedom); the lower end of its 95% interval "
+            f"(t = {fmt(g['t'])} at {fmt(g['df'])} Welch-Satterthwaite degrees of freedom): "
+            f"{g['lcb95']:+.2f}. {paper}"
+        )
+    supernet = r.m("time/tinynas")
+    intro = TABLE6_INTRO.format(
+        candidates=a.candidates,
+        supernet=f"{supernet / 60:.1f} min" if supernet else "far longer",
+    )
+    return "\n\n".join(
+        [
+            intro,
+            table(
+                [
+                    "Space",
+                    "Role",
+                    "Fitting / sampled",
+                    "Space's mean MMACs (stage 1)",
+                    "Network MMACs",
+                    "Peak SRAM kB",
+                    "Flash kB",
+                    "Top-1 % per seed",
+                    "Mean",
+                ],
+                rows,
+            ),
+            drawn,
+            verdict,
+            f'Not run here: the paper\'s "huge space" ({p["huge"]}%, one search over every '
+            "resolution and width at once: a supernet elastic in both) and ResNet-18 at 224 px "
+            f"({p['r18']}%, out of memory on the MCU). Budget: {fmt(res['budget']['sram_kb'])} kB "
+            f"SRAM, {fmt(res['budget']['flash_kb'])} kB flash (stage 1's scaled "
+            f"{res['budget_key']}).",
+            f"Cost: {fmt(r.m('time/table6'))} s.",
+        ]
+    )
+
+
+def table6_scale(r: ReportData) -> str:
+    """What Table 6 scaled down (from the profile's settings)."""
+    a = r.config.tinynas.space_ablation if r.config.tinynas else None
+    if a is None:
+        return "Table 6: not configured at this profile."
+    return (
+        f"Table 6: {a.random_spaces} random spaces; in every space the most MACs among its first "
+        f"{a.candidates} fitting networks of stage 1's random draw instead of a one-shot search; "
+        "colour digits instead of ImageNet-100; networks trained as Table 2's cells; the "
+        "huge-space row not run."
+    )
+
+
 def budget_rule(t: Any) -> str:
     """How the MCUs' budgets apply to our grid (``tinynas.reference``), in words."""
     ref = t.reference
@@ -962,6 +1081,7 @@ def scaled_down(r: ReportData) -> list[str]:
         search_scale(r),
         table2_scale(r),
         table3_scale(r),
+        table6_scale(r),
         f"Profile: {r.profile}.",
     ]
 
@@ -1037,6 +1157,10 @@ Code: [`common/mcu/`](../../common/mcu/) (engine), [`papers/mcunet/`](../../pape
         (
             "table3",
             {"type": Path, "default": None, "help": "results.json of the Table 3 stage"},
+        ),
+        (
+            "table6",
+            {"type": Path, "default": None, "help": "results.json of the Table 6 stage"},
         ),
     ],
     derive=derive,
@@ -1144,6 +1268,13 @@ Code: [`common/mcu/`](../../common/mcu/) (engine), [`papers/mcunet/`](../../pape
             [
                 Text("", table3_text),
                 Figure("", "table3.png", draw=draw_table3, alt="Table 3 accuracies"),
+            ],
+        ),
+        Group(
+            "The chosen space against random spaces (MCUNet Table 6)",
+            [
+                Text("", table6_text),
+                Figure("", "table6.png", draw=draw_table6, alt="Table 6 accuracies"),
             ],
         ),
         Targets(),

@@ -106,6 +106,15 @@ def cells(
     return out
 
 
+def table2_data(t: Table2Config, data: Path) -> tuple[Any, Any]:
+    """The training and test images every cell of Tables 2, 3 and 6 trains and tests on."""
+    train = build_dataset(
+        "colour_digits", "train", root=data, subset=t.train_subset, seed=t.data_seed
+    )
+    test = build_dataset("colour_digits", "test", root=data, subset=t.test_subset, seed=t.data_seed)
+    return train, test
+
+
 def train_cell(
     cell: Cell,
     seed: int,
@@ -194,12 +203,7 @@ def main(ctx: StageContext) -> None:
     cfg, t = table2_config(ctx)
     assert cfg.codesign is not None
     t0 = time.perf_counter()
-    train = build_dataset(
-        "colour_digits", "train", root=args.data, subset=t.train_subset, seed=t.data_seed
-    )
-    test = build_dataset(
-        "colour_digits", "test", root=args.data, subset=t.test_subset, seed=t.data_seed
-    )
+    train, test = table2_data(t, args.data)
     searched = {"ours": args.searched, "tflm": args.searched_tflm}
     table_cells = cells(cfg.codesign.families, train.num_classes, args.codesign, searched)
     models = cfg.memory_models()

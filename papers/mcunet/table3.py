@@ -43,10 +43,8 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from common.checkpoint import load_model
-from common.data import build_dataset
+from common.checkpoint import CheckpointError, load_model
 from common.data.checksums import sha256_file
-from common.data.loader import build_loader
 from common.fingerprint import data_digest, source_digest
 from common.io import write_json
 from common.mcu import toolchain
@@ -61,9 +59,9 @@ from common.ofa.mcu_cost import (
     measure_subnet_instructions,
     validate_mcu_table,
 )
-from common.ofa.search import EvolutionSearch, SearchError
+from common.ofa.search import SearchError
 from common.ofa.supernet import OFAMobileNetV3, OFAMobileNetV3Config, subnet_spec
-from common.ofa.training import calibration_batches, full_space
+from common.ofa.training import calibration_batches
 from common.records import RecordLog
 from common.seed import derive_seed, seed_everything
 from common.stage import StageContext
@@ -74,13 +72,13 @@ from common.tinynas.latency import (
     measure_instructions,
     ms_estimate,
 )
-from common.tinynas.search import EngineConstraints, HoldoutAccuracy
+from common.tinynas.search import EngineConstraints
 from common.tinynas.space import MemoryBudget
 from papers.mcunet.codesign import family_spec
-from papers.mcunet.config import ENGINES, Table3Config, TinyNASConfig
+from papers.mcunet.config import ENGINES, Table3Config, TinyNASConfig, limit_label
 from papers.mcunet.stage import mcunet_stage, stage_result, tinynas_block
-from papers.mcunet.table2 import SEARCHED_FAMILY, Cell, pooled_sd, train_cell
-from papers.mcunet.tinynas import SUPERNET_FILE, load_data
+from papers.mcunet.table2 import SEARCHED_FAMILY, Cell, pooled_sd, table2_data, train_cell
+from papers.mcunet.tinynas import SUPERNET_FILE, evolution, holdout_oracle, load_data
 
 NO_LIMIT = "none"  # the no-limit column (Table 2's cells)
 # each engine's code when counting instructions: our engine with every convolution's fastest
@@ -92,11 +90,6 @@ PAPER_ROWS = {"tflm": "S-MbV2 + CMSIS", "ours": "S-MbV2 + TinyEngine", SEARCHED_
 
 def table3_config(ctx: StageContext) -> tuple[TinyNASConfig, Table3Config]:
     return tinynas_block(ctx, "table3")
-
-
-def limit_label(key: str) -> str:
-    """``5fps`` -> ``5 FPS`` (the report's column name)."""
-    return key[:-3] + " FPS" if key.endswith("fps") else key
 
 
 def read_inputs(codesign: Path, searched: Path, table2: Path, family: str) -> dict[str, Any]:
@@ -169,7 +162,13 @@ class Measured:
 
     def __init__(self, path: Path, fingerprint: str) -> None:
         self.log = RecordLog(path, fingerprint)
-        self.known: dict[str, Any] = {r["key"]: r["value"] for r in self.log.records}
+        try:
+            self.known: dict[str, Any] = {str(r["key"]): r["value"] for r in self.log.records}
+        except (KeyError, TypeError):
+            raise CheckpointError(
+                f"{path} holds a record that is not a measurement (key and value): delete the "
+                "file to measure again"
+            ) from None
 
     def get(self, key: str, measure: Any) -> Any:
         if key not in self.known:
@@ -234,15 +233,10 @@ def main(ctx: StageContext) -> None:
     t2, s = cfg.table2, cfg.search
     assert t2 is not None and s is not None
     t0 = time.perf_counter()
-    inputs = read_inputs(args.codesign, args.searched, args.table2, t.family)
     toolchain.require((*toolchain.BUILD_TOOLS, "arm-none-eabi-addr2line"))
+    inputs = read_inputs(args.codesign, args.searched, args.table2, t.family)
     budget: MemoryBudget = inputs["budget"]
-    train = build_dataset(
-        "colour_digits", "train", root=args.data, subset=t2.train_subset, seed=t2.data_seed
-    )
-    test = build_dataset(
-        "colour_digits", "test", root=args.data, subset=t2.test_subset, seed=t2.data_seed
-    )
+    train, test = table2_data(t2, args.data)
     calib = calibration_batches(
         train, images=t.calibration_images, batch_size=t.calibration_images, seed=t2.data_seed
     )
@@ -327,14 +321,7 @@ def main(ctx: StageContext) -> None:
         "accuracies": c2["accuracies"],
         "seeds": c2["seeds"],
     }
-    train_s, holdout, _ = load_data(s, args.data)
-    oracle = HoldoutAccuracy(
-        supernet,
-        calibration=calibration_batches(
-            train_s, images=s.calibration_images, batch_size=s.calibration_batch, seed=s.seed
-        ),
-        loader=build_loader(holdout, batch_size=s.train.eval_batch_size, shuffle=False),
-    )
+    oracle = holdout_oracle(s, supernet, *load_data(s, args.data)[:2])
     for key, lim in limits.items():
         for engine in ENGINES:
             found = largest_within(
@@ -359,15 +346,7 @@ def main(ctx: StageContext) -> None:
                 config, search_budget, memory, extra={"instructions": (itable.predict, target)}
             )
             try:
-                result = EvolutionSearch(
-                    config,
-                    full_space(config),
-                    predictor=oracle,
-                    efficiency=constraints,
-                    limit=1.0,
-                    evolution=s.evolution,
-                    seed=derive_seed(s.seed, "tinynas", "search"),
-                ).run(
+                result = evolution(s, config, oracle, constraints).run(
                     checkpoint=args.checkpoints / f"search_{key}_{attempt}.json",
                     fingerprint_extra={
                         "supernet": sha256_file(args.searched / SUPERNET_FILE),

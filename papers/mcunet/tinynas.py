@@ -124,6 +124,48 @@ def load_data(s: SearchConfig, data: Path) -> tuple[ArrayDataset, ArrayDataset, 
     return train, holdout, test
 
 
+def holdout_oracle(
+    s: SearchConfig,
+    net: OFAMobileNetV3,
+    train: ArrayDataset,
+    holdout: ArrayDataset,
+    progress: Any = None,
+    calibration: list[torch.Tensor] | None = None,
+) -> HoldoutAccuracy:
+    """The search's accuracy oracle: a sub-network of ``net`` scored on the held-out images
+    after BN recalibration on the training images (both from :func:`load_data`;
+    ``calibration``: the batches when already drawn)."""
+    if calibration is None:
+        calibration = calibration_batches(
+            train, images=s.calibration_images, batch_size=s.calibration_batch, seed=s.seed
+        )
+    return HoldoutAccuracy(
+        net,
+        calibration=calibration,
+        loader=build_loader(holdout, batch_size=s.train.eval_batch_size, shuffle=False),
+        progress=progress,
+    )
+
+
+def evolution(
+    s: SearchConfig,
+    config: OFAMobileNetV3Config,
+    oracle: HoldoutAccuracy,
+    constraints: EngineConstraints,
+) -> EvolutionSearch:
+    """The evolutionary search of stage 2 in ``config``'s space: ``oracle``'s accuracy among
+    the sub-networks ``constraints`` admit (the same seed and evolution wherever it runs)."""
+    return EvolutionSearch(
+        config,
+        full_space(config),
+        predictor=oracle,
+        efficiency=constraints,
+        limit=1.0,
+        evolution=s.evolution,
+        seed=derive_seed(s.seed, "tinynas", "search"),
+    )
+
+
 def _length(train: Any, steps: int) -> Any:
     return dataclasses.replace(train, steps=steps, epochs=None)
 
@@ -263,22 +305,10 @@ def main(ctx: StageContext) -> None:
     # ------------------------------------------------------------------ the search
     constraints = EngineConstraints(config, budget, cfg.memory_models()[engine])
     bar = tqdm(desc="TinyNAS candidates measured", leave=False)
-    oracle = HoldoutAccuracy(
-        net,
-        calibration=calibration,
-        loader=build_loader(holdout, batch_size=s.train.eval_batch_size, shuffle=False),
-        progress=lambda n: bar.update(n - bar.n),
+    oracle = holdout_oracle(
+        s, net, train, holdout, progress=lambda n: bar.update(n - bar.n), calibration=calibration
     )
-    search = EvolutionSearch(
-        config,
-        full_space(config),
-        predictor=oracle,
-        efficiency=constraints,
-        limit=1.0,
-        evolution=s.evolution,
-        seed=derive_seed(s.seed, "tinynas", "search"),
-    )
-    result = search.run(
+    result = evolution(s, config, oracle, constraints).run(
         checkpoint=args.checkpoints / "search.json",
         fingerprint_extra={
             "supernet": sha256_file(supernet_path),

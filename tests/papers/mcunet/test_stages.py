@@ -27,6 +27,7 @@ from papers.mcunet import (
     patch,
     report,
     space,
+    space_ablation,
     table2,
     table3,
     tinynas,
@@ -342,6 +343,16 @@ def test_tiny_network_through_every_stage(
         k: c["accuracies"] for k, c in t2["cells"].items()
     }
 
+    # Table 6: the chosen space against random spaces, each space's largest fitting sample
+    t6_out = runs_dir / "table6"
+    t6_argv = cli(params=params, space=space_out, table2=t2_out, data=colour_digits)
+    t6_argv += cli(out=t6_out, checkpoints=tmp_path / "t6_ckpt", metrics=metrics / "t6.json")
+    assert space_ablation.main(t6_argv) == 0
+    check_table6(t6_out, read_metrics(metrics / "t6.json"), results, t2)
+    first = (t6_out / "results.json").read_text()
+    assert space_ablation.main(t6_argv) == 0  # resumed from the finished trainings
+    assert (t6_out / "results.json").read_text() == first
+
     # Table 3: the family and TinyNAS under latency limits, every count exact
     t3 = None
     if EMULATE:
@@ -352,7 +363,7 @@ def test_tiny_network_through_every_stage(
     argv = cli(params=params, claims=claims_yaml, metrics_dir=metrics, out=out)
     argv += cli(fuzz=runs_dir / "fuzz" / "summary.json", space=space_out / "results.json")
     argv += cli(tinynas=tn_out / "results.json", codesign=cd_out / "results.json")
-    argv += cli(table2=t2_out / "results.json")
+    argv += cli(table2=t2_out / "results.json", table6=t6_out / "results.json")
     if t3 is not None:
         argv += cli(table3=tmp_path / "t3" / "results.json")
     assert report.main([*argv, *cli(ablation=runs_dir / "ablation" / "steps.json")]) == 0
@@ -375,6 +386,7 @@ def test_tiny_network_through_every_stage(
         "TinyNAS stage 1: search-space optimisation (MCUNet Section 3.1, Fig. 3)",
         "TinyNAS stage 2: one-shot search under the engine's memory (MCUNet Section 3.1)",
         "Co-design, memory half: the largest member that fits each engine (MCUNet Table 2)",
+        "The chosen space against random spaces (MCUNet Table 6)",
         "Benchmarks: goals of our own",
         "Run time",
         "Bit-exactness",
@@ -390,7 +402,7 @@ def test_tiny_network_through_every_stage(
     assert "| bit-exact with TF-Lite Micro on the host, every engine | 2 / 2 |" in page
     assert (out / "figures/fuzz_memory.png").is_file()
     assert (out / "figures/space_cdf.png").is_file() and (out / "figures/space_grid.png").is_file()
-    assert (out / "figures/codesign.png").is_file()
+    assert (out / "figures/codesign.png").is_file() and (out / "figures/table6.png").is_file()
     assert "| Scaled MobileNetV2 |" in page and "35.2 / 47.4 |" in page
     claims = json.loads((out / "claims.json").read_text())
     claims_file = load_claims_file(REPO / "papers/mcunet/claims.yaml")
@@ -401,6 +413,36 @@ def test_tiny_network_through_every_stage(
     (run,) = runs("mcunet_report")
     results = sum(c["kind"] == "result" for c in claims["claims"])
     assert run["metrics"]["claims/total"] == results
+
+
+def check_table6(
+    out: Path, m: dict[str, float], stage1: dict[str, Any], t2: dict[str, Any]
+) -> None:
+    """Table 6's spaces against stage 1's results: the chosen space is stage 1's choice, the
+    random ones (when any other space has enough fitting networks) are such spaces, every
+    network is one of a space's fitting networks and within the budget, and the gain is the
+    means' difference (test_space_ablation.py checks the bound on a grid with random spaces)."""
+    r = json.loads((out / "results.json").read_text())
+    ours = stage1["budgets"]["f746"]["engines"]["ours"]
+    budget = stage1["budgets"]["f746"]["budget"]
+    assert r["chosen"] == ours["best"] and r["chosen"] not in r["random"]
+    assert set(r["random"]) <= set(r["candidates"])
+    assert bool(r["random"]) == bool(r["candidates"])
+    assert list(r["spaces"]) == [r["chosen"], *r["random"]]
+    for name, s in r["spaces"].items():
+        assert s["macs"] in ours["fitting_macs"][name]  # stage 1's own measurement
+        assert s["sram_bytes"] <= budget["sram_kb"] * 1024
+        assert s["flash_bytes"] <= budget["flash_kb"] * 1024
+        assert s["seeds"] == t2["seeds"] and len(s["accuracies"]) == len(t2["seeds"])
+    chosen = r["spaces"][r["chosen"]]["mean"]
+    assert m["table6/chosen/accuracy"] == pytest.approx(chosen)
+    if r["random"]:
+        means = [r["spaces"][n]["mean"] for n in r["random"]]
+        assert m["table6/gain"] == pytest.approx(chosen - sum(means) / len(means))
+    else:  # nothing to compare with: no gain, no claim
+        assert r["gain"] is None and "table6/gain" not in m
+    # Table 2's trainings pooled in: more degrees of freedom than its own
+    assert r["noise"]["df"] == t2["noise"]["df"] + len(r["spaces"]) * (len(t2["seeds"]) - 1)
 
 
 def check_table3(
@@ -541,6 +583,21 @@ def test_missing_inputs_and_toolchain_are_one_line_errors(
         if have_toolchain
         else "arm-none-eabi-gcc is not on PATH"
     ) in error_line(capsys)
+    argv = cli(params=params, codesign=tmp_path / "none", searched=tmp_path / "none")
+    argv += cli(table2=tmp_path / "none", data=tmp_path, checkpoints=tmp_path / "c")
+    assert table3.main([*argv, *outputs]) == 2
+    assert (
+        "run the co-design stage first" if have_toolchain else "arm-none-eabi-gcc is not on PATH"
+    ) in error_line(capsys)
+
+
+def test_a_malformed_table3_record_is_one_line(tmp_path: Path) -> None:
+    log = tmp_path / "measured.jsonl"
+    table3.Measured(log, "fp").get("a", lambda: 7)
+    assert table3.Measured(log, "fp").get("a", lambda: pytest.fail("measured again")) == 7
+    log.write_text(log.read_text() + '{"models": "two"}\n')
+    with pytest.raises(CheckpointError, match=r"is not a measurement .* delete the file"):
+        table3.Measured(log, "fp")
 
 
 def test_space_stage_without_its_params_block_is_one_line(
@@ -567,6 +624,10 @@ def test_space_stage_without_its_params_block_is_one_line(
     )
     del smoke["tinynas"]["table2"]
     params = write_params(tmp_path / "params6", "smoke", sections={"mcunet": {"smoke": smoke}})
+    assert space.main(cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")) == 2
+    assert "tinynas.space_ablation trains its networks as tinynas.table2" in error_line(capsys)
+    del smoke["tinynas"]["space_ablation"]
+    params = write_params(tmp_path / "params7", "smoke", sections={"mcunet": {"smoke": smoke}})
     assert space.main(cli(params=params, out=tmp_path / "o", metrics=tmp_path / "m.json")) == 2
     assert "tinynas.table3 trains its cells as tinynas.table2" in error_line(capsys)
     del smoke["tinynas"]["table3"]
@@ -597,8 +658,13 @@ def test_space_stage_without_its_params_block_is_one_line(
 
 
 def test_search_stage_inputs_are_one_line_errors(
-    tmp_path: Path, colour_digits: Path, capsys: pytest.CaptureFixture[str]
+    tmp_path: Path,
+    colour_digits: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
+    # Table 3 checks the toolchain first; its inputs' errors are tested here, with or without it
+    monkeypatch.setattr(toolchain, "require", lambda *a, **k: None)
     params = tiny_params(tmp_path / "params")
     argv = cli(params=params, space=tmp_path / "nospace", data=colour_digits, out=tmp_path / "o")
     argv += cli(checkpoints=tmp_path / "c", metrics=tmp_path / "m.json")
@@ -708,6 +774,7 @@ def test_search_stage_inputs_are_one_line_errors(
     assert table3.main(t3_argv) == 2
     assert "is not a Table 2 result (KeyError)" in error_line(capsys)
     del smoke["tinynas"]["table3"]
+    del smoke["tinynas"]["space_ablation"]
     del smoke["tinynas"]["table2"]
     params = write_params(tmp_path / "p8", "smoke", sections={"mcunet": {"smoke": smoke}})
     t2_argv[1] = str(params)
